@@ -1,0 +1,640 @@
+"""The INI file (plus `.env`) turned into frozen, validated settings.
+
+Why so strict: the agent runs unattended for months, so a typo must fail loudly at start, in words
+that name the file, the section and the key, and say what is allowed. Secrets are only ever read
+from the environment (or the `.env` file) through `${NAME}` and are wrapped in :class:`Secret`, so a
+stray `repr`, log line or traceback shows `***` instead of a password.
+"""
+
+from __future__ import annotations
+
+import configparser
+import difflib
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+OPERATIONS = ("store", "refresh", "refreshlegacy", "delete")
+OBSERVERS = ("auto", "native", "polling")
+ON_FAILURE = ("hold", "continue")
+TARGET_TYPES = ("learn", "s3", "job")
+TRANSPORTS = ("smtp", "file", "none")
+SECURITY = ("starttls", "ssl", "none")
+ADD_BOM = ("auto", "yes", "no")
+CONFIG_ENV_VAR = "FEED_AGENT_CONFIG"
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the admin who has to fix it."""
+
+
+class Secret:
+    """A credential that never shows itself by accident.
+
+    `str()` and `repr()` give `***`; only :meth:`reveal` returns the value, so every place that
+    really sends a secret over the wire is easy to find with grep.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    work_dir: Path
+    settle_seconds: float = 10.0
+    batch_window_seconds: float = 30.0
+    batch_max_wait_seconds: float = 300.0
+    observer: str = "auto"
+    rescan_seconds: float = 60.0
+    ready_suffix: str = ""
+    ignore: tuple[str, ...] = (".*", "*.tmp", "*.part", "~*")
+    archive_retention_days: float = 0.0
+    env_file: Path | None = None
+
+    @property
+    def processing_dir(self) -> Path:
+        return self.work_dir / "processing"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.work_dir / "archive"
+
+    @property
+    def failed_dir(self) -> Path:
+        return self.work_dir / "failed"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.work_dir / "outbox"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.work_dir / "journal.sqlite3"
+
+
+@dataclass(frozen=True)
+class RouteSettings:
+    name: str
+    watch: Path
+    target: str
+    operation: str = "store"
+    object: str | None = None
+    on_failure: str = "hold"
+    expect_every_hours: float | None = None
+
+
+@dataclass(frozen=True)
+class LearnTargetSettings:
+    name: str
+    url: str
+    integration: str
+    username: Secret
+    password: Secret
+    verify_tls: bool | str = True
+    poll_initial_seconds: float = 5.0
+    poll_max_seconds: float = 60.0
+    timeout_minutes: float = 120.0
+    long_run_minutes: float = 30.0
+    refresh_guard_percent: float = 10.0
+    add_bom: str = "auto"
+    type: str = "learn"
+
+
+@dataclass(frozen=True)
+class S3TargetSettings:
+    name: str
+    bucket: str
+    access_key_id: Secret
+    secret_access_key: Secret
+    prefix: str = ""
+    region: str = "eu-central-1"
+    key: str = "{date:%Y%m%d}_{name}"
+    endpoint_url: str | None = None
+    verify_tls: bool | str = True
+    multipart_threshold_mb: float = 8.0
+    type: str = "s3"
+
+
+@dataclass(frozen=True)
+class JobTargetSettings:
+    name: str
+    bucket: str
+    access_key_id: Secret
+    secret_access_key: Secret
+    job_url: str
+    api_key: Secret
+    prefix: str = ""
+    region: str = "eu-central-1"
+    key: str = "{name}"
+    endpoint_url: str | None = None
+    verify_tls: bool | str = True
+    multipart_threshold_mb: float = 8.0
+    job: str = "{stem}"
+    notify_email: str | None = None
+    notify_webhook: str | None = None
+    type: str = "job"
+
+
+TargetSettings = LearnTargetSettings | S3TargetSettings | JobTargetSettings
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    transport: str = "file"
+    host: str = ""
+    port: int = 587
+    security: str = "starttls"
+    username: Secret | None = None
+    password: Secret | None = None
+    from_addr: str = "feed-agent@localhost"
+    to: tuple[str, ...] = ()
+    per_file: bool = True
+    summary: bool = True
+    templates_dir: Path | None = None
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class HeartbeatSettings:
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    agent: AgentSettings
+    routes: tuple[RouteSettings, ...] = ()
+    targets: Mapping[str, TargetSettings] = field(default_factory=dict)
+    email: EmailSettings = field(default_factory=EmailSettings)
+    heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
+
+    def route(self, name: str | None = None) -> RouteSettings:
+        """The named route, or the first one (the usual single-route install)."""
+        if not self.routes:
+            raise ConfigError(f"{self.path}: no [route:NAME] section; add one that names a watch folder")
+        if name is None:
+            return self.routes[0]
+        for route in self.routes:
+            if route.name == name:
+                return route
+        known = ", ".join(r.name for r in self.routes)
+        raise ConfigError(f"{self.path}: no route named '{name}' (routes: {known})")
+
+    def target_for(self, route: RouteSettings) -> TargetSettings:
+        return self.targets[route.target]
+
+    def secrets(self) -> list[str]:
+        """Every non-empty secret value, for redaction filters and leak tests."""
+        found: list[str] = []
+        for settings in (*self.targets.values(), self.email):
+            for value in vars(settings).values():
+                if isinstance(value, Secret) and value:
+                    found.append(value.reveal())
+        return found
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+
+
+def default_config_path() -> Path:
+    """`$FEED_AGENT_CONFIG`, else `conf/agent.ini` of this install, else `/etc/feed-agent`."""
+    from_env = os.environ.get(CONFIG_ENV_VAR)
+    if from_env:
+        return Path(from_env)
+    beside_code = Path(__file__).resolve().parent.parent / "conf" / "agent.ini"
+    if beside_code.exists():
+        return beside_code
+    system = Path("/etc/feed-agent/agent.ini")
+    return system if system.exists() else beside_code
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Section:
+    """Typed access to one INI section that remembers which keys were read, for 'did you mean'."""
+
+    def __init__(self, loader: _Loader, name: str, allowed: Iterable[str]) -> None:
+        self.loader = loader
+        self.name = name
+        self.raw: Mapping[str, str] = loader.parser[name] if loader.parser.has_section(name) else {}
+        self.allowed = set(allowed)
+        unknown = [k for k in self.raw if k not in self.allowed]
+        for key in unknown:
+            hint = difflib.get_close_matches(key, sorted(self.allowed), n=1)
+            suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+            allowed_list = ", ".join(sorted(self.allowed))
+            raise self.error(key, f"unknown key{suggestion} (allowed here: {allowed_list})")
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.loader.path} [{self.name}] {key}: {message}")
+
+    def has(self, key: str) -> bool:
+        return bool(self.raw.get(key, "").strip())
+
+    def text(self, key: str, default: str = "", *, required: bool = False) -> str:
+        value = self.loader.substitute(self, key, self.raw.get(key, "")).strip()
+        if not value:
+            if required:
+                raise self.error(key, "is required but missing or empty")
+            return default
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        return self.text(key) or None
+
+    def secret(self, key: str, *, required: bool, plain_ok: bool = False) -> Secret:
+        """A credential; passwords and keys must come through ${NAME} (plain_ok: a user name)."""
+        raw = self.raw.get(key, "").strip()
+        if raw and not plain_ok and not _VAR.search(raw):
+            raise self.error(
+                key,
+                "secrets must not be written in the INI; write ${NAME} here and NAME=value in .env",
+            )
+        value = self.loader.substitute(self, key, raw)
+        if required and not value:
+            names = _VAR.findall(raw)
+            where = f"set {names[0]} in {self.loader.env_hint()}" if names else "write ${NAME} here"
+            raise self.error(key, f"is empty; {where}")
+        return Secret(value)
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
+        value = self.text(key, default).lower()
+        if value not in allowed:
+            raise self.error(key, f"'{value}' is not allowed; use one of: {', '.join(allowed)}")
+        return value
+
+    def number(self, key: str, default: float, *, unit: str, minimum: float = 0.0) -> float:
+        value = self.text(key)
+        if not value:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise self.error(key, f"'{value}' is not a number of {unit} (decimals allowed, e.g. 0.25)") from None
+        if number != number or number < minimum:  # NaN or too small
+            raise self.error(key, f"{value} is out of range; it must be at least {minimum:g} {unit}")
+        return number
+
+    def optional_number(self, key: str, *, unit: str) -> float | None:
+        if not self.text(key):
+            return None
+        return self.number(key, 0.0, unit=unit, minimum=0.0)
+
+    def integer(self, key: str, default: int, *, low: int, high: int) -> int:
+        value = self.text(key)
+        if not value:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise self.error(key, f"'{value}' is not a whole number") from None
+        if not low <= number <= high:
+            raise self.error(key, f"{number} is out of range ({low} to {high})")
+        return number
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.text(key).lower()
+        if not value:
+            return default
+        if value in ("yes", "true", "on", "1"):
+            return True
+        if value in ("no", "false", "off", "0"):
+            return False
+        raise self.error(key, f"'{value}' is not yes or no")
+
+    def verify(self, key: str) -> bool | str:
+        """`yes`/`no`, or the path of a CA bundle to trust (for a private certificate authority)."""
+        value = self.text(key)
+        if not value or value.lower() in ("yes", "true", "on", "1"):
+            return True
+        if value.lower() in ("no", "false", "off", "0"):
+            return False
+        path = self.loader.resolve(value)
+        if not path.is_file():
+            raise self.error(key, f"'{value}' is neither yes/no nor an existing CA bundle file")
+        return str(path)
+
+    def path(self, key: str, default: str | None = None) -> Path | None:
+        value = self.text(key, default or "")
+        return self.loader.resolve(value) if value else None
+
+    def url(self, key: str, *, required: bool) -> str:
+        value = self.text(key, required=required)
+        if value and not re.match(r"^https?://[^/\s]+", value):
+            raise self.error(key, f"'{value}' is not an http(s) URL (e.g. https://learn.example.edu)")
+        return value.rstrip("/")
+
+
+class _Loader:
+    def __init__(self, path: Path, environ: Mapping[str, str] | None) -> None:
+        self.path = path
+        self.base = path.resolve().parent
+        self.parser = configparser.ConfigParser(
+            interpolation=None, inline_comment_prefixes=(";", "#"), strict=True, default_section="\0"
+        )
+        try:
+            with path.open(encoding="utf-8") as handle:
+                self.parser.read_file(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: configuration file not found (install.sh creates conf/agent.ini)") from None
+        except (configparser.Error, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot be read as an INI file: {exc}") from None
+        self.env_file: Path | None = None
+        self.environ: dict[str, str] = {}
+        self._base_environ = dict(os.environ if environ is None else environ)
+
+    def load_env(self, env_file: Path | None) -> None:
+        """Values from `.env` first, the real environment on top (systemd and cron can override)."""
+        self.env_file = env_file
+        values: dict[str, str] = {}
+        if env_file is not None and env_file.is_file():
+            values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        values.update(self._base_environ)
+        self.environ = values
+
+    def env_hint(self) -> str:
+        return str(self.env_file) if self.env_file else "the environment"
+
+    def substitute(self, section: _Section, key: str, value: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in self.environ:
+                raise section.error(key, f"${{{name}}} is not set; define {name} in {self.env_hint()}")
+            return self.environ[name]
+
+        return _VAR.sub(replace, value)
+
+    def resolve(self, value: str) -> Path:
+        path = Path(os.path.expanduser(value))
+        return path if path.is_absolute() else (self.base / path).resolve()
+
+    def section(self, name: str, allowed: Iterable[str]) -> _Section:
+        return _Section(self, name, allowed)
+
+
+AGENT_KEYS = (
+    "work_dir", "settle_seconds", "batch_window_seconds", "batch_max_wait_seconds", "observer",
+    "rescan_seconds", "ready_suffix", "ignore", "archive_retention_days", "env_file",
+)
+ROUTE_KEYS = ("watch", "target", "operation", "object", "on_failure", "expect_every_hours")
+LEARN_KEYS = (
+    "type", "url", "integration", "username", "password", "verify_tls", "poll_initial_seconds",
+    "poll_max_seconds", "timeout_minutes", "long_run_minutes", "refresh_guard_percent", "add_bom",
+)
+S3_KEYS = (
+    "type", "bucket", "prefix", "region", "key", "access_key_id", "secret_access_key", "endpoint_url",
+    "verify_tls", "multipart_threshold_mb",
+)
+JOB_KEYS = (*S3_KEYS, "job_url", "job", "api_key", "notify_email", "notify_webhook")
+EMAIL_KEYS = (
+    "transport", "host", "port", "security", "username", "password", "from", "to", "per_file",
+    "summary", "templates_dir", "timeout_seconds",
+)
+HEARTBEAT_KEYS = ("url",)
+
+
+def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, substitute and validate the configuration; raise ConfigError with a fix-it message."""
+    config_path = Path(path) if path is not None else default_config_path()
+    loader = _Loader(config_path, environ)
+    _check_sections(loader)
+
+    agent_raw = loader.section("agent", AGENT_KEYS)
+    loader.load_env(agent_raw.path("env_file", "../.env"))
+    agent = _agent(agent_raw)
+    targets = {name: _target(loader, name) for name in _named(loader, "target")}
+    routes = tuple(_route(loader, name, targets) for name in _named(loader, "route"))
+    _check_route_folders(loader, routes)
+    email = _email(loader.section("email", EMAIL_KEYS))
+    heartbeat = HeartbeatSettings(url=loader.section("heartbeat", HEARTBEAT_KEYS).url("url", required=False))
+    return Config(
+        path=config_path, agent=agent, routes=routes, targets=targets, email=email, heartbeat=heartbeat
+    )
+
+
+def _check_sections(loader: _Loader) -> None:
+    fixed = ("agent", "email", "heartbeat")
+    for name in loader.parser.sections():
+        if name in fixed or re.fullmatch(r"(route|target):[A-Za-z0-9_.-]+", name):
+            continue
+        hint = difflib.get_close_matches(name, [*fixed, "route:NAME", "target:NAME"], n=1)
+        suggestion = f"; did you mean [{hint[0]}]?" if hint else ""
+        raise ConfigError(
+            f"{loader.path} [{name}]: unknown section{suggestion} "
+            "(allowed: [agent], [route:NAME], [target:NAME], [email], [heartbeat])"
+        )
+
+
+def _named(loader: _Loader, kind: str) -> list[str]:
+    return [s.split(":", 1)[1] for s in loader.parser.sections() if s.startswith(kind + ":")]
+
+
+def _agent(s: _Section) -> AgentSettings:
+    window = s.number("batch_window_seconds", 30.0, unit="seconds")
+    ignore = tuple(p.strip() for p in s.text("ignore", ".*, *.tmp, *.part, ~*").split(",") if p.strip())
+    return AgentSettings(
+        work_dir=s.path("work_dir", "../var") or s.loader.resolve("../var"),
+        settle_seconds=s.number("settle_seconds", 10.0, unit="seconds"),
+        batch_window_seconds=window,
+        batch_max_wait_seconds=s.number("batch_max_wait_seconds", max(300.0, window * 10), unit="seconds"),
+        observer=s.choice("observer", OBSERVERS, "auto"),
+        rescan_seconds=s.number("rescan_seconds", 60.0, unit="seconds", minimum=0.1),
+        ready_suffix=s.text("ready_suffix"),
+        ignore=ignore,
+        archive_retention_days=s.number("archive_retention_days", 0.0, unit="days"),
+        env_file=s.loader.env_file,
+    )
+
+
+def _route(loader: _Loader, name: str, targets: Mapping[str, TargetSettings]) -> RouteSettings:
+    s = loader.section(f"route:{name}", ROUTE_KEYS)
+    target = s.text("target", required=True)
+    if target not in targets:
+        known = ", ".join(sorted(targets)) or "none defined"
+        raise s.error("target", f"no [target:{target}] section (targets: {known})")
+    obj = s.text("object").lower() or None
+    if obj is not None:
+        from agent.feeds import FEED_TYPES  # local: feeds is pure, but keep config importable alone
+
+        if obj not in FEED_TYPES:
+            hint = difflib.get_close_matches(obj, sorted(FEED_TYPES), n=1)
+            suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+            raise s.error("object", f"'{obj}' is not a Learn object type{suggestion}")
+    return RouteSettings(
+        name=name,
+        watch=s.path("watch") or _missing(s, "watch"),
+        target=target,
+        operation=s.choice("operation", OPERATIONS, "store"),
+        object=obj,
+        on_failure=s.choice("on_failure", ON_FAILURE, "hold"),
+        expect_every_hours=s.optional_number("expect_every_hours", unit="hours"),
+    )
+
+
+def _missing(s: _Section, key: str) -> Path:
+    raise s.error(key, "is required but missing or empty")
+
+
+def _check_route_folders(loader: _Loader, routes: tuple[RouteSettings, ...]) -> None:
+    seen: dict[Path, str] = {}
+    for route in routes:
+        if route.watch in seen:
+            raise ConfigError(
+                f"{loader.path} [route:{route.name}] watch: {route.watch} is already watched by "
+                f"[route:{seen[route.watch]}]; each route needs its own folder"
+            )
+        seen[route.watch] = route.name
+
+
+def _target(loader: _Loader, name: str) -> TargetSettings:
+    section_name = f"target:{name}"
+    raw_type = loader.parser[section_name].get("type", "").strip().lower()
+    if raw_type not in TARGET_TYPES:
+        where = f"{loader.path} [{section_name}] type"
+        raise ConfigError(f"{where}: '{raw_type}' is not allowed; use one of: {', '.join(TARGET_TYPES)}")
+    if raw_type == "learn":
+        return _learn(loader.section(section_name, LEARN_KEYS), name)
+    if raw_type == "s3":
+        s = loader.section(section_name, S3_KEYS)
+        return S3TargetSettings(name=name, **_s3_fields(s, default_key="{date:%Y%m%d}_{name}"))
+    s = loader.section(section_name, JOB_KEYS)
+    job_url = s.url("job_url", required=True)
+    return JobTargetSettings(
+        name=name,
+        **_s3_fields(s, default_key="{name}"),
+        job_url=job_url,
+        job=s.text("job", "{stem}"),
+        api_key=s.secret("api_key", required=True),
+        notify_email=s.optional_text("notify_email"),
+        notify_webhook=s.url("notify_webhook", required=False) or None,
+    )
+
+
+def _learn(s: _Section, name: str) -> LearnTargetSettings:
+    initial = s.number("poll_initial_seconds", 5.0, unit="seconds", minimum=0.01)
+    maximum = s.number("poll_max_seconds", 60.0, unit="seconds", minimum=0.01)
+    if maximum < initial:
+        raise s.error("poll_max_seconds", f"{maximum:g} is below poll_initial_seconds ({initial:g})")
+    integration = s.text("integration", required=True)
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", integration):
+        raise s.error("integration", f"'{integration}' is not an integration id (e.g. BBLEARN or BB5bfc25366f037)")
+    guard = s.number("refresh_guard_percent", 10.0, unit="percent")
+    if guard > 100:
+        raise s.error("refresh_guard_percent", f"{guard:g} is out of range (0 to 100)")
+    return LearnTargetSettings(
+        name=name,
+        url=s.url("url", required=True),
+        integration=integration,
+        username=s.secret("username", required=True, plain_ok=True),
+        password=s.secret("password", required=True),
+        verify_tls=s.verify("verify_tls"),
+        poll_initial_seconds=initial,
+        poll_max_seconds=maximum,
+        timeout_minutes=s.number("timeout_minutes", 120.0, unit="minutes", minimum=0.001),
+        long_run_minutes=s.number("long_run_minutes", 30.0, unit="minutes"),
+        refresh_guard_percent=guard,
+        add_bom=s.choice("add_bom", ADD_BOM, "auto"),
+    )
+
+
+def _s3_fields(s: _Section, *, default_key: str) -> dict[str, object]:
+    bucket = s.text("bucket", required=True)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise s.error("bucket", f"'{bucket}' is not a valid S3 bucket name (3-63 lowercase letters, digits, . or -)")
+    key = s.text("key", default_key)
+    _check_key_template(s, key)
+    prefix = s.text("prefix").lstrip("/")
+    return {
+        "bucket": bucket,
+        "prefix": prefix,
+        "region": s.text("region", "eu-central-1"),
+        "key": key,
+        "access_key_id": s.secret("access_key_id", required=True, plain_ok=True),
+        "secret_access_key": s.secret("secret_access_key", required=True),
+        "endpoint_url": s.url("endpoint_url", required=False) or None,
+        "verify_tls": s.verify("verify_tls"),
+        "multipart_threshold_mb": s.number("multipart_threshold_mb", 8.0, unit="MiB", minimum=5.0),
+    }
+
+
+KEY_FIELDS = ("name", "stem", "suffix", "object", "date")
+
+
+def _check_key_template(s: _Section, template: str) -> None:
+    import string
+
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise s.error("key", f"'{template}' is not a valid template: {exc}") from None
+    for name in fields:
+        if name not in KEY_FIELDS:
+            raise s.error("key", f"unknown field {{{name}}}; allowed: {', '.join('{' + f + '}' for f in KEY_FIELDS)}")
+
+
+def _email(s: _Section) -> EmailSettings:
+    transport = s.choice("transport", TRANSPORTS, "file")
+    security = s.choice("security", SECURITY, "starttls")
+    username = s.secret("username", required=False, plain_ok=True) if s.has("username") else None
+    password = s.secret("password", required=False) if s.has("password") else None
+    host = s.text("host")
+    recipients = tuple(a.strip() for a in re.split(r"[,;]", s.text("to")) if a.strip())
+    if transport == "smtp":
+        if not host:
+            raise s.error("host", "is required when transport = smtp")
+        if not recipients:
+            raise s.error("to", "is required when transport = smtp (comma-separated addresses)")
+        if username and not password:
+            raise s.error("password", "is empty but a username is set; set it in .env")
+    for address in recipients:
+        if "@" not in address:
+            raise s.error("to", f"'{address}' is not an email address")
+    default_port = 465 if security == "ssl" else (587 if security == "starttls" else 25)
+    return EmailSettings(
+        transport=transport,
+        host=host,
+        port=s.integer("port", default_port, low=1, high=65535),
+        security=security,
+        username=username if username else None,
+        password=password if password else None,
+        from_addr=s.text("from", "feed-agent@localhost"),
+        to=recipients,
+        per_file=s.flag("per_file", True),
+        summary=s.flag("summary", True),
+        templates_dir=s.path("templates_dir"),
+        timeout_seconds=s.number("timeout_seconds", 30.0, unit="seconds", minimum=1.0),
+    )
+
+
+def config_error_exit(exc: ConfigError) -> int:
+    """Print a configuration error the way every command does, and return the contract's 2."""
+    print(f"feed-agent: configuration error: {exc}", file=sys.stderr)
+    return 2

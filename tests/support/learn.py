@@ -1,0 +1,1 @@
+"""pytest fixtures: learn (see the module docstring of each fixture)."""

@@ -1,0 +1,1 @@
+"""pytest fixtures: s3 (see the module docstring of each fixture)."""

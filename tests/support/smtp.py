@@ -1,0 +1,1 @@
+"""pytest fixtures: smtp (see the module docstring of each fixture)."""
