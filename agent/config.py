@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
@@ -178,6 +179,7 @@ class EmailSettings:
     summary: bool = True
     templates_dir: Path | None = None
     timeout_seconds: float = 30.0
+    verify_tls: bool | str = True  # yes | no | path of a CA bundle for a private mail relay
 
 
 @dataclass(frozen=True)
@@ -298,7 +300,9 @@ class _Section:
         try:
             number = float(value)
         except ValueError:
-            raise self.error(key, f"'{value}' is not a number of {unit} (decimals allowed, e.g. 0.25)") from None
+            raise self.error(
+                key, f"'{value}' is not a number of {unit} (decimals allowed, e.g. 0.25)"
+            ) from None
         if number != number or number < minimum:  # NaN or too small
             raise self.error(key, f"{value} is out of range; it must be at least {minimum:g} {unit}")
         return number
@@ -364,7 +368,9 @@ class _Loader:
             with path.open(encoding="utf-8") as handle:
                 self.parser.read_file(handle)
         except FileNotFoundError:
-            raise ConfigError(f"{path}: configuration file not found (install.sh creates conf/agent.ini)") from None
+            raise ConfigError(
+                f"{path}: configuration file not found (install.sh creates conf/agent.ini)"
+            ) from None
         except (configparser.Error, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot be read as an INI file: {exc}") from None
         self.env_file: Path | None = None
@@ -401,22 +407,59 @@ class _Loader:
 
 
 AGENT_KEYS = (
-    "work_dir", "settle_seconds", "batch_window_seconds", "batch_max_wait_seconds", "observer",
-    "rescan_seconds", "ready_suffix", "ignore", "archive_retention_days", "env_file",
+    "work_dir",
+    "settle_seconds",
+    "batch_window_seconds",
+    "batch_max_wait_seconds",
+    "observer",
+    "rescan_seconds",
+    "ready_suffix",
+    "ignore",
+    "archive_retention_days",
+    "env_file",
 )
 ROUTE_KEYS = ("watch", "target", "operation", "object", "on_failure", "expect_every_hours")
 LEARN_KEYS = (
-    "type", "url", "integration", "username", "password", "verify_tls", "poll_initial_seconds",
-    "poll_max_seconds", "timeout_minutes", "long_run_minutes", "refresh_guard_percent", "add_bom",
+    "type",
+    "url",
+    "integration",
+    "username",
+    "password",
+    "verify_tls",
+    "poll_initial_seconds",
+    "poll_max_seconds",
+    "timeout_minutes",
+    "long_run_minutes",
+    "refresh_guard_percent",
+    "add_bom",
 )
 S3_KEYS = (
-    "type", "bucket", "prefix", "region", "key", "access_key_id", "secret_access_key", "endpoint_url",
-    "verify_tls", "multipart_threshold_mb",
+    "type",
+    "bucket",
+    "prefix",
+    "region",
+    "key",
+    "access_key_id",
+    "secret_access_key",
+    "endpoint_url",
+    "verify_tls",
+    "multipart_threshold_mb",
 )
 JOB_KEYS = (*S3_KEYS, "job_url", "job", "api_key", "notify_email", "notify_webhook")
 EMAIL_KEYS = (
-    "transport", "host", "port", "security", "username", "password", "from", "to", "per_file",
-    "summary", "templates_dir", "timeout_seconds",
+    "transport",
+    "host",
+    "port",
+    "security",
+    "username",
+    "password",
+    "from",
+    "to",
+    "per_file",
+    "summary",
+    "templates_dir",
+    "timeout_seconds",
+    "verify_tls",
 )
 HEARTBEAT_KEYS = ("url",)
 
@@ -545,7 +588,9 @@ def _learn(s: _Section, name: str) -> LearnTargetSettings:
         raise s.error("poll_max_seconds", f"{maximum:g} is below poll_initial_seconds ({initial:g})")
     integration = s.text("integration", required=True)
     if not re.fullmatch(r"[A-Za-z0-9_-]+", integration):
-        raise s.error("integration", f"'{integration}' is not an integration id (e.g. BBLEARN or BB5bfc25366f037)")
+        raise s.error(
+            "integration", f"'{integration}' is not an integration id (e.g. BBLEARN or BB5bfc25366f037)"
+        )
     guard = s.number("refresh_guard_percent", 10.0, unit="percent")
     if guard > 100:
         raise s.error("refresh_guard_percent", f"{guard:g} is out of range (0 to 100)")
@@ -565,10 +610,12 @@ def _learn(s: _Section, name: str) -> LearnTargetSettings:
     )
 
 
-def _s3_fields(s: _Section, *, default_key: str) -> dict[str, object]:
+def _s3_fields(s: _Section, *, default_key: str) -> dict[str, Any]:
     bucket = s.text("bucket", required=True)
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
-        raise s.error("bucket", f"'{bucket}' is not a valid S3 bucket name (3-63 lowercase letters, digits, . or -)")
+        raise s.error(
+            "bucket", f"'{bucket}' is not a valid S3 bucket name (3-63 lowercase letters, digits, . or -)"
+        )
     key = s.text("key", default_key)
     _check_key_template(s, key)
     prefix = s.text("prefix").lstrip("/")
@@ -597,7 +644,9 @@ def _check_key_template(s: _Section, template: str) -> None:
         raise s.error("key", f"'{template}' is not a valid template: {exc}") from None
     for name in fields:
         if name not in KEY_FIELDS:
-            raise s.error("key", f"unknown field {{{name}}}; allowed: {', '.join('{' + f + '}' for f in KEY_FIELDS)}")
+            raise s.error(
+                "key", f"unknown field {{{name}}}; allowed: {', '.join('{' + f + '}' for f in KEY_FIELDS)}"
+            )
 
 
 def _email(s: _Section) -> EmailSettings:
@@ -631,6 +680,7 @@ def _email(s: _Section) -> EmailSettings:
         summary=s.flag("summary", True),
         templates_dir=s.path("templates_dir"),
         timeout_seconds=s.number("timeout_seconds", 30.0, unit="seconds", minimum=1.0),
+        verify_tls=s.verify("verify_tls"),
     )
 
 

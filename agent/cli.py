@@ -1,0 +1,250 @@
+"""`feed-agent` command line: parse arguments, load the configuration, call the core, map to exit codes.
+
+The exit status is a contract cron jobs rely on: 0 every file completed without record errors,
+1 anything failed, was rejected, held, timed out or had record errors, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent import __version__
+from agent.config import OPERATIONS, Config, ConfigError, load_config
+from agent.feeds import FEED_TYPES, ORDER_EXPLANATION, Inspection, inspect_csv, inspect_file, plan_order
+
+log = logging.getLogger("feed-agent")
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    PROBLEM = 1
+    USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors already; keep its message but add a hint."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(ExitStatus.USAGE, f"feed-agent: error: {message} (see 'feed-agent --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="feed-agent",
+        description="Delivers SIS flat files to Blackboard Learn, S3 buckets and job APIs, in dependency "
+        "order, and reports what happened.",
+    )
+    parser.add_argument("--version", action="version", version=f"feed-agent {__version__}")
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="configuration file (default: $FEED_AGENT_CONFIG, else conf/agent.ini of this install)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    sub.add_parser("watch", help="watch the drop folders until stopped (SIGTERM/SIGINT)")
+    sub.add_parser("run", help="process every file present now, wait for each, then exit (for cron)")
+
+    post = sub.add_parser("post", help="send one file by hand and follow it to the end")
+    post.add_argument("file", type=Path)
+    post.add_argument(
+        "--object",
+        choices=sorted(FEED_TYPES),
+        metavar="SLUG",
+        help="Learn object type (default: detected from the header)",
+    )
+    post.add_argument("--operation", choices=OPERATIONS, help="default: the route's operation")
+    post.add_argument("--route", help="route whose target and operation to use (default: the first)")
+    post.add_argument("--keep", action="store_true", help="leave the file where it is (no archive)")
+    post.add_argument("--force", action="store_true", help="send even if the refresh guard would hold it")
+
+    inspect = sub.add_parser("inspect", help="detect type, delimiter, rows and problems; no network")
+    inspect.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    inspect.add_argument("--json", action="store_true", help="print a JSON list")
+    inspect.add_argument("--object", choices=sorted(FEED_TYPES), metavar="SLUG", help="force the type")
+    inspect.add_argument("--route", help="inspect as this route's target would (reads the configuration)")
+
+    status = sub.add_parser("status", help="recent files and batches from the journal")
+    status.add_argument("--limit", type=int, default=20)
+
+    check = sub.add_parser(
+        "check", help="validate the configuration and reach every target and the mail server"
+    )
+    check.add_argument("--send-test-email", action="store_true")
+    check.add_argument(
+        "--canary",
+        action="store_true",
+        help="S3 targets: write a small, clearly named test object (a write-only bucket allows nothing else)",
+    )
+
+    demo = sub.add_parser("demo", help="a self-contained demonstration against the built-in simulator")
+    demo.add_argument("--dir", type=Path, help="work folder (default: ./demo-run)")
+
+    simulate = sub.add_parser("simulate", help="run the Learn simulator (for demos and tests)")
+    from agent.simulator import add_arguments
+
+    add_arguments(simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from agent.logs import setup_logging
+
+    setup_logging(verbose=args.verbose, fmt=args.log_format)
+    try:
+        return int(_dispatch(args))
+    except ConfigError as exc:
+        print(f"feed-agent: configuration error: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    except KeyboardInterrupt:
+        return ExitStatus.PROBLEM
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+def _load(args: argparse.Namespace) -> Config:
+    from agent.logs import register_secrets
+
+    config = load_config(args.config)
+    register_secrets(config.secrets())
+    return config
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command = args.command
+    if command == "inspect":
+        return _inspect(args)
+    if command == "simulate":
+        from agent.simulator import run_from_args
+
+        return run_from_args(args)
+    if command == "demo":
+        from agent.demo import run_demo
+
+        return run_demo(args.dir)
+    config = _load(args)
+    if command == "check":
+        from agent.daemon import check
+
+        return _print_checks(check(config, send_test_email=args.send_test_email, canary=args.canary))
+    if command == "status":
+        from agent.daemon import status_report
+
+        print(status_report(config, limit=args.limit))
+        return ExitStatus.OK
+    if command == "post":
+        from agent.daemon import post_file
+
+        outcome = post_file(
+            config,
+            args.file,
+            object_slug=args.object,
+            operation=args.operation,
+            route_name=args.route,
+            keep=args.keep,
+            force=args.force,
+            echo=print,
+        )
+        return ExitStatus.OK if outcome.status.ok else ExitStatus.PROBLEM
+    if command == "run":
+        from agent.daemon import run_once
+
+        return ExitStatus.OK if run_once(config) else ExitStatus.PROBLEM
+    if command == "watch":
+        from agent.daemon import watch
+
+        watch(config)
+        return ExitStatus.OK
+    raise AssertionError(f"unhandled command {command}")
+
+
+def _print_checks(results: list) -> int:  # type: ignore[type-arg]
+    width = max((len(r.item) for r in results), default=0)
+    for result in results:
+        mark = "OK  " if result.ok else "FAIL"
+        print(f"{mark} {result.item.ljust(width)}  {result.detail}".rstrip())
+    return ExitStatus.OK if all(r.ok for r in results) else ExitStatus.PROBLEM
+
+
+# ----------------------------------------------------------------------------------------------
+# inspect
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    target_type, forced = "learn", args.object
+    if args.route:
+        config = _load(args)
+        route = config.route(args.route)
+        target_type = config.target_for(route).type
+        forced = forced or route.object
+    results = [_inspect_one(path, target_type, forced) for path in args.files]
+    ordered = plan_order(results, {r.path: _mtime(Path(r.path)) for r in results})
+    if args.json:
+        print(json.dumps([r.to_json() for r in ordered], indent=2, ensure_ascii=False))
+    else:
+        print(render_inspection_table(ordered))
+    return ExitStatus.OK if all(r.ok for r in results) else ExitStatus.PROBLEM
+
+
+def _inspect_one(path: Path, target_type: str, forced: str | None) -> Inspection:
+    if path.is_dir():
+        result = Inspection(file=path.name, path=str(path))
+        result.problems.append("is a folder, not a file")
+        return result
+    if target_type == "learn":
+        return inspect_file(path, forced)
+    from agent.targets.s3 import handshake_name_warning
+
+    result = inspect_csv(path)
+    result.object = "csv" if not result.problems else None
+    warning = handshake_name_warning(path.name) if target_type == "s3" else None
+    if warning:
+        result.notes.append(warning)
+    return result
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def render_inspection_table(results: list[Inspection]) -> str:
+    """The human table of `inspect`: one line per file in planned order, then problems and notes."""
+    headers = ("#", "FILE", "OBJECT", "DELIM", "ROWS", "ENCODING", "RESULT")
+    rows = []
+    for r in results:
+        encoding = (r.encoding or "?") + (" +BOM" if r.bom else "")
+        verdict = "ok" if r.ok else f"{len(r.problems)} problem{'s' if len(r.problems) != 1 else ''}"
+        delimiter = {"|": "pipe", "\t": "tab", ",": "comma"}.get(r.delimiter or "", "-")
+        rows.append(
+            (str(r.order or ""), r.file, r.object or "unknown", delimiter, f"{r.rows:,}", encoding, verdict)
+        )
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(headers)).rstrip()]
+    lines += ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    details = []
+    for r in results:
+        details += [f"  {r.file}: {problem}" for problem in r.problems]
+        details += [f"  {r.file}: note: {note}" for note in r.notes]
+    if details:
+        lines += ["", "Details:", *details]
+    if len(results) > 1:
+        lines += ["", f"Order: {ORDER_EXPLANATION}."]
+    return "\n".join(lines)

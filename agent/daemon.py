@@ -1,0 +1,411 @@
+"""The long-running agent (`watch`), burst mode for cron (`run`), the manual `post`, `status` and `check`.
+
+The loop is deliberately single-threaded for delivery: one file at a time, each waiting for its
+terminal status, so no membership ever races its users. The watcher's threads only observe.
+A failing step is logged with its cause and the loop goes on; only a signal stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import FrameType
+
+from agent import archive
+from agent.config import Config, RouteSettings
+from agent.journal import Journal
+from agent.outcomes import BatchOutcome, CheckResult, FileOutcome, Reporter
+from agent.pipeline import Pipeline, utcnow
+from agent.watcher import Candidate, FolderWatcher
+
+log = logging.getLogger("feed-agent")
+
+LOOP_SECONDS = 0.25
+HOUSEKEEPING_SECONDS = 60.0
+
+
+def _prepare_folders(config: Config) -> None:
+    agent = config.agent
+    for folder in (agent.processing_dir, agent.archive_dir, agent.failed_dir, agent.outbox_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+def make_reporter(config: Config, journal: Journal) -> Reporter:
+    from agent.reports import EmailReporter
+
+    return EmailReporter(config, journal)
+
+
+class Agent:
+    """Watcher + pipeline + journal for one configuration; used by `watch`, `run` and `demo`."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        reporter: Reporter | None = None,
+        narrate: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        _prepare_folders(config)
+        self.config = config
+        self.stop = stop or threading.Event()
+        self.wake = threading.Event()
+        self.journal = Journal(config.agent.journal_path)
+        self.reporter = reporter or make_reporter(config, self.journal)
+        self.narrate: Callable[[str], None] = narrate or (lambda _line: None)
+        self.pipeline = Pipeline(config, self.journal, self.reporter, stop=self.stop, narrate=narrate)
+        self.routes = {route.name: route for route in config.routes}
+        self.watcher = FolderWatcher(
+            {route.name: route.watch for route in config.routes},
+            settle_seconds=config.agent.settle_seconds,
+            rescan_seconds=config.agent.rescan_seconds,
+            observer=config.agent.observer,
+            ready_suffix=config.agent.ready_suffix,
+            ignore=config.agent.ignore,
+            on_unsupported=self._unsupported,
+            on_change=self.wake.set,
+        )
+        self.batches: list[BatchOutcome] = []
+        self._seen: set[Path] = set()
+        self._started = utcnow()
+
+    def close(self) -> None:
+        self.watcher.stop()
+        self.journal.close()
+
+    # -- modes ---------------------------------------------------------------------------------
+
+    def run_once(self) -> bool:
+        """Recover, then process every file present now (after it settles), route by route."""
+        self.batches += self.pipeline.recover()
+        self.watcher.scan()
+        self.watcher.wait_until_settled()
+        for route in self.routes.values():
+            self._run_batch(route, [c for c in self.watcher.pending(route.name) if c.ready])
+        return all(batch.ok for batch in self.batches)
+
+    def watch(self) -> None:
+        """Run until `stop` is set: batches as files settle, alerts, retention."""
+        for route in self.routes.values():
+            log.info("watching %s for route %s -> target %s", route.watch, route.name, route.target)
+        self.batches += self.pipeline.recover()
+        self.watcher.start()
+        for route in self.routes.values():
+            log.info("route %s uses the %s observer", route.name, self.watcher.observer_kind(route.name))
+        next_housekeeping = 0.0
+        while not self.stop.is_set():
+            try:
+                self._tick()
+                if time.monotonic() >= next_housekeeping:
+                    self._housekeeping()
+                    next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+            except Exception as exc:  # one bad step must never kill the daemon
+                if self.stop.is_set():
+                    break
+                log.exception("step failed, continuing: %s", exc)
+                self.stop.wait(1.0)
+            self.wake.wait(LOOP_SECONDS)
+            self.wake.clear()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for route in self.routes.values():
+            pending = self.watcher.pending(route.name)
+            for candidate in pending:
+                if candidate.path not in self._seen:
+                    self._seen.add(candidate.path)
+                    log.info("arrival: %s (route %s)", candidate.path.name, route.name)
+                    self.narrate(f"  arrived: {candidate.path.name}")
+            if not pending or not any(c.ready for c in pending):
+                continue
+            quiet = now - max(c.last_change for c in pending) >= self.config.agent.batch_window_seconds
+            overdue = now - min(c.first_seen for c in pending) >= self.config.agent.batch_max_wait_seconds
+            if quiet or overdue:
+                self._run_batch(route, [c for c in pending if c.ready])
+            if self.stop.is_set():
+                return
+
+    def _run_batch(self, route: RouteSettings, ready: list[Candidate]) -> None:
+        if not ready:
+            return
+        file_ids = []
+        self.narrate(f"  batch of {len(ready)} on route {route.name}: " + ", ".join(c.path.name for c in ready))
+        for candidate in ready:
+            log.info("ready: %s", candidate.path.name)
+            file_id = self.pipeline.claim(route, candidate.path, candidate.arrived_at)
+            if candidate.marker is not None:
+                candidate.marker.unlink(missing_ok=True)
+            self._seen.discard(candidate.path)
+            if file_id is not None:
+                file_ids.append(file_id)
+        self.watcher.take(c.path for c in ready)
+        if file_ids:
+            self.batches.append(self.pipeline.process(route, file_ids))
+
+    def _unsupported(self, route_name: str, path: Path, reason: str) -> None:
+        """Symlinks, folders and special files are never followed or sent: move them aside."""
+        try:
+            moved = archive.fail(
+                path,
+                self.config.agent.failed_dir,
+                name=path.name,
+                reason=f"{reason}; only regular files are processed",
+                when=utcnow(),
+            )
+            log.warning("rejected: %s in route %s: %s (moved to %s)", path.name, route_name, reason, moved)
+        except OSError as exc:
+            log.error("cannot move %s aside (%s): %s", path, reason, exc)
+
+    def _housekeeping(self) -> None:
+        self._missing_alerts()
+        removed = archive.prune_archive(
+            self.config.agent.archive_dir, self.config.agent.archive_retention_days, utcnow()
+        )
+        if removed:
+            log.info(
+                "retention: removed %d archived files older than %g days",
+                len(removed),
+                self.config.agent.archive_retention_days,
+            )
+
+    def _missing_alerts(self) -> None:
+        """The SIS export silently stopped: no file on a route for `expect_every_hours`."""
+        for route in self.routes.values():
+            if not route.expect_every_hours:
+                continue
+            last = self.journal.last_arrival(route.name)
+            since = last or self._started
+            if utcnow() - since < timedelta(hours=route.expect_every_hours):
+                continue
+            key = f"missing_alerted:{route.name}"
+            if self.journal.get_meta(key) == since.isoformat():
+                continue
+            self.journal.set_meta(key, since.isoformat())
+            log.warning(
+                "missing: no file on route %s for %.1f hours",
+                route.name,
+                (utcnow() - since).total_seconds() / 3600,
+            )
+            self.reporter.missing(route.name, route.watch, route.expect_every_hours, last)
+
+
+# ------------------------------------------------------------------------------------------------
+# Commands
+
+
+def run_once(config: Config) -> bool:
+    """`feed-agent run`: True when every file completed without record errors."""
+    if not config.routes:
+        raise_no_routes(config)
+    agent = Agent(config)
+    try:
+        ok = agent.run_once()
+    finally:
+        agent.close()
+    files = [f for b in agent.batches for f in b.files]
+    log.info("run finished: %d file(s), %s", len(files), "all completed" if ok else "some need attention")
+    return ok
+
+
+def raise_no_routes(config: Config) -> None:
+    from agent.config import ConfigError
+
+    raise ConfigError(f"{config.path}: no [route:NAME] section; add one with a watch folder and a target")
+
+
+def watch(config: Config) -> None:
+    """`feed-agent watch`: until SIGTERM/SIGINT; a second signal forces the stop."""
+    if not config.routes:
+        raise_no_routes(config)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            log.warning("second signal: stopping now")
+            os._exit(1)
+        log.info(
+            "signal %s: finishing the current step, then stopping (send again to force)",
+            signal.Signals(signum).name,
+        )
+        stop.set()
+        agent.wake.set()
+
+    agent = Agent(config, stop=stop)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        agent.watch()
+    except Exception as exc:
+        if not stop.is_set():
+            raise
+        log.info("stopped during a step (%s); it resumes on the next start", type(exc).__name__)
+    finally:
+        agent.close()
+        log.info("stopped")
+
+
+def post_file(
+    config: Config,
+    path: Path,
+    *,
+    object_slug: str | None = None,
+    operation: str | None = None,
+    route_name: str | None = None,
+    keep: bool = False,
+    force: bool = False,
+    echo: Callable[[str], None] = print,
+) -> FileOutcome:
+    """`feed-agent post`: one file by hand, narrated; archived unless `keep`."""
+    from agent.outcomes import Status
+
+    route = config.route(route_name)
+    _prepare_folders(config)
+    with Journal(config.agent.journal_path) as journal:
+        reporter = make_reporter(config, journal)
+        pipeline = Pipeline(config, journal, reporter, narrate=echo)
+        if not path.is_file():
+            echo(f"{path}: no such file")
+            return FileOutcome(
+                name=path.name,
+                route=route.name,
+                target=route.target,
+                target_type=config.targets[route.target].type,
+                status=Status.FAILED,
+                message=f"{path}: no such file",
+            )
+        if keep:
+            file_id = journal.add_file(
+                route=route.name,
+                target=route.target,
+                name=archive.original_name(path.name),
+                source_path=path,
+                size=path.stat().st_size,
+                arrived_at=utcnow(),
+            )
+            journal.update_file(file_id, state="claimed", current_path=path, claimed_at=utcnow())
+        else:
+            claimed = pipeline.claim(route, path)
+            if claimed is None:
+                raise FileNotFoundError(path)
+            file_id = claimed
+        echo(f"posting {path.name} via route {route.name} to target {route.target}")
+        batch = pipeline.process(
+            route,
+            [file_id],
+            force=force,
+            keep=keep,
+            object_override=object_slug,
+            operation_override=operation,
+        )
+    outcome = batch.files[0]
+    counts = outcome.progress
+    echo(
+        f"result: {outcome.status.value}"
+        + (f" — reference {outcome.receipt.reference}" if outcome.receipt else "")
+    )
+    if counts is not None:
+        echo(
+            f"counts: completed {counts.completed}, warnings {counts.warnings}, errors {counts.errors}, "
+            f"queued {counts.queued}"
+        )
+    if outcome.message:
+        echo(f"reason: {outcome.message}")
+    echo(f"file: {outcome.final_path}")
+    return outcome
+
+
+def status_report(config: Config, limit: int = 20) -> str:
+    """`feed-agent status`: in-flight files first, then recent files and batches."""
+    if not config.agent.journal_path.exists():
+        return "No files handled yet (no journal at " + str(config.agent.journal_path) + ")."
+    with Journal(config.agent.journal_path) as journal:
+        files = journal.recent_files(limit)
+        batches = journal.recent_batches(max(1, limit // 2))
+    lines = ["Files (in flight first):"]
+    header = ("ID", "FILE", "ROUTE", "OBJECT/OP", "STATE", "STATUS", "ROWS", "C/W/E", "REFERENCE", "UPDATED")
+    rows = []
+    for f in files:
+        counts = "/".join(str(x if x is not None else "-") for x in (f.completed, f.warnings, f.errors))
+        rows.append(
+            (
+                str(f.id),
+                f.name,
+                f.route,
+                f"{f.object or '-'}/{f.operation or '-'}",
+                f.state,
+                f.status or "-",
+                "-" if f.rows is None else str(f.rows),
+                counts,
+                f.reference or "-",
+                _short_time(f.updated_at),
+            )
+        )
+    lines += _table(header, rows) if rows else ["  (none)"]
+    lines += ["", "Batches:"]
+    batch_rows = [
+        (
+            str(b.id),
+            b.route,
+            _short_time(b.started_at),
+            _short_time(b.finished_at) if b.finished_at else "running",
+            str(b.files),
+            b.status or "-",
+        )
+        for b in batches
+    ]
+    lines += (
+        _table(("ID", "ROUTE", "STARTED", "FINISHED", "FILES", "STATUS"), batch_rows)
+        if batch_rows
+        else ["  (none)"]
+    )
+    return "\n".join(lines)
+
+
+def _short_time(value: datetime | None) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    return [
+        "  " + "  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in (header, *rows)
+    ]
+
+
+def check(config: Config, *, send_test_email: bool = False, canary: bool = False) -> list[CheckResult]:
+    """`feed-agent check`: configuration, folders, every target, the mail server."""
+    from agent.mailer import Mailer
+    from agent.targets import make_target
+
+    results = [CheckResult("configuration", True, f"{config.path} is valid")]
+    for route in config.routes:
+        ok = route.watch.is_dir() and os.access(route.watch, os.R_OK | os.W_OK | os.X_OK)
+        detail = (
+            f"{route.watch} exists and is writable"
+            if ok
+            else (
+                f"{route.watch} is missing or not readable/writable by this user; "
+                "create it or fix its permissions"
+            )
+        )
+        results.append(CheckResult(f"route {route.name} folder", ok, detail))
+    for name, settings in config.targets.items():
+        target = make_target(settings)
+        try:
+            if settings.type in ("s3", "job"):
+                results += target.check(canary=canary)  # type: ignore[call-arg]
+            else:
+                results += target.check()
+        except Exception as exc:  # a check must report, not crash
+            results.append(CheckResult(f"target {name}", False, f"unexpected error: {exc}"))
+    results += Mailer(config.email, config.agent.outbox_dir).check(send_test=send_test_email)
+    return results

@@ -1,0 +1,229 @@
+"""The batch pipeline against the Learn simulator over loopback: order, holds, guard, recovery."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.config import Config
+from agent.journal import Journal
+from agent.outcomes import Status
+from agent.pipeline import Pipeline
+from agent.simulator import LearnSimulator
+from agent.targets.base import Receipt
+from agent.targets.learn import LearnTarget
+from tests.support.agentconf import load
+from tests.support.learn import (
+    COURSE_HEADER,
+    MEMBERSHIP_HEADER,
+    PEOPLE_HEADER,
+    course_rows,
+    membership_rows,
+    person_rows,
+    write_flatfile,
+)
+from tests.support.recording import RecordingReporter
+
+
+@pytest.fixture
+def setup(tmp_path: Path, learn_sim: LearnSimulator) -> Iterator[tuple[Config, Journal, RecordingReporter]]:
+    config = load(tmp_path, learn_sim.url)
+    journal = Journal(config.agent.journal_path)
+    try:
+        yield config, journal, RecordingReporter()
+    finally:
+        journal.close()
+
+
+def fast_pipeline(config: Config, journal: Journal, reporter: RecordingReporter, **kwargs: object) -> Pipeline:
+    """A pipeline whose Learn target retries quickly, so failure paths finish in milliseconds."""
+    target = LearnTarget(config.targets["learn"], retry_base_seconds=0.01, max_attempts=2)
+    return Pipeline(config, journal, reporter, targets={"learn": target}, **kwargs)  # type: ignore[arg-type]
+
+
+def drop_standard_files(drop: Path) -> dict[str, Path]:
+    return {
+        "memberships": write_flatfile(drop / "enrol.txt", MEMBERSHIP_HEADER, membership_rows(6, courses=2)),
+        "courses": write_flatfile(drop / "courses.txt", COURSE_HEADER, course_rows(2)),
+        "people": write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(6)),
+    }
+
+
+def claim_all(pipeline: Pipeline, config: Config, paths: list[Path]) -> list[int]:
+    route = config.route()
+    ids = [pipeline.claim(route, path) for path in paths]
+    assert all(i is not None for i in ids)
+    return [i for i in ids if i is not None]
+
+
+def test_batch_is_sent_in_dependency_order_and_archived(setup, learn_sim: LearnSimulator) -> None:
+    config, journal, reporter = setup
+    files = drop_standard_files(config.route().watch)
+    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files.values()}
+    pipeline = fast_pipeline(config, journal, reporter)
+    ids = claim_all(pipeline, config, [files["memberships"], files["courses"], files["people"]])
+
+    batch = pipeline.process(config.route(), ids)
+
+    assert [u.slug for u in learn_sim.uploads_snapshot()] == ["person", "course", "membership"]
+    assert [u.sha256 for u in learn_sim.uploads_snapshot()] == [digests["users.txt"], digests["courses.txt"],
+                                                                 digests["enrol.txt"]]
+    assert [f.status for f in batch.files] == [Status.SUCCESS] * 3
+    assert all(f.progress is not None and f.progress.errors == 0 for f in batch.files)
+    archived = sorted(p.name for p in config.agent.archive_dir.iterdir())
+    assert len(archived) == 3 and all(".2" in name for name in archived)   # NAME.<stamp>.txt
+    assert not any(config.route().watch.iterdir()) and not any(config.agent.processing_dir.iterdir())
+    assert reporter.batches == [batch] and len(reporter.files) == 3
+    records = {journal.file(i).name: journal.file(i) for i in ids}
+    assert records["users.txt"].state == "archived" and records["users.txt"].reference
+    assert records["users.txt"].sha256 == digests["users.txt"]
+
+
+def test_failed_file_holds_later_files_but_not_earlier_ones(setup, learn_sim: LearnSimulator) -> None:
+    config, journal, reporter = setup
+    files = drop_standard_files(config.route().watch)
+    pipeline = fast_pipeline(config, journal, reporter)
+    ids = claim_all(pipeline, config, list(files.values()))
+    learn_sim.faults.fail_uploads = 2          # both attempts for the first file (people) get HTTP 500
+
+    batch = pipeline.process(config.route(), ids)
+
+    by_name = {f.name: f for f in batch.files}
+    assert by_name["users.txt"].status is Status.FAILED
+    assert "500" in by_name["users.txt"].message
+    for name in ("courses.txt", "enrol.txt"):
+        assert by_name[name].status is Status.HELD
+        assert by_name[name].held_by == "users.txt"
+        assert "users.txt" in (config.agent.failed_dir / f"{name}.reason.txt").read_text(encoding="utf-8")
+    assert learn_sim.uploads_snapshot() == [] or all(u.slug == "person" for u in learn_sim.uploads_snapshot())
+    assert not batch.ok
+
+
+def test_on_failure_continue_sends_dependents_anyway(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    config = load(tmp_path, learn_sim.url, on_failure="continue")
+    reporter = RecordingReporter()
+    with Journal(config.agent.journal_path) as journal:
+        files = drop_standard_files(config.route().watch)
+        pipeline = fast_pipeline(config, journal, reporter)
+        ids = claim_all(pipeline, config, list(files.values()))
+        learn_sim.faults.fail_uploads = 2
+        batch = pipeline.process(config.route(), ids)
+    statuses = {f.name: f.status for f in batch.files}
+    assert statuses["users.txt"] is Status.FAILED
+    assert statuses["courses.txt"] is Status.SUCCESS
+    assert statuses["enrol.txt"] is Status.ERRORS        # its people never reached Learn
+    assert [u.slug for u in learn_sim.uploads_snapshot()] == ["course", "membership"]
+
+
+def test_rejected_file_goes_to_failed_with_reason_and_holds_dependents(setup, learn_sim: LearnSimulator) -> None:
+    config, journal, reporter = setup
+    drop = config.route().watch
+    people = drop / "users.txt"
+    people.write_bytes(b"external_person_key|firstname|lastname|user_id\nP1|Ren\xe9|X|rx\n")   # Latin-1
+    unknown = drop / "notes.txt"
+    unknown.write_text("hello|world\n1|2\n", encoding="utf-8")
+    members = write_flatfile(drop / "enrol.txt", MEMBERSHIP_HEADER, membership_rows(2))
+    pipeline = fast_pipeline(config, journal, reporter)
+    ids = claim_all(pipeline, config, [people, unknown, members])
+
+    batch = pipeline.process(config.route(), ids)
+
+    statuses = {f.name: f.status for f in batch.files}
+    assert statuses == {"users.txt": Status.REJECTED, "notes.txt": Status.REJECTED, "enrol.txt": Status.HELD}
+    assert "UTF-8" in (config.agent.failed_dir / "users.txt.reason.txt").read_text(encoding="utf-8")
+    assert "unrecognized header" in (config.agent.failed_dir / "notes.txt.reason.txt").read_text(encoding="utf-8")
+    assert learn_sim.uploads_snapshot() == []
+
+
+def test_record_errors_are_reported_but_do_not_hold(setup, learn_sim: LearnSimulator) -> None:
+    config, journal, reporter = setup
+    drop = config.route().watch
+    members = write_flatfile(drop / "enrol.txt", MEMBERSHIP_HEADER, membership_rows(3))   # nobody exists yet
+    courses = write_flatfile(drop / "zcourses.txt", COURSE_HEADER, course_rows(1))
+    pipeline = fast_pipeline(config, journal, reporter)
+    # memberships alone in a batch, then courses: the memberships name unknown people
+    first = pipeline.process(config.route(), claim_all(pipeline, config, [members]))
+    second = pipeline.process(config.route(), claim_all(pipeline, config, [courses]))
+    assert first.files[0].status is Status.ERRORS and first.files[0].progress.errors == 3  # type: ignore[union-attr]
+    assert first.files[0].final_path.parent == config.agent.archive_dir                      # type: ignore[union-attr]
+    assert second.files[0].status is Status.SUCCESS
+
+
+def test_refresh_guard_holds_a_shrunken_refresh_until_forced(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    config = load(tmp_path, learn_sim.url, operation="refresh")
+    reporter = RecordingReporter()
+    drop = config.route().watch
+    with Journal(config.agent.journal_path) as journal:
+        pipeline = fast_pipeline(config, journal, reporter)
+        full = write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(100))
+        assert pipeline.process(config.route(), claim_all(pipeline, config, [full])).files[0].status is Status.SUCCESS
+
+        short = write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(80))
+        held = pipeline.process(config.route(), claim_all(pipeline, config, [short])).files[0]
+        assert held.status is Status.HELD
+        assert "80 rows" in held.message and "100 rows" in held.message and "--force" in held.message
+        assert len(learn_sim.uploads_snapshot()) == 1
+
+        ok = write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(95))    # within 10 %
+        assert pipeline.process(config.route(), claim_all(pipeline, config, [ok])).files[0].status is Status.SUCCESS
+
+        held_path = held.final_path
+        assert held_path is not None and held_path.exists()
+        forced = pipeline.process(config.route(), claim_all(pipeline, config, [held_path]), force=True)
+        assert forced.files[0].status is Status.SUCCESS
+        assert len(learn_sim.uploads_snapshot()) == 3
+
+
+def test_recovery_resumes_a_receipt_without_resending(setup, learn_sim: LearnSimulator) -> None:
+    config, journal, reporter = setup
+    people = write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(5))
+    target = LearnTarget(config.targets["learn"])
+    pipeline = fast_pipeline(config, journal, reporter)
+    (file_id,) = claim_all(pipeline, config, [people])
+    record = journal.file(file_id)
+    # As if the agent died right after Learn acknowledged the upload:
+    from agent.targets.base import Submission
+
+    receipt = target.submit(Submission(path=Path(record.current_path or ""), name="users.txt", object="person",
+                                       operation="store", rows=5))
+    journal.update_file(file_id, state="submitted", receipt=receipt.to_json(), reference=receipt.reference,
+                        rows=5, object="person", operation="store")
+
+    batches = fast_pipeline(config, journal, reporter).recover()
+
+    assert len(learn_sim.uploads_snapshot()) == 1                     # never sent twice
+    outcome = batches[0].files[0]
+    assert outcome.status is Status.SUCCESS and outcome.receipt is not None
+    assert outcome.receipt.reference == receipt.reference
+    assert journal.file(file_id).state == "archived"
+    assert Receipt.from_json(journal.file(file_id).receipt or "").reference == receipt.reference
+
+
+def test_recovery_resends_a_claimed_file_without_receipt(setup, learn_sim: LearnSimulator) -> None:
+    config, journal, reporter = setup
+    people = write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(5))
+    pipeline = fast_pipeline(config, journal, reporter)
+    (file_id,) = claim_all(pipeline, config, [people])
+    journal.update_file(file_id, state="submitting")      # died during the upload, before any receipt
+
+    fast_pipeline(config, journal, reporter).recover()
+
+    assert len(learn_sim.uploads_snapshot()) == 1
+    assert journal.file(file_id).state == "archived"
+    assert journal.in_flight() == []
+
+
+def test_stuck_processing_ends_timed_out_and_is_archived(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    config = load(tmp_path, learn_sim.url, timeout_minutes=0.01)     # 0.6 s
+    reporter = RecordingReporter()
+    learn_sim.faults.stuck = True
+    with Journal(config.agent.journal_path) as journal:
+        people = write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(3))
+        pipeline = fast_pipeline(config, journal, reporter)
+        outcome = pipeline.process(config.route(), claim_all(pipeline, config, [people])).files[0]
+    assert outcome.status is Status.TIMED_OUT
+    assert outcome.receipt is not None
+    assert outcome.final_path is not None and outcome.final_path.parent == config.agent.archive_dir
