@@ -72,6 +72,7 @@ class Agent:
             on_unsupported=self._unsupported,
             on_change=self.wake.set,
         )
+        self.housekeeping_seconds = HOUSEKEEPING_SECONDS
         self.batches: list[BatchOutcome] = []
         self._seen: set[Path] = set()
         self._started = utcnow()
@@ -105,7 +106,7 @@ class Agent:
                 self._tick()
                 if time.monotonic() >= next_housekeeping:
                     self._housekeeping()
-                    next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+                    next_housekeeping = time.monotonic() + self.housekeeping_seconds
             except Exception as exc:  # one bad step must never kill the daemon
                 if self.stop.is_set():
                     break

@@ -1,0 +1,219 @@
+"""The agent as admins run it: `watch` with the real observer, `run`, recovery after SIGKILL, signals."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from agent.config import Config, load_config
+from agent.daemon import Agent, run_once, status_report
+from agent.journal import Journal
+from agent.simulator import LearnSimulator
+from tests.support.agentconf import load, write_config
+from tests.support.learn import (
+    COURSE_HEADER,
+    MEMBERSHIP_HEADER,
+    PEOPLE_HEADER,
+    course_rows,
+    membership_rows,
+    person_rows,
+    write_flatfile,
+)
+from tests.support.recording import RecordingReporter
+
+WAIT = 30.0
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = WAIT, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextmanager
+def watching(config: Config, reporter: RecordingReporter | None = None) -> Iterator[Agent]:
+    agent = Agent(config, reporter=reporter or RecordingReporter())
+    thread = threading.Thread(target=agent.watch, daemon=True)
+    thread.start()
+    try:
+        yield agent
+    finally:
+        agent.stop.set()
+        agent.wake.set()
+        thread.join(timeout=WAIT)
+        agent.close()
+    assert not thread.is_alive()
+
+
+def archived_files(config: Config) -> list[Path]:
+    return sorted(config.agent.archive_dir.iterdir()) if config.agent.archive_dir.exists() else []
+
+
+def test_watch_sends_out_of_order_drops_in_dependency_order(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    config = load(tmp_path, learn_sim.url, settle=0.3, window=0.8)
+    drop = config.route().watch
+    reporter = RecordingReporter()
+    with watching(config, reporter):
+        # memberships first, written slowly in pieces
+        rows = membership_rows(6, courses=2)
+        with (drop / "enrol.txt").open("w", encoding="utf-8") as handle:
+            handle.write("|".join(MEMBERSHIP_HEADER) + "\n")
+            for row in rows:
+                handle.write("|".join(row) + "\n")
+                handle.flush()
+                time.sleep(0.1)
+        write_flatfile(drop / "courses.txt", COURSE_HEADER, course_rows(2))
+        staging = tmp_path / "staging"
+        staging.mkdir()
+        write_flatfile(staging / "users.txt", PEOPLE_HEADER, person_rows(6)).rename(drop / "users.txt")
+        wait_for(lambda: len(archived_files(config)) == 3, what="three archived files")
+
+        assert [u.slug for u in learn_sim.uploads_snapshot()] == ["person", "course", "membership"]
+        assert all(learn_sim.dataset(u.uid).errors == 0 for u in learn_sim.uploads_snapshot())
+        assert [f.status.value for f in reporter.files] == ["SUCCESS"] * 3
+
+        # An admin moves a file back from the archive: processed again as a new file, old mtime or not.
+        old = next(p for p in archived_files(config) if p.name.startswith("users."))
+        os.utime(old, (time.time() - 86400 * 400, time.time() - 86400 * 400))
+        shutil.move(str(old), drop / old.name)
+        wait_for(lambda: len(learn_sim.uploads_snapshot()) == 4, what="the re-sent file")
+        wait_for(lambda: len(archived_files(config)) == 3 and not any(drop.iterdir()), what="archived again")
+    names = [p.name for p in archived_files(config)]
+    assert sum(n.startswith("users.") for n in names) == 1
+    assert all(n.count("T") >= 1 and n.count("Z") == 1 for n in names if n.startswith("users."))  # one stamp
+
+
+def test_run_empties_the_folder_and_returns_true(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    config = load(tmp_path, learn_sim.url, settle=0.2)
+    drop = config.route().watch
+    write_flatfile(drop / "b-enrol.txt", MEMBERSHIP_HEADER, membership_rows(4, courses=1))
+    write_flatfile(drop / "a-courses.txt", COURSE_HEADER, course_rows(1))
+    write_flatfile(drop / "c-users.txt", PEOPLE_HEADER, person_rows(4))
+    assert run_once(config) is True
+    assert not any(drop.iterdir())
+    assert [u.slug for u in learn_sim.uploads_snapshot()] == ["person", "course", "membership"]
+    assert len(list(config.agent.outbox_dir.glob("*.eml"))) == 4       # three per-file reports + summary
+    assert "SUCCESS" in status_report(config)
+
+
+def test_run_returns_false_when_anything_needs_attention(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    config = load(tmp_path, learn_sim.url, settle=0.2)
+    (config.route().watch / "junk.txt").write_bytes(b"\x00\x01binary")
+    assert run_once(config) is False
+    assert (config.agent.failed_dir / "junk.txt").exists()
+    assert "binary" in (config.agent.failed_dir / "junk.txt.reason.txt").read_text(encoding="utf-8")
+
+
+def test_symlinks_and_folders_are_moved_aside_never_followed(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    config = load(tmp_path, learn_sim.url, settle=0.2)
+    drop = config.route().watch
+    secret = tmp_path / "outside.txt"
+    write_flatfile(secret, PEOPLE_HEADER, person_rows(2))
+    (drop / "link.txt").symlink_to(secret)
+    (drop / "subfolder").mkdir()
+    with watching(config):
+        wait_for(lambda: (config.agent.failed_dir / "link.txt.reason.txt").exists(), what="symlink moved aside")
+        wait_for(lambda: (config.agent.failed_dir / "subfolder.reason.txt").exists(), what="folder moved aside")
+    assert learn_sim.uploads_snapshot() == []
+    assert secret.exists()
+
+
+def test_missing_alert_when_a_route_receives_nothing(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    config = load(tmp_path, learn_sim.url, route_extra="expect_every_hours = 0.0003")   # about a second
+    reporter = RecordingReporter()
+    agent = Agent(config, reporter=reporter)
+    agent.housekeeping_seconds = 0.2
+    thread = threading.Thread(target=agent.watch, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: len(reporter.missing_alerts) >= 1, what="a MISSING alert")
+        time.sleep(0.6)
+        assert len(reporter.missing_alerts) == 1          # once per silent period, not every check
+    finally:
+        agent.stop.set()
+        agent.wake.set()
+        thread.join(WAIT)
+        agent.close()
+    route, folder, hours, last = reporter.missing_alerts[0]
+    assert route == "sis" and folder == config.route().watch and last is None
+
+
+# ------------------------------------------------------------------------------------------------
+# Real processes: SIGKILL mid-poll, then restart; SIGTERM stops cleanly
+
+
+def start_watch(ini: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEED_AGENT")}
+    with log_path.open("ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "agent", "-c", str(ini), "watch"], stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
+
+
+def test_sigkill_after_upload_then_restart_never_uploads_twice(tmp_path: Path) -> None:
+    with LearnSimulator(rows_per_second=20.0) as sim:          # 40 rows: about two seconds of processing
+        ini = write_config(tmp_path, sim.url, settle=0.2, window=0.2)
+        config = load_config(ini, environ={})
+        write_flatfile(tmp_path / "drop" / "users.txt", PEOPLE_HEADER, person_rows(40))
+        log_path = tmp_path / "agent.log"
+        first = start_watch(ini, log_path)
+        try:
+            wait_for(lambda: len(sim.uploads_snapshot()) == 1, what="the upload")
+            with Journal(config.agent.journal_path) as journal:
+                wait_for(lambda: any(r.reference for r in journal.in_flight()), what="the receipt in the journal")
+            assert sim.dataset(sim.uploads_snapshot()[0].uid).queued > 0       # still processing: mid-poll
+            first.send_signal(signal.SIGKILL)
+            first.wait(WAIT)
+        finally:
+            if first.poll() is None:
+                first.kill()
+        assert list(config.agent.processing_dir.iterdir())                     # the file waits in processing/
+        second = start_watch(ini, log_path)
+        try:
+            wait_for(lambda: len(archived_files(config)) == 1, what="the archived file after restart")
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(WAIT) == 0
+        finally:
+            if second.poll() is None:
+                second.kill()
+        assert len(sim.uploads_snapshot()) == 1
+        log_text = log_path.read_text(encoding="utf-8", errors="replace")
+        assert "resuming" in log_text and "sis-password" not in log_text
+
+
+def test_sigterm_stops_watch_cleanly(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    ini = write_config(tmp_path, learn_sim.url)
+    log_path = tmp_path / "agent.log"
+    process = start_watch(ini, log_path)
+    try:
+        wait_for(lambda: "watching" in log_path.read_text(encoding="utf-8", errors="replace"), what="start-up")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(WAIT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "stopped" in log_path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("count", [300])
+def test_many_files_at_once_none_missed(tmp_path: Path, count: int) -> None:
+    with LearnSimulator(rows_per_second=100000.0) as sim:
+        config = load(tmp_path, sim.url, settle=0.2, window=0.3)
+        drop = config.route().watch
+        for i in range(count):
+            write_flatfile(drop / f"users{i:04d}.txt", PEOPLE_HEADER, [(f"K{i}", "SIS", "A", "B", f"u{i}", "e@x")])
+        assert run_once(config) is True
+        assert len(sim.uploads_snapshot()) == count
+        assert len(archived_files(config)) == count

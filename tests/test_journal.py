@@ -1,0 +1,367 @@
+"""The SQLite ledger on real files: schema and migrations, crash safety, queries, threads."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from agent.journal import SCHEMA_VERSION, FileRecord, Journal, JournalError
+from agent.outcomes import Status
+from agent.targets.base import Receipt
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+T0 = datetime(2026, 11, 22, 10, 15, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def journal_path(tmp_path: Path) -> Path:
+    return tmp_path / "work" / "journal.sqlite3"
+
+
+@pytest.fixture
+def journal(journal_path: Path) -> Iterator[Journal]:
+    with Journal(journal_path) as opened:
+        yield opened
+
+
+def pragma(path: Path, name: str) -> object:
+    """Read a PRAGMA through a separate connection, as another process would see it."""
+    connection = sqlite3.connect(str(path))
+    try:
+        return connection.execute(f"PRAGMA {name}").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def add(journal: Journal, name: str = "users.txt", *, route: str = "sis", target: str = "learn",
+        arrived_at: datetime | None = None, **fields: object) -> int:
+    file_id = journal.add_file(route=route, target=target, name=name,
+                               source_path=Path("/drop") / name, arrived_at=arrived_at)
+    if fields:
+        journal.update_file(file_id, **fields)
+    return file_id
+
+
+# -- schema, reopen, migrations ---------------------------------------------------------------------
+
+def test_new_journal_creates_folder_schema_and_wal(journal_path: Path) -> None:
+    with Journal(journal_path) as journal:
+        assert journal_path.is_file()
+        assert pragma(journal_path, "user_version") == SCHEMA_VERSION >= 1
+        assert pragma(journal_path, "journal_mode") == "wal"
+        # synchronous is per connection: read the journal's own (1 = NORMAL).
+        assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+        indexes = {row[0] for row in journal._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'")}
+        assert {"files_state", "files_refresh_guard", "files_route_arrival"} <= indexes
+
+
+def test_data_survives_reopen_with_every_column(journal_path: Path) -> None:
+    receipt = Receipt(target="learn", kind="learn", reference="ab12cd", details={"url": "https://x"})
+    with Journal(journal_path) as journal:
+        batch_id = journal.start_batch("sis")
+        file_id = journal.add_file(route="sis", target="learn", name="users.txt",
+                                   source_path=Path("/drop/users.txt"), batch_id=batch_id, size=120,
+                                   arrived_at=T0)
+        journal.update_file(
+            file_id, state="submitted", current_path=Path("/work/processing/users.txt"),
+            sha256="f" * 64, rows=3, object="person", operation="store", receipt=receipt,
+            claimed_at=T0 + timedelta(seconds=1), submitted_at=T0 + timedelta(seconds=2),
+            queued=3, completed=0, warnings=0, errors=0, long_run_alerted=True, message="sent",
+        )
+        journal.set_meta("last_prune", "2026-11-22")
+    with Journal(journal_path) as journal:
+        record = journal.file(file_id)
+        assert pragma(journal_path, "user_version") == SCHEMA_VERSION
+        assert journal.get_meta("last_prune") == "2026-11-22"
+    assert isinstance(record, FileRecord)
+    assert (record.id, record.batch_id, record.route, record.target, record.name) == (
+        file_id, batch_id, "sis", "learn", "users.txt")
+    assert record.source_path == "/drop/users.txt"
+    assert record.current_path == "/work/processing/users.txt"
+    assert (record.sha256, record.size, record.rows) == ("f" * 64, 120, 3)
+    assert (record.object, record.operation, record.state) == ("person", "store", "submitted")
+    assert record.reference == "ab12cd"
+    assert record.receipt_object() == receipt
+    assert (record.queued, record.completed, record.warnings, record.errors) == (3, 0, 0, 0)
+    assert record.long_run_alerted is True
+    assert record.message == "sent"
+    assert record.arrived_at == T0 and record.arrived_at.tzinfo is not None
+    assert record.claimed_at == T0 + timedelta(seconds=1)
+    assert record.submitted_at == T0 + timedelta(seconds=2)
+    assert record.finished_at is None
+    assert record.updated_at.tzinfo is not None
+    assert record.in_flight
+
+
+def test_empty_v0_file_is_migrated(journal_path: Path) -> None:
+    journal_path.parent.mkdir(parents=True)
+    journal_path.touch()
+    assert pragma(journal_path, "user_version") == 0
+    with Journal(journal_path) as journal:
+        file_id = add(journal)
+        assert journal.file(file_id).state == "claiming"
+    assert pragma(journal_path, "user_version") == SCHEMA_VERSION
+
+
+def test_journal_from_a_newer_agent_is_refused(journal_path: Path) -> None:
+    journal_path.parent.mkdir(parents=True)
+    connection = sqlite3.connect(str(journal_path))
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    connection.close()
+    with pytest.raises(JournalError, match="newer feed-agent"):
+        Journal(journal_path)
+    assert pragma(journal_path, "user_version") == SCHEMA_VERSION + 5   # left untouched
+
+
+def test_damaged_file_gives_plain_advice(journal_path: Path) -> None:
+    journal_path.parent.mkdir(parents=True)
+    journal_path.write_bytes(b"this is not a database at all, just some text " * 100)
+    with pytest.raises(JournalError, match="move it aside"):
+        Journal(journal_path)
+
+
+def test_path_that_cannot_be_opened_says_so(tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="writable"):
+        Journal(tmp_path)           # a folder, not a file
+
+
+def test_journal_locked_by_another_process_says_so(journal_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    Journal(journal_path).close()
+    monkeypatch.setattr("agent.journal.BUSY_TIMEOUT_SECONDS", 0.2)
+    other = sqlite3.connect(str(journal_path), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")          # holds the write lock, as a stuck writer would
+        with pytest.raises(JournalError, match="locked by another process"):
+            Journal(journal_path)
+    finally:
+        other.close()
+    with Journal(journal_path) as journal:         # usable again once the lock is gone
+        assert journal.recent_files() == []
+
+
+# -- update_file ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field", ["bogus", "id", "state = 'held' --", "Name"])
+def test_update_file_rejects_unknown_fields(journal: Journal, field: str) -> None:
+    file_id = add(journal)
+    before = journal.file(file_id)
+    with pytest.raises(ValueError, match="not journal file columns"):
+        journal.update_file(file_id, **{field: "x", "state": "held"})
+    assert journal.file(file_id) == before     # nothing was written, not even the valid field
+
+
+def test_update_file_converts_and_validates_values(journal: Journal) -> None:
+    file_id = add(journal)
+    before = journal.file(file_id).updated_at
+    plus_two = timezone(timedelta(hours=2))
+    journal.update_file(file_id, status=Status.TIMED_OUT,
+                        finished_at=datetime(2026, 11, 22, 12, 0, tzinfo=plus_two),
+                        current_path=Path("/work/failed/users.txt"), long_run_alerted=1)
+    record = journal.file(file_id)
+    assert record.status == "TIMED OUT"
+    assert record.finished_at == T0.replace(hour=10, minute=0)
+    assert record.finished_at is not None and record.finished_at.utcoffset() == timedelta(0)
+    assert record.current_path == "/work/failed/users.txt"
+    assert record.long_run_alerted is True
+    assert record.updated_at >= before
+
+    with pytest.raises(ValueError, match="timezone-aware"):
+        journal.update_file(file_id, finished_at=datetime(2026, 11, 22, 12, 0))
+    with pytest.raises(ValueError, match="unknown file state"):
+        journal.update_file(file_id, state="done")
+    with pytest.raises(ValueError, match="unknown status"):
+        journal.update_file(file_id, status="OK")
+    with pytest.raises(TypeError, match="integer"):
+        journal.update_file(file_id, rows="12")
+    with pytest.raises(ValueError, match="cannot be empty"):
+        journal.update_file(file_id, state=None)
+    with pytest.raises(KeyError):
+        journal.update_file(file_id + 100, state="held")
+    with pytest.raises(KeyError):
+        journal.file(file_id + 100)
+    assert journal.file(file_id).status == "TIMED OUT"
+
+
+def test_explicit_updated_at_is_kept(journal: Journal) -> None:
+    file_id = add(journal)
+    journal.update_file(file_id, updated_at=T0)
+    assert journal.file(file_id).updated_at == T0
+
+
+# -- queries ----------------------------------------------------------------------------------------
+
+def test_in_flight_is_oldest_first_and_filters_route(journal: Journal) -> None:
+    first = add(journal, "a.txt", state="submitted")
+    done = add(journal, "b.txt", state="archived")
+    second = add(journal, "c.txt", route="other")
+    third = add(journal, "d.txt", state="finished")
+    add(journal, "e.txt", state="failed")
+    assert [r.id for r in journal.in_flight()] == [first, second, third]
+    assert [r.id for r in journal.in_flight("sis")] == [first, third]
+    assert journal.in_flight("nowhere") == []
+    assert not journal.file(done).in_flight
+
+
+def test_recent_files_puts_in_flight_first_then_newest(journal: Journal) -> None:
+    old_done = add(journal, "a.txt", state="archived")
+    running = add(journal, "b.txt", state="submitted")
+    rejected = add(journal, "c.txt", state="rejected")
+    claiming = add(journal, "d.txt")
+    newest_done = add(journal, "e.txt", state="held")
+    ids = [r.id for r in journal.recent_files()]
+    assert ids == [claiming, running, newest_done, rejected, old_done]
+    assert [r.id for r in journal.recent_files(limit=3)] == [claiming, running, newest_done]
+
+
+def test_batches_start_finish_and_recent(journal: Journal) -> None:
+    first = journal.start_batch("sis")
+    second = journal.start_batch("hr")
+    journal.finish_batch(first, Status.WARNINGS, 4)
+    batches = journal.recent_batches()
+    assert [b.id for b in batches] == [second, first]
+    assert batches[1].status == "WARNINGS" and batches[1].files == 4
+    assert batches[1].finished_at is not None and batches[1].finished_at >= batches[1].started_at
+    assert batches[0].finished_at is None and batches[0].status is None and batches[0].route == "hr"
+    assert [b.id for b in journal.recent_batches(limit=1)] == [second]
+    with pytest.raises(KeyError):
+        journal.finish_batch(second + 10, "SUCCESS", 0)
+
+
+def refresh(journal: Journal, rows: int, status: Status | None, *, target: str = "learn",
+            object: str = "person", operation: str = "refresh", minutes: int = 0) -> int:
+    return add(journal, f"{object}-{rows}.txt", target=target, object=object, operation=operation,
+               rows=rows, status=status, finished_at=T0 + timedelta(minutes=minutes), state="archived")
+
+
+def test_last_accepted_refresh_rows_counts_only_accepted_refreshes(journal: Journal) -> None:
+    assert journal.last_accepted_refresh_rows("learn", "person") is None
+    refresh(journal, 1000, Status.SUCCESS, minutes=1)
+    assert journal.last_accepted_refresh_rows("learn", "person") == 1000
+    refresh(journal, 900, Status.WARNINGS, operation="refreshlegacy", minutes=2)
+    assert journal.last_accepted_refresh_rows("learn", "person") == 900
+    refresh(journal, 800, Status.ERRORS, minutes=3)            # processed, with record errors
+    assert journal.last_accepted_refresh_rows("learn", "person") == 800
+    for status in (Status.FAILED, Status.REJECTED, Status.HELD, Status.TIMED_OUT, None):
+        refresh(journal, 5, status, minutes=10)                 # never replaced the data
+    refresh(journal, 7, Status.SUCCESS, operation="store", minutes=11)
+    refresh(journal, 9, Status.SUCCESS, object="course", minutes=12)
+    refresh(journal, 11, Status.SUCCESS, target="learn-test", minutes=13)
+    assert journal.last_accepted_refresh_rows("learn", "person") == 800
+    assert journal.last_accepted_refresh_rows("learn", "course") == 9
+    assert journal.last_accepted_refresh_rows("learn-test", "person") == 11
+    assert journal.last_accepted_refresh_rows("learn", "membership") is None
+
+
+def test_last_arrival_uses_arrival_then_claim_time(journal: Journal) -> None:
+    assert journal.last_arrival("sis") is None
+    add(journal, "a.txt", arrived_at=T0)
+    add(journal, "b.txt", claimed_at=T0 + timedelta(hours=2))        # no arrival recorded
+    add(journal, "c.txt", arrived_at=T0 + timedelta(hours=1))
+    add(journal, "d.txt", route="other", arrived_at=T0 + timedelta(days=3))
+    assert journal.last_arrival("sis") == T0 + timedelta(hours=2)
+    assert journal.last_arrival("other") == T0 + timedelta(days=3)
+
+
+def test_mail_failure_queue(journal: Journal) -> None:
+    assert journal.unreported_mail_failures() == []
+    journal.record_mail_failure("[feed-agent] SUCCESS users.txt", "connection refused")
+    journal.record_mail_failure("[feed-agent] Summary: 1 file", "535 authentication failed")
+    listed = journal.unreported_mail_failures()
+    assert listed == ["[feed-agent] SUCCESS users.txt: connection refused",
+                      "[feed-agent] Summary: 1 file: 535 authentication failed"]
+    journal.record_mail_failure("late", "timed out")       # another thread, after the listing
+    journal.mark_mail_failures_reported()
+    assert journal.unreported_mail_failures() == ["late: timed out"]
+    journal.mark_mail_failures_reported()
+    assert journal.unreported_mail_failures() == []
+
+
+def test_mark_after_empty_listing_keeps_newer_failures(journal: Journal) -> None:
+    assert journal.unreported_mail_failures() == []
+    journal.record_mail_failure("late", "timed out")
+    journal.mark_mail_failures_reported()
+    assert journal.unreported_mail_failures() == ["late: timed out"]
+
+
+def test_meta_overwrites(journal: Journal) -> None:
+    assert journal.get_meta("k") is None
+    journal.set_meta("k", "1")
+    journal.set_meta("k", "2")
+    assert journal.get_meta("k") == "2"
+
+
+# -- threads and crashes ----------------------------------------------------------------------------
+
+def test_several_threads_write_at_once(journal: Journal) -> None:
+    threads_count, per_thread = 6, 40
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads_count)
+
+    def worker(index: int) -> None:
+        try:
+            start.wait(timeout=20)
+            for n in range(per_thread):
+                file_id = add(journal, f"t{index}-{n}.txt", route=f"r{index}")
+                journal.update_file(file_id, state="claimed", rows=n)
+                journal.update_file(file_id, state="archived", status=Status.SUCCESS)
+                if n % 10 == 0:
+                    journal.record_mail_failure(f"t{index}", str(n))
+                journal.recent_files(5)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert not any(thread.is_alive() for thread in threads)
+    records = journal.recent_files(limit=threads_count * per_thread + 10)
+    assert len(records) == threads_count * per_thread
+    assert {r.state for r in records} == {"archived"}
+    assert len(journal.unreported_mail_failures()) == threads_count * (per_thread // 10)
+
+
+def test_killed_process_leaves_committed_rows(journal_path: Path) -> None:
+    """A process SIGKILLed right after its writes (no close): the next one sees every commit."""
+    script = textwrap.dedent("""
+        import os, signal, sys
+        from pathlib import Path
+        from agent.journal import Journal
+        journal = Journal(Path(sys.argv[1]))
+        file_id = journal.add_file(route="sis", target="learn", name="users.txt",
+                                   source_path=Path("/drop/users.txt"))
+        journal.update_file(file_id, state="submitted", receipt='{"x": 1}', reference="ref-1")
+        journal.record_mail_failure("subject", "error")
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    completed = subprocess.run([sys.executable, "-c", script, str(journal_path)], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=60)
+    assert completed.returncode == -9, completed.stderr
+    assert journal_path.with_name(journal_path.name + "-wal").exists()     # never checkpointed
+    with Journal(journal_path) as journal:
+        [record] = journal.in_flight()
+        assert (record.state, record.reference) == ("submitted", "ref-1")
+        assert journal.unreported_mail_failures() == ["subject: error"]
+
+
+def test_second_journal_sees_commits_of_an_open_one(journal_path: Path) -> None:
+    with Journal(journal_path) as writer:
+        file_id = add(writer, state="submitting")
+        with Journal(journal_path) as reader:
+            assert reader.file(file_id).state == "submitting"
+            writer.update_file(file_id, state="submitted")
+            assert reader.file(file_id).state == "submitted"
+            reader.update_file(file_id, message="seen by the CLI")
+        assert writer.file(file_id).message == "seen by the CLI"
