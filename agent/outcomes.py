@@ -41,10 +41,10 @@ class Status(str, enum.Enum):
 class FileOutcome:
     """One file's life, from claim to its final folder."""
 
-    name: str                      # the name it arrived with (agent stamps removed)
+    name: str  # the name it arrived with (agent stamps removed)
     route: str
-    target: str                    # target section name
-    target_type: str               # learn | s3 | job
+    target: str  # target section name
+    target_type: str  # learn | s3 | job
     status: Status
     size: int = 0
     rows: int | None = None
@@ -56,8 +56,8 @@ class FileOutcome:
     finished_at: datetime | None = None
     final_path: Path | None = None
     drop_folder: Path | None = None
-    message: str = ""              # why, in plain words (empty on success)
-    held_by: str | None = None     # the file this one waited for
+    message: str = ""  # why, in plain words (empty on success)
+    held_by: str | None = None  # the file this one waited for
     sha256: str | None = None
     file_id: int | None = None
 
@@ -75,7 +75,7 @@ class BatchOutcome:
     finished_at: datetime | None = None
     files: list[FileOutcome] = field(default_factory=list)
     batch_id: int | None = None
-    mail_problems: list[str] = field(default_factory=list)   # earlier emails that could not be sent
+    mail_problems: list[str] = field(default_factory=list)  # earlier emails that could not be sent
 
     @property
     def ok(self) -> bool:
@@ -84,8 +84,15 @@ class BatchOutcome:
     @property
     def overall(self) -> Status:
         """The worst status in the batch (for the summary subject)."""
-        order = [Status.SUCCESS, Status.WARNINGS, Status.ERRORS, Status.HELD, Status.REJECTED,
-                 Status.TIMED_OUT, Status.FAILED]
+        order = [
+            Status.SUCCESS,
+            Status.WARNINGS,
+            Status.ERRORS,
+            Status.HELD,
+            Status.REJECTED,
+            Status.TIMED_OUT,
+            Status.FAILED,
+        ]
         worst = Status.SUCCESS
         for f in self.files:
             if order.index(f.status) > order.index(worst):

@@ -26,12 +26,12 @@ def utcnow() -> datetime:
 class Submission:
     """What a target needs to know about the file it sends."""
 
-    path: Path                 # where the bytes are now (processing/)
-    name: str                  # the name the file arrived with
-    object: str | None         # Learn slug, or None for non-Learn targets
-    operation: str             # store | refresh | refreshlegacy | delete (Learn)
+    path: Path  # where the bytes are now (processing/)
+    name: str  # the name the file arrived with
+    object: str | None  # Learn slug, or None for non-Learn targets
+    operation: str  # store | refresh | refreshlegacy | delete (Learn)
     rows: int
-    non_ascii: bool = False    # decides add_bom = auto
+    non_ascii: bool = False  # decides add_bom = auto
     has_bom: bool = False
 
 
@@ -40,23 +40,31 @@ class Receipt:
     """Proof that the destination accepted the file: Learn reference code, S3 key or job id."""
 
     target: str
-    kind: str                              # learn | s3 | job
-    reference: str                         # the code an admin quotes to support
+    kind: str  # learn | s3 | job
+    reference: str  # the code an admin quotes to support
     details: Mapping[str, str] = field(default_factory=dict)
     submitted_at: datetime = field(default_factory=utcnow)
 
     def to_json(self) -> str:
-        return json.dumps({
-            "target": self.target, "kind": self.kind, "reference": self.reference,
-            "details": dict(self.details), "submitted_at": self.submitted_at.isoformat(),
-        })
+        return json.dumps(
+            {
+                "target": self.target,
+                "kind": self.kind,
+                "reference": self.reference,
+                "details": dict(self.details),
+                "submitted_at": self.submitted_at.isoformat(),
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Receipt:
         data: dict[str, Any] = json.loads(text)
         return cls(
-            target=data["target"], kind=data["kind"], reference=data["reference"],
-            details=data.get("details", {}), submitted_at=datetime.fromisoformat(data["submitted_at"]),
+            target=data["target"],
+            kind=data["kind"],
+            reference=data["reference"],
+            details=data.get("details", {}),
+            submitted_at=datetime.fromisoformat(data["submitted_at"]),
         )
 
 
@@ -68,7 +76,7 @@ class Progress:
     completed: int = 0
     warnings: int = 0
     errors: int = 0
-    fields: Mapping[str, str] = field(default_factory=dict)   # every field as the server sent it
+    fields: Mapping[str, str] = field(default_factory=dict)  # every field as the server sent it
     polled_at: datetime = field(default_factory=utcnow)
 
     @property
