@@ -1,0 +1,395 @@
+"""S3 target against moto's real server with IAM enforced: a writer that may only PUT under one prefix.
+
+What matters for a write-only Handshake folder: the writer never sends HEAD/GET/LIST, small and
+multipart uploads arrive intact (read back with the admin user), every PUT carries a checksum, and
+each failure an admin can cause (wrong secret, unknown key, wrong prefix, missing bucket, no network,
+wrong region) comes back as a plain-words TargetError without secrets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+
+from agent.config import Secret
+from agent.outcomes import Status
+from agent.targets.base import Progress, Submission, TargetError
+from agent.targets.s3 import (
+    ReadBlockedError,
+    S3Target,
+    explain_s3_error,
+    handshake_name_warning,
+    normalized_prefix,
+    render_template,
+)
+from tests.support.net import free_port
+from tests.support.s3 import SentRequest, WriteOnlyBucket, record_requests
+
+MIB = 1024 * 1024
+
+
+def make_submission(path: Path, name: str | None = None, rows: int = 2) -> Submission:
+    return Submission(path=path, name=name or path.name, object=None, operation="upload", rows=rows)
+
+
+def write_csv(tmp_path: Path, name: str = "users.csv") -> Path:
+    path = tmp_path / name
+    path.write_text("email,first_name\nada@example.edu,Ada\nalan@example.edu,Alan\n", encoding="utf-8")
+    return path
+
+
+def write_random(path: Path, size: int) -> str:
+    """Random bytes of `size`, written in 1 MiB pieces; returns the SHA-256."""
+    digest = hashlib.sha256()
+    with path.open("wb") as handle:
+        left = size
+        while left:
+            piece = os.urandom(min(MIB, left))
+            digest.update(piece)
+            handle.write(piece)
+            left -= len(piece)
+    return digest.hexdigest()
+
+
+def methods(sent: list[SentRequest]) -> set[str]:
+    return {request.method for request in sent}
+
+
+# ----------------------------------------------------------------------------------------------
+# Templates and names (pure)
+
+
+def test_render_template_fills_every_field_in_utc() -> None:
+    evening_in_chicago = datetime(2024, 1, 1, 23, 30, tzinfo=timezone(timedelta(hours=-6)))
+    sub = Submission(path=Path("x"), name="users.csv", object="person", operation="upload", rows=1)
+    rendered = render_template("{date:%Y-%m-%d}/{stem}-{object}{suffix}|{name}|{date}", sub, evening_in_chicago)
+    assert rendered == "2024-01-02/users-person.csv|users.csv|20240102"
+
+
+def test_render_template_treats_a_naive_time_as_utc() -> None:
+    sub = make_submission(Path("x"), name="users.csv")
+    assert render_template("{date:%H%M}_{name}", sub, datetime(2024, 5, 6, 7, 8)) == "0708_users.csv"
+
+
+@pytest.mark.parametrize("template", ["{nope}_{name}", "{}_{name}", "{name.upper}", "{date:%Y"])
+def test_render_template_rejects_unknown_or_broken_fields_in_plain_words(template: str) -> None:
+    sub = make_submission(Path("x"), name="users.csv")
+    with pytest.raises(ValueError) as caught:
+        render_template(template, sub, datetime(2024, 1, 2, tzinfo=timezone.utc))
+    assert template in str(caught.value)
+
+
+def test_prefix_gets_exactly_one_trailing_slash() -> None:
+    assert normalized_prefix("/importer-production-uni") == "importer-production-uni/"
+    assert normalized_prefix("production/warehouse/") == "production/warehouse/"
+    assert normalized_prefix("") == ""
+
+
+@pytest.mark.parametrize("name", ["TEST_users.csv", "20240102_users_sample.csv", "Contest.csv"])
+def test_handshake_warns_about_names_it_never_processes(name: str) -> None:
+    warning = handshake_name_warning(name)
+    assert warning is not None and name in warning and "never processes" in warning
+
+
+def test_handshake_has_no_warning_for_a_normal_name() -> None:
+    assert handshake_name_warning("20240102_users.csv") is None
+
+
+def test_key_for_uses_prefix_and_default_date_template(write_only_s3: WriteOnlyBucket, tmp_path: Path) -> None:
+    target = S3Target(write_only_s3.settings(prefix="incoming"))
+    when = datetime(2024, 1, 2, 3, 4, tzinfo=timezone.utc)
+    assert target.key_for(make_submission(tmp_path / "users.csv"), when) == "incoming/20240102_users.csv"
+
+
+# ----------------------------------------------------------------------------------------------
+# Uploads through IAM
+
+
+def test_small_file_is_one_checksummed_put_and_arrives_intact(
+    write_only_s3: WriteOnlyBucket, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path)
+    target = S3Target(write_only_s3.settings())
+    sent = record_requests(target.client)
+
+    receipt = target.submit(make_submission(path, rows=2))
+
+    assert receipt.kind == "s3" and receipt.target == "handshake"
+    assert receipt.reference.startswith("incoming/") and receipt.reference.endswith("_users.csv")
+    assert write_only_s3.read(receipt.reference) == path.read_bytes()
+    assert receipt.details["bucket"] == write_only_s3.bucket
+    assert receipt.details["key"] == receipt.reference
+    assert receipt.details["etag"] == write_only_s3.etag(receipt.reference)
+    assert [r.method for r in sent] == ["PUT"]
+    headers = {k.lower(): v for k, v in sent[0].headers.items()}
+    assert headers["x-amz-sdk-checksum-algorithm"] == "SHA256"
+    assert headers["x-amz-checksum-sha256"] == receipt.details["checksum_sha256"]
+
+
+def test_large_file_goes_multipart_with_only_put_and_post(write_only_s3: WriteOnlyBucket, tmp_path: Path) -> None:
+    path = tmp_path / "users.csv"
+    expected_sha = write_random(path, 12 * MIB)
+    target = S3Target(write_only_s3.settings(multipart_threshold_mb=5.0))
+    sent = record_requests(target.client)
+
+    receipt = target.submit(make_submission(path, rows=100_000))
+
+    assert methods(sent) <= {"PUT", "POST"}
+    assert sum("partNumber=" in r.url for r in sent) == 3          # 5 + 5 + 2 MiB
+    assert any(r.method == "POST" and r.url.endswith("?uploads") for r in sent)
+    assert hashlib.sha256(write_only_s3.read(receipt.reference)).hexdigest() == expected_sha
+    assert receipt.details["etag"] == write_only_s3.etag(receipt.reference)
+    assert receipt.details["etag"].strip('"').endswith("-3")
+    assert receipt.details["size"] == str(12 * MIB)
+
+
+def test_wait_and_status_are_final_at_once(write_only_s3: WriteOnlyBucket, tmp_path: Path) -> None:
+    target = S3Target(write_only_s3.settings())
+    receipt = target.submit(make_submission(write_csv(tmp_path), rows=2))
+    seen: list[Progress] = []
+    stop = threading.Event()
+    stop.set()     # nothing to wait for: a stopping daemon still gets the finished result
+
+    result = target.wait(receipt, 2, on_progress=seen.append, stop=stop)
+
+    assert result.status is Status.SUCCESS
+    assert result.progress is not None and result.progress.completed == 2
+    assert receipt.reference in result.message
+    assert [p.completed for p in seen] == [2]
+    assert target.status(receipt).completed == 2
+
+
+def test_reads_are_refused_before_they_leave_the_machine(write_only_s3: WriteOnlyBucket) -> None:
+    """The guard stops even botocore's own region probe (HeadBucket) from being sent."""
+    target = S3Target(write_only_s3.settings())
+    sent = record_requests(target.client)
+
+    for read in (lambda: target.client.head_bucket(Bucket=write_only_s3.bucket),
+                 lambda: target.client.list_objects_v2(Bucket=write_only_s3.bucket)):
+        with pytest.raises(ReadBlockedError):
+            read()
+    assert sent == []
+    message = target.explain(ReadBlockedError(operation="HeadBucket"), "incoming/x.csv").message
+    assert "region" in message and "eu-central-1" in message
+
+
+# ----------------------------------------------------------------------------------------------
+# Failures an admin can cause, in plain words
+
+
+def test_wrong_secret_says_the_secret_is_wrong(write_only_s3: WriteOnlyBucket, tmp_path: Path) -> None:
+    wrong = "wrong-secret-" + "x" * 20
+    target = S3Target(write_only_s3.settings(secret_access_key=Secret(wrong)))
+    with pytest.raises(TargetError) as caught:
+        target.submit(make_submission(write_csv(tmp_path)))
+    error = caught.value
+    assert "secret access key is wrong" in error.message
+    assert not error.retryable and error.http_status == 403
+    assert wrong not in str(error) and write_only_s3.writer.access_key_id not in str(error)
+
+
+def test_unknown_access_key_says_so(write_only_s3: WriteOnlyBucket, tmp_path: Path) -> None:
+    target = S3Target(write_only_s3.settings(access_key_id=Secret("AKIAUNKNOWN000000000")))
+    with pytest.raises(TargetError) as caught:
+        target.submit(make_submission(write_csv(tmp_path)))
+    assert "does not know this access key id" in caught.value.message
+    assert not caught.value.retryable
+
+
+@pytest.mark.parametrize("size", [100, 6 * MIB], ids=["single-put", "multipart"])
+def test_wrong_prefix_is_access_denied_naming_the_prefix(
+    write_only_s3: WriteOnlyBucket, tmp_path: Path, size: int
+) -> None:
+    """Multipart too: upload_file wraps the ClientError in S3UploadFailedError, which is unwrapped."""
+    path = tmp_path / "users.csv"
+    write_random(path, size)
+    target = S3Target(write_only_s3.settings(prefix="other/"))
+    with pytest.raises(TargetError) as caught:
+        target.submit(make_submission(path))
+    message = caught.value.message
+    assert "Access Denied" in message and "prefix" in message and "other/" in message
+    assert "S3UploadFailedError" not in message and "Failed to upload" not in message
+    assert not caught.value.retryable
+
+
+def test_missing_bucket_for_the_writer_is_access_denied_mentioning_the_bucket(
+    write_only_s3: WriteOnlyBucket, tmp_path: Path
+) -> None:
+    """IAM is checked before the bucket, so a PUT-only user cannot even learn that it is missing."""
+    target = S3Target(write_only_s3.settings(bucket="no-such-bucket"))
+    with pytest.raises(TargetError) as caught:
+        target.submit(make_submission(write_csv(tmp_path)))
+    assert "Access Denied" in caught.value.message and "no-such-bucket" in caught.value.message
+
+
+def test_missing_bucket_with_full_rights_says_it_does_not_exist(
+    write_only_s3: WriteOnlyBucket, tmp_path: Path
+) -> None:
+    target = S3Target(write_only_s3.settings(keys=write_only_s3.admin, bucket="no-such-bucket"))
+    with pytest.raises(TargetError) as caught:
+        target.submit(make_submission(write_csv(tmp_path)))
+    assert "bucket 'no-such-bucket' does not exist" in caught.value.message
+    assert caught.value.http_status == 404
+
+
+def test_unreachable_endpoint_is_retryable(write_only_s3: WriteOnlyBucket, tmp_path: Path) -> None:
+    nobody_listens = f"http://127.0.0.1:{free_port()}"
+    target = S3Target(write_only_s3.settings(endpoint_url=nobody_listens))
+    with pytest.raises(TargetError) as caught:
+        target.submit(make_submission(write_csv(tmp_path)))
+    assert caught.value.retryable
+    assert "could not be reached" in caught.value.message
+
+
+def test_unreadable_file_is_a_plain_error(write_only_s3: WriteOnlyBucket, tmp_path: Path) -> None:
+    target = S3Target(write_only_s3.settings())
+    with pytest.raises(TargetError) as caught:
+        target.submit(make_submission(tmp_path / "gone.csv"))
+    assert "Cannot read" in caught.value.message and "gone.csv" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("code", "error_fields", "headers"),
+    [
+        ("AuthorizationHeaderMalformed", {"Region": "eu-west-2"}, {}),
+        ("PermanentRedirect", {"Endpoint": "drop-bucket.s3.eu-west-2.amazonaws.com"},
+         {"x-amz-bucket-region": "eu-west-2"}),
+        ("IllegalLocationConstraintException", {}, {}),
+    ],
+)
+def test_wrong_region_is_explained(
+    write_only_s3: WriteOnlyBucket, tmp_path: Path, code: str, error_fields: dict[str, str],
+    headers: dict[str, str],
+) -> None:
+    """Stubbed on purpose: moto ignores the region of a PUT (measured: an eu-west-1 client writes
+    into a us-east-1 bucket with 200), so real S3's wrong-region answers cannot be produced here.
+    botocore's Stubber returns those exact error responses through the real client and our mapping.
+    """
+    target = S3Target(write_only_s3.settings(region="eu-central-1"))
+    with Stubber(target.client) as stub:
+        stub.add_client_error(
+            "put_object", service_error_code=code, service_message="wrong region", http_status_code=400,
+            service_error_meta=error_fields, response_meta={"HTTPHeaders": headers},
+        )
+        with pytest.raises(TargetError) as caught:
+            target.submit(make_submission(write_csv(tmp_path)))
+    message = caught.value.message
+    assert "not eu-central-1" in message and "Set region" in message and code in message
+    if error_fields.get("Region") or headers:
+        assert "the bucket is in eu-west-2" in message
+    assert not caught.value.retryable
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "retryable", "words"),
+    [
+        ("SlowDown", 503, True, "SlowDown"),
+        ("InternalError", 500, True, "InternalError"),
+        ("RequestTimeTooSkewed", 403, False, "clock is wrong"),
+        ("EntityTooLarge", 400, False, "EntityTooLarge"),
+    ],
+)
+def test_other_s3_answers_are_mapped_by_status(code: str, status: int, retryable: bool, words: str) -> None:
+    """Answers moto cannot be made to give; the mapping is a pure function of the error response."""
+    response: Any = {"Error": {"Code": code, "Message": "said"}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    error = ClientError(response, "PutObject")
+    explained = explain_s3_error(error, bucket="b-ucket", key="in/x.csv", region="eu-central-1")
+    assert explained.retryable is retryable and words in explained.message
+    assert explained.message.startswith("Upload to s3://b-ucket/in/x.csv failed")
+
+
+def test_logs_and_receipts_never_show_the_secret(
+    write_only_s3: WriteOnlyBucket, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="agent")
+    target = S3Target(write_only_s3.settings())
+    receipt = target.submit(make_submission(write_csv(tmp_path)))
+    secret = write_only_s3.writer.secret_access_key
+    assert "uploaded users.csv" in caplog.text
+    assert secret not in caplog.text and secret not in receipt.to_json()
+
+
+# ----------------------------------------------------------------------------------------------
+# check()
+
+
+def test_check_without_canary_is_offline_and_says_how_to_test(write_only_s3: WriteOnlyBucket) -> None:
+    target = S3Target(write_only_s3.settings())
+    sent = record_requests(target.client)
+
+    results = target.check()
+
+    assert sent == []
+    assert all(r.ok for r in results), results
+    write_access = [r for r in results if r.item.endswith("write access")]
+    assert write_access and "use --canary" in write_access[0].detail
+    assert "write-only bucket: nothing can be checked without writing" in write_access[0].detail
+
+
+def test_check_reports_each_bad_setting(write_only_s3: WriteOnlyBucket) -> None:
+    target = S3Target(write_only_s3.settings(
+        bucket="Bad_Bucket", region="moon", key="{nope}_{name}", secret_access_key=Secret(""),
+    ))
+    sent = record_requests(target.client)
+
+    failed = {r.item.split(": ", 1)[1]: r.detail for r in target.check(canary=True) if not r.ok}
+
+    assert sent == []
+    assert "Bad_Bucket" in failed["bucket"]
+    assert "moon" in failed["region"]
+    assert "{nope}" in failed["key template"]
+    assert "secret_access_key" in failed["credentials"]
+    assert "not tried" in failed["write access"]
+
+
+def test_check_flags_a_key_handshake_would_ignore(write_only_s3: WriteOnlyBucket) -> None:
+    results = S3Target(write_only_s3.settings(key="test_{name}")).check()
+    flagged = [r for r in results if r.item.endswith("file names")]
+    assert flagged and not flagged[0].ok and "test" in flagged[0].detail
+
+
+def test_check_judges_the_file_name_not_the_vendors_folder(write_only_s3: WriteOnlyBucket) -> None:
+    results = S3Target(write_only_s3.settings(prefix="importer-production-contest-university/")).check()
+    assert all(r.ok for r in results), results
+
+
+def test_submit_warns_when_handshake_would_ignore_the_name(
+    write_only_s3: WriteOnlyBucket, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="agent")
+    target = S3Target(write_only_s3.settings())
+    receipt = target.submit(make_submission(write_csv(tmp_path, "sample_users.csv")))
+    assert write_only_s3.read(receipt.reference) == (tmp_path / "sample_users.csv").read_bytes()
+    assert "never processes" in caplog.text and "sample_users.csv" in caplog.text
+
+
+def test_canary_puts_a_clearly_named_object(write_only_s3: WriteOnlyBucket) -> None:
+    target = S3Target(write_only_s3.settings())
+    sent = record_requests(target.client)
+
+    results = target.check(canary=True)
+
+    canary = [r for r in results if "canary" in r.item]
+    assert canary and canary[0].ok, results
+    assert methods(sent) == {"PUT"} and len(sent) == 1
+    [key] = write_only_s3.object_keys()
+    assert key.startswith("incoming/feed-agent-canary-") and key.endswith("Z.txt")
+    assert key in canary[0].detail
+    assert "not a data file" in write_only_s3.read(key).decode()
+
+
+def test_canary_with_a_wrong_prefix_reports_the_plain_error(write_only_s3: WriteOnlyBucket) -> None:
+    results = S3Target(write_only_s3.settings(prefix="elsewhere/")).check(canary=True)
+    canary = [r for r in results if "canary" in r.item]
+    assert canary and not canary[0].ok
+    assert "Access Denied" in canary[0].detail and "elsewhere/" in canary[0].detail
+    assert write_only_s3.object_keys() == []
