@@ -12,7 +12,10 @@ dev=0
 for arg in "$@"; do
   case "$arg" in
     --dev) dev=1 ;;
-    --service|--uninstall|--prefix|--prefix=*|--drop-group|--drop-group=*|--no-systemd)
+    --service|--uninstall|--prefix|--prefix=*|--drop-group|--drop-group=*|--no-systemd|--no-start|\
+    --state-dir|--state-dir=*|--config-dir|--config-dir=*|--unit-dir|--unit-dir=*|--user|--user=*|\
+    --pip-args|--pip-args=*)
+      # System service install/uninstall (see conf/install-service.sh --help); it takes all the arguments.
       if [ -x "$here/conf/install-service.sh" ]; then exec "$here/conf/install-service.sh" "$@"; fi
       echo "install.sh: service installation is not available in this version" >&2; exit 2 ;;
     -h|--help) sed -n '2,6p' "$0"; exit 0 ;;

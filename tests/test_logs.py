@@ -1,0 +1,145 @@
+"""Logging: one line per record in text or JSON, debug only with -v, and never a secret.
+
+Why these matter: journald and log shippers split on newlines and parse JSON, and a password that
+reaches a log line ends up in every log archive, so redaction must cover messages, arguments and
+exception text alike.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from uuid import uuid4
+
+import pytest
+
+from agent.logs import JsonFormatter, RedactingFilter, register_secrets, setup_logging
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logger() -> Iterator[None]:
+    """setup_logging rewires the root logger; give every other test its old one back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    noisy = {name: logging.getLogger(name).level for name in ("botocore", "urllib3", "watchdog")}
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    for name, old in noisy.items():
+        logging.getLogger(name).setLevel(old)
+
+
+def _secret() -> str:
+    """A fresh value per test: registered secrets stay registered for the whole process."""
+    return f"pw-{uuid4().hex}"
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line]
+
+
+def test_text_format_is_one_line_per_record_with_level(capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging(verbose=False, fmt="text")
+    logging.getLogger("agent.pipeline").info("claimed %s", "users.txt")
+    logging.getLogger("agent.pipeline").warning("held %s", "courses.txt")
+    lines = _lines(capsys.readouterr().err)
+    assert len(lines) == 2
+    assert lines[0].endswith("INFO    claimed users.txt")
+    assert lines[1].endswith("WARNING held courses.txt")
+
+
+def test_debug_lines_only_with_verbose(capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging(verbose=False)
+    logging.getLogger("agent.watcher").debug("rescan found nothing")
+    logging.getLogger("botocore").info("library chatter")
+    assert capsys.readouterr().err == ""
+
+    setup_logging(verbose=True)
+    logging.getLogger("agent.watcher").debug("rescan found nothing")
+    assert _lines(capsys.readouterr().err)[0].endswith("DEBUG   rescan found nothing")
+
+
+def test_setup_twice_does_not_duplicate_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging()
+    setup_logging()
+    logging.getLogger("agent").info("once")
+    assert len(_lines(capsys.readouterr().err)) == 1
+
+
+def test_json_format_is_one_parseable_object_per_line(capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging(fmt="json")
+    logging.getLogger("agent.mailer").info("sent report for %s\nsecond line", "users.txt")
+    (line,) = _lines(capsys.readouterr().err)
+    payload = json.loads(line)
+    assert payload["level"] == "INFO"
+    assert payload["logger"] == "agent.mailer"
+    assert payload["message"] == "sent report for users.txt\nsecond line"
+    assert payload["time"].endswith("+00:00")
+
+
+def test_json_format_carries_the_exception(capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging(fmt="json")
+    try:
+        raise ValueError("bad header")
+    except ValueError:
+        logging.getLogger("agent.feeds").exception("cannot inspect users.txt")
+    (line,) = _lines(capsys.readouterr().err)
+    payload = json.loads(line)
+    assert "ValueError: bad header" in payload["exception"]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_registered_secret_never_appears_in_message_args_or_traceback(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = _secret()
+    setup_logging(verbose=True, fmt=fmt)
+    register_secrets([secret])
+    log = logging.getLogger("agent.targets.learn")
+    log.info("posting with %s", secret)
+    log.debug(f"url https://sis:{secret}@learn.example.edu/")
+    try:
+        raise ConnectionError(f"refused for password {secret}")
+    except ConnectionError:
+        log.exception("upload failed")
+    err = capsys.readouterr().err
+    assert secret not in err
+    assert err.count("***") >= 3
+    assert "upload failed" in err and "ConnectionError" in err
+
+
+def test_secrets_registered_before_setup_are_redacted_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI may load the config (and register its secrets) before or after set-up."""
+    secret = _secret()
+    register_secrets([secret])
+    setup_logging()
+    logging.getLogger("agent").error("login failed for %s", secret)
+    assert secret not in capsys.readouterr().err
+
+
+def test_overlapping_secrets_are_redacted_completely() -> None:
+    short, long = "hunter2", "hunter2-and-more"
+    redactor = RedactingFilter([short, long])
+    assert redactor.redact(f"a={long} b={short}") == "a=*** b=***"
+
+
+def test_empty_and_tiny_values_are_not_treated_as_secrets() -> None:
+    """An empty or one-letter 'secret' would turn every log line into asterisks."""
+    redactor = RedactingFilter(["", "a", "xy"])
+    assert redactor.secrets == []
+    assert redactor.redact("a day at xyz") == "a day at xyz"
+
+
+def test_json_formatter_without_filter_formats_exc_info() -> None:
+    try:
+        raise KeyError("journal row")
+    except KeyError:
+        record = logging.LogRecord("agent", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    payload = json.loads(JsonFormatter().format(record))
+    assert payload["message"] == "failed"
+    assert "KeyError" in payload["exception"]
