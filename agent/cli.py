@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     sub.add_parser("watch", help="watch the drop folders until stopped (SIGTERM/SIGINT)")
-    sub.add_parser("run", help="process every file present now, wait for each, then exit (for cron)")
+    run = sub.add_parser("run", help="process every file present now, wait for each, then exit (for cron)")
+    run.add_argument("--route", help="only this route's folder (e.g. a weekly refresh route)")
 
     post = sub.add_parser("post", help="send one file by hand and follow it to the end")
     post.add_argument("file", type=Path)
@@ -164,7 +165,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "run":
         from agent.daemon import run_once
 
-        return ExitStatus.OK if run_once(config) else ExitStatus.PROBLEM
+        return ExitStatus.OK if run_once(config, route_name=args.route) else ExitStatus.PROBLEM
     if command == "watch":
         from agent.daemon import watch
 

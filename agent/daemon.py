@@ -83,12 +83,16 @@ class Agent:
 
     # -- modes ---------------------------------------------------------------------------------
 
-    def run_once(self) -> bool:
-        """Recover, then process every file present now (after it settles), route by route."""
+    def run_once(self, route_name: str | None = None) -> bool:
+        """Recover, then process every file present now (once it has settled), route by route.
+
+        A file still being written is waited for (bounded: a file whose ready marker never comes is
+        left for the next run)."""
         self.batches += self.pipeline.recover()
         self.watcher.scan()
-        self.watcher.wait_until_settled()
-        for route in self.routes.values():
+        self.watcher.wait_until_settled(timeout=2 * self.config.agent.settle_seconds + 30)
+        routes = [self.config.route(route_name)] if route_name else list(self.routes.values())
+        for route in routes:
             self._run_batch(route, [c for c in self.watcher.pending(route.name) if c.ready])
         return all(batch.ok for batch in self.batches)
 
@@ -203,13 +207,13 @@ class Agent:
 # Commands
 
 
-def run_once(config: Config) -> bool:
+def run_once(config: Config, route_name: str | None = None) -> bool:
     """`feed-agent run`: True when every file completed without record errors."""
     if not config.routes:
         raise_no_routes(config)
     agent = Agent(config)
     try:
-        ok = agent.run_once()
+        ok = agent.run_once(route_name)
     finally:
         agent.close()
     files = [f for b in agent.batches for f in b.files]
