@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,7 @@ from tests.support.learn import (
     write_flatfile,
 )
 from tests.support.recording import RecordingReporter
+from tests.support.s3 import JobApiStandIn, WriteOnlyBucket
 
 WAIT = 30.0
 
@@ -217,3 +220,110 @@ def test_many_files_at_once_none_missed(tmp_path: Path, count: int) -> None:
         assert run_once(config) is True
         assert len(sim.uploads_snapshot()) == count
         assert len(archived_files(config)) == count
+
+
+# ------------------------------------------------------------------------------------------------
+# Other destinations through the same `run`: Handshake's write-only bucket and AlumnIQ's job API
+
+
+def destinations_config(root: Path, bucket: WriteOnlyBucket, api: JobApiStandIn, *, secret: str | None = None,
+                        ) -> Path:
+    (root / "drop-handshake").mkdir(parents=True, exist_ok=True)
+    (root / "drop-alumniq").mkdir(exist_ok=True)
+    (root / ".env").write_text(
+        f"HS_KEY={bucket.writer.access_key_id}\nHS_SECRET={secret or bucket.writer.secret_access_key}\n"
+        f"AQ_KEY={bucket.writer.access_key_id}\nAQ_SECRET={bucket.writer.secret_access_key}\n"
+        f"AQ_API_KEY={api.api_key}\n", encoding="utf-8")
+    ini = root / "agent.ini"
+    common = f"""bucket = {bucket.bucket}
+region = {bucket.region}
+endpoint_url = {bucket.endpoint}
+"""
+    ini.write_text(f"""[agent]
+work_dir = var
+env_file = .env
+settle_seconds = 0.2
+[route:handshake]
+watch = drop-handshake
+target = handshake
+[route:alumniq]
+watch = drop-alumniq
+target = alumniq
+[target:handshake]
+type = s3
+prefix = {bucket.prefix}
+access_key_id = ${{HS_KEY}}
+secret_access_key = ${{HS_SECRET}}
+{common}
+[target:alumniq]
+type = job
+prefix = {bucket.prefix}warehouse/
+key = {{name}}
+job_url = {api.job_url}
+api_key = ${{AQ_API_KEY}}
+notify_email = sis-admins@example.edu
+access_key_id = ${{AQ_KEY}}
+secret_access_key = ${{AQ_SECRET}}
+{common}
+[email]
+transport = file
+to = admins@example.edu
+""", encoding="utf-8")
+    return ini
+
+
+def all_output(config: Config, captured: str) -> str:
+    """Everything an admin or a log shipper could see: emails, reason files, journal, console."""
+    texts = [captured]
+    for folder in (config.agent.outbox_dir, config.agent.failed_dir):
+        texts += [p.read_bytes().decode("utf-8", "replace") for p in folder.glob("*") if p.is_file()]
+    texts.append(config.agent.journal_path.read_bytes().decode("utf-8", "replace"))
+    return "\n".join(texts)
+
+
+def test_run_delivers_to_write_only_bucket_and_job_api(tmp_path: Path, write_only_s3: WriteOnlyBucket,
+                                                       job_api: JobApiStandIn, capfd: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    from agent.cli import main
+
+    ini = destinations_config(tmp_path, write_only_s3, job_api)
+    users = tmp_path / "drop-handshake" / "users.csv"
+    users.write_text('student_id,email,first_name\n1,"a@x.edu",Ann\n2,b@x.edu,"Bo, Jr"\n', encoding="utf-8")
+    expected = users.read_bytes()
+    (tmp_path / "drop-alumniq" / "warehouse.csv").write_text("id,name\n1,Ann\n", encoding="utf-8")
+
+    assert main(["-c", str(ini), "run"]) == 0
+
+    today = datetime.now(timezone.utc).strftime("%Y%m%d")
+    assert write_only_s3.read(f"incoming/{today}_users.csv") == expected
+    assert write_only_s3.read("incoming/warehouse/warehouse.csv") == b"id,name\n1,Ann\n"
+    (call,) = job_api.calls
+    assert call.job == "warehouse"
+    assert call.body["filename"] == "warehouse.csv" and call.body["apiKey"] == job_api.api_key
+    config = load_config(ini, environ={})
+    output = all_output(config, capfd.readouterr().err)
+    assert write_only_s3.writer.secret_access_key not in output and job_api.api_key not in output
+
+
+def test_unknown_job_and_wrong_secret_fail_in_plain_words(tmp_path: Path, write_only_s3: WriteOnlyBucket,
+                                                          job_api: JobApiStandIn,
+                                                          capfd: pytest.CaptureFixture[str]) -> None:
+    from agent.cli import main
+
+    wrong = "WRONG-secret-value-1234567890"
+    ini = destinations_config(tmp_path, write_only_s3, job_api, secret=wrong)
+    (tmp_path / "drop-handshake" / "users.csv").write_text("id,email\n1,a@x.edu\n", encoding="utf-8")
+    (tmp_path / "drop-alumniq" / "donors.csv").write_text("id,name\n1,Ann\n", encoding="utf-8")
+
+    assert main(["-c", str(ini), "run"]) == 1
+
+    config = load_config(ini, environ={})
+    subjects = sorted(str(message_from_bytes(p.read_bytes(), policy=policy.default)["Subject"])
+                      for p in config.agent.outbox_dir.glob("*.eml"))
+    assert "[feed-agent] FAILED users.csv — s3/upload" in subjects
+    assert "[feed-agent] FAILED donors.csv — job/upload" in subjects
+    users_reason = (config.agent.failed_dir / "users.csv.reason.txt").read_text(encoding="utf-8")
+    assert "secret" in users_reason.lower()
+    assert "does not exist" in (config.agent.failed_dir / "donors.csv.reason.txt").read_text(encoding="utf-8")
+    output = all_output(config, capfd.readouterr().err)
+    assert wrong not in output and job_api.api_key not in output
