@@ -233,7 +233,7 @@ def render_inspection_table(results: list[Inspection]) -> str:
     for r in results:
         encoding = (r.encoding or "?") + (" +BOM" if r.bom else "")
         verdict = "ok" if r.ok else f"{len(r.problems)} problem{'s' if len(r.problems) != 1 else ''}"
-        delimiter = {"|": "pipe", "\t": "tab", ",": "comma"}.get(r.delimiter or "", "-")
+        delimiter = {"|": "pipe", "\t": "tab", ",": "comma", ";": "semicolon"}.get(r.delimiter or "", "-")
         rows.append(
             (str(r.order or ""), r.file, r.object or "unknown", delimiter, f"{r.rows:,}", encoding, verdict)
         )

@@ -234,10 +234,18 @@ class Pipeline:
 
     @staticmethod
     def _order(target_type: str, items: list[_Item]) -> list[_Item]:
-        """Learn: dependency order, then arrival, then name. Other targets: oldest first."""
+        """Learn: dependency order, then oldest first, then name. Other targets: oldest first.
+
+        "Oldest" is the file's modification time (when the SIS finished writing it), so of two
+        exports of one type the newer is sent last and wins; files found in one scan have no
+        meaningful arrival order of their own.
+        """
 
         def arrival(item: _Item) -> float:
-            return (item.record.arrived_at or item.record.claimed_at or utcnow()).timestamp()
+            try:
+                return item.path.stat().st_mtime
+            except OSError:
+                return (item.record.arrived_at or item.record.claimed_at or utcnow()).timestamp()
 
         if target_type != "learn":
             return sorted(items, key=lambda i: (arrival(i), i.outcome.name))

@@ -372,6 +372,9 @@ class _Server(ThreadingHTTPServer):
         with self.sockets_lock:
             self.open_sockets.add(request)
         try:
+            # Headers and body go out as two writes; without NODELAY, Nagle holds the second one
+            # until the client's delayed ACK (40 ms), which would dwarf every real cost here.
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tls is not None:
                 request = self.tls.wrap_socket(request, server_side=True)
             super().finish_request(request, client_address)

@@ -258,7 +258,7 @@ class LearnTarget:
                     raise
                 last_problem = exc.message
             else:
-                log.info("Learn accepted %s as %s/%s: reference code %s", submission.name, submission.object,
+                log.debug("Learn accepted %s as %s/%s: reference code %s", submission.name, submission.object,
                          submission.operation, uid)
                 details = {"slug": submission.object, "operation": submission.operation, "endpoint": url,
                            "bytes_sent": str(sent), "attempts": str(attempt),
@@ -384,9 +384,12 @@ class _Follower:
             remaining = self.deadline - self.target._clock()
             if remaining <= 0:
                 return self._timed_out()
-            self.target._pause(min(self.delay, remaining), self.stop)
-            self._check_stop()
-            self.delay = min(self.max_delay, max(self.delay * 2, 0.001))
+            if self.last is not None or self.failures:
+                # The first reading is taken at once: a small set is often done before any pause
+                # would end, and the done rule below never trusts an early empty reading.
+                self.target._pause(min(self.delay, remaining), self.stop)
+                self._check_stop()
+                self.delay = min(self.max_delay, max(self.delay * 2, 0.001))
             try:
                 progress = self.target.status(self.receipt)
             except TargetError as exc:
@@ -412,7 +415,11 @@ class _Follower:
         self.last = progress
         if progress.queued != 0:
             return False
-        return progress.processed >= self.expected_rows or self.unchanged >= UNCHANGED_POLLS_FOR_DONE
+        if progress.processed >= self.expected_rows:
+            return True
+        # Counts that stopped moving end the wait, but only once Learn has processed something: a data
+        # set that still reads all zeros may simply not have started.
+        return progress.processed > 0 and self.unchanged >= UNCHANGED_POLLS_FOR_DONE
 
     def _poll_failed(self, exc: TargetError) -> Result | None:
         reference = self.receipt.reference
