@@ -33,6 +33,7 @@ from tests.support.learn import (
 )
 from tests.support.recording import RecordingReporter
 from tests.support.s3 import JobApiStandIn, WriteOnlyBucket
+from tests.support.smtp import TlsCert
 
 WAIT = 30.0
 
@@ -150,7 +151,7 @@ def test_missing_alert_when_a_route_receives_nothing(tmp_path: Path, learn_sim: 
         agent.wake.set()
         thread.join(WAIT)
         agent.close()
-    route, folder, hours, last = reporter.missing_alerts[0]
+    route, folder, _hours, last = reporter.missing_alerts[0]
     assert route == "sis" and folder == config.route().watch and last is None
 
 
@@ -327,3 +328,46 @@ def test_unknown_job_and_wrong_secret_fail_in_plain_words(tmp_path: Path, write_
     assert "does not exist" in (config.agent.failed_dir / "donors.csv.reason.txt").read_text(encoding="utf-8")
     output = all_output(config, capfd.readouterr().err)
     assert wrong not in output and job_api.api_key not in output
+
+
+# ------------------------------------------------------------------------------------------------
+# Reports through a real SMTP server (STARTTLS, certificate verified, AUTH required)
+
+
+def test_batch_reports_reach_a_real_smtp_server(tmp_path: Path, learn_sim: LearnSimulator, smtp_server: Callable,
+                                                tls_cert: TlsCert, capfd: pytest.CaptureFixture[str]) -> None:
+    from agent.cli import main
+
+    server = smtp_server(tls="starttls", users={"agent@example.edu": "mail-s3cret-pw"}, auth_required=True)
+    email = (f"transport = smtp\nhost = 127.0.0.1\nport = {server.port}\nsecurity = starttls\n"
+             f"verify_tls = {tls_cert.cert}\nusername = ${{SMTP_USERNAME}}\npassword = ${{SMTP_PASSWORD}}\n"
+             "from = feed-agent@example.edu\nto = sis-admins@example.edu\n")
+    ini = write_config(tmp_path, learn_sim.url, email=email)
+    with (tmp_path / ".env").open("a", encoding="utf-8") as env:
+        env.write("SMTP_USERNAME=agent@example.edu\nSMTP_PASSWORD=mail-s3cret-pw\n")
+    drop = tmp_path / "drop"
+    write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(3))
+    write_flatfile(drop / "courses.txt", COURSE_HEADER, course_rows(1))
+    # memberships naming a person who is in no file: Learn reports record errors for those rows
+    rows = [*membership_rows(3, courses=1), ("C001", "P99999", "SIS", "Student")]
+    write_flatfile(drop / "x<script>.txt", MEMBERSHIP_HEADER, rows)
+
+    assert main(["-c", str(ini), "run"]) == 1
+
+    messages = server.parsed()
+    subjects = [str(m["Subject"]) for m in messages]
+    assert len(messages) == 4, subjects
+    assert subjects[:3] == ["[feed-agent] SUCCESS users.txt — person/store",
+                            "[feed-agent] SUCCESS courses.txt — course/store",
+                            "[feed-agent] ERRORS x<script>.txt — membership/store"]
+    assert subjects[3].startswith("[feed-agent] Summary: 3 files — ")
+    codes = [u.uid for u in learn_sim.uploads_snapshot()]
+    for message, code in zip(messages[:3], codes, strict=True):
+        assert code in message.get_body(("plain",)).get_content()        # type: ignore[union-attr]
+        assert code in message.get_body(("html",)).get_content()         # type: ignore[union-attr]
+    html = messages[2].get_body(("html",)).get_content()                 # type: ignore[union-attr]
+    assert "x&lt;script&gt;.txt" in html and "<script>" not in html
+    assert server.logins == ["agent@example.edu"] * 4
+    everything = b"\n".join(server.messages).decode("utf-8", "replace") + capfd.readouterr().err
+    for secret in ("mail-s3cret-pw", learn_sim.password):
+        assert secret not in everything

@@ -227,3 +227,17 @@ def test_stuck_processing_ends_timed_out_and_is_archived(tmp_path: Path, learn_s
     assert outcome.status is Status.TIMED_OUT
     assert outcome.receipt is not None
     assert outcome.final_path is not None and outcome.final_path.parent == config.agent.archive_dir
+
+
+def test_long_processing_sends_one_still_processing_notice(tmp_path: Path) -> None:
+    with LearnSimulator(rows_per_second=10.0) as sim:                    # 12 rows: over a second
+        config = load(tmp_path, sim.url, target_extra="long_run_minutes = 0.005")   # 0.3 s
+        reporter = RecordingReporter()
+        with Journal(config.agent.journal_path) as journal:
+            people = write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(12))
+            pipeline = fast_pipeline(config, journal, reporter)
+            (file_id,) = claim_all(pipeline, config, [people])
+            outcome = pipeline.process(config.route(), [file_id]).files[0]
+            assert journal.file(file_id).long_run_alerted
+    assert outcome.status is Status.SUCCESS
+    assert [name for name, _ in reporter.long_runs] == ["users.txt"]
