@@ -17,6 +17,7 @@ from pathlib import Path
 from agent import __version__
 from agent.config import OPERATIONS, Config, ConfigError, load_config
 from agent.feeds import FEED_TYPES, ORDER_EXPLANATION, Inspection, inspect_csv, inspect_file, plan_order
+from agent.outcomes import CheckResult
 
 log = logging.getLogger("feed-agent")
 
@@ -174,7 +175,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise AssertionError(f"unhandled command {command}")
 
 
-def _print_checks(results: list) -> int:  # type: ignore[type-arg]
+def _print_checks(results: list[CheckResult]) -> int:
     width = max((len(r.item) for r in results), default=0)
     for result in results:
         mark = "OK  " if result.ok else "FAIL"

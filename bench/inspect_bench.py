@@ -12,6 +12,7 @@ Usage: .venv/bin/python bench/inspect_bench.py [--size-mb 1024] [--keep] [--dir 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -163,9 +164,12 @@ def warm_cache(path: Path) -> None:
 def check_result(path: Path, rows: int, mode: str) -> None:
     """The benchmark is only meaningful if inspect is also right: rows exact, no problems."""
     output = subprocess.run(inspect_command(path, mode), capture_output=True, text=True, cwd=ROOT)
-    print(output.stdout.strip()[:2000])
-    if str(rows) not in output.stdout:
-        print(f"WARNING: inspect did not report {rows} rows", file=sys.stderr)
+    data = json.loads(output.stdout)
+    found = data[0] if isinstance(data, list) else data
+    print(f"inspect says: object={found['object']} rows={found['rows']:,} encoding={found['encoding']} "
+          f"problems={found['problems']}")
+    if found["rows"] != rows or found["problems"]:
+        print(f"WARNING: expected {rows:,} rows and no problems", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,323 @@
+"""`feed-agent` command line, one section per command (called through `agent.cli.main`).
+
+inspect: no network, no configuration needed; the table and `--json` show each file's type,
+delimiter, rows, problems and planned position; exit 0 only when every file is recognized and clean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.cli import main
+from agent.feeds import ORDER_EXPLANATION
+from agent.simulator import LearnSimulator
+from tests.support.agentconf import write_config
+from tests.support.learn import PEOPLE_HEADER, person_rows, write_flatfile
+
+PERSON = (
+    "external_person_key|data_source_key|firstname|lastname|user_id\nP1|SIS|Jane|Doe|jdoe\nP2|SIS|Bo|Ng|bn\n"
+)
+COURSE = "external_course_key|course_id|course_name|data_source_key\nC1|MATH101|Calculus|SIS\n"
+MEMBERSHIP = "external_course_key|external_person_key|role|data_source_key\nC1|P1|Student|SIS\n"
+TERM = "EXTERNAL_TERM_KEY,NAME,DATA_SOURCE_KEY\r\nF24,Fall 2024,SIS\r\n"
+
+
+def write(folder: Path, name: str, content: str | bytes, mtime: float | None = None) -> Path:
+    path = folder / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
+    status = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+# ---------------------------------------------------------------------------------------------
+# inspect
+
+
+@pytest.fixture()
+def clean_batch(tmp_path: Path) -> list[Path]:
+    """Three clean feeds written out of dependency order (membership arrives first)."""
+    return [
+        write(tmp_path, "enrolments.txt", MEMBERSHIP, mtime=1_000),
+        write(tmp_path, "courses.txt", COURSE, mtime=2_000),
+        write(tmp_path, "people.txt", PERSON, mtime=3_000),
+        write(tmp_path, "terms.csv", TERM, mtime=4_000),
+    ]
+
+
+def test_inspect_table_lists_files_in_planned_order(
+    clean_batch: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = run(capsys, "inspect", *clean_batch)
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["#", "FILE", "OBJECT", "DELIM", "ROWS", "ENCODING", "RESULT"]
+    rows = [line.split() for line in lines[1:5]]
+    assert [r[:3] for r in rows] == [
+        ["1", "terms.csv", "term"],
+        ["2", "people.txt", "person"],
+        ["3", "courses.txt", "course"],
+        ["4", "enrolments.txt", "membership"],
+    ]
+    assert rows[0][3:] == ["comma", "1", "utf-8", "ok"]
+    assert rows[1][3:] == ["pipe", "2", "utf-8", "ok"]
+    assert f"Order: {ORDER_EXPLANATION}." in out
+
+
+def test_inspect_table_shows_problems_and_notes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    people = write(tmp_path, "people.txt", "\ufeff" + PERSON.replace("P2|", "|"))
+    cats = write(tmp_path, "cats.txt", "external_category_key|title\nCAT|Math\n")
+    status, out, _ = run(capsys, "inspect", people, cats)
+    assert status == 1
+    assert "utf-8 +BOM" in out and "1 problem" in out
+    assert "  people.txt: 1 row with an empty external_person_key (line 3); every row needs its key" in out
+    assert "  cats.txt: note: a category file can be for courses or organizations" in out
+
+
+def test_inspect_json_schema(
+    tmp_path: Path, clean_batch: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    unknown = write(tmp_path, "export.txt", "id|name\n1|x\n", mtime=0)
+    empty = write(tmp_path, "empty.txt", "", mtime=0)
+    status, out, _ = run(capsys, "inspect", "--json", unknown, *clean_batch, empty)
+    assert status == 1
+    data = json.loads(out)
+    assert isinstance(data, list) and len(data) == 6
+    for item in data:
+        assert {"file", "object", "delimiter", "encoding", "bom", "rows", "problems", "order"} <= set(item)
+        assert isinstance(item["problems"], list) and all(isinstance(p, str) for p in item["problems"])
+        assert isinstance(item["rows"], int) and isinstance(item["bom"], bool)
+        if item["object"] is None:
+            assert item["problems"], item
+    assert [item["order"] for item in data] == [1, 2, 3, 4, 5, 6]
+    assert [item["object"] for item in data] == ["term", "person", "course", "membership", None, None]
+    assert {item["file"] for item in data[4:]} == {"export.txt", "empty.txt"}
+    by_file = {item["file"]: item for item in data}
+    assert by_file["terms.csv"]["delimiter"] == "comma"
+    people = by_file["people.txt"]
+    assert (people["delimiter"], people["encoding"], people["rows"], people["bom"]) == (
+        "pipe",
+        "utf-8",
+        2,
+        False,
+    )
+    assert by_file["empty.txt"]["problems"] == [
+        "the file is empty (0 bytes): the SIS export produced nothing"
+    ]
+
+
+def test_inspect_exit_0_when_all_clean_and_1_otherwise(
+    tmp_path: Path, clean_batch: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "inspect", "--json", *clean_batch)[0] == 0
+    header_only = write(tmp_path, "header.txt", "external_person_key|firstname|lastname|user_id\n")
+    assert run(capsys, "inspect", *clean_batch, header_only)[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "detected", "expected"),
+    [
+        ("external_person_key|user_id\n".encode("utf-16"), None, "UTF-16"),
+        (b"\x00\x01\x02\x03", None, "binary"),
+        (
+            "external_person_key|firstname|lastname|user_id\nP1|José|X|j\n".encode("latin-1"),
+            "person",
+            "not UTF-8",
+        ),
+        (b"   \n\n", None, "only blank lines"),
+        (b"id|name\n1|x\n", None, "unrecognized header"),
+    ],
+)
+def test_inspect_rejects_unusable_files_with_a_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, detected: str | None, expected: str
+) -> None:
+    status, out, _ = run(capsys, "inspect", "--json", write(tmp_path, "bad.txt", content))
+    assert status == 1
+    (item,) = json.loads(out)
+    assert item["object"] == detected
+    assert len(item["problems"]) == 1 and expected in item["problems"][0]
+
+
+def test_inspect_missing_file_is_a_problem_not_a_traceback(
+    tmp_path: Path, clean_batch: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = run(capsys, "inspect", tmp_path / "nope.txt", clean_batch[0])
+    assert status == 1
+    assert "Traceback" not in out + err
+    assert "nope.txt: the file does not exist (check the path)" in out
+    status, out, _ = run(capsys, "inspect", "--json", tmp_path / "nope.txt")
+    assert status == 1
+    assert json.loads(out)[0]["problems"] == ["the file does not exist (check the path)"]
+
+
+def test_inspect_a_folder_is_a_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "inspect", "--json", tmp_path)
+    assert status == 1
+    assert json.loads(out)[0]["problems"] == ["is a folder, not a file"]
+
+
+def test_inspect_object_forces_the_type(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cats = write(tmp_path, "cats.txt", "external_category_key|title|data_source_key\nCAT|Math|SIS\n")
+    status, out, _ = run(capsys, "inspect", "--json", "--object", "organizationcategory", cats)
+    assert status == 0
+    assert json.loads(out)[0]["object"] == "organizationcategory"
+
+
+def test_inspect_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as no_files:
+        main(["inspect"])
+    assert no_files.value.code == 2
+    with pytest.raises(SystemExit) as bad_object:
+        main(["inspect", "--object", "persons", "x.txt"])
+    assert bad_object.value.code == 2
+    assert "feed-agent: error:" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------
+# post, status, check, demo, simulate: the other commands, through main([...])
+
+
+def _post_setup(tmp_path: Path, sim: LearnSimulator, **kwargs: Any) -> tuple[Path, Path]:
+    ini = write_config(tmp_path, sim.url, **kwargs)
+    users = write_flatfile(tmp_path / "users.txt", PEOPLE_HEADER, person_rows(5))
+    return ini, users
+
+
+def test_post_sends_exact_bytes_polls_prints_code_and_archives(tmp_path: Path, learn_sim: LearnSimulator,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    ini, users = _post_setup(tmp_path, learn_sim)
+    digest = hashlib.sha256(users.read_bytes()).hexdigest()
+
+    assert main(["-c", str(ini), "post", str(users)]) == 0
+
+    (upload,) = learn_sim.uploads_snapshot()
+    assert (upload.slug, upload.operation, upload.sha256) == ("person", "store", digest)
+    out = capsys.readouterr().out
+    assert upload.uid in out and "poll:" in out and "result: SUCCESS" in out
+    (archived,) = (tmp_path / "var" / "archive").iterdir()
+    assert re.fullmatch(r"users\.\d{8}T\d{6}Z\.txt", archived.name)
+    assert f"file: {archived}" in out and not users.exists()
+
+
+def test_post_with_object_operation_and_keep(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    ini, users = _post_setup(tmp_path, learn_sim)
+    assert main(["-c", str(ini), "post", str(users), "--operation", "delete", "--keep"]) == 0
+    assert [(u.slug, u.operation) for u in learn_sim.uploads_snapshot()] == [("person", "delete")]
+    assert users.exists()
+
+
+def test_post_wrong_password_fails_plainly_without_the_password(tmp_path: Path, learn_sim: LearnSimulator,
+                                                                capfd: pytest.CaptureFixture[str]) -> None:
+    ini, users = _post_setup(tmp_path, learn_sim, password="not-the-right-pw")
+
+    assert main(["-c", str(ini), "post", str(users)]) == 1
+
+    captured = capfd.readouterr()
+    assert "refused the username/password" in captured.out
+    assert (tmp_path / "var" / "failed" / "users.txt").exists()
+    reason = (tmp_path / "var" / "failed" / "users.txt.reason.txt").read_text(encoding="utf-8")
+    everything = captured.out + captured.err + reason + "".join(
+        p.read_text(encoding="utf-8", errors="replace") for p in (tmp_path / "var" / "outbox").iterdir())
+    assert "not-the-right-pw" not in everything
+
+
+def test_post_two_500s_then_success(tmp_path: Path, learn_sim: LearnSimulator,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The real back-off (1 s, then 2 s) is kept: this is what an admin's post goes through."""
+    ini, users = _post_setup(tmp_path, learn_sim)
+    learn_sim.faults.fail_uploads = 2
+    assert main(["-c", str(ini), "post", str(users)]) == 0
+    assert "result: SUCCESS" in capsys.readouterr().out
+    assert learn_sim.upload_attempts == 3 and len(learn_sim.uploads_snapshot()) == 1
+
+
+def test_post_never_finishing_ends_timed_out(tmp_path: Path, learn_sim: LearnSimulator,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    ini, users = _post_setup(tmp_path, learn_sim, timeout_minutes=0.01)
+    learn_sim.faults.stuck = True
+    assert main(["-c", str(ini), "post", str(users)]) == 1
+    assert "result: TIMED OUT" in capsys.readouterr().out
+
+
+def test_post_refresh_guard_and_force(tmp_path: Path, learn_sim: LearnSimulator,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    ini = write_config(tmp_path, learn_sim.url, operation="refresh")
+    full = write_flatfile(tmp_path / "users.txt", PEOPLE_HEADER, person_rows(50))
+    assert main(["-c", str(ini), "post", str(full)]) == 0
+    short = write_flatfile(tmp_path / "users.txt", PEOPLE_HEADER, person_rows(10))
+    assert main(["-c", str(ini), "post", str(short)]) == 1
+    out = capsys.readouterr().out
+    assert "result: HELD" in out and "--force" in out
+    held = tmp_path / "var" / "failed" / "users.txt"
+    assert main(["-c", str(ini), "post", str(held), "--force"]) == 0
+    assert len(learn_sim.uploads_snapshot()) == 2
+
+
+def test_status_lists_files_and_batches(tmp_path: Path, learn_sim: LearnSimulator,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    ini, users = _post_setup(tmp_path, learn_sim)
+    assert main(["-c", str(ini), "status"]) == 0
+    assert "No files handled yet" in capsys.readouterr().out
+    assert main(["-c", str(ini), "post", str(users)]) == 0
+    capsys.readouterr()
+    assert main(["-c", str(ini), "status", "--limit", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "users.txt" in out and "SUCCESS" in out and learn_sim.uploads_snapshot()[0].uid in out
+
+
+def test_check_reports_each_item(tmp_path: Path, learn_sim: LearnSimulator,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    ini = write_config(tmp_path, learn_sim.url)
+    assert main(["-c", str(ini), "check"]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out and "credentials accepted" in out and "FAIL" not in out
+    assert learn_sim.uploads_snapshot() == []
+    bad = write_config(tmp_path, learn_sim.url, password="wrong-password-here")
+    assert main(["-c", str(bad), "check"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "wrong-password-here" not in out
+
+
+def test_config_error_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ini = tmp_path / "agent.ini"
+    ini.write_text("[agent]\nsettle_secnds = 3\n", encoding="utf-8")
+    assert main(["-c", str(ini), "run"]) == 2
+    err = capsys.readouterr().err
+    assert "settle_secnds" in err and "did you mean 'settle_seconds'" in err
+
+
+def test_version_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and "feed-agent" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exited:
+        main(["post"])
+    assert exited.value.code == 2
+
+
+def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--dir", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert out.index("users.txt: sent") < out.index("courses.txt: sent") < out.index("enrollments.txt: sent")
+    assert len(list((tmp_path / "demo" / "var" / "outbox").glob("*.eml"))) == 4
+    assert len(list((tmp_path / "demo" / "var" / "archive").iterdir())) == 3
+
+
+def test_python_dash_m_agent_runs_the_cli(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "agent", "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("feed-agent ")
