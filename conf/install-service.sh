@@ -133,10 +133,10 @@ Without systemd, run the agent from cron instead of 'watch' (one pass over every
 exit; flock keeps two passes from overlapping). For example in /etc/cron.d/feed-agent:
 
   MAILTO=sis-admins@example.edu
-  # nightly store feed: the SIS exports to $state_dir/drop around 01:00
-  30 1 * * *  $user  flock -n $state_dir/.cron.lock $prefix/venv/bin/feed-agent -c $config_dir/agent.ini run
+  # nightly store feed ([route:learn]): the SIS exports to $state_dir/drop around 01:00
+  30 1 * * *  $user  flock -n $state_dir/.cron.lock $prefix/venv/bin/feed-agent -c $config_dir/agent.ini run --route learn
   # weekly refresh on its own folder (a [route:refresh] with operation = refresh), Sundays
-  30 3 * * 0  $user  flock -n $state_dir/.cron.lock $prefix/venv/bin/feed-agent -c $config_dir/agent.ini run
+  30 3 * * 0  $user  flock -n $state_dir/.cron.lock $prefix/venv/bin/feed-agent -c $config_dir/agent.ini run --route refresh
 
 Exit status 1 (something failed, was rejected, held or timed out) makes cron mail the output.
 TXT
@@ -175,6 +175,32 @@ check_python() {
     || fail "$("$python" -V 2>&1) is too old; feed-agent needs Python 3.10 or newer"
   "$python" -c 'import venv, ensurepip' >/dev/null 2>&1 \
     || fail "the Python venv module is missing (Debian: apt-get install python3-venv)"
+}
+
+# Runs a command as the service account (directly when that is us), to prove it can.
+as_account() {
+  if [ "$(id -un)" = "$user" ]; then "$@"; else runuser -u "$user" -- "$@"; fi
+}
+
+# The venv links to its interpreter, so the service account must be able to run that interpreter.
+# A Python under /root (pyenv, a hand build) is not; the system's /usr/bin/python3 usually is.
+ensure_python_for_account() {
+  local candidate found
+  for candidate in "$python" /usr/bin/python3; do
+    # Resolved as the account sees it (a PATH entry under /root is skipped for it, not for us).
+    found="$(as_account "$candidate" -c 'import sys, venv, ensurepip
+assert sys.version_info >= (3, 10)
+print(sys.executable)' 2>/dev/null)" || continue
+    if [ -n "$found" ]; then
+      if [ "$found" != "$(command -v "$python")" ]; then
+        say "Using $found (the Python that the account '$user' can run; set PYTHON to choose another)"
+      fi
+      python="$found"
+      return 0
+    fi
+  done
+  fail "the account '$user' cannot run $(command -v "$python") (is it under /root?); install Python 3.10+ \
+system-wide (Debian: apt-get install python3 python3-venv) or set PYTHON=/path/to/python3"
 }
 
 ensure_account() {
@@ -219,7 +245,7 @@ install_code() {
   printf 'prefix=%s\nstate_dir=%s\nconfig_dir=%s\nunit_dir=%s\nuser=%s\n' \
     "$prefix" "$state_dir" "$config_dir" "$unit_dir" "$user" >"$prefix/$marker_name"
 
-  if ! "$prefix/venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+  if ! as_account "$prefix/venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
     rm -rf -- "$prefix/venv"
     say "Creating virtual environment in $prefix/venv"
     "$python" -m venv "$prefix/venv"
@@ -229,7 +255,7 @@ install_code() {
   "$prefix/venv/bin/python" -m pip --disable-pip-version-check -q install $pip_args "$prefix/src"
   own -R "$code_owner:$code_group" "$prefix"
   [ -x "$prefix/venv/bin/feed-agent" ] || fail "pip did not create $prefix/venv/bin/feed-agent"
-  if ! "$prefix/venv/bin/feed-agent" --help >/dev/null 2>&1; then
+  if ! as_account "$prefix/venv/bin/feed-agent" --help >/dev/null 2>&1; then
     say "WARNING: $prefix/venv/bin/feed-agent --help did not run; see its output for the reason."
   fi
 }
@@ -315,6 +341,7 @@ start_service() {
 install() {
   check_python
   ensure_account
+  ensure_python_for_account
   install_code
   make_state_dirs
   write_config
