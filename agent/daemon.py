@@ -94,6 +94,7 @@ class Agent:
         routes = [self.config.route(route_name)] if route_name else list(self.routes.values())
         for route in routes:
             self._run_batch(route, [c for c in self.watcher.pending(route.name) if c.ready])
+        self._prune_archive()      # cron installs have no daemon to do it
         return all(batch.ok for batch in self.batches)
 
     def watch(self) -> None:
@@ -172,6 +173,9 @@ class Agent:
 
     def _housekeeping(self) -> None:
         self._missing_alerts()
+        self._prune_archive()
+
+    def _prune_archive(self) -> None:
         removed = archive.prune_archive(
             self.config.agent.archive_dir, self.config.agent.archive_retention_days, utcnow()
         )

@@ -371,3 +371,27 @@ def test_batch_reports_reach_a_real_smtp_server(tmp_path: Path, learn_sim: Learn
     everything = b"\n".join(server.messages).decode("utf-8", "replace") + capfd.readouterr().err
     for secret in ("mail-s3cret-pw", learn_sim.password):
         assert secret not in everything
+
+
+def test_ready_marker_gates_the_file_and_is_consumed(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    config = load(tmp_path, learn_sim.url, settle=0.1, agent_extra="ready_suffix = .done")
+    drop = config.route().watch
+    write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(2))
+    with watching(config):
+        time.sleep(1.0)                              # well past settle and window: still no marker
+        assert learn_sim.uploads_snapshot() == []
+        (drop / "users.txt.done").write_text("", encoding="utf-8")
+        wait_for(lambda: len(archived_files(config)) == 1, what="the file once its marker exists")
+    assert not (drop / "users.txt.done").exists()
+    assert len(learn_sim.uploads_snapshot()) == 1
+
+
+def test_run_applies_archive_retention(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    config = load(tmp_path, learn_sim.url, agent_extra="archive_retention_days = 30")
+    config.agent.archive_dir.mkdir(parents=True)
+    old = config.agent.archive_dir / "users.20200101T000000Z.txt"
+    old.write_text("old\n", encoding="utf-8")
+    recent = config.agent.archive_dir / f"users.{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.txt"
+    recent.write_text("new\n", encoding="utf-8")
+    assert run_once(config) is True
+    assert not old.exists() and recent.exists()
