@@ -62,12 +62,32 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False)
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the moment of each record, not the one at set-up.
+
+    Why: a handler that keeps the set-up stream writes into a closed file once a caller (a test
+    harness, a wrapper that captures output) swaps stderr back, and late records from background
+    threads (SMTP, watcher) would then fail.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        """Ignored: the stream is always the current sys.stderr."""
+
+
 _filter = RedactingFilter()
 
 
 def setup_logging(verbose: bool = False, fmt: str = "text") -> None:
     """Configure the root logger to stderr; call once per process (the CLI does)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderr()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
