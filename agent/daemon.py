@@ -28,6 +28,8 @@ log = logging.getLogger("feed-agent")
 
 LOOP_SECONDS = 0.25
 HOUSEKEEPING_SECONDS = 60.0
+RETRY_FIRST_SECONDS = 5.0
+RETRY_MAX_SECONDS = 300.0
 
 
 def _prepare_folders(config: Config) -> None:
@@ -106,8 +108,14 @@ class Agent:
         for route in self.routes.values():
             log.info("route %s uses the %s observer", route.name, self.watcher.observer_kind(route.name))
         next_housekeeping = 0.0
+        retry_delay, retry_at = RETRY_FIRST_SECONDS, None
         while not self.stop.is_set():
             try:
+                if retry_at is not None and time.monotonic() >= retry_at:
+                    # Files a failed step left in processing/: followed again (never re-sent when
+                    # they have a receipt), as on a restart.
+                    self.batches += self.pipeline.recover()
+                    retry_delay, retry_at = RETRY_FIRST_SECONDS, None
                 self._tick()
                 if time.monotonic() >= next_housekeeping:
                     self._housekeeping()
@@ -115,8 +123,9 @@ class Agent:
             except Exception as exc:  # one bad step must never kill the daemon
                 if self.stop.is_set():
                     break
-                log.exception("step failed, continuing: %s", exc)
-                self.stop.wait(1.0)
+                log.exception("step failed (%s); files in processing/ are retried in %g s", exc, retry_delay)
+                retry_at = time.monotonic() + retry_delay
+                retry_delay = min(RETRY_MAX_SECONDS, retry_delay * 2)
             self.wake.wait(LOOP_SECONDS)
             self.wake.clear()
 

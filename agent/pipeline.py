@@ -146,7 +146,7 @@ class Pipeline:
         ordered = items
         try:
             for item in items:
-                self._inspect(route, item, object_override)
+                self._inspect_safely(route, item, object_override)
             ordered = self._order(settings.type, items)
             if settings.type == "learn" and len(ordered) > 1:
                 self._narrate_order(ordered)
@@ -198,6 +198,18 @@ class Pipeline:
         receipt = Receipt.from_json(record.receipt) if record.receipt else None
         outcome.receipt = receipt
         return _Item(record=record, path=path, outcome=outcome, receipt=receipt)
+
+    def _inspect_safely(self, route: RouteSettings, item: _Item, object_override: str | None) -> None:
+        """A file that breaks the inspection itself (a bug, an I/O error) is set aside, unsent, so it
+        cannot block the rest of the batch."""
+        try:
+            self._inspect(route, item, object_override)
+        except (StopRequested, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            log.exception("inspection of %s failed", item.outcome.name)
+            self._end_unsent(item, Status.REJECTED, f"feed-agent could not read the file to check it "
+                             f"({type(exc).__name__}: {exc}). It was not sent.")
 
     def _inspect(self, route: RouteSettings, item: _Item, object_override: str | None) -> None:
         """Pre-flight check; a file with problems is rejected here and never sent."""
@@ -315,10 +327,11 @@ class Pipeline:
         if item.receipt is None:
             try:
                 item.receipt = self._submit(target, item)
-            except TargetError as exc:
-                log.error("failed: %s was not accepted by %s: %s", outcome.name, target.name, exc.message)
-                self.narrate(f"  {outcome.name}: FAILED: {exc.message}")
-                self._end_unsent(item, Status.FAILED, exc.message)
+            except (TargetError, OSError) as exc:
+                message = exc.message if isinstance(exc, TargetError) else f"the file could not be read: {exc}"
+                log.error("failed: %s was not accepted by %s: %s", outcome.name, target.name, message)
+                self.narrate(f"  {outcome.name}: FAILED: {message}")
+                self._end_unsent(item, Status.FAILED, message)
                 return
         else:
             log.info(

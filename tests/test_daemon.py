@@ -395,3 +395,32 @@ def test_run_applies_archive_retention(tmp_path: Path, learn_sim: LearnSimulator
     recent.write_text("new\n", encoding="utf-8")
     assert run_once(config) is True
     assert not old.exists() and recent.exists()
+
+
+class FlakyReporter(RecordingReporter):
+    """Fails once after the first file, like any unexpected error in the middle of a batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed_once = False
+
+    def file_done(self, outcome) -> None:  # type: ignore[no-untyped-def]
+        super().file_done(outcome)
+        if not self.failed_once:
+            self.failed_once = True
+            raise RuntimeError("disk full while writing the report")
+
+
+def test_a_failing_step_is_retried_without_resending(tmp_path: Path, learn_sim: LearnSimulator,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("agent.daemon.RETRY_FIRST_SECONDS", 0.2)
+    config = load(tmp_path, learn_sim.url)
+    drop = config.route().watch
+    write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(2))
+    write_flatfile(drop / "courses.txt", COURSE_HEADER, course_rows(1))
+    reporter = FlakyReporter()
+    with watching(config, reporter):
+        wait_for(lambda: len(archived_files(config)) == 2, what="both files, the second after the retry")
+    assert reporter.failed_once
+    assert [u.slug for u in learn_sim.uploads_snapshot()] == ["person", "course"]
+    assert not any(config.agent.processing_dir.iterdir())

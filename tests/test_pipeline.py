@@ -241,3 +241,28 @@ def test_long_processing_sends_one_still_processing_notice(tmp_path: Path) -> No
             assert journal.file(file_id).long_run_alerted
     assert outcome.status is Status.SUCCESS
     assert [name for name, _ in reporter.long_runs] == ["users.txt"]
+
+
+def test_a_file_that_breaks_inspection_is_set_aside_and_the_rest_go_on(
+    setup, learn_sim: LearnSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Injected fault: the inspection raises for one file (a bug or an I/O error must not block a batch)."""
+    import agent.pipeline
+
+    config, journal, reporter = setup
+    real = agent.pipeline.inspect_file
+
+    def flaky(path: Path, forced: str | None = None):  # type: ignore[no-untyped-def]
+        if path.name == "courses.txt":
+            raise MemoryError("simulated")
+        return real(path, forced)
+
+    monkeypatch.setattr(agent.pipeline, "inspect_file", flaky)
+    drop = config.route().watch
+    people = write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(2))
+    courses = write_flatfile(drop / "courses.txt", COURSE_HEADER, course_rows(1))
+    pipeline = fast_pipeline(config, journal, reporter)
+    batch = pipeline.process(config.route(), claim_all(pipeline, config, [people, courses]))
+    statuses = {f.name: f.status for f in batch.files}
+    assert statuses == {"users.txt": Status.SUCCESS, "courses.txt": Status.REJECTED}
+    assert "could not read the file" in (config.agent.failed_dir / "courses.txt.reason.txt").read_text(encoding="utf-8")
