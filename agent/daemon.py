@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,6 +29,7 @@ log = logging.getLogger("feed-agent")
 
 LOOP_SECONDS = 0.25
 HOUSEKEEPING_SECONDS = 60.0
+RECENT_BATCHES = 100
 RETRY_FIRST_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
 
@@ -75,7 +77,9 @@ class Agent:
             on_change=self.wake.set,
         )
         self.housekeeping_seconds = HOUSEKEEPING_SECONDS
-        self.batches: list[BatchOutcome] = []
+        # Recent batches only (a daemon runs for months); `all_ok` keeps the verdict for `run`.
+        self.batches: deque[BatchOutcome] = deque(maxlen=RECENT_BATCHES)
+        self.all_ok = True
         self._seen: set[Path] = set()
         self._started = utcnow()
 
@@ -90,20 +94,20 @@ class Agent:
 
         A file still being written is waited for (bounded: a file whose ready marker never comes is
         left for the next run)."""
-        self.batches += self.pipeline.recover()
+        self._record(self.pipeline.recover())
         self.watcher.scan()
         self.watcher.wait_until_settled(timeout=2 * self.config.agent.settle_seconds + 30)
         routes = [self.config.route(route_name)] if route_name else list(self.routes.values())
         for route in routes:
             self._run_batch(route, [c for c in self.watcher.pending(route.name) if c.ready])
         self._prune_archive()      # cron installs have no daemon to do it
-        return all(batch.ok for batch in self.batches)
+        return self.all_ok
 
     def watch(self) -> None:
         """Run until `stop` is set: batches as files settle, alerts, retention."""
         for route in self.routes.values():
             log.info("watching %s for route %s -> target %s", route.watch, route.name, route.target)
-        self.batches += self.pipeline.recover()
+        self._record(self.pipeline.recover())
         self.watcher.start()
         for route in self.routes.values():
             log.info("route %s uses the %s observer", route.name, self.watcher.observer_kind(route.name))
@@ -114,7 +118,7 @@ class Agent:
                 if retry_at is not None and time.monotonic() >= retry_at:
                     # Files a failed step left in processing/: followed again (never re-sent when
                     # they have a receipt), as on a restart.
-                    self.batches += self.pipeline.recover()
+                    self._record(self.pipeline.recover())
                     retry_delay, retry_at = RETRY_FIRST_SECONDS, None
                 self._tick()
                 if time.monotonic() >= next_housekeeping:
@@ -164,7 +168,11 @@ class Agent:
                 file_ids.append(file_id)
         self.watcher.take(c.path for c in ready)
         if file_ids:
-            self.batches.append(self.pipeline.process(route, file_ids))
+            self._record([self.pipeline.process(route, file_ids)])
+
+    def _record(self, batches: list[BatchOutcome]) -> None:
+        self.batches.extend(batches)
+        self.all_ok = self.all_ok and all(batch.ok for batch in batches)
 
     def _unsupported(self, route_name: str, path: Path, reason: str) -> None:
         """Symlinks, folders and special files are never followed or sent: move them aside."""

@@ -17,6 +17,7 @@ import logging
 import socket
 import sysconfig
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from agent.mailer import Mailer
 
 log = logging.getLogger(__name__)
+
+RECENT_REPORTS = 200
 
 SUBJECT_PREFIX = "[feed-agent]"
 LEARN_LOGS = "Learn: System Admin → Data Integration → SIS Integrations → Logs"
@@ -635,8 +638,9 @@ class EmailReporter:
         self.journal = journal
         self.renderer = Renderer(config.email.templates_dir)
         self.mailer = mailer if mailer is not None else Mailer(config.email, config.agent.outbox_dir)
-        self.sent: list[RenderedEmail] = []
-        self.last_paths: list[Path] = []
+        # The latest reports only (a daemon runs for months): for narration, tests and debugging.
+        self.sent: deque[RenderedEmail] = deque(maxlen=RECENT_REPORTS)
+        self.last_paths: deque[Path] = deque(maxlen=RECENT_REPORTS)
         self._unreported: list[str] = []  # mail failures when there is no journal
         self._lock = threading.Lock()
 

@@ -379,7 +379,7 @@ def test_per_file_and_summary_switches(tmp_path: Path) -> None:
     reporter = EmailReporter(config(tmp_path, per_file=False, summary=False))
     reporter.file_done(outcome())
     reporter.batch_done(batch(outcome()))
-    assert reporter.sent == [] and reporter.last_paths == []
+    assert not reporter.sent and not reporter.last_paths
     reporter.missing("sis", DROP, 26, None)  # alerts are not per-file reports: still sent
     assert len(reporter.last_paths) == 1
 
