@@ -60,7 +60,7 @@ def timed_child(argv: list[str]) -> tuple[float, float, int]:
     return elapsed, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
 
 
-def write_config(root: Path, url: str) -> Path:
+def write_config(root: Path, url: str, email: str = "transport = file") -> Path:
     (root / ".env").write_text("LEARN_PASSWORD=sis-password\n", encoding="utf-8")
     ini = root / "agent.ini"
     ini.write_text(
@@ -84,7 +84,7 @@ def write_config(root: Path, url: str) -> Path:
             poll_initial_seconds = 0.01
             poll_max_seconds = 1
             [email]
-            transport = file
+            {email}
             to = admins@example.edu
             """
         ),
