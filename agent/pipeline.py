@@ -242,7 +242,7 @@ class Pipeline:
             return
         reason = "; ".join(result.problems)
         self.narrate(f"  {outcome.name}: REJECTED: {reason}")
-        self._end_unsent(item, Status.REJECTED, f"The file was not sent: {reason}.")
+        self._end_unsent(item, Status.REJECTED, f"{reason}.")
 
     @staticmethod
     def _order(target_type: str, items: list[_Item]) -> list[_Item]:
@@ -279,8 +279,8 @@ class Pipeline:
         waited = blocker.outcome
         family = FEED_TYPES[waited.object or "person"].family
         reason = (
-            f"Held, not sent: it depends on {waited.name} ({waited.object}), which ended "
-            f"{waited.status.value}. Sending it now could create records that point at missing {family}s."
+            f"It depends on {waited.name} ({waited.object}), which ended {waited.status.value}; sending it "
+            f"now could create records that point at missing {family}s."
         )
         item.outcome.held_by = waited.name
         self.narrate(f"  {item.outcome.name}: HELD (waits for {waited.name})")
