@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from agent.heartbeat import ping, ping_url, safe_url
-from tests.support.net import free_port
+from tests.support.net import free_port, serving
 
 
 @dataclass
@@ -37,15 +36,9 @@ def monitor() -> Iterator[Monitor]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=20)
+    with serving(Handler) as base:
+        state.base = base
+        yield state
 
 
 def test_success_ping_gets_the_url_as_is(monitor: Monitor) -> None:

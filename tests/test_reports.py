@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from agent.reports import (
     shipped_templates_dir,
 )
 from agent.targets.base import Progress, Receipt
-from tests.support.net import free_port
+from tests.support.net import free_port, serving
 from tests.support.smtp import SmtpServer, TlsCert
 
 START = datetime(2026, 11, 22, 7, 0, 5, tzinfo=timezone.utc)
@@ -452,13 +451,8 @@ def ping_server() -> Iterator[tuple[str, list[str]]]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Pings)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/ping/abc", paths
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=20)
+    with serving(Pings) as base:
+        yield f"{base}/ping/abc", paths
 
 
 def test_batch_done_pings_the_heartbeat(tmp_path: Path, ping_server: tuple[str, list[str]]) -> None:

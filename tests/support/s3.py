@@ -21,7 +21,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -31,7 +31,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from agent.config import JobTargetSettings, S3TargetSettings, Secret
-from tests.support.net import free_port
+from tests.support.net import free_port, serving
 
 MOTO_REGION = "eu-central-1"
 
@@ -283,15 +283,6 @@ def _job_handler(stand_in: JobApiStandIn) -> type[BaseHTTPRequestHandler]:
 def job_api() -> Iterator[JobApiStandIn]:
     """The job API stand-in, on a free loopback port (port 0), stopped after the test."""
     stand_in = JobApiStandIn(base_url="", api_key="iq-" + secrets.token_hex(16))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _job_handler(stand_in))
-    server.daemon_threads = True
-    stand_in.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              name="job-api-stand-in", daemon=True)
-    thread.start()
-    try:
+    with serving(_job_handler(stand_in)) as base:
+        stand_in.base_url = base
         yield stand_in
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)

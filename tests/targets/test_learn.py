@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,7 +30,7 @@ from tests.support.learn import (
     person_rows,
     write_flatfile,
 )
-from tests.support.net import free_port
+from tests.support.net import free_port, serving
 
 PASSWORD = "Pa55-w0rd-that-must-never-leak"
 
@@ -101,14 +101,9 @@ def scripted() -> Iterator[Scripted]:
 
         do_GET = do_POST = answer
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    script.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield script
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as base:
+        script.url = base
+        yield script
 
 
 def status_body(queued: int, completed: int, warnings: int = 0, errors: int = 0) -> str:
