@@ -50,9 +50,10 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserverVFS
 
+from agent.config import OBSERVERS
+
 logger = logging.getLogger(__name__)
 
-OBSERVER_KINDS = ("auto", "native", "polling")
 NATIVE = "native"
 POLLING = "polling"
 # Filesystems whose writes from other hosts never reach the local inotify.
@@ -272,8 +273,8 @@ class FolderWatcher:
                  on_unsupported: Callable[[str, Path, str], None] | None = None,
                  on_change: Callable[[], None] | None = None,
                  check_interval: float | None = None) -> None:
-        if observer not in OBSERVER_KINDS:
-            raise ValueError(f"observer must be one of {', '.join(OBSERVER_KINDS)}, not {observer!r}")
+        if observer not in OBSERVERS:
+            raise ValueError(f"observer must be one of {', '.join(OBSERVERS)}, not {observer!r}")
         if settle_seconds < 0:
             raise ValueError("settle_seconds must not be negative")
         if rescan_seconds <= 0:
