@@ -170,8 +170,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "watch":
         from agent.daemon import watch
 
-        watch(config)
-        return ExitStatus.OK
+        return ExitStatus.OK if watch(config) else ExitStatus.PROBLEM
     raise AssertionError(f"unhandled command {command}")
 
 

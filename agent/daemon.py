@@ -7,6 +7,7 @@ A failing step is logged with its cause and the loop goes on; only a signal stop
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
@@ -46,6 +47,39 @@ def make_reporter(config: Config, journal: Journal) -> Reporter:
     return EmailReporter(config, journal)
 
 
+class AlreadyRunning(Exception):
+    """Another `watch` or `run` works on the same work folder."""
+
+
+class _WorkFolderLock:
+    """One `watch`/`run` per work folder: two would each recover the other's in-flight files, and a
+    file still being uploaded by one would be sent again by the other. (`post` does not recover
+    anything, so it may run beside the service.) The kernel drops the lock when the process dies."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.path = work_dir / "agent.lock"
+        self.handle = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "unknown"
+            self.handle.close()
+            raise AlreadyRunning(
+                f"another feed-agent (pid {holder}) is already watching or running on {work_dir}; "
+                "nothing was done (stop it first, or let it process the files)"
+            ) from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"{os.getpid()}\n")
+        self.handle.flush()
+
+    def release(self) -> None:
+        if not self.handle.closed:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+
+
 class Agent:
     """Watcher + pipeline + journal for one configuration; used by `watch`, `run` and `demo`."""
 
@@ -58,6 +92,7 @@ class Agent:
         stop: threading.Event | None = None,
     ) -> None:
         _prepare_folders(config)
+        self.lock = _WorkFolderLock(config.agent.work_dir)
         self.config = config
         self.stop = stop or threading.Event()
         self.wake = threading.Event()
@@ -86,6 +121,7 @@ class Agent:
     def close(self) -> None:
         self.watcher.stop()
         self.journal.close()
+        self.lock.release()
 
     # -- modes ---------------------------------------------------------------------------------
 
@@ -232,7 +268,11 @@ def run_once(config: Config, route_name: str | None = None) -> bool:
     """`feed-agent run`: True when every file completed without record errors."""
     if not config.routes:
         raise_no_routes(config)
-    agent = Agent(config)
+    try:
+        agent = Agent(config)
+    except AlreadyRunning as exc:
+        log.error("%s", exc)
+        return False
     try:
         ok = agent.run_once(route_name)
     finally:
@@ -248,8 +288,10 @@ def raise_no_routes(config: Config) -> None:
     raise ConfigError(f"{config.path}: no [route:NAME] section; add one with a watch folder and a target")
 
 
-def watch(config: Config) -> None:
-    """`feed-agent watch`: until SIGTERM/SIGINT; a second signal forces the stop."""
+def watch(config: Config) -> bool:
+    """`feed-agent watch`: until SIGTERM/SIGINT; a second signal forces the stop.
+
+    False when it could not start because another agent holds the work folder."""
     if not config.routes:
         raise_no_routes(config)
     stop = threading.Event()
@@ -265,7 +307,11 @@ def watch(config: Config) -> None:
         stop.set()
         agent.wake.set()
 
-    agent = Agent(config, stop=stop)
+    try:
+        agent = Agent(config, stop=stop)
+    except AlreadyRunning as exc:
+        log.error("%s", exc)
+        return False
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
@@ -277,6 +323,7 @@ def watch(config: Config) -> None:
     finally:
         agent.close()
         log.info("stopped")
+    return True
 
 
 def post_file(

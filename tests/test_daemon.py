@@ -424,3 +424,21 @@ def test_a_failing_step_is_retried_without_resending(tmp_path: Path, learn_sim: 
     assert reporter.failed_once
     assert [u.slug for u in learn_sim.uploads_snapshot()] == ["person", "course"]
     assert not any(config.agent.processing_dir.iterdir())
+
+
+def test_only_one_watch_or_run_per_work_folder(tmp_path: Path, learn_sim: LearnSimulator,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    from agent.daemon import AlreadyRunning
+
+    config = load(tmp_path, learn_sim.url)
+    write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(2))
+    first = Agent(config, reporter=RecordingReporter())
+    try:
+        with pytest.raises(AlreadyRunning, match=str(os.getpid())):
+            Agent(config, reporter=RecordingReporter())
+        assert run_once(config) is False                     # cron while the service runs: nothing done
+        assert "already watching or running" in caplog.text
+        assert (config.route().watch / "users.txt").exists()
+    finally:
+        first.close()
+    assert run_once(config) is True                          # once it is gone, the folder is free
