@@ -86,7 +86,8 @@ def parse_status(body: str) -> Progress:
     counts: dict[str, int] = {}
     for name, tag in _COUNTS.items():
         try:
-            counts[name] = int(fields[tag])
+            # A missing warning or error count reads as none reported; queued and completed are required.
+            counts[name] = int(fields.get(tag, "0") if name in ("warnings", "errors") else fields[tag])
         except (KeyError, ValueError):
             raise TargetError(f"Learn's status answer has no usable {tag}; it began: {_start(body)}",
                               retryable=True) from None

@@ -502,3 +502,13 @@ def test_a_ca_bundle_path_makes_tls_work(learn_tls_sim, tmp_path):
 def test_verify_tls_no_skips_verification(learn_tls_sim):
     [result] = LearnTarget(learn_settings(learn_tls_sim, verify_tls=False)).check()
     assert result.ok, result.detail
+
+
+def test_status_without_warning_and_error_counts_reads_them_as_zero() -> None:
+    from agent.targets.learn import parse_status
+
+    progress = parse_status("<dataSetStatus><completedCount>3</completedCount><queuedCount>0</queuedCount>"
+                            "</dataSetStatus>")
+    assert progress.counts() == (0, 3, 0, 0)
+    with pytest.raises(TargetError, match="queuedCount"):
+        parse_status("<dataSetStatus><completedCount>3</completedCount></dataSetStatus>")
