@@ -161,7 +161,7 @@ class Pipeline:
                 if item.receipt is None and not force and self._guard(settings, item):
                     blocker = blocker or self._blocks(settings.type, route, item)
                     continue
-                self._deliver(route, item, keep)
+                self._deliver(route, item)
                 blocker = blocker or self._blocks(settings.type, route, item)
         except StopRequested:
             log.info("stop requested: files still in processing/ resume on the next start")
@@ -320,7 +320,7 @@ class Pipeline:
 
     # -- deliver -------------------------------------------------------------------------------
 
-    def _deliver(self, route: RouteSettings, item: _Item, keep: bool) -> None:
+    def _deliver(self, route: RouteSettings, item: _Item) -> None:
         outcome = item.outcome
         target = self.target(route.target)
         file_id = outcome.file_id or 0
@@ -356,7 +356,7 @@ class Pipeline:
             result.message,
             result.finished_at,
         )
-        if keep:
+        if self._keep:
             outcome.final_path = item.path
         else:
             outcome.final_path = archive.archive(

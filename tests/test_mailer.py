@@ -42,6 +42,12 @@ def smtp_settings(server: SmtpServer | None = None, **changes: object) -> EmailS
     return EmailSettings(**values)  # type: ignore[arg-type]
 
 
+def signed_in_settings(server: SmtpServer, tls_cert: TlsCert, security: str) -> EmailSettings:
+    """TLS verified against the test certificate, and AUTH with the test account."""
+    return smtp_settings(server, security=security, verify_tls=str(tls_cert.cert), username=Secret(USER),
+                         password=Secret(PASSWORD))
+
+
 class Sleeps(list[float]):
     """Records the pauses between attempts instead of sleeping (tests stay fast and exact)."""
 
@@ -87,13 +93,7 @@ def test_starttls_verified_with_ca_bundle_and_auth(
     smtp_server: StartServer, tls_cert: TlsCert, tmp_path: Path
 ) -> None:
     server = smtp_server(tls="starttls", users={USER: PASSWORD}, auth_required=True)
-    settings = smtp_settings(
-        server,
-        security="starttls",
-        verify_tls=str(tls_cert.cert),
-        username=Secret(USER),
-        password=Secret(PASSWORD),
-    )
+    settings = signed_in_settings(server, tls_cert, "starttls")
 
     assert mailer(settings, tmp_path).send(RENDERED) is None
 
@@ -128,13 +128,7 @@ def test_verify_tls_off_accepts_a_self_signed_server(smtp_server: StartServer, t
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # it is TLS: implicit
 def test_implicit_tls_with_auth(smtp_server: StartServer, tls_cert: TlsCert, tmp_path: Path) -> None:
     server = smtp_server(tls="ssl", users={USER: PASSWORD}, auth_required=True)
-    settings = smtp_settings(
-        server,
-        security="ssl",
-        verify_tls=str(tls_cert.cert),
-        username=Secret(USER),
-        password=Secret(PASSWORD),
-    )
+    settings = signed_in_settings(server, tls_cert, "ssl")
 
     mailer(settings, tmp_path).send(RENDERED)
 
@@ -147,13 +141,7 @@ def test_wrong_password_is_final_and_names_no_secret(
 ) -> None:
     server = smtp_server(tls="starttls", users={USER: "the-right-one"}, auth_required=True)
     sleeps = Sleeps()
-    settings = smtp_settings(
-        server,
-        security="starttls",
-        verify_tls=str(tls_cert.cert),
-        username=Secret(USER),
-        password=Secret(PASSWORD),
-    )
+    settings = signed_in_settings(server, tls_cert, "starttls")
 
     with caplog.at_level(logging.DEBUG), pytest.raises(MailError) as failure:
         mailer(settings, tmp_path, sleeps).send(RENDERED)
@@ -228,13 +216,7 @@ def test_plain_connection_to_a_starttls_only_server_says_so(smtp_server: StartSe
 
 def test_check_ok_and_send_test(smtp_server: StartServer, tls_cert: TlsCert, tmp_path: Path) -> None:
     server = smtp_server(tls="starttls", users={USER: PASSWORD}, auth_required=True)
-    settings = smtp_settings(
-        server,
-        security="starttls",
-        verify_tls=str(tls_cert.cert),
-        username=Secret(USER),
-        password=Secret(PASSWORD),
-    )
+    settings = signed_in_settings(server, tls_cert, "starttls")
     box = mailer(settings, tmp_path)
 
     [only] = box.check()
