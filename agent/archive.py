@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 # ".YYYYmmddTHHMMSSZ", optionally "-N" (a collision counter), then a suffix or the end of the name.
 STAMP_RE = re.compile(r"\.(?P<stamp>\d{8}T\d{6}Z)(?:-(?P<counter>\d+))?(?=\.|$)")
-MAX_SUFFIX_LENGTH = 5      # "txt", "csv", "gz", "jsonl": longer dotted parts belong to the stem
-MAX_SUFFIXES = 3           # "feed.csv.gz.gpg"
+MAX_SUFFIX_LENGTH = 5  # "txt", "csv", "gz", "jsonl": longer dotted parts belong to the stem
+MAX_SUFFIXES = 3  # "feed.csv.gz.gpg"
 MAX_COLLISIONS = 10_000
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
@@ -60,6 +60,7 @@ _RENAMEAT2 = _load_renameat2()
 
 # -- names ----------------------------------------------------------------------------------------
 
+
 def original_name(name: str) -> str:
     """The name without any stamp the agent added: "users.20261122T101500Z-2.txt" -> "users.txt"."""
     stripped = STAMP_RE.sub("", name)
@@ -82,7 +83,7 @@ def split_name(name: str) -> tuple[str, str]:
         suffix_count += 1
     stem_parts = parts[: len(parts) - suffix_count]
     stem = name[:leading] + ".".join(stem_parts)
-    suffixes = "".join(f".{part}" for part in parts[len(parts) - suffix_count:])
+    suffixes = "".join(f".{part}" for part in parts[len(parts) - suffix_count :])
     return stem, suffixes
 
 
@@ -109,12 +110,12 @@ def stamp_time(name: str) -> datetime | None:
         return None
     try:
         return datetime.strptime(match.group("stamp"), STAMP_FORMAT).replace(tzinfo=timezone.utc)
-    except ValueError:          # looks like a stamp but is not a date (month 13): not ours
+    except ValueError:  # looks like a stamp but is not a date (month 13): not ours
         return None
 
 
 def _numbered(name: str) -> Iterator[str]:
-    """"users.txt", "users-2.txt", "users-3.txt"... (claim and fail collisions)."""
+    """ "users.txt", "users-2.txt", "users-3.txt"... (claim and fail collisions)."""
     stem, suffixes = split_name(name)
     yield name
     for counter in range(2, MAX_COLLISIONS + 1):
@@ -122,7 +123,7 @@ def _numbered(name: str) -> Iterator[str]:
 
 
 def _stamped(name: str, when: datetime) -> Iterator[str]:
-    """"users.<stamp>.txt", "users.<stamp>-2.txt"... (archive collisions)."""
+    """ "users.<stamp>.txt", "users.<stamp>-2.txt"... (archive collisions)."""
     stem, suffixes = split_name(original_name(name))
     label = stamp(when)
     yield f"{stem}.{label}{suffixes}"
@@ -132,11 +133,11 @@ def _stamped(name: str, when: datetime) -> Iterator[str]:
 
 # -- moves ----------------------------------------------------------------------------------------
 
+
 def _rename_noreplace(source: Path, destination: Path) -> None:
     """Atomic rename that raises FileExistsError instead of replacing `destination`."""
     if _RENAMEAT2 is not None:
-        result = _RENAMEAT2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(destination),
-                            _RENAME_NOREPLACE)
+        result = _RENAMEAT2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(destination), _RENAME_NOREPLACE)
         if result == 0:
             return
         code = ctypes.get_errno()
@@ -227,7 +228,7 @@ def archive(path: Path, archive_dir: Path, *, name: str, when: datetime) -> Path
 
 def fail(path: Path, failed_dir: Path, *, name: str, reason: str, when: datetime) -> Path:
     """Move a file to failed/ and write "<final name>.reason.txt" beside it telling what to do."""
-    _utc(when)     # refuse a naive time before anything moves
+    _utc(when)  # refuse a naive time before anything moves
     destination = _move_to_first_free(path, failed_dir, _numbered(name))
     _write_reason(destination, reason, when)
     log.debug("failed %s -> %s", path, destination)
@@ -258,6 +259,7 @@ def _write_reason(failed_file: Path, reason: str, when: datetime) -> None:
 
 
 # -- retention ------------------------------------------------------------------------------------
+
 
 def prune_archive(archive_dir: Path, retention_days: float, now: datetime) -> list[Path]:
     """Delete archived files older than `retention_days` (0 keeps forever); returns what went.

@@ -80,9 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="recent files and batches from the journal")
     status.add_argument("--limit", type=int, default=20)
 
-    check = sub.add_parser(
-        "check", help="validate the configuration and reach every target and the mail server"
-    )
+    check = sub.add_parser("check", help="validate the configuration and reach every target and the mail server")
     check.add_argument("--send-test-email", action="store_true")
     check.add_argument(
         "--canary",
@@ -234,9 +232,7 @@ def render_inspection_table(results: list[Inspection]) -> str:
         encoding = (r.encoding or "?") + (" +BOM" if r.bom else "")
         verdict = "ok" if r.ok else f"{len(r.problems)} problem{'s' if len(r.problems) != 1 else ''}"
         delimiter = {"|": "pipe", "\t": "tab", ",": "comma", ";": "semicolon"}.get(r.delimiter or "", "-")
-        rows.append(
-            (str(r.order or ""), r.file, r.object or "unknown", delimiter, f"{r.rows:,}", encoding, verdict)
-        )
+        rows.append((str(r.order or ""), r.file, r.object or "unknown", delimiter, f"{r.rows:,}", encoding, verdict))
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(headers)).rstrip()]
     lines += ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]

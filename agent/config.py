@@ -300,9 +300,7 @@ class _Section:
         try:
             number = float(value)
         except ValueError:
-            raise self.error(
-                key, f"'{value}' is not a number of {unit} (decimals allowed, e.g. 0.25)"
-            ) from None
+            raise self.error(key, f"'{value}' is not a number of {unit} (decimals allowed, e.g. 0.25)") from None
         if number != number or number < minimum:  # NaN or too small
             raise self.error(key, f"{value} is out of range; it must be at least {minimum:g} {unit}")
         return number
@@ -368,9 +366,7 @@ class _Loader:
             with path.open(encoding="utf-8") as handle:
                 self.parser.read_file(handle)
         except FileNotFoundError:
-            raise ConfigError(
-                f"{path}: configuration file not found (install.sh creates conf/agent.ini)"
-            ) from None
+            raise ConfigError(f"{path}: configuration file not found (install.sh creates conf/agent.ini)") from None
         except (configparser.Error, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot be read as an INI file: {exc}") from None
         self.env_file: Path | None = None
@@ -478,9 +474,7 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
     _check_route_folders(loader, routes)
     email = _email(loader.section("email", EMAIL_KEYS))
     heartbeat = HeartbeatSettings(url=loader.section("heartbeat", HEARTBEAT_KEYS).url("url", required=False))
-    return Config(
-        path=config_path, agent=agent, routes=routes, targets=targets, email=email, heartbeat=heartbeat
-    )
+    return Config(path=config_path, agent=agent, routes=routes, targets=targets, email=email, heartbeat=heartbeat)
 
 
 def _check_sections(loader: _Loader) -> None:
@@ -588,9 +582,7 @@ def _learn(s: _Section, name: str) -> LearnTargetSettings:
         raise s.error("poll_max_seconds", f"{maximum:g} is below poll_initial_seconds ({initial:g})")
     integration = s.text("integration", required=True)
     if not re.fullmatch(r"[A-Za-z0-9_-]+", integration):
-        raise s.error(
-            "integration", f"'{integration}' is not an integration id (e.g. BBLEARN or BB5bfc25366f037)"
-        )
+        raise s.error("integration", f"'{integration}' is not an integration id (e.g. BBLEARN or BB5bfc25366f037)")
     guard = s.number("refresh_guard_percent", 10.0, unit="percent")
     if guard > 100:
         raise s.error("refresh_guard_percent", f"{guard:g} is out of range (0 to 100)")
@@ -613,9 +605,7 @@ def _learn(s: _Section, name: str) -> LearnTargetSettings:
 def _s3_fields(s: _Section, *, default_key: str) -> dict[str, Any]:
     bucket = s.text("bucket", required=True)
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
-        raise s.error(
-            "bucket", f"'{bucket}' is not a valid S3 bucket name (3-63 lowercase letters, digits, . or -)"
-        )
+        raise s.error("bucket", f"'{bucket}' is not a valid S3 bucket name (3-63 lowercase letters, digits, . or -)")
     key = s.text("key", default_key)
     _check_key_template(s, key)
     prefix = s.text("prefix").lstrip("/")
@@ -644,9 +634,7 @@ def _check_key_template(s: _Section, template: str) -> None:
         raise s.error("key", f"'{template}' is not a valid template: {exc}") from None
     for name in fields:
         if name not in KEY_FIELDS:
-            raise s.error(
-                "key", f"unknown field {{{name}}}; allowed: {', '.join('{' + f + '}' for f in KEY_FIELDS)}"
-            )
+            raise s.error("key", f"unknown field {{{name}}}; allowed: {', '.join('{' + f + '}' for f in KEY_FIELDS)}")
 
 
 def _email(s: _Section) -> EmailSettings:

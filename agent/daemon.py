@@ -136,7 +136,7 @@ class Agent:
         routes = [self.config.route(route_name)] if route_name else list(self.routes.values())
         for route in routes:
             self._run_batch(route, [c for c in self.watcher.pending(route.name) if c.ready])
-        self._prune_archive()      # cron installs have no daemon to do it
+        self._prune_archive()  # cron installs have no daemon to do it
         return self.all_ok
 
     def watch(self) -> None:
@@ -381,10 +381,7 @@ def post_file(
         )
     outcome = batch.files[0]
     counts = outcome.progress
-    echo(
-        f"result: {outcome.status.value}"
-        + (f" — reference {outcome.receipt.reference}" if outcome.receipt else "")
-    )
+    echo(f"result: {outcome.status.value}" + (f" — reference {outcome.receipt.reference}" if outcome.receipt else ""))
     if counts is not None:
         echo(
             f"counts: completed {counts.completed}, warnings {counts.warnings}, errors {counts.errors}, "
@@ -436,9 +433,7 @@ def status_report(config: Config, limit: int = 20) -> str:
         for b in batches
     ]
     lines += (
-        _table(("ID", "ROUTE", "STARTED", "FINISHED", "FILES", "STATUS"), batch_rows)
-        if batch_rows
-        else ["  (none)"]
+        _table(("ID", "ROUTE", "STARTED", "FINISHED", "FILES", "STATUS"), batch_rows) if batch_rows else ["  (none)"]
     )
     return "\n".join(lines)
 
@@ -449,9 +444,7 @@ def _short_time(value: datetime | None) -> str:
 
 def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    return [
-        "  " + "  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in (header, *rows)
-    ]
+    return ["  " + "  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in (header, *rows)]
 
 
 def check(config: Config, *, send_test_email: bool = False, canary: bool = False) -> list[CheckResult]:
@@ -465,10 +458,7 @@ def check(config: Config, *, send_test_email: bool = False, canary: bool = False
         detail = (
             f"{route.watch} exists and is writable"
             if ok
-            else (
-                f"{route.watch} is missing or not readable/writable by this user; "
-                "create it or fix its permissions"
-            )
+            else (f"{route.watch} is missing or not readable/writable by this user; create it or fix its permissions")
         )
         results.append(CheckResult(f"route {route.name} folder", ok, detail))
     for name, settings in config.targets.items():

@@ -70,9 +70,7 @@ def demo_config(folder: Path, learn_url: str) -> Config:
         observer="native",
         rescan_seconds=5.0,
     )
-    email = EmailSettings(
-        transport="file", from_addr="feed-agent@demo.example.edu", to=("sis-admins@example.edu",)
-    )
+    email = EmailSettings(transport="file", from_addr="feed-agent@demo.example.edu", to=("sis-admins@example.edu",))
     return Config(path=None, agent=agent, routes=(route,), targets={target.name: target}, email=email)
 
 
@@ -95,14 +93,9 @@ def run_demo(folder: Path | None = None) -> int:
     if logging.getLogger().level > logging.DEBUG:
         logging.getLogger().setLevel(logging.WARNING)  # the narration below replaces the log lines
     say = _printer()
-    say(
-        "feed-agent demo: an SIS drops flat files; feed-agent sends them to Blackboard Learn "
-        "in the right order."
-    )
+    say("feed-agent demo: an SIS drops flat files; feed-agent sends them to Blackboard Learn in the right order.")
     with LearnSimulator(username=USERNAME, password=PASSWORD, rows_per_second=4.0) as sim:
-        say(
-            f"1. Started a Learn simulator at {sim.url} (it rejects memberships for unknown users or courses,"
-        )
+        say(f"1. Started a Learn simulator at {sim.url} (it rejects memberships for unknown users or courses,")
         say("   like a real Learn).")
         config = demo_config(root, sim.url)
         drop = config.routes[0].watch
@@ -139,10 +132,7 @@ def run_demo(folder: Path | None = None) -> int:
         code = outcome.receipt.reference if outcome.receipt else "-"
         progress = outcome.progress
         counts = f"{progress.completed} completed, {progress.errors} errors" if progress else ""
-        say(
-            f"  {outcome.status.value:<8} {outcome.name:<16} {outcome.object or '-':<11} "
-            f"reference {code}  {counts}"
-        )
+        say(f"  {outcome.status.value:<8} {outcome.name:<16} {outcome.object or '-':<11} reference {code}  {counts}")
         say(f"           archived as {outcome.final_path}")
     outbox = sorted(config.agent.outbox_dir.glob("*.eml"))
     say("")
@@ -151,9 +141,7 @@ def run_demo(folder: Path | None = None) -> int:
         say(f"  {path.name}")
         say(f"      subject: {_subject(path)}")
     say("")
-    say(
-        "Next: ./install.sh wrote conf/agent.ini; point [target:learn] at your Learn server, put the password"
-    )
+    say("Next: ./install.sh wrote conf/agent.ini; point [target:learn] at your Learn server, put the password")
     say("in .env, run 'feed-agent check', then 'feed-agent watch' (or 'feed-agent run' from cron).")
     ok = len(files) == 3 and all(f.status.ok for f in files)
     if not ok:

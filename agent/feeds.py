@@ -322,10 +322,16 @@ class Inspection:
 
 # Bytes that say "this is not a text export" at the very start of a file, with what to do instead.
 _MAGIC = (
-    (b"PK\x03\x04", "an Excel workbook (.xlsx) or a ZIP archive, not a text export; save it as "
-     "'CSV UTF-8' or export a pipe-delimited text file"),
-    (b"\xd0\xcf\x11\xe0", "an old-style Excel workbook (.xls), not a text export; save it as 'CSV UTF-8' "
-     "or export a pipe-delimited text file"),
+    (
+        b"PK\x03\x04",
+        "an Excel workbook (.xlsx) or a ZIP archive, not a text export; save it as "
+        "'CSV UTF-8' or export a pipe-delimited text file",
+    ),
+    (
+        b"\xd0\xcf\x11\xe0",
+        "an old-style Excel workbook (.xls), not a text export; save it as 'CSV UTF-8' "
+        "or export a pipe-delimited text file",
+    ),
     (b"\x1f\x8b", "gzip-compressed; decompress it and drop the text file"),
     (b"%PDF", "a PDF document, not a text export"),
 )
@@ -358,10 +364,16 @@ class _LineCounter:
         self.keep_only_structure = bytes(b for b in _EVERY_BYTE if b not in (self.sep[0], 0x0A))
         self.row_pattern = self.sep * self.expected + b"\n"
         self.empty_keys = [_EmptyKey(result.columns[i], self._empty_field_pattern(i)) for i in key_indexes]
-        self.quoted = _Occurrences(re.compile(
-            b"\\n(?:[^\\n]*?" + re.escape(self.sep) + b")?" + b' *"[^"\\n]*" *(?=' + re.escape(self.sep)
-            + b"|\\r?\\n)"
-        ))
+        self.quoted = _Occurrences(
+            re.compile(
+                b"\\n(?:[^\\n]*?"
+                + re.escape(self.sep)
+                + b")?"
+                + b' *"[^"\\n]*" *(?='
+                + re.escape(self.sep)
+                + b"|\\r?\\n)"
+            )
+        )
 
     def _empty_field_pattern(self, index: int) -> re.Pattern[bytes]:
         """Matches "\\n" + a line whose field number `index` (0-based) is empty or only spaces.
@@ -604,10 +616,7 @@ def _header_line_problem(header: bytes, too_long: bool) -> str | None:
     if not header.strip(b" \t\r"):
         return "line 1 is blank; the header (the column names) must be the first line"
     if header.lower().startswith(b"sep="):
-        return (
-            "line 1 is Excel's 'sep=' hint, not the header; remove that line so the column names "
-            "are on line 1"
-        )
+        return "line 1 is Excel's 'sep=' hint, not the header; remove that line so the column names are on line 1"
     return None
 
 
@@ -669,9 +678,7 @@ def _check_columns(result: Inspection, slug: str, columns: list[str]) -> None:
         result.notes.append("no data_source_key column: the integration's default data source will be used")
     duplicates = sorted({c for c in columns if c and columns.count(c) > 1})
     if duplicates:
-        result.problems.append(
-            "duplicate column" + ("s" if len(duplicates) > 1 else "") + ": " + ", ".join(duplicates)
-        )
+        result.problems.append("duplicate column" + ("s" if len(duplicates) > 1 else "") + ": " + ", ".join(duplicates))
     name = DELIMITER_NAMES.get(result.delimiter or "", "delimiter")
     if len(columns) > 1 and columns[-1] == "" and "" not in columns[:-1]:
         result.problems.append(
@@ -684,9 +691,7 @@ def _check_columns(result: Inspection, slug: str, columns: list[str]) -> None:
         )
 
 
-def _scan_rows(
-    result: Inspection, handle: io.BufferedReader, rest: bytes, delimiter: str, slug: str | None
-) -> None:
+def _scan_rows(result: Inspection, handle: io.BufferedReader, rest: bytes, delimiter: str, slug: str | None) -> None:
     """Count rows and validate UTF-8, column counts and key values over the rest of the file."""
     feed = FEED_TYPES.get(slug or "")
     key_indexes = [result.columns.index(k) for k in feed.keys if k in result.columns] if feed else []
@@ -756,10 +761,7 @@ def _column_count_problem(bad: int, lines: list[int], width: int, delimiter_name
     shown = ", ".join(map(str, lines)) + (" and others" if bad > len(lines) else "")
     plural = "s" if bad > 1 else ""
     verb = "do not have" if bad > 1 else "does not have"
-    return (
-        f"{bad} row{plural} {verb} the header's {width} {delimiter_name}-separated columns "
-        f"(line{plural} {shown})"
-    )
+    return f"{bad} row{plural} {verb} the header's {width} {delimiter_name}-separated columns (line{plural} {shown})"
 
 
 def plan_order(inspections: list[Inspection], arrival: dict[str, float] | None = None) -> list[Inspection]:

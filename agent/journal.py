@@ -41,14 +41,13 @@ from agent.targets.base import Receipt
 
 log = logging.getLogger(__name__)
 
-FILE_STATES = ("claiming", "claimed", "submitting", "submitted", "finished", "archived",
-               "failed", "rejected", "held")
-IN_FLIGHT_STATES = FILE_STATES[:5]          # a restart must pick these up again
+FILE_STATES = ("claiming", "claimed", "submitting", "submitted", "finished", "archived", "failed", "rejected", "held")
+IN_FLIGHT_STATES = FILE_STATES[:5]  # a restart must pick these up again
 TERMINAL_STATES = FILE_STATES[5:]
 STATUS_VALUES = tuple(status.value for status in Status)
 ACCEPTED_STATUSES = (Status.SUCCESS.value, Status.WARNINGS.value, Status.ERRORS.value)
 REFRESH_OPERATIONS = ("refresh", "refreshlegacy")
-BUSY_TIMEOUT_SECONDS = 30.0                 # another process (the CLI) holding the write lock
+BUSY_TIMEOUT_SECONDS = 30.0  # another process (the CLI) holding the write lock
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: the first schema.
@@ -133,9 +132,9 @@ class FileRecord:
     object: str | None
     operation: str | None
     state: str
-    status: str | None           # a Status value
-    receipt: str | None          # Receipt.to_json() text
-    reference: str | None        # the receipt's reference code
+    status: str | None  # a Status value
+    receipt: str | None  # Receipt.to_json() text
+    reference: str | None  # the receipt's reference code
     queued: int | None
     completed: int | None
     warnings: int | None
@@ -236,9 +235,14 @@ def _file_record(row: sqlite3.Row) -> FileRecord:
 def _batch_record(row: sqlite3.Row) -> BatchRecord:
     started_at = from_db_time(row["started_at"])
     assert started_at is not None  # NOT NULL column
-    return BatchRecord(id=row["id"], route=row["route"], started_at=started_at,
-                       finished_at=from_db_time(row["finished_at"]), status=row["status"],
-                       files=row["files"])
+    return BatchRecord(
+        id=row["id"],
+        route=row["route"],
+        started_at=started_at,
+        finished_at=from_db_time(row["finished_at"]),
+        status=row["status"],
+        files=row["files"],
+    )
 
 
 def _quoted(column: str) -> str:
@@ -254,13 +258,17 @@ def _unusable(path: Path, exc: sqlite3.Error) -> JournalError:
     """Turn SQLite's terse error into what an admin should do about it."""
     text = str(exc)
     if "locked" in text:
-        advice = (f"it stayed locked by another process for {BUSY_TIMEOUT_SECONDS:g} seconds. Check for a "
-                  "stuck feed-agent process, then try again.")
+        advice = (
+            f"it stayed locked by another process for {BUSY_TIMEOUT_SECONDS:g} seconds. Check for a "
+            "stuck feed-agent process, then try again."
+        )
     elif isinstance(exc, sqlite3.OperationalError):
         advice = "check that work_dir exists and is writable by the agent's user."
     else:
-        advice = ("if the file is damaged, move it aside and start the agent again: it creates a new "
-                  "journal (files still in processing/ are then sent again).")
+        advice = (
+            "if the file is damaged, move it aside and start the agent again: it creates a new "
+            "journal (files still in processing/ are then sent again)."
+        )
     return JournalError(f"The journal {path} cannot be used ({text}): {advice}")
 
 
@@ -273,8 +281,9 @@ class Journal:
         self._listed_mail_failure_id: int | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_SECONDS,
-                                         check_same_thread=False, isolation_level=None)
+            self._conn = sqlite3.connect(
+                str(self.path), timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False, isolation_level=None
+            )
         except sqlite3.Error as exc:
             raise _unusable(self.path, exc) from exc
         self._conn.row_factory = sqlite3.Row
@@ -296,15 +305,19 @@ class Journal:
             self._conn.execute("PRAGMA synchronous=NORMAL")
         else:
             # Outside WAL, NORMAL could corrupt the file on power loss; FULL is the safe setting.
-            log.warning("journal %s: WAL mode unavailable on this filesystem (mode %s); writes are "
-                        "still safe but slower, and `status` may wait for the daemon", self.path, mode)
+            log.warning(
+                "journal %s: WAL mode unavailable on this filesystem (mode %s); writes are "
+                "still safe but slower, and `status` may wait for the daemon",
+                self.path,
+                mode,
+            )
             self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
 
     def _migrate(self) -> None:
         """Apply the migrations this file has not seen, all in one transaction."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")   # two processes starting at once: one migrates
+            self._conn.execute("BEGIN IMMEDIATE")  # two processes starting at once: one migrates
             try:
                 version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
                 if version > SCHEMA_VERSION:
@@ -351,14 +364,15 @@ class Journal:
     # -- batches ------------------------------------------------------------------------------
 
     def start_batch(self, route: str) -> int:
-        cursor = self._execute("INSERT INTO batches (route, started_at) VALUES (?, ?)",
-                               (route, to_db_time(utcnow())))
+        cursor = self._execute("INSERT INTO batches (route, started_at) VALUES (?, ?)", (route, to_db_time(utcnow())))
         return int(cursor.lastrowid or 0)
 
     def finish_batch(self, batch_id: int, status: str, files: int) -> None:
         value = status.value if isinstance(status, enum.Enum) else status
-        cursor = self._execute("UPDATE batches SET finished_at = ?, status = ?, files = ? WHERE id = ?",
-                               (to_db_time(utcnow()), value, files, batch_id))
+        cursor = self._execute(
+            "UPDATE batches SET finished_at = ?, status = ?, files = ? WHERE id = ?",
+            (to_db_time(utcnow()), value, files, batch_id),
+        )
         if cursor.rowcount == 0:
             raise KeyError(f"no batch with id {batch_id} in the journal")
 
@@ -368,20 +382,34 @@ class Journal:
 
     # -- files --------------------------------------------------------------------------------
 
-    def add_file(self, *, route: str, target: str, name: str, source_path: Path,
-                 batch_id: int | None = None, size: int | None = None,
-                 arrived_at: datetime | None = None) -> int:
+    def add_file(
+        self,
+        *,
+        route: str,
+        target: str,
+        name: str,
+        source_path: Path,
+        batch_id: int | None = None,
+        size: int | None = None,
+        arrived_at: datetime | None = None,
+    ) -> int:
         """Record a file *before* it is claimed (state "claiming"), so a crash mid-claim is visible."""
         values = {
-            "batch_id": batch_id, "route": route, "target": target, "name": name,
-            "source_path": source_path, "current_path": source_path, "size": size,
-            "state": "claiming", "arrived_at": arrived_at, "updated_at": utcnow(),
+            "batch_id": batch_id,
+            "route": route,
+            "target": target,
+            "name": name,
+            "source_path": source_path,
+            "current_path": source_path,
+            "size": size,
+            "state": "claiming",
+            "arrived_at": arrived_at,
+            "updated_at": utcnow(),
             "long_run_alerted": False,
         }
         columns = list(values)
         params = [_column_value(column, values[column]) for column in columns]
-        sql = (f"INSERT INTO files ({', '.join(_quoted(c) for c in columns)}) "
-               f"VALUES ({_placeholders(len(columns))})")
+        sql = f"INSERT INTO files ({', '.join(_quoted(c) for c in columns)}) VALUES ({_placeholders(len(columns))})"
         return int(self._execute(sql, params).lastrowid or 0)
 
     def update_file(self, file_id: int, **fields: object) -> None:
@@ -422,9 +450,11 @@ class Journal:
 
     def recent_files(self, limit: int = 20) -> list[FileRecord]:
         """For `status`: files still in flight first, then the newest finished ones."""
-        sql = (f"SELECT * FROM files ORDER BY "
-               f"CASE WHEN state IN ({_placeholders(len(IN_FLIGHT_STATES))}) THEN 0 ELSE 1 END, "
-               f"id DESC LIMIT ?")
+        sql = (
+            f"SELECT * FROM files ORDER BY "
+            f"CASE WHEN state IN ({_placeholders(len(IN_FLIGHT_STATES))}) THEN 0 ELSE 1 END, "
+            f"id DESC LIMIT ?"
+        )
         return [_file_record(row) for row in self._fetchall(sql, [*IN_FLIGHT_STATES, limit])]
 
     def last_accepted_refresh_rows(self, target: str, object: str) -> int | None:
@@ -433,31 +463,33 @@ class Journal:
         A refresh that FAILED, was rejected or held never replaced the destination's data, so it
         is not a baseline; files with another target or object are a different data set.
         """
-        sql = (f"SELECT \"rows\" FROM files WHERE target = ? AND object = ? "
-               f"AND operation IN ({_placeholders(len(REFRESH_OPERATIONS))}) "
-               f"AND status IN ({_placeholders(len(ACCEPTED_STATUSES))}) AND \"rows\" IS NOT NULL "
-               f"ORDER BY COALESCE(finished_at, submitted_at, updated_at) DESC, id DESC LIMIT 1")
+        sql = (
+            f'SELECT "rows" FROM files WHERE target = ? AND object = ? '
+            f"AND operation IN ({_placeholders(len(REFRESH_OPERATIONS))}) "
+            f'AND status IN ({_placeholders(len(ACCEPTED_STATUSES))}) AND "rows" IS NOT NULL '
+            f"ORDER BY COALESCE(finished_at, submitted_at, updated_at) DESC, id DESC LIMIT 1"
+        )
         row = self._fetchone(sql, [target, object, *REFRESH_OPERATIONS, *ACCEPTED_STATUSES])
         return None if row is None else int(row[0])
 
     def last_arrival(self, route: str) -> datetime | None:
         """When a file last arrived on the route (for the MISSING alert)."""
-        row = self._fetchone("SELECT MAX(COALESCE(arrived_at, claimed_at)) FROM files WHERE route = ?",
-                             (route,))
+        row = self._fetchone("SELECT MAX(COALESCE(arrived_at, claimed_at)) FROM files WHERE route = ?", (route,))
         return None if row is None else from_db_time(row[0])
 
     # -- mail failures ------------------------------------------------------------------------
 
     def record_mail_failure(self, subject: str, error: str) -> None:
         """Remember an email that could not be sent, to mention it in the next one that can."""
-        self._execute("INSERT INTO mail_failures (subject, error, recorded_at) VALUES (?, ?, ?)",
-                      (subject, error, to_db_time(utcnow())))
+        self._execute(
+            "INSERT INTO mail_failures (subject, error, recorded_at) VALUES (?, ?, ?)",
+            (subject, error, to_db_time(utcnow())),
+        )
 
     def unreported_mail_failures(self) -> list[str]:
         """'subject: error' lines, oldest first; remembers which ones were listed (see mark_...)."""
         with self._lock:
-            rows = self._fetchall(
-                "SELECT id, subject, error FROM mail_failures WHERE reported_at IS NULL ORDER BY id")
+            rows = self._fetchall("SELECT id, subject, error FROM mail_failures WHERE reported_at IS NULL ORDER BY id")
             self._listed_mail_failure_id = rows[-1]["id"] if rows else 0
         return [f"{row['subject']}: {row['error']}" for row in rows]
 
@@ -483,5 +515,7 @@ class Journal:
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        self._execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+        self._execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )

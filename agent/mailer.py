@@ -170,21 +170,15 @@ class Mailer:
             except MailError as exc:
                 if not exc.temporary or attempt == attempts:
                     if exc.temporary:
-                        raise MailError(
-                            f"{exc} (gave up after {attempts} attempts)", temporary=True
-                        ) from None
+                        raise MailError(f"{exc} (gave up after {attempts} attempts)", temporary=True) from None
                     raise
                 delay = self.retry_delays[attempt - 1]
-                log.warning(
-                    "mail attempt %d of %d failed (%s); trying again in %g s", attempt, attempts, exc, delay
-                )
+                log.warning("mail attempt %d of %d failed (%s); trying again in %g s", attempt, attempts, exc, delay)
                 self._sleep(delay)
 
     def _deliver(self, smtp: smtplib.SMTP, message: EmailMessage) -> None:
         try:
-            refused = smtp.send_message(
-                message, from_addr=self.settings.from_addr, to_addrs=list(self.settings.to)
-            )
+            refused = smtp.send_message(message, from_addr=self.settings.from_addr, to_addrs=list(self.settings.to))
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             details = "; ".join(
@@ -304,8 +298,7 @@ class Mailer:
             )
         if isinstance(exc, socket.gaierror):
             return MailError(
-                f"mail server name {settings.host} cannot be resolved ({exc.strerror}); check host "
-                "in [email]",
+                f"mail server name {settings.host} cannot be resolved ({exc.strerror}); check host in [email]",
                 temporary=True,
             )
         if isinstance(exc, TimeoutError):
@@ -321,13 +314,10 @@ class Mailer:
     def _explain_reply(self, code: int, reply: str, phase: str) -> MailError:
         server = self.server
         if code == 530 and "starttls" in reply.lower():
-            return MailError(
-                f"mail server {server} requires STARTTLS ({code} {reply}); set security = starttls"
-            )
+            return MailError(f"mail server {server} requires STARTTLS ({code} {reply}); set security = starttls")
         if code == 530:
             return MailError(
-                f"mail server {server} requires a login ({code} {reply}); set username and password "
-                "in [email]"
+                f"mail server {server} requires a login ({code} {reply}); set username and password in [email]"
             )
         if 400 <= code < 500:
             return MailError(

@@ -114,9 +114,7 @@ class Pipeline:
         try:
             claimed = archive.claim(path, self.config.agent.processing_dir)
         except FileNotFoundError:
-            self.journal.update_file(
-                file_id, state="failed", message="the file vanished before it was claimed"
-            )
+            self.journal.update_file(file_id, state="failed", message="the file vanished before it was claimed")
             return None
         self.journal.update_file(file_id, state="claimed", current_path=claimed, claimed_at=utcnow())
         log.info("claimed: %s (route %s) -> %s", name, route.name, claimed)
@@ -187,9 +185,7 @@ class Pipeline:
             size=record.size or 0,
             rows=record.rows,
             object=record.object,
-            operation=operation
-            or record.operation
-            or (route.operation if settings.type == "learn" else "upload"),
+            operation=operation or record.operation or (route.operation if settings.type == "learn" else "upload"),
             started_at=record.claimed_at or utcnow(),
             drop_folder=route.watch,
             file_id=file_id,
@@ -208,8 +204,11 @@ class Pipeline:
             raise
         except Exception as exc:
             log.exception("inspection of %s failed", item.outcome.name)
-            self._end_unsent(item, Status.REJECTED, f"feed-agent could not read the file to check it "
-                             f"({type(exc).__name__}: {exc}). It was not sent.")
+            self._end_unsent(
+                item,
+                Status.REJECTED,
+                f"feed-agent could not read the file to check it ({type(exc).__name__}: {exc}). It was not sent.",
+            )
 
     def _inspect(self, route: RouteSettings, item: _Item, object_override: str | None) -> None:
         """Pre-flight check; a file with problems is rejected here and never sent."""
@@ -217,9 +216,7 @@ class Pipeline:
         if item.receipt is not None:  # recovered after upload: inspected before the crash
             return
         is_learn = outcome.target_type == "learn"
-        result = (
-            inspect_file(item.path, object_override or route.object) if is_learn else inspect_csv(item.path)
-        )
+        result = inspect_file(item.path, object_override or route.object) if is_learn else inspect_csv(item.path)
         item.inspection = result
         outcome.rows, outcome.size = result.rows, result.size
         outcome.object = result.object if is_learn else None
@@ -234,9 +231,7 @@ class Pipeline:
             size=result.size,
         )
         described = f"{result.object} ({outcome.operation})" if is_learn and result.object else "csv"
-        log.info(
-            "type: %s is %s, %d rows", outcome.name, described if result.ok else "not sendable", result.rows
-        )
+        log.info("type: %s is %s, %d rows", outcome.name, described if result.ok else "not sendable", result.rows)
         if result.ok or (not is_learn and not result.problems):
             self.narrate(f"  {outcome.name}: {described}, {result.rows} rows")
             return
@@ -364,9 +359,7 @@ class Pipeline:
             )
             log.info("archived: %s -> %s", outcome.name, outcome.final_path)
         self.journal.update_file(file_id, state="archived", current_path=outcome.final_path)
-        self.narrate(
-            f"  {outcome.name}: {outcome.status.value}{_count_text(result.progress)} → {outcome.final_path}"
-        )
+        self.narrate(f"  {outcome.name}: {outcome.status.value}{_count_text(result.progress)} → {outcome.final_path}")
         self.reporter.file_done(outcome)
 
     def _submit(self, target: Target, item: _Item) -> Receipt:

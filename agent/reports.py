@@ -234,10 +234,7 @@ def _held_step(outcome: FileOutcome, drop: str, what: str) -> str:
     step = f"What is wrong: {what} " if what else ""
     step += f"Fix it, then move the file back into {drop}."
     if outcome.final_path:
-        step += (
-            f" If the file is right as it is, send it anyway with: "
-            f'feed-agent post "{outcome.final_path}" --force'
-        )
+        step += f' If the file is right as it is, send it anyway with: feed-agent post "{outcome.final_path}" --force'
     return step
 
 
@@ -443,9 +440,7 @@ def summary_report(batch: BatchOutcome) -> SummaryReport:
         total_warnings=total("warnings"),
         total_errors=total("errors"),
         held=tuple(Fact(f.name, _held_reason(f)) for f in files if f.status is Status.HELD),
-        attention=tuple(
-            Fact(f.name, next_step(f)) for f in files if not f.status.ok and f.status is not Status.HELD
-        ),
+        attention=tuple(Fact(f.name, next_step(f)) for f in files if not f.status.ok and f.status is not Status.HELD),
         mail_problems=tuple(batch.mail_problems),
     )
 
@@ -629,9 +624,7 @@ class EmailReporter:
     raises: a failure is logged, journaled and listed in the next summary.
     """
 
-    def __init__(
-        self, config: Config, journal: MailJournal | None = None, *, mailer: Mailer | None = None
-    ) -> None:
+    def __init__(self, config: Config, journal: MailJournal | None = None, *, mailer: Mailer | None = None) -> None:
         from agent.mailer import Mailer
 
         self.config = config

@@ -40,14 +40,13 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from xml.sax.saxutils import escape
 
-PIECE = 64 * 1024                 # bytes read from the socket at a time
-MAX_LINE = 1024 * 1024            # a longer "line" is an error row, not a memory hog
-DRAIN_LIMIT = 16 * 1024 * 1024    # refused bodies up to this size are read, so the client sees the answer
-MAX_REMEMBERED_KEYS = 1_000_000   # per kind; beyond it, references are no longer checked
-MAX_PROBLEMS = 200                # row problems kept per data set, for assertions and the console
+PIECE = 64 * 1024  # bytes read from the socket at a time
+MAX_LINE = 1024 * 1024  # a longer "line" is an error row, not a memory hog
+DRAIN_LIMIT = 16 * 1024 * 1024  # refused bodies up to this size are read, so the client sees the answer
+MAX_REMEMBERED_KEYS = 1_000_000  # per kind; beyond it, references are no longer checked
+MAX_PROBLEMS = 200  # row problems kept per data set, for assertions and the console
 DATA_INTEGRATION_TYPE = "blackboard.platform.dataintegration.DataIntegration"
-SUCCESS_SENTENCE = ("Success: Feed File Uploaded.  Use the reference code {uid} "
-                    "to track these records in the logs.")
+SUCCESS_SENTENCE = "Success: Feed File Uploaded.  Use the reference code {uid} to track these records in the logs."
 OPERATIONS = ("store", "refresh", "refreshlegacy", "delete")
 
 # Required columns per slug (reference §2). data_source_key is not required: this integration
@@ -72,15 +71,17 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "standardsassociation": ("std_sub_doc_key", "course_key"),
     "subject": ("external_subject_key", "subject_id", "subject_name", "subject_type"),
     "program": ("external_program_key", "program_id", "program_name", "program_type"),
-    "programtosubjectassociation": ("external_association_key", "external_program_key",
-                                    "external_subject_key"),
+    "programtosubjectassociation": ("external_association_key", "external_program_key", "external_subject_key"),
     "subjecttocourseassociation": ("external_association_key", "external_subject_key", "external_course_key"),
     "subjecttoorgassociation": ("external_association_key", "external_subject_key", "external_org_key"),
 }
 
 # Objects whose keys Learn remembers, and the column that holds the key.
-STORED_KEY_COLUMN = {"person": "external_person_key", "course": "external_course_key",
-                     "organization": "external_organization_key"}
+STORED_KEY_COLUMN = {
+    "person": "external_person_key",
+    "course": "external_course_key",
+    "organization": "external_organization_key",
+}
 
 # Memberships must name things that exist: column -> kind of stored object.
 REFERENCES: dict[str, dict[str, str]] = {
@@ -110,12 +111,12 @@ class Faults:
     Counters (fail_uploads, status_503, drop_uploads) count down as requests use them up.
     """
 
-    fail_uploads: int = 0        # the next N uploads answer 500 with a stack trace
-    slow_seconds: float = 0.0    # every authenticated answer is delayed this long
-    stuck: bool = False          # data sets accepted meanwhile never leave the queue
-    no_code: bool = False        # uploads answer 200 with a page that has no reference code
-    status_503: int = 0          # the next N status requests answer 503
-    drop_uploads: int = 0        # the next N uploads are read, then the connection is closed unanswered
+    fail_uploads: int = 0  # the next N uploads answer 500 with a stack trace
+    slow_seconds: float = 0.0  # every authenticated answer is delayed this long
+    stuck: bool = False  # data sets accepted meanwhile never leave the queue
+    no_code: bool = False  # uploads answer 200 with a page that has no reference code
+    status_503: int = 0  # the next N status requests answer 503
+    drop_uploads: int = 0  # the next N uploads are read, then the connection is closed unanswered
 
     def describe(self) -> str:
         active = [f"{name}={value}" for name, value in vars(self).items() if value]
@@ -134,7 +135,7 @@ class Upload:
     rows: int
     content_type: str
     received_at: datetime
-    chunked: bool = False        # Transfer-Encoding: chunked rather than Content-Length
+    chunked: bool = False  # Transfer-Encoding: chunked rather than Content-Length
     errors: int = 0
     warnings: int = 0
 
@@ -169,7 +170,7 @@ class _DataSet:
     error_rows: int
     warning_rows: int
     problems: tuple[str, ...]
-    started: float                # time.monotonic() at acceptance
+    started: float  # time.monotonic() at acceptance
     started_wall: datetime
     stuck: bool
 
@@ -184,9 +185,17 @@ class _DataSet:
         errors = done * self.error_rows // self.rows if self.rows else 0
         warnings = done * self.warning_rows // self.rows if self.rows else 0
         return DataSetInfo(
-            uid=self.uid, slug=self.slug, operation=self.operation, rows=self.rows,
-            queued=self.rows - done, completed=done - errors - warnings, warnings=warnings, errors=errors,
-            finished=done == self.rows, stuck=self.stuck, problems=self.problems,
+            uid=self.uid,
+            slug=self.slug,
+            operation=self.operation,
+            rows=self.rows,
+            queued=self.rows - done,
+            completed=done - errors - warnings,
+            warnings=warnings,
+            errors=errors,
+            finished=done == self.rows,
+            stuck=self.stuck,
+            problems=self.problems,
         )
 
     def last_entry(self, now: float, rate: float) -> datetime:
@@ -328,10 +337,10 @@ def _body_pieces(handler: BaseHTTPRequestHandler) -> Iterator[bytes]:
             size = int(size_line.split(b";")[0].strip() or b"0", 16)
             if size == 0:
                 while stream.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass              # trailers
+                    pass  # trailers
                 return
             yield from _exact(stream, size)
-            stream.readline(1024)     # the CRLF after each chunk
+            stream.readline(1024)  # the CRLF after each chunk
     else:
         yield from _exact(stream, int(handler.headers.get("Content-Length") or 0))
 
@@ -359,8 +368,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], simulator: LearnSimulator,
-                 tls: ssl.SSLContext | None) -> None:
+    def __init__(self, address: tuple[str, int], simulator: LearnSimulator, tls: ssl.SSLContext | None) -> None:
         self.simulator = simulator
         self.tls = tls
         self.open_sockets: set[socket.socket] = set()
@@ -379,7 +387,7 @@ class _Server(ThreadingHTTPServer):
                 request = self.tls.wrap_socket(request, server_side=True)
             super().finish_request(request, client_address)
         except (OSError, ssl.SSLError):
-            pass                      # the client went away or failed the handshake
+            pass  # the client went away or failed the handshake
         finally:
             with self.sockets_lock:
                 self.open_sockets.discard(request)
@@ -416,8 +424,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self.server.simulator._dispatch(self, "DELETE")
 
-    def reply(self, code: int, body: str, *, content_type: str = "text/plain;charset=UTF-8",
-              headers: dict[str, str] | None = None) -> None:
+    def reply(
+        self,
+        code: int,
+        body: str,
+        *,
+        content_type: str = "text/plain;charset=UTF-8",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         data = body.encode("utf-8")
         self.send_response(code)
         self.send_header("Content-Type", content_type)
@@ -447,10 +461,19 @@ class _Handler(BaseHTTPRequestHandler):
 class LearnSimulator:
     """A Learn SIS flat-file endpoint on a background thread (`with LearnSimulator() as sim:`)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, username: str = "sis-integration",
-                 password: str = "sis-password", integration: str = "BBLEARN", rows_per_second: float = 500.0,
-                 machine_name: str = "learn-sim-1", *, tls: ssl.SSLContext | None = None,
-                 data_integration_id: str = "_123_1") -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        username: str = "sis-integration",
+        password: str = "sis-password",
+        integration: str = "BBLEARN",
+        rows_per_second: float = 500.0,
+        machine_name: str = "learn-sim-1",
+        *,
+        tls: ssl.SSLContext | None = None,
+        data_integration_id: str = "_123_1",
+    ) -> None:
         self.host = host
         self.username = username
         self.password = password
@@ -460,8 +483,8 @@ class LearnSimulator:
         self.data_integration_id = data_integration_id
         self.faults = Faults()
         self.on_event: Callable[[str], None] | None = None
-        self.upload_attempts = 0       # every authenticated upload request, faulted ones included
-        self.status_requests = 0       # every authenticated status request
+        self.upload_attempts = 0  # every authenticated upload request, faulted ones included
+        self.status_requests = 0  # every authenticated status request
         self._tls = tls
         self._lock = threading.Lock()
         self._uploads: list[Upload] = []
@@ -477,8 +500,9 @@ class LearnSimulator:
 
     # Life cycle ---------------------------------------------------------------------------
     def start(self) -> LearnSimulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"learn-sim-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"learn-sim-{self.port}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -553,8 +577,11 @@ class LearnSimulator:
         _, slug, tail = match.groups()
         if not self._authorized(handler):
             handler.drain_or_close()
-            handler.reply(401, "Unauthorized: this integration's username and password are required",
-                          headers={"WWW-Authenticate": 'Basic realm="Blackboard Learn"'})
+            handler.reply(
+                401,
+                "Unauthorized: this integration's username and password are required",
+                headers={"WWW-Authenticate": 'Basic realm="Blackboard Learn"'},
+            )
             return
         if slug == "dataSetStatus" and method in ("GET", "POST"):
             if method == "POST":
@@ -603,8 +630,9 @@ class LearnSimulator:
         checker.close()
         if fault == "drop":
             handler.close_connection = True
-            self._event(f"upload {slug}/{operation}: {size} bytes read, then the connection was dropped "
-                        "(fault drop-uploads)")
+            self._event(
+                f"upload {slug}/{operation}: {size} bytes read, then the connection was dropped (fault drop-uploads)"
+            )
             return
         self._slow()
         if fault == "fail":
@@ -619,30 +647,47 @@ class LearnSimulator:
         self._accept(handler, uid, slug, operation, checker, digest.hexdigest(), size)
         handler.reply(200, SUCCESS_SENTENCE.format(uid=uid))
 
-    def _accept(self, handler: _Handler, uid: str, slug: str, operation: str, checker: _RowChecker,
-                sha256: str, size: int) -> None:
+    def _accept(
+        self, handler: _Handler, uid: str, slug: str, operation: str, checker: _RowChecker, sha256: str, size: int
+    ) -> None:
         kind = slug if slug in STORED_KEY_COLUMN else None
         if kind:
             self._store.apply(kind, checker.new_keys, forget=operation == "delete")
         now_wall = datetime.now().astimezone()
         upload = Upload(
-            slug=slug, operation=operation, uid=uid, sha256=sha256, size=size, rows=checker.rows,
-            content_type=handler.headers.get("Content-Type", ""), received_at=now_wall,
+            slug=slug,
+            operation=operation,
+            uid=uid,
+            sha256=sha256,
+            size=size,
+            rows=checker.rows,
+            content_type=handler.headers.get("Content-Type", ""),
+            received_at=now_wall,
             chunked="chunked" in handler.headers.get("Transfer-Encoding", "").lower(),
-            errors=checker.error_rows, warnings=checker.warning_rows,
+            errors=checker.error_rows,
+            warnings=checker.warning_rows,
         )
         dataset = _DataSet(
-            uid=uid, slug=slug, operation=operation, rows=checker.rows, error_rows=checker.error_rows,
-            warning_rows=checker.warning_rows, problems=tuple(checker.problems), started=time.monotonic(),
-            started_wall=now_wall, stuck=self.faults.stuck,
+            uid=uid,
+            slug=slug,
+            operation=operation,
+            rows=checker.rows,
+            error_rows=checker.error_rows,
+            warning_rows=checker.warning_rows,
+            problems=tuple(checker.problems),
+            started=time.monotonic(),
+            started_wall=now_wall,
+            stuck=self.faults.stuck,
         )
         with self._lock:
             self._uploads.append(upload)
             self._datasets[uid] = dataset
         stuck = " (fault stuck: it will stay queued)" if dataset.stuck else ""
-        self._event(f"upload {slug}/{operation}: {size} bytes, {checker.rows} rows, "
-                    f"{checker.error_rows} with errors, {checker.warning_rows} with warnings "
-                    f"-> reference code {uid}{stuck}")
+        self._event(
+            f"upload {slug}/{operation}: {size} bytes, {checker.rows} rows, "
+            f"{checker.error_rows} with errors, {checker.warning_rows} with warnings "
+            f"-> reference code {uid}{stuck}"
+        )
         for problem in checker.problems[:5]:
             self._event(f"  {problem}")
 
@@ -666,8 +711,7 @@ class LearnSimulator:
         info = dataset.info(now, self.rows_per_second)
         children = [
             f"<completedCount>{info.completed}</completedCount>",
-            f'<dataIntegrationId type="{DATA_INTEGRATION_TYPE}">'
-            f"{escape(self.data_integration_id)}</dataIntegrationId>",
+            f'<dataIntegrationId type="{DATA_INTEGRATION_TYPE}">{escape(self.data_integration_id)}</dataIntegrationId>',
             f"<dataSetUid>{dataset.uid}</dataSetUid>",
             f"<errorCount>{info.errors}</errorCount>",
             f"<lastEntryDate>{_iso(dataset.last_entry(now, self.rows_per_second))}</lastEntryDate>",
@@ -676,8 +720,10 @@ class LearnSimulator:
             f"<startDate>{_iso(dataset.started_wall)}</startDate>",
             f"<warningCount>{info.warnings}</warningCount>",
         ]
-        return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-                f"<dataSetStatus>{''.join(children)}</dataSetStatus>")
+        return (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+            f"<dataSetStatus>{''.join(children)}</dataSetStatus>"
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -686,42 +732,57 @@ class LearnSimulator:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0,
-                        help="port to bind (default 0: any free port, printed)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (default 0: any free port, printed)")
     parser.add_argument("--username", default="sis-integration", help="the integration's username")
     parser.add_argument("--password", default="sis-password", help="the integration's password")
-    parser.add_argument("--integration", default="BBLEARN",
-                        help="integration id in the URL (default BBLEARN)")
-    parser.add_argument("--rows-per-second", type=float, default=500.0,
-                        help="processing speed (default 500)")
+    parser.add_argument("--integration", default="BBLEARN", help="integration id in the URL (default BBLEARN)")
+    parser.add_argument("--rows-per-second", type=float, default=500.0, help="processing speed (default 500)")
     faults = parser.add_argument_group("fault modes (invented, for rehearsing bad days)")
-    faults.add_argument("--fail-uploads", type=int, default=0, metavar="N",
-                        help="the first N uploads answer 500")
+    faults.add_argument("--fail-uploads", type=int, default=0, metavar="N", help="the first N uploads answer 500")
     faults.add_argument("--slow", type=float, default=0.0, metavar="SECONDS", help="delay every answer")
     faults.add_argument("--stuck", action="store_true", help="accepted data sets never leave the queue")
     faults.add_argument("--no-code", action="store_true", help="uploads answer 200 without a reference code")
-    faults.add_argument("--status-503", type=int, default=0, metavar="N",
-                        help="the first N status requests answer 503")
-    faults.add_argument("--drop-uploads", type=int, default=0, metavar="N",
-                        help="the first N uploads are read, then the connection is closed unanswered")
+    faults.add_argument("--status-503", type=int, default=0, metavar="N", help="the first N status requests answer 503")
+    faults.add_argument(
+        "--drop-uploads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the first N uploads are read, then the connection is closed unanswered",
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; prints one line per upload."""
-    simulator = LearnSimulator(host=args.host, port=args.port, username=args.username, password=args.password,
-                               integration=args.integration, rows_per_second=args.rows_per_second)
-    simulator.faults = replace(Faults(), fail_uploads=args.fail_uploads, slow_seconds=args.slow,
-                               stuck=args.stuck, no_code=args.no_code, status_503=args.status_503,
-                               drop_uploads=args.drop_uploads)
+    simulator = LearnSimulator(
+        host=args.host,
+        port=args.port,
+        username=args.username,
+        password=args.password,
+        integration=args.integration,
+        rows_per_second=args.rows_per_second,
+    )
+    simulator.faults = replace(
+        Faults(),
+        fail_uploads=args.fail_uploads,
+        slow_seconds=args.slow,
+        stuck=args.stuck,
+        no_code=args.no_code,
+        status_503=args.status_503,
+        drop_uploads=args.drop_uploads,
+    )
     simulator.on_event = lambda message: print(message, flush=True)
     stopping = threading.Event()
     previous = {}
-    if threading.current_thread() is threading.main_thread():     # signals can only be caught there
+    if threading.current_thread() is threading.main_thread():  # signals can only be caught there
         previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     simulator.start()
     try:
-        print(f"Learn simulator listening on {simulator.url} (integration {simulator.integration}, "
-              f"username {simulator.username})", flush=True)
+        print(
+            f"Learn simulator listening on {simulator.url} (integration {simulator.integration}, "
+            f"username {simulator.username})",
+            flush=True,
+        )
         print(f"Faults: {simulator.faults.describe()}. Stop with Ctrl-C.", flush=True)
         while not stopping.wait(0.5):
             pass
@@ -736,7 +797,6 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    _parser = argparse.ArgumentParser(prog="python -m agent.simulator",
-                                      description="Learn flat-file simulator")
+    _parser = argparse.ArgumentParser(prog="python -m agent.simulator", description="Learn flat-file simulator")
     add_arguments(_parser)
     sys.exit(run_from_args(_parser.parse_args()))

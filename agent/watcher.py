@@ -111,7 +111,7 @@ def mount_of(folder: Path, mounts_text: str) -> tuple[str, str] | None:
 
 
 def choose_observer(folder: Path, mounts_text: str) -> str:
-    """"polling" when the folder lies on a network filesystem, else "native".
+    """ "polling" when the folder lies on a network filesystem, else "native".
 
     inotify only sees changes made through the local kernel, so a file an SIS host writes onto an
     NFS or SMB share would never produce an event here; the polling observer lists the folder instead.
@@ -138,11 +138,11 @@ class Candidate:
 
     route: str
     path: Path
-    first_seen: float        # monotonic
-    last_change: float       # monotonic time of the last observed change (size/mtime/inode/event)
-    arrived_at: datetime     # wall clock UTC when first seen
+    first_seen: float  # monotonic
+    last_change: float  # monotonic time of the last observed change (size/mtime/inode/event)
+    arrived_at: datetime  # wall clock UTC when first seen
     ready: bool
-    marker: Path | None      # the ready marker, when ready_suffix is used
+    marker: Path | None  # the ready marker, when ready_suffix is used
 
 
 # ----------------------------------------------------------------------------------------------
@@ -167,8 +167,8 @@ class _Route:
 class _Probe(NamedTuple):
     """One lstat of a tracked path, taken outside the lock (a stat on NFS can be slow)."""
 
-    stat: os.stat_result | None   # None: the path is gone
-    failed: bool = False          # some other error (EACCES, ESTALE): try again next time
+    stat: os.stat_result | None  # None: the path is gone
+    failed: bool = False  # some other error (EACCES, ESTALE): try again next time
     marker_exists: bool = False
 
 
@@ -199,13 +199,19 @@ def unsupported_reason(name: str, mode: int, folder: Path) -> str | None:
     if stat.S_ISREG(mode):
         return None
     if stat.S_ISLNK(mode):
-        return (f"'{name}' is a symbolic link. The agent never follows links, so that it only sends "
-                f"files that were really dropped in {folder}. Copy the file itself into the folder instead.")
+        return (
+            f"'{name}' is a symbolic link. The agent never follows links, so that it only sends "
+            f"files that were really dropped in {folder}. Copy the file itself into the folder instead."
+        )
     if stat.S_ISDIR(mode):
-        return (f"'{name}' is a folder. The agent does not look inside sub-folders; put the files "
-                f"themselves directly into {folder}.")
-    return (f"'{name}' is a {_special_kind(mode)}, not a regular file, so it cannot be sent. "
-            f"Put a regular file into {folder} instead.")
+        return (
+            f"'{name}' is a folder. The agent does not look inside sub-folders; put the files "
+            f"themselves directly into {folder}."
+        )
+    return (
+        f"'{name}' is a {_special_kind(mode)}, not a regular file, so it cannot be sent. "
+        f"Put a regular file into {folder} instead."
+    )
 
 
 class _EventHandler(FileSystemEventHandler):
@@ -268,11 +274,19 @@ class FolderWatcher:
     (`on_unsupported`, `on_change`) are always called after that lock is released.
     """
 
-    def __init__(self, folders: Mapping[str, Path], *, settle_seconds: float, rescan_seconds: float,
-                 observer: str = "auto", ready_suffix: str = "", ignore: Sequence[str] = (),
-                 on_unsupported: Callable[[str, Path, str], None] | None = None,
-                 on_change: Callable[[], None] | None = None,
-                 check_interval: float | None = None) -> None:
+    def __init__(
+        self,
+        folders: Mapping[str, Path],
+        *,
+        settle_seconds: float,
+        rescan_seconds: float,
+        observer: str = "auto",
+        ready_suffix: str = "",
+        ignore: Sequence[str] = (),
+        on_unsupported: Callable[[str, Path, str], None] | None = None,
+        on_change: Callable[[], None] | None = None,
+        check_interval: float | None = None,
+    ) -> None:
         if observer not in OBSERVERS:
             raise ValueError(f"observer must be one of {', '.join(OBSERVERS)}, not {observer!r}")
         if settle_seconds < 0:
@@ -282,8 +296,9 @@ class FolderWatcher:
         self.settle_seconds = float(settle_seconds)
         self.rescan_seconds = float(rescan_seconds)
         self.ready_suffix = ready_suffix
-        self.check_interval = max(0.02, check_interval if check_interval is not None
-                                  else min(0.5, self.settle_seconds / 4))
+        self.check_interval = max(
+            0.02, check_interval if check_interval is not None else min(0.5, self.settle_seconds / 4)
+        )
         self._observer_setting = observer
         self._ignore = re.compile("|".join(fnmatch.translate(p) for p in ignore)) if ignore else None
         self._on_unsupported = on_unsupported
@@ -294,14 +309,16 @@ class FolderWatcher:
         for name, folder in folders.items():
             absolute = Path(os.path.abspath(folder))
             if str(absolute) in self._route_by_dir:
-                raise ValueError(f"routes '{self._route_by_dir[str(absolute)]}' and '{name}' watch the "
-                                 f"same folder {absolute}; each folder can feed only one route")
+                raise ValueError(
+                    f"routes '{self._route_by_dir[str(absolute)]}' and '{name}' watch the "
+                    f"same folder {absolute}; each folder can feed only one route"
+                )
             self._route_by_dir[str(absolute)] = name
             self._routes[name] = _Route(name, absolute, kind=NATIVE)
 
         self._lock = threading.Lock()
         self._tracked: dict[Path, _Tracked] = {}
-        self._taken: dict[Path, _Signature] = {}           # claimed by the daemon, still on disk
+        self._taken: dict[Path, _Signature] = {}  # claimed by the daemon, still on disk
         self._unsupported: dict[Path, tuple[int, int]] = {}  # reported once per (inode, type)
 
         self._stopping = threading.Event()
@@ -310,7 +327,7 @@ class FolderWatcher:
         self._checker: threading.Thread | None = None
         self._overflow_listener: _OverflowListener | None = None
         self._started = False
-        self.restarts = 0   # observer restarts after a death (self-health, for logs and tests)
+        self.restarts = 0  # observer restarts after a death (self-health, for logs and tests)
 
         mounts = _read_mounts() if observer == "auto" else ""
         for route in self._routes.values():
@@ -342,8 +359,11 @@ class FolderWatcher:
         if self._checker is not None and self._checker is not threading.current_thread():
             self._checker.join(timeout=_JOIN_SECONDS)
             if self._checker.is_alive():
-                logger.warning("The watcher's checker thread did not stop within %.0f s (a hung network "
-                               "share?); leaving it behind", _JOIN_SECONDS)
+                logger.warning(
+                    "The watcher's checker thread did not stop within %.0f s (a hung network "
+                    "share?); leaving it behind",
+                    _JOIN_SECONDS,
+                )
         for route in self._routes.values():
             if route.observer is not None:
                 _dispose(route.observer)
@@ -358,7 +378,7 @@ class FolderWatcher:
         self._wake.set()
 
     def observer_kind(self, route: str) -> str:
-        """"native" or "polling": what watches (or will watch) this route's folder."""
+        """ "native" or "polling": what watches (or will watch) this route's folder."""
         return self._routes[route].kind
 
     # ------------------------------------------------------------------ queries for the daemon
@@ -366,8 +386,11 @@ class FolderWatcher:
     def pending(self, route: str | None = None) -> list[Candidate]:
         """Copies of the known, not yet taken candidates, oldest first (then by name)."""
         with self._lock:
-            found = [dataclasses.replace(t.candidate) for t in self._tracked.values()
-                     if route is None or t.candidate.route == route]
+            found = [
+                dataclasses.replace(t.candidate)
+                for t in self._tracked.values()
+                if route is None or t.candidate.route == route
+            ]
         found.sort(key=lambda c: (c.first_seen, c.path.name))
         return found
 
@@ -406,9 +429,14 @@ class FolderWatcher:
                         found.append((path, entry.stat(follow_symlinks=False)))
         except OSError as exc:
             route.missing = True
-            logger.error("Cannot read the watched folder %s of route '%s' (%s). Check that it exists "
-                         "and is mounted; the agent will retry every %.0f s.",
-                         route.folder, route.name, exc.strerror or exc, self.rescan_seconds)
+            logger.error(
+                "Cannot read the watched folder %s of route '%s' (%s). Check that it exists "
+                "and is mounted; the agent will retry every %.0f s.",
+                route.folder,
+                route.name,
+                exc.strerror or exc,
+                self.rescan_seconds,
+            )
             return
         if route.missing:
             route.missing = False
@@ -464,8 +492,12 @@ class FolderWatcher:
                 return
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                logger.info("%d file(s) were not ready when the wait ended (still being written, or "
-                            "waiting for a ready marker), e.g. %s", len(left), left[0])
+                logger.info(
+                    "%d file(s) were not ready when the wait ended (still being written, or "
+                    "waiting for a ready marker), e.g. %s",
+                    len(left),
+                    left[0],
+                )
                 return
             pause = self.check_interval if remaining is None else min(self.check_interval, remaining)
             if self._stopping.wait(pause):
@@ -517,14 +549,15 @@ class FolderWatcher:
             if route is not None:
                 self._absorb(route, path, probe.stat, time.monotonic(), notes, event_change=False)
 
-    def _absorb(self, route: str, path: Path, st: os.stat_result, now: float, notes: _Notes, *,
-                event_change: bool) -> bool:
+    def _absorb(
+        self, route: str, path: Path, st: os.stat_result, now: float, notes: _Notes, *, event_change: bool
+    ) -> bool:
         """Record what one lstat showed (lock held). True if the path is a tracked candidate now."""
         reason = unsupported_reason(path.name, st.st_mode, self._routes[route].folder)
         if reason is not None:
             self._drop(path, notes)
             if str(path) in self._route_by_dir:
-                return False    # another route's watched folder nested in this one: not ours to move
+                return False  # another route's watched folder nested in this one: not ours to move
             identity = (st.st_ino, stat.S_IFMT(st.st_mode))
             if self._unsupported.get(path) != identity:
                 self._unsupported[path] = identity
@@ -555,8 +588,15 @@ class FolderWatcher:
     def _new_entry(self, route: str, path: Path, signature: _Signature, now: float) -> _Tracked:
         logger.debug("New file %s (route %s)", path, route)
         marker = self._marker_for(path) if self.ready_suffix else None
-        candidate = Candidate(route=route, path=path, first_seen=now, last_change=now,
-                              arrived_at=datetime.now(timezone.utc), ready=False, marker=marker)
+        candidate = Candidate(
+            route=route,
+            path=path,
+            first_seen=now,
+            last_change=now,
+            arrived_at=datetime.now(timezone.utc),
+            ready=False,
+            marker=marker,
+        )
         return _Tracked(candidate, signature)
 
     def _drop(self, path: Path, notes: _Notes) -> None:
@@ -582,7 +622,7 @@ class FolderWatcher:
         """Look at one path an event named. `left`: the event says this name left the folder."""
         route = self._route_by_dir.get(os.path.dirname(raw_path))
         if route is None:
-            return   # the watched folder itself, or somewhere we do not watch
+            return  # the watched folder itself, or somewhere we do not watch
         path = Path(raw_path)
         if left:
             # A claimed file that left is forgotten for good, even if the same file is back already
@@ -668,9 +708,14 @@ class FolderWatcher:
         kind = choose_observer(route.folder, mounts_text)
         if kind == POLLING and not quiet:
             mount = mount_of(route.folder, mounts_text)
-            logger.info("Route '%s': %s is on a %s share (%s), where inotify cannot see files written by "
-                        "other hosts; watching it by polling", route.name, route.folder,
-                        mount[1] if mount else "network", mount[0] if mount else "?")
+            logger.info(
+                "Route '%s': %s is on a %s share (%s), where inotify cannot see files written by "
+                "other hosts; watching it by polling",
+                route.name,
+                route.folder,
+                mount[1] if mount else "network",
+                mount[0] if mount else "?",
+            )
         return kind
 
     def _polling_interval(self) -> float:
@@ -686,24 +731,37 @@ class FolderWatcher:
     def _start_observer(self, route: _Route, mounts_text: str) -> bool:
         """Start watching one folder; on failure log why and leave it for the next rescan."""
         if not route.folder.is_dir():
-            return False   # scan() reports the missing folder
+            return False  # scan() reports the missing folder
         kind = self._decide_kind(route, mounts_text)
         try:
             route.observer = self._launch(route, kind)
         except OSError as exc:
             if kind != NATIVE or exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOSPC):
-                logger.error("Cannot watch %s for route '%s' (%s); the agent will retry every %.0f s",
-                             route.folder, route.name, exc, self.rescan_seconds)
+                logger.error(
+                    "Cannot watch %s for route '%s' (%s); the agent will retry every %.0f s",
+                    route.folder,
+                    route.name,
+                    exc,
+                    self.rescan_seconds,
+                )
                 return False
-            logger.warning("inotify limit reached while watching %s (%s); polling it instead. Raise "
-                           "fs.inotify.max_user_watches / max_user_instances to use inotify.",
-                           route.folder, exc)
+            logger.warning(
+                "inotify limit reached while watching %s (%s); polling it instead. Raise "
+                "fs.inotify.max_user_watches / max_user_instances to use inotify.",
+                route.folder,
+                exc,
+            )
             kind = POLLING
             try:
                 route.observer = self._launch(route, kind)
             except OSError as again:
-                logger.error("Cannot watch %s for route '%s' (%s); the agent will retry every %.0f s",
-                             route.folder, route.name, again, self.rescan_seconds)
+                logger.error(
+                    "Cannot watch %s for route '%s' (%s); the agent will retry every %.0f s",
+                    route.folder,
+                    route.name,
+                    again,
+                    self.rescan_seconds,
+                )
                 return False
         route.kind = kind
         logger.debug("Watching %s for route '%s' with the %s observer", route.folder, route.name, kind)
@@ -732,8 +790,13 @@ class FolderWatcher:
             if route.observer is None and not retry_missing:
                 continue
             if route.observer is not None:
-                logger.warning("The %s observer watching %s (route '%s') stopped unexpectedly; restarting "
-                               "it and rescanning the folder", route.kind, route.folder, route.name)
+                logger.warning(
+                    "The %s observer watching %s (route '%s') stopped unexpectedly; restarting "
+                    "it and rescanning the folder",
+                    route.kind,
+                    route.folder,
+                    route.name,
+                )
                 _dispose(route.observer)
                 route.observer = None
                 self.restarts += 1

@@ -113,13 +113,16 @@ def main() -> int:
 
     print(f"{args.files} files, simulator with instant processing, loopback")
     print(f"{'':28}{'wall s':>9}{'ms/file':>9}{'peak RSS MB':>13}{'exit':>6}")
-    print(f"{'requests loop (baseline)':28}{base_wall:9.2f}{base_wall * 1000 / args.files:9.2f}{base_rss:13.1f}"
-          f"{base_rc:6d}")
-    print(f"{'feed-agent run':28}{agent_wall:9.2f}{agent_wall * 1000 / args.files:9.2f}{agent_rss:13.1f}"
-          f"{agent_rc:6d}")
+    print(
+        f"{'requests loop (baseline)':28}{base_wall:9.2f}{base_wall * 1000 / args.files:9.2f}{base_rss:13.1f}"
+        f"{base_rc:6d}"
+    )
+    print(f"{'feed-agent run':28}{agent_wall:9.2f}{agent_wall * 1000 / args.files:9.2f}{agent_rss:13.1f}{agent_rc:6d}")
     overhead = (agent_wall - base_wall) * 1000 / args.files
-    print(f"agent/baseline wall ratio: {agent_wall / base_wall:.2f}  (target <= 2.0); "
-          f"agent overhead per file: {overhead:.2f} ms; agent peak RSS {agent_rss:.0f} MB (target <= 120)")
+    print(
+        f"agent/baseline wall ratio: {agent_wall / base_wall:.2f}  (target <= 2.0); "
+        f"agent overhead per file: {overhead:.2f} ms; agent peak RSS {agent_rss:.0f} MB (target <= 120)"
+    )
     print(f"agent sent {sent} files, archived {archived}")
     return 0 if sent == args.files == archived and agent_rc == 0 else 1
 

@@ -30,8 +30,9 @@ SENTENCE = "Success: Feed File Uploaded.  Use the reference code {uid} to track 
 class DiscardServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, username: str = "bench",
-                 password: str = "bench-password") -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, username: str = "bench", password: str = "bench-password"
+    ) -> None:
         self.expected_auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
         self.last: dict[str, Any] = {}
         self.rows_by_uid: dict[str, int] = {}
@@ -50,8 +51,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the benchmark prints its own table."""
 
-    def _reply(self, code: int, body: str, content_type: str = "text/plain;charset=UTF-8",
-               extra: dict[str, str] | None = None) -> None:
+    def _reply(
+        self, code: int, body: str, content_type: str = "text/plain;charset=UTF-8", extra: dict[str, str] | None = None
+    ) -> None:
         data = body.encode()
         self.send_response(code)
         self.send_header("Content-Type", content_type)
@@ -105,9 +107,11 @@ class _Handler(BaseHTTPRequestHandler):
         if "/dataSetStatus/" not in self.path or rows is None:
             self._reply(404, "Not Found")
             return
-        xml = (f"<dataSetStatus><completedCount>{rows}</completedCount><dataSetUid>{uid}</dataSetUid>"
-               f"<errorCount>0</errorCount><queuedCount>0</queuedCount><warningCount>0</warningCount>"
-               f"</dataSetStatus>")
+        xml = (
+            f"<dataSetStatus><completedCount>{rows}</completedCount><dataSetUid>{uid}</dataSetUid>"
+            f"<errorCount>0</errorCount><queuedCount>0</queuedCount><warningCount>0</warningCount>"
+            f"</dataSetStatus>"
+        )
         self._reply(200, xml, "application/xml;charset=UTF-8")
 
     def do_POST(self) -> None:
@@ -123,7 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _upload(self) -> None:
         if not self._authorized():
-            self.close_connection = True          # answer at once, body unread (like a real server)
+            self.close_connection = True  # answer at once, body unread (like a real server)
             self._reply(401, "Unauthorized", extra={"WWW-Authenticate": 'Basic realm="bench"'})
             return
         digest, size, newlines, last = hashlib.sha256(), 0, 0, b""
@@ -134,8 +138,14 @@ class _Handler(BaseHTTPRequestHandler):
             last = piece[-1:]
         lines = newlines + (1 if size and last != b"\n" else 0)
         uid = secrets.token_hex(16)
-        record: dict[str, Any] = {"uid": uid, "sha256": digest.hexdigest(), "size": size, "rows": max(0, lines - 1),
-                  "method": self.command, "chunked": "chunked" in self.headers.get("Transfer-Encoding", "")}
+        record: dict[str, Any] = {
+            "uid": uid,
+            "sha256": digest.hexdigest(),
+            "size": size,
+            "rows": max(0, lines - 1),
+            "method": self.command,
+            "chunked": "chunked" in self.headers.get("Transfer-Encoding", ""),
+        }
         with self.server.lock:
             self.server.last = record
             self.server.rows_by_uid[uid] = record["rows"]

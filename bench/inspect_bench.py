@@ -166,8 +166,10 @@ def check_result(path: Path, rows: int, mode: str) -> None:
     output = subprocess.run(inspect_command(path, mode), capture_output=True, text=True, cwd=ROOT)
     data = json.loads(output.stdout)
     found = data[0] if isinstance(data, list) else data
-    print(f"inspect says: object={found['object']} rows={found['rows']:,} encoding={found['encoding']} "
-          f"problems={found['problems']}")
+    print(
+        f"inspect says: object={found['object']} rows={found['rows']:,} encoding={found['encoding']} "
+        f"problems={found['problems']}"
+    )
     if found["rows"] != rows or found["problems"]:
         print(f"WARNING: expected {rows:,} rows and no problems", file=sys.stderr)
 
@@ -196,9 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         rows = generate_in_child(path, args.size_mb)
         size_mb = path.stat().st_size / (1024 * 1024)
-        print(
-            f"generated {path} ({size_mb:,.0f} MiB, {rows:,} rows) in {time.perf_counter() - started:.1f} s"
-        )
+        print(f"generated {path} ({size_mb:,.0f} MiB, {rows:,} rows) in {time.perf_counter() - started:.1f} s")
         warm_cache(path)
         check_result(path, rows, args.mode)
         wc = best_of(["wc", "-l", str(path)], args.runs)

@@ -80,8 +80,10 @@ def generate(path: Path, size_mb: int) -> int:
         out.write(HEADER)
         written += len(HEADER)
         while written < target:
-            block = "".join(f"P{i:09d}|SIS|First{i}|Last{i}|user{i}|user{i}@example.edu|Y\n"
-                            for i in range(rows + 1, rows + 100_001))
+            block = "".join(
+                f"P{i:09d}|SIS|First{i}|Last{i}|user{i}|user{i}@example.edu|Y\n"
+                for i in range(rows + 1, rows + 100_001)
+            )
             out.write(block)
             written += len(block)
             rows += 100_000
@@ -122,7 +124,8 @@ def feed_agent_config(folder: Path, server_url: str) -> Path | None:
         (folder / sub).mkdir(exist_ok=True)
     (folder / ".env").write_text(f"BENCH_USERNAME={USERNAME}\nBENCH_PASSWORD={PASSWORD}\n")
     config = folder / "agent.ini"
-    config.write_text(textwrap.dedent(f"""
+    config.write_text(
+        textwrap.dedent(f"""
         [agent]
         work_dir = var
         env_file = .env
@@ -142,15 +145,20 @@ def feed_agent_config(folder: Path, server_url: str) -> Path | None:
 
         [email]
         transport = none
-    """))
+    """)
+    )
     return config
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="agent upload vs curl: wall time and peak RSS")
     parser.add_argument("--size-mb", type=int, default=1024, help="file size in MiB (default 1024)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="rounds (clients interleaved); the table shows each client's fastest round")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds (clients interleaved); the table shows each client's fastest round",
+    )
     parser.add_argument("--dir", type=Path, default=None, help="where to write the file (default: a temp dir)")
     args = parser.parse_args()
     curl = shutil.which("curl") or "/usr/bin/curl"
@@ -159,8 +167,11 @@ def main() -> int:
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="upload-bench-", dir=args.dir))
-    server = subprocess.Popen([str(PYTHON), str(REPO / "bench" / "discard_server.py"), "--username", USERNAME,
-                               "--password", PASSWORD], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [str(PYTHON), str(REPO / "bench" / "discard_server.py"), "--username", USERNAME, "--password", PASSWORD],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert server.stdout is not None
         server_url = server.stdout.readline().split()[-1]
@@ -173,8 +184,18 @@ def main() -> int:
         print(f"{size:,} bytes, {rows:,} rows, sha256 {expected_sha[:16]}...; server {server_url}\n", flush=True)
 
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        plain = ["-H", "Content-Type: text/plain; charset=utf-8", "-u", f"{USERNAME}:{PASSWORD}", "-o",
-                 "/dev/null", "-w", "%{http_code}", "-s", "-S"]
+        plain = [
+            "-H",
+            "Content-Type: text/plain; charset=utf-8",
+            "-u",
+            f"{USERNAME}:{PASSWORD}",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-s",
+            "-S",
+        ]
         jobs: list[tuple[str, list[str], dict[str, str] | None]] = [
             ("launcher floor (/bin/true)", ["/bin/true"], None),
             ("python + requests baseline (imports only)", [str(PYTHON), "-c", AGENT_CHILD, upload_url, "-"], env),
@@ -186,8 +207,14 @@ def main() -> int:
         if config is None:
             print("note: `feed-agent post` is not available (yet); measuring LearnTarget.submit only\n")
         else:
-            jobs.insert(3, ("feed-agent post --keep", [str(FEED_AGENT), "-c", str(config), "post", "--keep",
-                                                       "--object", "person", str(path)], env))
+            jobs.insert(
+                3,
+                (
+                    "feed-agent post --keep",
+                    [str(FEED_AGENT), "-c", str(config), "post", "--keep", "--object", "person", str(path)],
+                    env,
+                ),
+            )
 
         runs: list[Run] = []
         for round_number in range(1, max(1, args.repeat) + 1):
@@ -238,8 +265,10 @@ def print_table(runs: list[Run], size: int) -> None:
             ratio_wall = f"{run.seconds / reference.seconds:12.2f}"
             ratio_rss = f"{run.peak_rss_mb / reference.peak_rss_mb:11.1f}"
         status = "" if run.ok else "  FAILED: " + run.note
-        print(f"{run.name:44} {run.seconds:8.2f} {rate:>8} {run.peak_rss_mb:12.1f} {ratio_wall:>12} "
-              f"{ratio_rss:>11}{status}")
+        print(
+            f"{run.name:44} {run.seconds:8.2f} {rate:>8} {run.peak_rss_mb:12.1f} {ratio_wall:>12} "
+            f"{ratio_rss:>11}{status}"
+        )
     print("\n(MB = MiB; peak RSS is ru_maxrss of each child process alone, via os.wait4)")
 
 

@@ -56,9 +56,7 @@ def _learn(
         object=obj,
         operation="store",
         receipt=Receipt("learn", "learn", code) if code else None,
-        progress=Progress(queued=queued, completed=completed, warnings=warnings, errors=errors)
-        if code
-        else None,
+        progress=Progress(queued=queued, completed=completed, warnings=warnings, errors=errors) if code else None,
         started_at=START + timedelta(seconds=offset_s),
         finished_at=START + timedelta(seconds=offset_s + took_s),
         final_path=folder / f"{Path(name).stem}_20261122T070005Z{Path(name).suffix}",
@@ -106,8 +104,7 @@ def samples() -> tuple[FileOutcome, BatchOutcome, FileOutcome]:
             None,
             170,
             3,
-            message="Learn rejected the upload: HTTP 400, the header has a column 'COURSE_IDD' it does "
-            "not know",
+            message="Learn rejected the upload: HTTP 400, the header has a column 'COURSE_IDD' it does not know",
         ),
         _learn(
             "x<script>.txt",
@@ -126,9 +123,7 @@ def samples() -> tuple[FileOutcome, BatchOutcome, FileOutcome]:
         "[feed-agent] SUCCESS terms.txt — term/store: mail server smtp.example.edu:587 "
         "refused the connection (gave up after 3 attempts)"
     ]
-    running = _learn(
-        "users_full.txt", Status.SUCCESS, "person", 240000, (180000, 60000, 0, 0), "c0ffee00d15ea5e", 0, 0
-    )
+    running = _learn("users_full.txt", Status.SUCCESS, "person", 240000, (180000, 60000, 0, 0), "c0ffee00d15ea5e", 0, 0)
     running.finished_at = None
     return errors, batch, running
 
@@ -166,9 +161,7 @@ def screenshot(chromium: str, html: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("var/email-preview"), help="output folder")
     parser.add_argument("--templates-dir", type=Path, default=None, help="an override folder to preview")
     parser.add_argument("--no-screenshot", action="store_true", help="skip Chromium even when installed")

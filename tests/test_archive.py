@@ -56,32 +56,39 @@ def names(folder: Path) -> list[str]:
 
 # -- names ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("name", "stem", "suffixes"), [
-    ("users.txt", "users", ".txt"),
-    ("feed.csv.gz", "feed", ".csv.gz"),
-    ("README", "README", ""),
-    ("users.2024.spring.txt", "users.2024.spring", ".txt"),
-    ("export v1.5.txt", "export v1.5", ".txt"),
-    (".hidden", ".hidden", ""),
-    (".env.txt", ".env", ".txt"),
-    ("trailing.", "trailing.", ""),
-    ("...", "...", ""),
-    ("élèves.txt", "élèves", ".txt"),
-])
+
+@pytest.mark.parametrize(
+    ("name", "stem", "suffixes"),
+    [
+        ("users.txt", "users", ".txt"),
+        ("feed.csv.gz", "feed", ".csv.gz"),
+        ("README", "README", ""),
+        ("users.2024.spring.txt", "users.2024.spring", ".txt"),
+        ("export v1.5.txt", "export v1.5", ".txt"),
+        (".hidden", ".hidden", ""),
+        (".env.txt", ".env", ".txt"),
+        ("trailing.", "trailing.", ""),
+        ("...", "...", ""),
+        ("élèves.txt", "élèves", ".txt"),
+    ],
+)
 def test_split_name(name: str, stem: str, suffixes: str) -> None:
     assert split_name(name) == (stem, suffixes)
     assert stem + suffixes == name
 
 
-@pytest.mark.parametrize(("name", "original"), [
-    ("users.20261122T101500Z.txt", "users.txt"),
-    ("users.20261122T101500Z-2.txt", "users.txt"),
-    ("feed.20261122T101500Z-13.csv.gz", "feed.csv.gz"),
-    ("README.20261122T101500Z", "README"),
-    ("users.txt", "users.txt"),
-    ("users.2026112T101500Z.txt", "users.2026112T101500Z.txt"),     # not a stamp: one digit short
-    ("report20261122T101500Z.txt", "report20261122T101500Z.txt"),   # no dot before it: not ours
-])
+@pytest.mark.parametrize(
+    ("name", "original"),
+    [
+        ("users.20261122T101500Z.txt", "users.txt"),
+        ("users.20261122T101500Z-2.txt", "users.txt"),
+        ("feed.20261122T101500Z-13.csv.gz", "feed.csv.gz"),
+        ("README.20261122T101500Z", "README"),
+        ("users.txt", "users.txt"),
+        ("users.2026112T101500Z.txt", "users.2026112T101500Z.txt"),  # not a stamp: one digit short
+        ("report20261122T101500Z.txt", "report20261122T101500Z.txt"),  # no dot before it: not ours
+    ],
+)
 def test_original_name(name: str, original: str) -> None:
     assert original_name(name) == original
 
@@ -93,6 +100,7 @@ def test_stamp_re_matches_stamp_and_counter() -> None:
 
 
 # -- archive ----------------------------------------------------------------------------------------
+
 
 def test_archive_stamps_the_name_in_utc(work: Path) -> None:
     source = drop(work, "users.txt", "user_id|firstname\n")
@@ -111,10 +119,11 @@ def test_archive_replaces_an_earlier_stamp(work: Path) -> None:
 
 
 def test_archive_collisions_count_up_and_never_overwrite(work: Path, rename_mode: str) -> None:
-    results = [archive(drop(work, "feed.csv.gz", f"copy {n}"), work / "archive", name="feed.csv.gz",
-                       when=WHEN) for n in range(3)]
-    assert [r.name for r in results] == [f"feed.{STAMP}.csv.gz", f"feed.{STAMP}-2.csv.gz",
-                                         f"feed.{STAMP}-3.csv.gz"]
+    results = [
+        archive(drop(work, "feed.csv.gz", f"copy {n}"), work / "archive", name="feed.csv.gz", when=WHEN)
+        for n in range(3)
+    ]
+    assert [r.name for r in results] == [f"feed.{STAMP}.csv.gz", f"feed.{STAMP}-2.csv.gz", f"feed.{STAMP}-3.csv.gz"]
     assert [r.read_text(encoding="utf-8") for r in results] == ["copy 0", "copy 1", "copy 2"]
     assert all(original_name(r.name) == "feed.csv.gz" for r in results)
 
@@ -124,14 +133,17 @@ def test_archive_creates_the_folder(work: Path) -> None:
     assert result == work / "new" / "archive" / f"README.{STAMP}"
 
 
-@pytest.mark.parametrize(("name", "archived"), [
-    ("users.2024.spring.txt", f"users.2024.spring.{STAMP}.txt"),
-    ("no_suffix", f"no_suffix.{STAMP}"),
-    (".hidden", f".hidden.{STAMP}"),
-    ("trailing.", f"trailing..{STAMP}"),
-    ("élèves été.txt", f"élèves été.{STAMP}.txt"),
-    ("课程.csv", f"课程.{STAMP}.csv"),
-])
+@pytest.mark.parametrize(
+    ("name", "archived"),
+    [
+        ("users.2024.spring.txt", f"users.2024.spring.{STAMP}.txt"),
+        ("no_suffix", f"no_suffix.{STAMP}"),
+        (".hidden", f".hidden.{STAMP}"),
+        ("trailing.", f"trailing..{STAMP}"),
+        ("élèves été.txt", f"élèves été.{STAMP}.txt"),
+        ("课程.csv", f"课程.{STAMP}.csv"),
+    ],
+)
 def test_archive_odd_names_round_trip(work: Path, name: str, archived: str) -> None:
     result = archive(drop(work, name), work / "archive", name=name, when=WHEN)
     assert result.name == archived
@@ -149,6 +161,7 @@ def test_archive_refuses_a_naive_time_and_leaves_the_file(work: Path) -> None:
 
 
 # -- claim ------------------------------------------------------------------------------------------
+
 
 def test_claim_moves_into_processing(work: Path) -> None:
     source = drop(work, "users.txt", "content")
@@ -194,7 +207,7 @@ def test_claim_across_filesystems_copies_then_removes(work: Path, other_filesyst
     assert result.read_bytes() == b"x" * 300_000
     assert result.stat().st_mtime == 1_000_000_000
     assert not source.exists()
-    assert names(work / "processing") == ["users-2.txt", "users.txt"]     # no temp file left
+    assert names(work / "processing") == ["users-2.txt", "users.txt"]  # no temp file left
 
 
 def test_exdev_copy_never_overwrites(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -216,6 +229,7 @@ def test_exdev_copy_never_overwrites(work: Path, monkeypatch: pytest.MonkeyPatch
 
 # -- fail -------------------------------------------------------------------------------------------
 
+
 def test_fail_moves_and_explains(work: Path) -> None:
     reason = "The header has no column the agent recognises (first line: 'foo|bar')."
     result = fail(drop(work, "users.txt"), work / "failed", name="users.txt", reason=reason, when=WHEN)
@@ -224,16 +238,13 @@ def test_fail_moves_and_explains(work: Path) -> None:
     assert reason_path(result).name == "users.txt.reason.txt"
     assert reason in text
     assert "2026-11-22 10:15:00 UTC" in text
-    assert ("Fix the problem, then move users.txt back into the drop folder to process it again."
-            in text)
+    assert "Fix the problem, then move users.txt back into the drop folder to process it again." in text
     assert names(work / "failed") == ["users.txt", "users.txt.reason.txt"]
 
 
 def test_fail_collision_names_the_final_file(work: Path, rename_mode: str) -> None:
-    first = fail(drop(work, "users.txt", "one"), work / "failed", name="users.txt", reason="first",
-                 when=WHEN)
-    second = fail(drop(work, "users.txt", "two"), work / "failed", name="users.txt", reason="second",
-                  when=WHEN)
+    first = fail(drop(work, "users.txt", "one"), work / "failed", name="users.txt", reason="first", when=WHEN)
+    second = fail(drop(work, "users.txt", "two"), work / "failed", name="users.txt", reason="second", when=WHEN)
     assert second.name == "users-2.txt"
     assert first.read_text(encoding="utf-8") == "one" and second.read_text(encoding="utf-8") == "two"
     second_reason = reason_path(second).read_text(encoding="utf-8")
@@ -250,13 +261,14 @@ def test_fail_replaces_a_stale_reason_file(work: Path) -> None:
 
 # -- retention --------------------------------------------------------------------------------------
 
+
 def test_prune_deletes_only_old_stamped_archive_files(work: Path) -> None:
     now = WHEN + timedelta(days=30)
     old = [archive(drop(work, n), work / "archive", name=n, when=WHEN) for n in ("a.txt", "b.csv.gz", "c")]
     recent = archive(drop(work, "d.txt"), work / "archive", name="d.txt", when=now - timedelta(days=6))
-    foreign = work / "archive" / "notes-from-admin.txt"              # no agent stamp: not ours
+    foreign = work / "archive" / "notes-from-admin.txt"  # no agent stamp: not ours
     foreign.write_text("keep", encoding="utf-8")
-    subfolder = work / "archive" / f"old.{STAMP}"                   # a folder, even if stamped
+    subfolder = work / "archive" / f"old.{STAMP}"  # a folder, even if stamped
     subfolder.mkdir()
     (subfolder / f"inner.{STAMP}.txt").write_text("keep", encoding="utf-8")
     # Stamped and old, but in the other folders: retention never looks there.

@@ -23,9 +23,7 @@ from agent.simulator import LearnSimulator
 from tests.support.agentconf import write_config
 from tests.support.learn import PEOPLE_HEADER, person_rows, write_flatfile
 
-PERSON = (
-    "external_person_key|data_source_key|firstname|lastname|user_id\nP1|SIS|Jane|Doe|jdoe\nP2|SIS|Bo|Ng|bn\n"
-)
+PERSON = "external_person_key|data_source_key|firstname|lastname|user_id\nP1|SIS|Jane|Doe|jdoe\nP2|SIS|Bo|Ng|bn\n"
 COURSE = "external_course_key|course_id|course_name|data_source_key\nC1|MATH101|Calculus|SIS\n"
 MEMBERSHIP = "external_course_key|external_person_key|role|data_source_key\nC1|P1|Student|SIS\n"
 TERM = "EXTERNAL_TERM_KEY,NAME,DATA_SOURCE_KEY\r\nF24,Fall 2024,SIS\r\n"
@@ -89,9 +87,7 @@ def test_inspect_table_shows_problems_and_notes(tmp_path: Path, capsys: pytest.C
     assert "  cats.txt: note: a category file can be for courses or organizations" in out
 
 
-def test_inspect_json_schema(
-    tmp_path: Path, clean_batch: list[Path], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_inspect_json_schema(tmp_path: Path, clean_batch: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
     unknown = write(tmp_path, "export.txt", "id|name\n1|x\n", mtime=0)
     empty = write(tmp_path, "empty.txt", "", mtime=0)
     status, out, _ = run(capsys, "inspect", "--json", unknown, *clean_batch, empty)
@@ -116,9 +112,7 @@ def test_inspect_json_schema(
         2,
         False,
     )
-    assert by_file["empty.txt"]["problems"] == [
-        "the file is empty (0 bytes): the SIS export produced nothing"
-    ]
+    assert by_file["empty.txt"]["problems"] == ["the file is empty (0 bytes): the SIS export produced nothing"]
 
 
 def test_inspect_exit_0_when_all_clean_and_1_otherwise(
@@ -198,8 +192,9 @@ def _post_setup(tmp_path: Path, sim: LearnSimulator, **kwargs: Any) -> tuple[Pat
     return ini, users
 
 
-def test_post_sends_exact_bytes_polls_prints_code_and_archives(tmp_path: Path, learn_sim: LearnSimulator,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_post_sends_exact_bytes_polls_prints_code_and_archives(
+    tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
     ini, users = _post_setup(tmp_path, learn_sim)
     digest = hashlib.sha256(users.read_bytes()).hexdigest()
 
@@ -221,8 +216,9 @@ def test_post_with_object_operation_and_keep(tmp_path: Path, learn_sim: LearnSim
     assert users.exists()
 
 
-def test_post_wrong_password_fails_plainly_without_the_password(tmp_path: Path, learn_sim: LearnSimulator,
-                                                                capfd: pytest.CaptureFixture[str]) -> None:
+def test_post_wrong_password_fails_plainly_without_the_password(
+    tmp_path: Path, learn_sim: LearnSimulator, capfd: pytest.CaptureFixture[str]
+) -> None:
     ini, users = _post_setup(tmp_path, learn_sim, password="not-the-right-pw")
 
     assert main(["-c", str(ini), "post", str(users)]) == 1
@@ -231,13 +227,18 @@ def test_post_wrong_password_fails_plainly_without_the_password(tmp_path: Path, 
     assert "refused the username/password" in captured.out
     assert (tmp_path / "var" / "failed" / "users.txt").exists()
     reason = (tmp_path / "var" / "failed" / "users.txt.reason.txt").read_text(encoding="utf-8")
-    everything = captured.out + captured.err + reason + "".join(
-        p.read_text(encoding="utf-8", errors="replace") for p in (tmp_path / "var" / "outbox").iterdir())
+    everything = (
+        captured.out
+        + captured.err
+        + reason
+        + "".join(p.read_text(encoding="utf-8", errors="replace") for p in (tmp_path / "var" / "outbox").iterdir())
+    )
     assert "not-the-right-pw" not in everything
 
 
-def test_post_two_500s_then_success(tmp_path: Path, learn_sim: LearnSimulator,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_post_two_500s_then_success(
+    tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The real back-off (1 s, then 2 s) is kept: this is what an admin's post goes through."""
     ini, users = _post_setup(tmp_path, learn_sim)
     learn_sim.faults.fail_uploads = 2
@@ -246,16 +247,18 @@ def test_post_two_500s_then_success(tmp_path: Path, learn_sim: LearnSimulator,
     assert learn_sim.upload_attempts == 3 and len(learn_sim.uploads_snapshot()) == 1
 
 
-def test_post_never_finishing_ends_timed_out(tmp_path: Path, learn_sim: LearnSimulator,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_post_never_finishing_ends_timed_out(
+    tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
     ini, users = _post_setup(tmp_path, learn_sim, timeout_minutes=0.01)
     learn_sim.faults.stuck = True
     assert main(["-c", str(ini), "post", str(users)]) == 1
     assert "result: TIMED OUT" in capsys.readouterr().out
 
 
-def test_post_refresh_guard_and_force(tmp_path: Path, learn_sim: LearnSimulator,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_post_refresh_guard_and_force(
+    tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
     ini = write_config(tmp_path, learn_sim.url, operation="refresh")
     full = write_flatfile(tmp_path / "users.txt", PEOPLE_HEADER, person_rows(50))
     assert main(["-c", str(ini), "post", str(full)]) == 0
@@ -268,8 +271,9 @@ def test_post_refresh_guard_and_force(tmp_path: Path, learn_sim: LearnSimulator,
     assert len(learn_sim.uploads_snapshot()) == 2
 
 
-def test_status_lists_files_and_batches(tmp_path: Path, learn_sim: LearnSimulator,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_lists_files_and_batches(
+    tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
     ini, users = _post_setup(tmp_path, learn_sim)
     assert main(["-c", str(ini), "status"]) == 0
     assert "No files handled yet" in capsys.readouterr().out
@@ -280,8 +284,7 @@ def test_status_lists_files_and_batches(tmp_path: Path, learn_sim: LearnSimulato
     assert "users.txt" in out and "SUCCESS" in out and learn_sim.uploads_snapshot()[0].uid in out
 
 
-def test_check_reports_each_item(tmp_path: Path, learn_sim: LearnSimulator,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_reports_each_item(tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str]) -> None:
     ini = write_config(tmp_path, learn_sim.url)
     assert main(["-c", str(ini), "check"]) == 0
     out = capsys.readouterr().out

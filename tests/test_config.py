@@ -325,9 +325,7 @@ def test_unknown_key_suggests_the_right_one(layout: Path) -> None:
 def test_unknown_key_in_agent_and_target(layout: Path) -> None:
     path = write_config(layout, minimal().replace("work_dir = ../var", "work_dir = ../var\nsettle_secs = 3"))
     assert "[agent] settle_secs: unknown key; did you mean 'settle_seconds'?" in load_error(path)
-    path = write_config(
-        layout, minimal().replace("integration = BBLEARN", "integration = BBLEARN\ntimeout = 3")
-    )
+    path = write_config(layout, minimal().replace("integration = BBLEARN", "integration = BBLEARN\ntimeout = 3"))
     assert "[target:learn] timeout: unknown key; did you mean 'timeout_minutes'?" in load_error(path)
 
 
@@ -370,8 +368,7 @@ def test_decimal_durations(layout: Path) -> None:
         (
             "target = learn",
             "target = learn\noperation = upsert",
-            "[route:learn] operation: 'upsert' is not allowed; "
-            "use one of: store, refresh, refreshlegacy, delete",
+            "[route:learn] operation: 'upsert' is not allowed; use one of: store, refresh, refreshlegacy, delete",
         ),
         (
             "target = learn",
@@ -407,9 +404,7 @@ def test_bad_choices_list_the_allowed_values(layout: Path, old: str, new: str, e
 
 
 def test_email_choice_and_port(layout: Path) -> None:
-    path = write_config(
-        layout, minimal("[email]\ntransport = smtp\nhost = h\nto = a@x.edu\nsecurity = tls\n")
-    )
+    path = write_config(layout, minimal("[email]\ntransport = smtp\nhost = h\nto = a@x.edu\nsecurity = tls\n"))
     assert "[email] security: 'tls' is not allowed; use one of: starttls, ssl, none" in load_error(path)
     path = write_config(layout, minimal("[email]\ntransport = smtp\nhost = h\nto = a@x.edu\nport = 99999\n"))
     assert "[email] port: 99999 is out of range (1 to 65535)" in load_error(path)
@@ -453,9 +448,7 @@ def test_a_literal_secret_in_the_ini_is_refused(layout: Path, key: str, section_
 
 
 def test_literal_smtp_password_is_refused(layout: Path) -> None:
-    path = write_config(
-        layout, minimal("[email]\ntransport = smtp\nhost = h\nto = a@x.edu\npassword = pw123\n")
-    )
+    path = write_config(layout, minimal("[email]\ntransport = smtp\nhost = h\nto = a@x.edu\npassword = pw123\n"))
     message = load_error(path)
     assert "[email] password: secrets must not be written in the INI" in message and "pw123" not in message
 
@@ -535,9 +528,7 @@ def test_config_is_frozen(layout: Path) -> None:
 
 
 def test_cli_check_with_a_bad_config_exits_2(layout: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write_config(
-        layout, minimal().replace("target = learn", "target = learn\noperaton = store"), "bad.ini"
-    )
+    path = write_config(layout, minimal().replace("target = learn", "target = learn\noperaton = store"), "bad.ini")
     status = main(["-c", str(path), "check"])
     captured = capsys.readouterr()
     assert status == 2

@@ -109,7 +109,7 @@ def test_run_empties_the_folder_and_returns_true(tmp_path: Path, learn_sim: Lear
     assert run_once(config) is True
     assert not any(drop.iterdir())
     assert [u.slug for u in learn_sim.uploads_snapshot()] == ["person", "course", "membership"]
-    assert len(list(config.agent.outbox_dir.glob("*.eml"))) == 4       # three per-file reports + summary
+    assert len(list(config.agent.outbox_dir.glob("*.eml"))) == 4  # three per-file reports + summary
     assert "SUCCESS" in status_report(config)
 
 
@@ -136,7 +136,7 @@ def test_symlinks_and_folders_are_moved_aside_never_followed(tmp_path: Path, lea
 
 
 def test_missing_alert_when_a_route_receives_nothing(tmp_path: Path, learn_sim: LearnSimulator) -> None:
-    config = load(tmp_path, learn_sim.url, route_extra="expect_every_hours = 0.0003")   # about a second
+    config = load(tmp_path, learn_sim.url, route_extra="expect_every_hours = 0.0003")  # about a second
     reporter = RecordingReporter()
     agent = Agent(config, reporter=reporter)
     agent.housekeeping_seconds = 0.2
@@ -145,7 +145,7 @@ def test_missing_alert_when_a_route_receives_nothing(tmp_path: Path, learn_sim: 
     try:
         wait_for(lambda: len(reporter.missing_alerts) >= 1, what="a MISSING alert")
         time.sleep(0.6)
-        assert len(reporter.missing_alerts) == 1          # once per silent period, not every check
+        assert len(reporter.missing_alerts) == 1  # once per silent period, not every check
     finally:
         agent.stop.set()
         agent.wake.set()
@@ -162,12 +162,13 @@ def test_missing_alert_when_a_route_receives_nothing(tmp_path: Path, learn_sim: 
 def start_watch(ini: Path, log_path: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEED_AGENT")}
     with log_path.open("ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "agent", "-c", str(ini), "watch"], stdout=log,
-                                stderr=subprocess.STDOUT, env=env)
+        return subprocess.Popen(
+            [sys.executable, "-m", "agent", "-c", str(ini), "watch"], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
 
 
 def test_sigkill_after_upload_then_restart_never_uploads_twice(tmp_path: Path) -> None:
-    with LearnSimulator(rows_per_second=20.0) as sim:          # 40 rows: about two seconds of processing
+    with LearnSimulator(rows_per_second=20.0) as sim:  # 40 rows: about two seconds of processing
         ini = write_config(tmp_path, sim.url, settle=0.2, window=0.2)
         config = load_config(ini, environ={})
         write_flatfile(tmp_path / "drop" / "users.txt", PEOPLE_HEADER, person_rows(40))
@@ -177,13 +178,13 @@ def test_sigkill_after_upload_then_restart_never_uploads_twice(tmp_path: Path) -
             wait_for(lambda: len(sim.uploads_snapshot()) == 1, what="the upload")
             with Journal(config.agent.journal_path) as journal:
                 wait_for(lambda: any(r.reference for r in journal.in_flight()), what="the receipt in the journal")
-            assert sim.dataset(sim.uploads_snapshot()[0].uid).queued > 0       # still processing: mid-poll
+            assert sim.dataset(sim.uploads_snapshot()[0].uid).queued > 0  # still processing: mid-poll
             first.send_signal(signal.SIGKILL)
             first.wait(WAIT)
         finally:
             if first.poll() is None:
                 first.kill()
-        assert list(config.agent.processing_dir.iterdir())                     # the file waits in processing/
+        assert list(config.agent.processing_dir.iterdir())  # the file waits in processing/
         second = start_watch(ini, log_path)
         try:
             wait_for(lambda: len(archived_files(config)) == 1, what="the archived file after restart")
@@ -227,20 +228,28 @@ def test_many_files_at_once_none_missed(tmp_path: Path, count: int) -> None:
 # Other destinations through the same `run`: Handshake's write-only bucket and AlumnIQ's job API
 
 
-def destinations_config(root: Path, bucket: WriteOnlyBucket, api: JobApiStandIn, *, secret: str | None = None,
-                        ) -> Path:
+def destinations_config(
+    root: Path,
+    bucket: WriteOnlyBucket,
+    api: JobApiStandIn,
+    *,
+    secret: str | None = None,
+) -> Path:
     (root / "drop-handshake").mkdir(parents=True, exist_ok=True)
     (root / "drop-alumniq").mkdir(exist_ok=True)
     (root / ".env").write_text(
         f"HS_KEY={bucket.writer.access_key_id}\nHS_SECRET={secret or bucket.writer.secret_access_key}\n"
         f"AQ_KEY={bucket.writer.access_key_id}\nAQ_SECRET={bucket.writer.secret_access_key}\n"
-        f"AQ_API_KEY={api.api_key}\n", encoding="utf-8")
+        f"AQ_API_KEY={api.api_key}\n",
+        encoding="utf-8",
+    )
     ini = root / "agent.ini"
     common = f"""bucket = {bucket.bucket}
 region = {bucket.region}
 endpoint_url = {bucket.endpoint}
 """
-    ini.write_text(f"""[agent]
+    ini.write_text(
+        f"""[agent]
 work_dir = var
 env_file = .env
 settle_seconds = 0.2
@@ -269,7 +278,9 @@ secret_access_key = ${{AQ_SECRET}}
 [email]
 transport = file
 to = admins@example.edu
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return ini
 
 
@@ -282,9 +293,9 @@ def all_output(config: Config, captured: str) -> str:
     return "\n".join(texts)
 
 
-def test_run_delivers_to_write_only_bucket_and_job_api(tmp_path: Path, write_only_s3: WriteOnlyBucket,
-                                                       job_api: JobApiStandIn, capfd: pytest.CaptureFixture[str]
-                                                       ) -> None:
+def test_run_delivers_to_write_only_bucket_and_job_api(
+    tmp_path: Path, write_only_s3: WriteOnlyBucket, job_api: JobApiStandIn, capfd: pytest.CaptureFixture[str]
+) -> None:
     from agent.cli import main
 
     ini = destinations_config(tmp_path, write_only_s3, job_api)
@@ -306,9 +317,9 @@ def test_run_delivers_to_write_only_bucket_and_job_api(tmp_path: Path, write_onl
     assert write_only_s3.writer.secret_access_key not in output and job_api.api_key not in output
 
 
-def test_unknown_job_and_wrong_secret_fail_in_plain_words(tmp_path: Path, write_only_s3: WriteOnlyBucket,
-                                                          job_api: JobApiStandIn,
-                                                          capfd: pytest.CaptureFixture[str]) -> None:
+def test_unknown_job_and_wrong_secret_fail_in_plain_words(
+    tmp_path: Path, write_only_s3: WriteOnlyBucket, job_api: JobApiStandIn, capfd: pytest.CaptureFixture[str]
+) -> None:
     from agent.cli import main
 
     wrong = "WRONG-secret-value-1234567890"
@@ -319,8 +330,10 @@ def test_unknown_job_and_wrong_secret_fail_in_plain_words(tmp_path: Path, write_
     assert main(["-c", str(ini), "run"]) == 1
 
     config = load_config(ini, environ={})
-    subjects = sorted(str(message_from_bytes(p.read_bytes(), policy=policy.default)["Subject"])
-                      for p in config.agent.outbox_dir.glob("*.eml"))
+    subjects = sorted(
+        str(message_from_bytes(p.read_bytes(), policy=policy.default)["Subject"])
+        for p in config.agent.outbox_dir.glob("*.eml")
+    )
     assert "[feed-agent] FAILED users.csv — s3/upload" in subjects
     assert "[feed-agent] FAILED donors.csv — job/upload" in subjects
     users_reason = (config.agent.failed_dir / "users.csv.reason.txt").read_text(encoding="utf-8")
@@ -334,14 +347,21 @@ def test_unknown_job_and_wrong_secret_fail_in_plain_words(tmp_path: Path, write_
 # Reports through a real SMTP server (STARTTLS, certificate verified, AUTH required)
 
 
-def test_batch_reports_reach_a_real_smtp_server(tmp_path: Path, learn_sim: LearnSimulator, smtp_server: Callable,
-                                                tls_cert: TlsCert, capfd: pytest.CaptureFixture[str]) -> None:
+def test_batch_reports_reach_a_real_smtp_server(
+    tmp_path: Path,
+    learn_sim: LearnSimulator,
+    smtp_server: Callable,
+    tls_cert: TlsCert,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     from agent.cli import main
 
     server = smtp_server(tls="starttls", users={"agent@example.edu": "mail-s3cret-pw"}, auth_required=True)
-    email = (f"transport = smtp\nhost = 127.0.0.1\nport = {server.port}\nsecurity = starttls\n"
-             f"verify_tls = {tls_cert.cert}\nusername = ${{SMTP_USERNAME}}\npassword = ${{SMTP_PASSWORD}}\n"
-             "from = feed-agent@example.edu\nto = sis-admins@example.edu\n")
+    email = (
+        f"transport = smtp\nhost = 127.0.0.1\nport = {server.port}\nsecurity = starttls\n"
+        f"verify_tls = {tls_cert.cert}\nusername = ${{SMTP_USERNAME}}\npassword = ${{SMTP_PASSWORD}}\n"
+        "from = feed-agent@example.edu\nto = sis-admins@example.edu\n"
+    )
     ini = write_config(tmp_path, learn_sim.url, email=email)
     with (tmp_path / ".env").open("a", encoding="utf-8") as env:
         env.write("SMTP_USERNAME=agent@example.edu\nSMTP_PASSWORD=mail-s3cret-pw\n")
@@ -357,15 +377,17 @@ def test_batch_reports_reach_a_real_smtp_server(tmp_path: Path, learn_sim: Learn
     messages = server.parsed()
     subjects = [str(m["Subject"]) for m in messages]
     assert len(messages) == 4, subjects
-    assert subjects[:3] == ["[feed-agent] SUCCESS users.txt — person/store",
-                            "[feed-agent] SUCCESS courses.txt — course/store",
-                            "[feed-agent] ERRORS x<script>.txt — membership/store"]
+    assert subjects[:3] == [
+        "[feed-agent] SUCCESS users.txt — person/store",
+        "[feed-agent] SUCCESS courses.txt — course/store",
+        "[feed-agent] ERRORS x<script>.txt — membership/store",
+    ]
     assert subjects[3].startswith("[feed-agent] Summary: 3 files — ")
     codes = [u.uid for u in learn_sim.uploads_snapshot()]
     for message, code in zip(messages[:3], codes, strict=True):
-        assert code in message.get_body(("plain",)).get_content()        # type: ignore[union-attr]
-        assert code in message.get_body(("html",)).get_content()         # type: ignore[union-attr]
-    html = messages[2].get_body(("html",)).get_content()                 # type: ignore[union-attr]
+        assert code in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert code in message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    html = messages[2].get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "x&lt;script&gt;.txt" in html and "<script>" not in html
     assert server.logins == ["agent@example.edu"] * 4
     everything = b"\n".join(server.messages).decode("utf-8", "replace") + capfd.readouterr().err
@@ -378,7 +400,7 @@ def test_ready_marker_gates_the_file_and_is_consumed(tmp_path: Path, learn_sim: 
     drop = config.route().watch
     write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(2))
     with watching(config):
-        time.sleep(1.0)                              # well past settle and window: still no marker
+        time.sleep(1.0)  # well past settle and window: still no marker
         assert learn_sim.uploads_snapshot() == []
         (drop / "users.txt.done").write_text("", encoding="utf-8")
         wait_for(lambda: len(archived_files(config)) == 1, what="the file once its marker exists")
@@ -411,8 +433,9 @@ class FlakyReporter(RecordingReporter):
             raise RuntimeError("disk full while writing the report")
 
 
-def test_a_failing_step_is_retried_without_resending(tmp_path: Path, learn_sim: LearnSimulator,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_step_is_retried_without_resending(
+    tmp_path: Path, learn_sim: LearnSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("agent.daemon.RETRY_FIRST_SECONDS", 0.2)
     config = load(tmp_path, learn_sim.url)
     drop = config.route().watch
@@ -426,8 +449,9 @@ def test_a_failing_step_is_retried_without_resending(tmp_path: Path, learn_sim: 
     assert not any(config.agent.processing_dir.iterdir())
 
 
-def test_only_one_watch_or_run_per_work_folder(tmp_path: Path, learn_sim: LearnSimulator,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_only_one_watch_or_run_per_work_folder(
+    tmp_path: Path, learn_sim: LearnSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
     from agent.daemon import AlreadyRunning
 
     config = load(tmp_path, learn_sim.url)
@@ -436,9 +460,9 @@ def test_only_one_watch_or_run_per_work_folder(tmp_path: Path, learn_sim: LearnS
     try:
         with pytest.raises(AlreadyRunning, match=str(os.getpid())):
             Agent(config, reporter=RecordingReporter())
-        assert run_once(config) is False                     # cron while the service runs: nothing done
+        assert run_once(config) is False  # cron while the service runs: nothing done
         assert "already watching or running" in caplog.text
         assert (config.route().watch / "users.txt").exists()
     finally:
         first.close()
-    assert run_once(config) is True                          # once it is gone, the folder is free
+    assert run_once(config) is True  # once it is gone, the folder is free

@@ -174,18 +174,14 @@ def test_reordered_columns_and_spaces_around_names(tmp_path: Path) -> None:
 
 
 def test_quoted_comma_header_from_excel(tmp_path: Path) -> None:
-    text = (
-        '"EXTERNAL_PERSON_KEY","USER_ID","FIRSTNAME","LASTNAME","DATA_SOURCE_KEY"\r\nP1,jdoe,Jane,Doe,SIS\r\n'
-    )
+    text = '"EXTERNAL_PERSON_KEY","USER_ID","FIRSTNAME","LASTNAME","DATA_SOURCE_KEY"\r\nP1,jdoe,Jane,Doe,SIS\r\n'
     result = inspect_file(write(tmp_path, "excel.csv", text))
     assert (result.object, result.delimiter, result.problems) == ("person", ",", [])
     assert any("double quotes" in note for note in result.notes)
 
 
 def test_quoted_values_are_a_problem_because_learn_keeps_quotes(tmp_path: Path) -> None:
-    text = (
-        '"external_person_key","user_id","firstname","lastname"\n"P1","jdoe","Jane","Doe"\n"P2","x","y","z"\n'
-    )
+    text = '"external_person_key","user_id","firstname","lastname"\n"P1","jdoe","Jane","Doe"\n"P2","x","y","z"\n'
     result = inspect_file(write(tmp_path, "excel.csv", text))
     assert result.object == "person"
     assert "double quotes (lines 2, 3)" in the_problem(result)
@@ -273,9 +269,7 @@ def test_empty_optional_fields_are_fine_and_key_last_column_is_checked(tmp_path:
     header = "data_source_key|firstname|lastname|user_id|email|external_person_key"
     rows = "SIS|||u1||P1\r\nSIS|A|B|u2||\r\nSIS|A|B|u3|| \r\n"
     result = inspect_file(write(tmp_path, "p.txt", header + "\r\n" + rows))
-    assert result.problems == [
-        "2 rows with an empty external_person_key (lines 3, 4); every row needs its key"
-    ]
+    assert result.problems == ["2 rows with an empty external_person_key (lines 3, 4); every row needs its key"]
 
 
 def test_many_empty_keys_are_counted_exactly_and_shown_as_first_few(tmp_path: Path) -> None:
@@ -283,8 +277,7 @@ def test_many_empty_keys_are_counted_exactly_and_shown_as_first_few(tmp_path: Pa
     header = "external_person_key|data_source_key|firstname|lastname|user_id\n"
     result = inspect_file(write(tmp_path, "p.txt", header + rows))
     assert result.problems == [
-        "10 rows with an empty external_person_key (lines 2, 5, 8, 11, 14 and others); "
-        "every row needs its key"
+        "10 rows with an empty external_person_key (lines 2, 5, 8, 11, 14 and others); every row needs its key"
     ]
 
 
@@ -303,9 +296,7 @@ def test_column_count_mismatches_first_few_lines_and_others(tmp_path: Path) -> N
 def test_one_bad_row_is_singular(tmp_path: Path) -> None:
     header, row = HEADERS["term"]
     result = inspect_file(write(tmp_path, "t.txt", f"{header}\n{row}\nF9|SIS|Fall | 2024|x|y|z\n"))
-    assert the_problem(result).startswith(
-        "1 row does not have the header's 5 pipe-separated columns (line 3)"
-    )
+    assert the_problem(result).startswith("1 row does not have the header's 5 pipe-separated columns (line 3)")
 
 
 def test_trailing_delimiter_on_rows_only_is_named(tmp_path: Path) -> None:
@@ -368,9 +359,7 @@ def test_unusable_files_get_a_precise_problem(tmp_path: Path, content: bytes, ex
 def test_unknown_header_lists_columns_and_suggests_close_names(tmp_path: Path) -> None:
     result = inspect_file(write(tmp_path, "f.txt", "external_person_id|first_name|email\n1|a|b\n"))
     problem = the_problem(result)
-    assert problem.startswith(
-        "unrecognized header: no Learn object type has these columns (external_person_id"
-    )
+    assert problem.startswith("unrecognized header: no Learn object type has these columns (external_person_id")
     assert "'external_person_id' → external_person_key?" in problem
 
 
@@ -400,9 +389,7 @@ def test_utf32_export_is_named(tmp_path: Path) -> None:
 
 def test_latin1_accents_name_the_line_and_the_byte(tmp_path: Path) -> None:
     header, row = HEADERS["person"]
-    text = f"{header}\n{row}\n".encode() + "P2|SIS|jose|José|Ñúñez|j@x.edu|Student|enabled\n".encode(
-        "latin-1"
-    )
+    text = f"{header}\n{row}\n".encode() + "P2|SIS|jose|José|Ñúñez|j@x.edu|Student|enabled\n".encode("latin-1")
     result = inspect_file(write(tmp_path, "p.txt", text))
     problem = the_problem(result)
     assert "not UTF-8" in problem and "line 3" in problem and "0xE9" in problem and "'é'" in problem
@@ -431,10 +418,7 @@ def test_nul_bytes_after_the_first_block(tmp_path: Path) -> None:
 
 
 def test_valid_utf8_with_bom_and_accents_is_clean(tmp_path: Path) -> None:
-    text = (
-        "\ufeffexternal_person_key|firstname|lastname|user_id\n"
-        "P1|José|Ñúñez|jn\nP2|Søren|Yılmaz|sy\nP3|李|王|lw\n"
-    )
+    text = "\ufeffexternal_person_key|firstname|lastname|user_id\nP1|José|Ñúñez|jn\nP2|Søren|Yılmaz|sy\nP3|李|王|lw\n"
     result = inspect_file(write(tmp_path, "p.txt", text.encode()))
     assert (result.ok, result.bom, result.non_ascii, result.rows) == (True, True, True, 3)
 
@@ -469,19 +453,13 @@ def test_bad_rows_and_empty_keys_in_later_blocks_have_exact_line_numbers(tmp_pat
     lines[count - 5] = "|SIS|Fall|20240101|20240102"
     lines[count - 2] = "T|SIS|Fall|2024"
     result = inspect_file(write(tmp_path, "t.txt", header + "\n" + "\n".join(lines) + "\n"))
-    assert result.problems[0].startswith(
-        f"1 row does not have the header's 5 pipe-separated columns (line {count})"
-    )
+    assert result.problems[0].startswith(f"1 row does not have the header's 5 pipe-separated columns (line {count})")
     assert result.problems[1].startswith(f"1 row with an empty external_term_key (line {count - 3})")
     assert result.rows == count
 
 
 def test_a_very_long_line_is_fine(tmp_path: Path) -> None:
-    text = (
-        b"external_course_key|course_id|course_name|description\nC1|M1|Calc|"
-        + b"x" * (6 * 1024 * 1024)
-        + b"\n"
-    )
+    text = b"external_course_key|course_id|course_name|description\nC1|M1|Calc|" + b"x" * (6 * 1024 * 1024) + b"\n"
     result = inspect_file(write(tmp_path, "c.txt", text + b"C2|M2|Alg|short\n"))
     assert (result.rows, result.problems) == (2, [])
 
@@ -510,12 +488,7 @@ def test_to_json_has_the_contract_keys(tmp_path: Path) -> None:
 def test_order_key_ranks_dependencies_first() -> None:
     ranks = [order_key(s) for s in ("term", "node", "person", "coursecategory", "course", "membership")]
     assert ranks == sorted(ranks) and len(set(ranks)) == len(ranks)
-    assert (
-        order_key("person")
-        < order_key("course")
-        < order_key("membership")
-        < order_key("standardsassociation")
-    )
+    assert order_key("person") < order_key("course") < order_key("membership") < order_key("standardsassociation")
     assert order_key(None) > max(order_key(s) for s in FEED_TYPES)
     assert order_key("nonsense") == order_key(None)
     assert "memberships" in ORDER_EXPLANATION

@@ -68,9 +68,7 @@ class Install:
     def run(self, *extra: str) -> subprocess.CompletedProcess[str]:
         """Runs the installer; a failure shows its whole output, which says what went wrong."""
         result = _run(self.args(*extra))
-        assert result.returncode == 0, (
-            f"installer failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-        )
+        assert result.returncode == 0, f"installer failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         return result
 
 
@@ -179,9 +177,7 @@ def test_code_runs_from_the_prefix_not_from_this_checkout(installed: tuple[Insta
     assert "feed-agent" in version.stdout
     where = _run([str(install.python), "-I", "-c", "import agent; print(agent.__file__)"])
     assert where.returncode == 0, where.stderr
-    assert Path(where.stdout.strip()).is_relative_to(install.prefix / "venv"), (
-        "must not be an editable install"
-    )
+    assert Path(where.stdout.strip()).is_relative_to(install.prefix / "venv"), "must not be an editable install"
 
 
 def test_templates_and_config_examples_are_installed_as_data(installed: tuple[Install, str]) -> None:
@@ -309,9 +305,7 @@ def _can_read_repo_as_nobody(setpriv: str) -> bool:
         grp.getgrnam("nogroup")
     except KeyError:
         return False
-    probe = _run(
-        [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "test", "-r", str(INSTALL_SH)]
-    )
+    probe = _run([setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "test", "-r", str(INSTALL_SH)])
     return probe.returncode == 0
 
 

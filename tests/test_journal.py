@@ -41,16 +41,25 @@ def pragma(path: Path, name: str) -> object:
         connection.close()
 
 
-def add(journal: Journal, name: str = "users.txt", *, route: str = "sis", target: str = "learn",
-        arrived_at: datetime | None = None, **fields: object) -> int:
-    file_id = journal.add_file(route=route, target=target, name=name,
-                               source_path=Path("/drop") / name, arrived_at=arrived_at)
+def add(
+    journal: Journal,
+    name: str = "users.txt",
+    *,
+    route: str = "sis",
+    target: str = "learn",
+    arrived_at: datetime | None = None,
+    **fields: object,
+) -> int:
+    file_id = journal.add_file(
+        route=route, target=target, name=name, source_path=Path("/drop") / name, arrived_at=arrived_at
+    )
     if fields:
         journal.update_file(file_id, **fields)
     return file_id
 
 
 # -- schema, reopen, migrations ---------------------------------------------------------------------
+
 
 def test_new_journal_creates_folder_schema_and_wal(journal_path: Path) -> None:
     with Journal(journal_path) as journal:
@@ -59,8 +68,12 @@ def test_new_journal_creates_folder_schema_and_wal(journal_path: Path) -> None:
         assert pragma(journal_path, "journal_mode") == "wal"
         # synchronous is per connection: read the journal's own (1 = NORMAL).
         assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 1
-        indexes = {row[0] for row in journal._conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'")}
+        indexes = {
+            row[0]
+            for row in journal._conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
         assert {"files_state", "files_refresh_guard", "files_route_arrival"} <= indexes
 
 
@@ -68,14 +81,32 @@ def test_data_survives_reopen_with_every_column(journal_path: Path) -> None:
     receipt = Receipt(target="learn", kind="learn", reference="ab12cd", details={"url": "https://x"})
     with Journal(journal_path) as journal:
         batch_id = journal.start_batch("sis")
-        file_id = journal.add_file(route="sis", target="learn", name="users.txt",
-                                   source_path=Path("/drop/users.txt"), batch_id=batch_id, size=120,
-                                   arrived_at=T0)
+        file_id = journal.add_file(
+            route="sis",
+            target="learn",
+            name="users.txt",
+            source_path=Path("/drop/users.txt"),
+            batch_id=batch_id,
+            size=120,
+            arrived_at=T0,
+        )
         journal.update_file(
-            file_id, state="submitted", current_path=Path("/work/processing/users.txt"),
-            sha256="f" * 64, rows=3, object="person", operation="store", receipt=receipt,
-            claimed_at=T0 + timedelta(seconds=1), submitted_at=T0 + timedelta(seconds=2),
-            queued=3, completed=0, warnings=0, errors=0, long_run_alerted=True, message="sent",
+            file_id,
+            state="submitted",
+            current_path=Path("/work/processing/users.txt"),
+            sha256="f" * 64,
+            rows=3,
+            object="person",
+            operation="store",
+            receipt=receipt,
+            claimed_at=T0 + timedelta(seconds=1),
+            submitted_at=T0 + timedelta(seconds=2),
+            queued=3,
+            completed=0,
+            warnings=0,
+            errors=0,
+            long_run_alerted=True,
+            message="sent",
         )
         journal.set_meta("last_prune", "2026-11-22")
     with Journal(journal_path) as journal:
@@ -84,7 +115,12 @@ def test_data_survives_reopen_with_every_column(journal_path: Path) -> None:
         assert journal.get_meta("last_prune") == "2026-11-22"
     assert isinstance(record, FileRecord)
     assert (record.id, record.batch_id, record.route, record.target, record.name) == (
-        file_id, batch_id, "sis", "learn", "users.txt")
+        file_id,
+        batch_id,
+        "sis",
+        "learn",
+        "users.txt",
+    )
     assert record.source_path == "/drop/users.txt"
     assert record.current_path == "/work/processing/users.txt"
     assert (record.sha256, record.size, record.rows) == ("f" * 64, 120, 3)
@@ -119,7 +155,7 @@ def test_journal_from_a_newer_agent_is_refused(journal_path: Path) -> None:
     connection.close()
     with pytest.raises(JournalError, match="newer feed-agent"):
         Journal(journal_path)
-    assert pragma(journal_path, "user_version") == SCHEMA_VERSION + 5   # left untouched
+    assert pragma(journal_path, "user_version") == SCHEMA_VERSION + 5  # left untouched
 
 
 def test_damaged_file_gives_plain_advice(journal_path: Path) -> None:
@@ -131,25 +167,25 @@ def test_damaged_file_gives_plain_advice(journal_path: Path) -> None:
 
 def test_path_that_cannot_be_opened_says_so(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match="writable"):
-        Journal(tmp_path)           # a folder, not a file
+        Journal(tmp_path)  # a folder, not a file
 
 
-def test_journal_locked_by_another_process_says_so(journal_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_journal_locked_by_another_process_says_so(journal_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     Journal(journal_path).close()
     monkeypatch.setattr("agent.journal.BUSY_TIMEOUT_SECONDS", 0.2)
     other = sqlite3.connect(str(journal_path), isolation_level=None)
     try:
-        other.execute("BEGIN IMMEDIATE")          # holds the write lock, as a stuck writer would
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock, as a stuck writer would
         with pytest.raises(JournalError, match="locked by another process"):
             Journal(journal_path)
     finally:
         other.close()
-    with Journal(journal_path) as journal:         # usable again once the lock is gone
+    with Journal(journal_path) as journal:  # usable again once the lock is gone
         assert journal.recent_files() == []
 
 
 # -- update_file ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("field", ["bogus", "id", "state = 'held' --", "Name"])
 def test_update_file_rejects_unknown_fields(journal: Journal, field: str) -> None:
@@ -157,16 +193,20 @@ def test_update_file_rejects_unknown_fields(journal: Journal, field: str) -> Non
     before = journal.file(file_id)
     with pytest.raises(ValueError, match="not journal file columns"):
         journal.update_file(file_id, **{field: "x", "state": "held"})
-    assert journal.file(file_id) == before     # nothing was written, not even the valid field
+    assert journal.file(file_id) == before  # nothing was written, not even the valid field
 
 
 def test_update_file_converts_and_validates_values(journal: Journal) -> None:
     file_id = add(journal)
     before = journal.file(file_id).updated_at
     plus_two = timezone(timedelta(hours=2))
-    journal.update_file(file_id, status=Status.TIMED_OUT,
-                        finished_at=datetime(2026, 11, 22, 12, 0, tzinfo=plus_two),
-                        current_path=Path("/work/failed/users.txt"), long_run_alerted=1)
+    journal.update_file(
+        file_id,
+        status=Status.TIMED_OUT,
+        finished_at=datetime(2026, 11, 22, 12, 0, tzinfo=plus_two),
+        current_path=Path("/work/failed/users.txt"),
+        long_run_alerted=1,
+    )
     record = journal.file(file_id)
     assert record.status == "TIMED OUT"
     assert record.finished_at == T0.replace(hour=10, minute=0)
@@ -199,6 +239,7 @@ def test_explicit_updated_at_is_kept(journal: Journal) -> None:
 
 
 # -- queries ----------------------------------------------------------------------------------------
+
 
 def test_in_flight_is_oldest_first_and_filters_route(journal: Journal) -> None:
     first = add(journal, "a.txt", state="submitted")
@@ -237,10 +278,27 @@ def test_batches_start_finish_and_recent(journal: Journal) -> None:
         journal.finish_batch(second + 10, "SUCCESS", 0)
 
 
-def refresh(journal: Journal, rows: int, status: Status | None, *, target: str = "learn",
-            object: str = "person", operation: str = "refresh", minutes: int = 0) -> int:
-    return add(journal, f"{object}-{rows}.txt", target=target, object=object, operation=operation,
-               rows=rows, status=status, finished_at=T0 + timedelta(minutes=minutes), state="archived")
+def refresh(
+    journal: Journal,
+    rows: int,
+    status: Status | None,
+    *,
+    target: str = "learn",
+    object: str = "person",
+    operation: str = "refresh",
+    minutes: int = 0,
+) -> int:
+    return add(
+        journal,
+        f"{object}-{rows}.txt",
+        target=target,
+        object=object,
+        operation=operation,
+        rows=rows,
+        status=status,
+        finished_at=T0 + timedelta(minutes=minutes),
+        state="archived",
+    )
 
 
 def test_last_accepted_refresh_rows_counts_only_accepted_refreshes(journal: Journal) -> None:
@@ -249,10 +307,10 @@ def test_last_accepted_refresh_rows_counts_only_accepted_refreshes(journal: Jour
     assert journal.last_accepted_refresh_rows("learn", "person") == 1000
     refresh(journal, 900, Status.WARNINGS, operation="refreshlegacy", minutes=2)
     assert journal.last_accepted_refresh_rows("learn", "person") == 900
-    refresh(journal, 800, Status.ERRORS, minutes=3)            # processed, with record errors
+    refresh(journal, 800, Status.ERRORS, minutes=3)  # processed, with record errors
     assert journal.last_accepted_refresh_rows("learn", "person") == 800
     for status in (Status.FAILED, Status.REJECTED, Status.HELD, Status.TIMED_OUT, None):
-        refresh(journal, 5, status, minutes=10)                 # never replaced the data
+        refresh(journal, 5, status, minutes=10)  # never replaced the data
     refresh(journal, 7, Status.SUCCESS, operation="store", minutes=11)
     refresh(journal, 9, Status.SUCCESS, object="course", minutes=12)
     refresh(journal, 11, Status.SUCCESS, target="learn-test", minutes=13)
@@ -265,7 +323,7 @@ def test_last_accepted_refresh_rows_counts_only_accepted_refreshes(journal: Jour
 def test_last_arrival_uses_arrival_then_claim_time(journal: Journal) -> None:
     assert journal.last_arrival("sis") is None
     add(journal, "a.txt", arrived_at=T0)
-    add(journal, "b.txt", claimed_at=T0 + timedelta(hours=2))        # no arrival recorded
+    add(journal, "b.txt", claimed_at=T0 + timedelta(hours=2))  # no arrival recorded
     add(journal, "c.txt", arrived_at=T0 + timedelta(hours=1))
     add(journal, "d.txt", route="other", arrived_at=T0 + timedelta(days=3))
     assert journal.last_arrival("sis") == T0 + timedelta(hours=2)
@@ -277,9 +335,11 @@ def test_mail_failure_queue(journal: Journal) -> None:
     journal.record_mail_failure("[feed-agent] SUCCESS users.txt", "connection refused")
     journal.record_mail_failure("[feed-agent] Summary: 1 file", "535 authentication failed")
     listed = journal.unreported_mail_failures()
-    assert listed == ["[feed-agent] SUCCESS users.txt: connection refused",
-                      "[feed-agent] Summary: 1 file: 535 authentication failed"]
-    journal.record_mail_failure("late", "timed out")       # another thread, after the listing
+    assert listed == [
+        "[feed-agent] SUCCESS users.txt: connection refused",
+        "[feed-agent] Summary: 1 file: 535 authentication failed",
+    ]
+    journal.record_mail_failure("late", "timed out")  # another thread, after the listing
     journal.mark_mail_failures_reported()
     assert journal.unreported_mail_failures() == ["late: timed out"]
     journal.mark_mail_failures_reported()
@@ -301,6 +361,7 @@ def test_meta_overwrites(journal: Journal) -> None:
 
 
 # -- threads and crashes ----------------------------------------------------------------------------
+
 
 def test_several_threads_write_at_once(journal: Journal) -> None:
     threads_count, per_thread = 6, 40
@@ -346,10 +407,11 @@ def test_killed_process_leaves_committed_rows(journal_path: Path) -> None:
         journal.record_mail_failure("subject", "error")
         os.kill(os.getpid(), signal.SIGKILL)
     """)
-    completed = subprocess.run([sys.executable, "-c", script, str(journal_path)], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=60)
+    completed = subprocess.run(
+        [sys.executable, "-c", script, str(journal_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
     assert completed.returncode == -9, completed.stderr
-    assert journal_path.with_name(journal_path.name + "-wal").exists()     # never checkpointed
+    assert journal_path.with_name(journal_path.name + "-wal").exists()  # never checkpointed
     with Journal(journal_path) as journal:
         [record] = journal.in_flight()
         assert (record.state, record.reference) == ("submitted", "ref-1")

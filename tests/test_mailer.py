@@ -44,8 +44,9 @@ def smtp_settings(server: SmtpServer | None = None, **changes: object) -> EmailS
 
 def signed_in_settings(server: SmtpServer, tls_cert: TlsCert, security: str) -> EmailSettings:
     """TLS verified against the test certificate, and AUTH with the test account."""
-    return smtp_settings(server, security=security, verify_tls=str(tls_cert.cert), username=Secret(USER),
-                         password=Secret(PASSWORD))
+    return smtp_settings(
+        server, security=security, verify_tls=str(tls_cert.cert), username=Secret(USER), password=Secret(PASSWORD)
+    )
 
 
 class Sleeps(list[float]):
@@ -89,9 +90,7 @@ def test_build_message_is_multipart_alternative_utf8_with_headers() -> None:
 # -- SMTP ---------------------------------------------------------------------------------------------
 
 
-def test_starttls_verified_with_ca_bundle_and_auth(
-    smtp_server: StartServer, tls_cert: TlsCert, tmp_path: Path
-) -> None:
+def test_starttls_verified_with_ca_bundle_and_auth(smtp_server: StartServer, tls_cert: TlsCert, tmp_path: Path) -> None:
     server = smtp_server(tls="starttls", users={USER: PASSWORD}, auth_required=True)
     settings = signed_in_settings(server, tls_cert, "starttls")
 
@@ -103,9 +102,7 @@ def test_starttls_verified_with_ca_bundle_and_auth(
     assert server.logins == [USER]
 
 
-def test_starttls_with_untrusted_certificate_fails_with_a_fix(
-    smtp_server: StartServer, tmp_path: Path
-) -> None:
+def test_starttls_with_untrusted_certificate_fails_with_a_fix(smtp_server: StartServer, tmp_path: Path) -> None:
     server = smtp_server(tls="starttls")
     sleeps = Sleeps()
     settings = smtp_settings(server, security="starttls")  # verify_tls = True: system CAs only
@@ -334,9 +331,7 @@ def test_unusable_ca_bundle_is_named(smtp_server: StartServer, tmp_path: Path) -
     bogus.write_text("this is not a certificate")
     sleeps = Sleeps()
     with pytest.raises(MailError) as failure:
-        mailer(smtp_settings(server, security="starttls", verify_tls=str(bogus)), tmp_path, sleeps).send(
-            RENDERED
-        )
+        mailer(smtp_settings(server, security="starttls", verify_tls=str(bogus)), tmp_path, sleeps).send(RENDERED)
     assert str(bogus) in str(failure.value) and "cannot be used" in str(failure.value)
     assert sleeps == [] and server.messages == []
 

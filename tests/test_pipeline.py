@@ -69,12 +69,15 @@ def test_batch_is_sent_in_dependency_order_and_archived(setup, learn_sim: LearnS
     batch = pipeline.process(config.route(), ids)
 
     assert [u.slug for u in learn_sim.uploads_snapshot()] == ["person", "course", "membership"]
-    assert [u.sha256 for u in learn_sim.uploads_snapshot()] == [digests["users.txt"], digests["courses.txt"],
-                                                                 digests["enrol.txt"]]
+    assert [u.sha256 for u in learn_sim.uploads_snapshot()] == [
+        digests["users.txt"],
+        digests["courses.txt"],
+        digests["enrol.txt"],
+    ]
     assert [f.status for f in batch.files] == [Status.SUCCESS] * 3
     assert all(f.progress is not None and f.progress.errors == 0 for f in batch.files)
     archived = sorted(p.name for p in config.agent.archive_dir.iterdir())
-    assert len(archived) == 3 and all(".2" in name for name in archived)   # NAME.<stamp>.txt
+    assert len(archived) == 3 and all(".2" in name for name in archived)  # NAME.<stamp>.txt
     assert not any(config.route().watch.iterdir()) and not any(config.agent.processing_dir.iterdir())
     assert reporter.batches == [batch] and len(reporter.files) == 3
     records = {journal.file(i).name: journal.file(i) for i in ids}
@@ -87,7 +90,7 @@ def test_failed_file_holds_later_files_but_not_earlier_ones(setup, learn_sim: Le
     files = drop_standard_files(config.route().watch)
     pipeline = fast_pipeline(config, journal, reporter)
     ids = claim_all(pipeline, config, list(files.values()))
-    learn_sim.faults.fail_uploads = 2          # both attempts for the first file (people) get HTTP 500
+    learn_sim.faults.fail_uploads = 2  # both attempts for the first file (people) get HTTP 500
 
     batch = pipeline.process(config.route(), ids)
 
@@ -114,7 +117,7 @@ def test_on_failure_continue_sends_dependents_anyway(tmp_path: Path, learn_sim: 
     statuses = {f.name: f.status for f in batch.files}
     assert statuses["users.txt"] is Status.FAILED
     assert statuses["courses.txt"] is Status.SUCCESS
-    assert statuses["enrol.txt"] is Status.ERRORS        # its people never reached Learn
+    assert statuses["enrol.txt"] is Status.ERRORS  # its people never reached Learn
     assert [u.slug for u in learn_sim.uploads_snapshot()] == ["course", "membership"]
 
 
@@ -122,7 +125,7 @@ def test_rejected_file_goes_to_failed_with_reason_and_holds_dependents(setup, le
     config, journal, reporter = setup
     drop = config.route().watch
     people = drop / "users.txt"
-    people.write_bytes(b"external_person_key|firstname|lastname|user_id\nP1|Ren\xe9|X|rx\n")   # Latin-1
+    people.write_bytes(b"external_person_key|firstname|lastname|user_id\nP1|Ren\xe9|X|rx\n")  # Latin-1
     unknown = drop / "notes.txt"
     unknown.write_text("hello|world\n1|2\n", encoding="utf-8")
     members = write_flatfile(drop / "enrol.txt", MEMBERSHIP_HEADER, membership_rows(2))
@@ -141,14 +144,14 @@ def test_rejected_file_goes_to_failed_with_reason_and_holds_dependents(setup, le
 def test_record_errors_are_reported_but_do_not_hold(setup, learn_sim: LearnSimulator) -> None:
     config, journal, reporter = setup
     drop = config.route().watch
-    members = write_flatfile(drop / "enrol.txt", MEMBERSHIP_HEADER, membership_rows(3))   # nobody exists yet
+    members = write_flatfile(drop / "enrol.txt", MEMBERSHIP_HEADER, membership_rows(3))  # nobody exists yet
     courses = write_flatfile(drop / "zcourses.txt", COURSE_HEADER, course_rows(1))
     pipeline = fast_pipeline(config, journal, reporter)
     # memberships alone in a batch, then courses: the memberships name unknown people
     first = pipeline.process(config.route(), claim_all(pipeline, config, [members]))
     second = pipeline.process(config.route(), claim_all(pipeline, config, [courses]))
     assert first.files[0].status is Status.ERRORS and first.files[0].progress.errors == 3  # type: ignore[union-attr]
-    assert first.files[0].final_path.parent == config.agent.archive_dir                      # type: ignore[union-attr]
+    assert first.files[0].final_path.parent == config.agent.archive_dir  # type: ignore[union-attr]
     assert second.files[0].status is Status.SUCCESS
 
 
@@ -167,7 +170,7 @@ def test_refresh_guard_holds_a_shrunken_refresh_until_forced(tmp_path: Path, lea
         assert "80 rows" in held.message and "100 rows" in held.message and "--force" in held.message
         assert len(learn_sim.uploads_snapshot()) == 1
 
-        ok = write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(95))    # within 10 %
+        ok = write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(95))  # within 10 %
         assert pipeline.process(config.route(), claim_all(pipeline, config, [ok])).files[0].status is Status.SUCCESS
 
         held_path = held.final_path
@@ -187,14 +190,22 @@ def test_recovery_resumes_a_receipt_without_resending(setup, learn_sim: LearnSim
     # As if the agent died right after Learn acknowledged the upload:
     from agent.targets.base import Submission
 
-    receipt = target.submit(Submission(path=Path(record.current_path or ""), name="users.txt", object="person",
-                                       operation="store", rows=5))
-    journal.update_file(file_id, state="submitted", receipt=receipt.to_json(), reference=receipt.reference,
-                        rows=5, object="person", operation="store")
+    receipt = target.submit(
+        Submission(path=Path(record.current_path or ""), name="users.txt", object="person", operation="store", rows=5)
+    )
+    journal.update_file(
+        file_id,
+        state="submitted",
+        receipt=receipt.to_json(),
+        reference=receipt.reference,
+        rows=5,
+        object="person",
+        operation="store",
+    )
 
     batches = fast_pipeline(config, journal, reporter).recover()
 
-    assert len(learn_sim.uploads_snapshot()) == 1                     # never sent twice
+    assert len(learn_sim.uploads_snapshot()) == 1  # never sent twice
     outcome = batches[0].files[0]
     assert outcome.status is Status.SUCCESS and outcome.receipt is not None
     assert outcome.receipt.reference == receipt.reference
@@ -207,7 +218,7 @@ def test_recovery_resends_a_claimed_file_without_receipt(setup, learn_sim: Learn
     people = write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(5))
     pipeline = fast_pipeline(config, journal, reporter)
     (file_id,) = claim_all(pipeline, config, [people])
-    journal.update_file(file_id, state="submitting")      # died during the upload, before any receipt
+    journal.update_file(file_id, state="submitting")  # died during the upload, before any receipt
 
     fast_pipeline(config, journal, reporter).recover()
 
@@ -217,7 +228,7 @@ def test_recovery_resends_a_claimed_file_without_receipt(setup, learn_sim: Learn
 
 
 def test_stuck_processing_ends_timed_out_and_is_archived(tmp_path: Path, learn_sim: LearnSimulator) -> None:
-    config = load(tmp_path, learn_sim.url, timeout_minutes=0.01)     # 0.6 s
+    config = load(tmp_path, learn_sim.url, timeout_minutes=0.01)  # 0.6 s
     reporter = RecordingReporter()
     learn_sim.faults.stuck = True
     with Journal(config.agent.journal_path) as journal:
@@ -230,8 +241,8 @@ def test_stuck_processing_ends_timed_out_and_is_archived(tmp_path: Path, learn_s
 
 
 def test_long_processing_sends_one_still_processing_notice(tmp_path: Path) -> None:
-    with LearnSimulator(rows_per_second=10.0) as sim:                    # 12 rows: over a second
-        config = load(tmp_path, sim.url, target_extra="long_run_minutes = 0.005")   # 0.3 s
+    with LearnSimulator(rows_per_second=10.0) as sim:  # 12 rows: over a second
+        config = load(tmp_path, sim.url, target_extra="long_run_minutes = 0.005")  # 0.3 s
         reporter = RecordingReporter()
         with Journal(config.agent.journal_path) as journal:
             people = write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(12))

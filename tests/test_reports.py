@@ -168,22 +168,15 @@ def test_summary_subject_counts_statuses_in_fixed_order() -> None:
     assert Renderer().summary(batch(*files)).subject == "[feed-agent] Summary: 3 files — 2 SUCCESS, 1 ERRORS"
     every = [outcome(s, f"{s.name}.txt") for s in reversed(Status)]
     assert Renderer().summary(batch(*every)).subject == (
-        "[feed-agent] Summary: 7 files — "
-        "1 SUCCESS, 1 WARNINGS, 1 ERRORS, 1 FAILED, 1 REJECTED, 1 HELD, 1 TIMED OUT"
+        "[feed-agent] Summary: 7 files — 1 SUCCESS, 1 WARNINGS, 1 ERRORS, 1 FAILED, 1 REJECTED, 1 HELD, 1 TIMED OUT"
     )
 
 
 def test_alert_subjects() -> None:
     renderer = Renderer()
     running = outcome(Status.SUCCESS, "users.txt", object="person", finished_at=None)
-    assert (
-        renderer.still_processing(running, 42).subject
-        == "[feed-agent] STILL PROCESSING users.txt — person/store"
-    )
-    assert (
-        renderer.missing("sis", DROP, 26, None).subject
-        == "[feed-agent] MISSING: no file on route sis for 26 hours"
-    )
+    assert renderer.still_processing(running, 42).subject == "[feed-agent] STILL PROCESSING users.txt — person/store"
+    assert renderer.missing("sis", DROP, 26, None).subject == "[feed-agent] MISSING: no file on route sis for 26 hours"
 
 
 # -- next steps ------------------------------------------------------------------------------------------
@@ -337,9 +330,7 @@ def test_templates_dir_overrides_one_file_and_keeps_the_rest(tmp_path: Path) -> 
     assert Renderer(tmp_path).summary(batch(outcome())).text.startswith("SUCCESS: summary")
 
 
-def test_a_broken_override_falls_back_to_the_shipped_template(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_broken_override_falls_back_to_the_shipped_template(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "per_file.html.j2").write_text("<p>{{ report.no_such_field }}</p>")
     with caplog.at_level(logging.WARNING, logger="agent.reports"):
         rendered = Renderer(tmp_path).file_report(outcome(Status.SUCCESS))

@@ -31,8 +31,10 @@ from tests.support.learn import (
     person_rows,
 )
 
-SENTENCE = re.compile(r"^Success: Feed File Uploaded\.  Use the reference code ([0-9a-f]{32}) "
-                      r"to track these records in the logs\.$")
+SENTENCE = re.compile(
+    r"^Success: Feed File Uploaded\.  Use the reference code ([0-9a-f]{32}) "
+    r"to track these records in the logs\.$"
+)
 ISO_MS_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,10 +43,21 @@ def feed(header: tuple[str, ...] | list[str], rows: list[tuple[str, ...]], delim
     return ("\n".join(delimiter.join(r) for r in [tuple(header), *rows]) + "\n").encode("utf-8")
 
 
-def post(sim: LearnSimulator, slug: str, body: bytes | Iterator[bytes], *, operation: str = "store",
-         timeout: float | tuple[float, float] = 30) -> requests.Response:
-    return requests.post(sim.upload_url(slug, operation), data=body, auth=(sim.username, sim.password),
-                         headers={"Content-Type": "text/plain; charset=utf-8"}, timeout=timeout)
+def post(
+    sim: LearnSimulator,
+    slug: str,
+    body: bytes | Iterator[bytes],
+    *,
+    operation: str = "store",
+    timeout: float | tuple[float, float] = 30,
+) -> requests.Response:
+    return requests.post(
+        sim.upload_url(slug, operation),
+        data=body,
+        auth=(sim.username, sim.password),
+        headers={"Content-Type": "text/plain; charset=utf-8"},
+        timeout=timeout,
+    )
 
 
 def uid_of(response: requests.Response) -> str:
@@ -94,8 +107,7 @@ def test_upload_answers_the_two_space_sentence_with_a_fresh_code_and_records_the
 @pytest.mark.parametrize("auth", [None, ("sis-integration", "wrong"), ("someone", "sis-password")])
 def test_missing_or_wrong_credentials_get_401_with_a_basic_challenge(learn_sim, auth):
     for response in (
-        requests.post(learn_sim.upload_url("person"), data=feed(PEOPLE_HEADER, person_rows(1)), auth=auth,
-                      timeout=30),
+        requests.post(learn_sim.upload_url("person"), data=feed(PEOPLE_HEADER, person_rows(1)), auth=auth, timeout=30),
         requests.get(learn_sim.status_url("0" * 32), auth=auth, timeout=30),
     ):
         assert response.status_code == 401
@@ -104,16 +116,23 @@ def test_missing_or_wrong_credentials_get_401_with_a_basic_challenge(learn_sim, 
     assert learn_sim.upload_attempts == 0
 
 
-@pytest.mark.parametrize("path", [
-    "/webapps/bb-data-integration-flatfile-OTHER/endpoint/person/store",
-    "/webapps/bb-data-integration-flatfile-BBLEARN/endpoint/people/store",
-    "/webapps/bb-data-integration-flatfile-BBLEARN/endpoint/person/insert",
-    "/webapps/bb-data-integration-flatfile-BBLEARN/endpoint/course/course/store",
-    "/somewhere/else",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/webapps/bb-data-integration-flatfile-OTHER/endpoint/person/store",
+        "/webapps/bb-data-integration-flatfile-BBLEARN/endpoint/people/store",
+        "/webapps/bb-data-integration-flatfile-BBLEARN/endpoint/person/insert",
+        "/webapps/bb-data-integration-flatfile-BBLEARN/endpoint/course/course/store",
+        "/somewhere/else",
+    ],
+)
 def test_unknown_integration_slug_or_operation_is_404(learn_sim, path):
-    response = requests.post(learn_sim.url + path, data=b"external_person_key|user_id\n",
-                             auth=(learn_sim.username, learn_sim.password), timeout=30)
+    response = requests.post(
+        learn_sim.url + path,
+        data=b"external_person_key|user_id\n",
+        auth=(learn_sim.username, learn_sim.password),
+        timeout=30,
+    )
     assert response.status_code == 404
     assert learn_sim.uploads == []
 
@@ -132,9 +151,21 @@ def test_status_is_xml_with_every_field_in_alphabetical_order(learn_sim, method)
 
     assert root.tag == "dataSetStatus"
     tags = [child.tag for child in root]
-    assert tags == sorted(tags) == [
-        "completedCount", "dataIntegrationId", "dataSetUid", "errorCount", "lastEntryDate", "machineName",
-        "queuedCount", "startDate", "warningCount"]
+    assert (
+        tags
+        == sorted(tags)
+        == [
+            "completedCount",
+            "dataIntegrationId",
+            "dataSetUid",
+            "errorCount",
+            "lastEntryDate",
+            "machineName",
+            "queuedCount",
+            "startDate",
+            "warningCount",
+        ]
+    )
     values = {child.tag: child.text for child in root}
     assert values["dataSetUid"] == uid
     counts = [values[t] for t in ("completedCount", "queuedCount", "errorCount", "warningCount")]
@@ -146,8 +177,7 @@ def test_status_is_xml_with_every_field_in_alphabetical_order(learn_sim, method)
 
 
 def test_unknown_reference_code_is_404(learn_sim):
-    response = requests.get(learn_sim.status_url("f" * 32), auth=(learn_sim.username, learn_sim.password),
-                            timeout=30)
+    response = requests.get(learn_sim.status_url("f" * 32), auth=(learn_sim.username, learn_sim.password), timeout=30)
     assert response.status_code == 404
     assert "f" * 32 in response.text
 
@@ -165,14 +195,14 @@ def test_processing_is_asynchronous_at_the_configured_rate(slow_sim):
 
 
 def test_chunked_and_large_uploads_are_streamed_and_hashed(learn_sim):
-    rows = person_rows(40000)                       # about 2 MiB, sent as many chunks
+    rows = person_rows(40000)  # about 2 MiB, sent as many chunks
     body = feed(PEOPLE_HEADER, rows)
 
     def pieces() -> Iterator[bytes]:
         for start in range(0, len(body), 50_000):
-            yield body[start:start + 50_000]
+            yield body[start : start + 50_000]
 
-    uid = uid_of(post(learn_sim, "person", pieces()))       # a generator: Transfer-Encoding: chunked
+    uid = uid_of(post(learn_sim, "person", pieces()))  # a generator: Transfer-Encoding: chunked
     upload = learn_sim.uploads[-1]
     assert upload.chunked
     assert (upload.uid, upload.size, upload.rows) == (uid, len(body), 40000)
@@ -199,8 +229,9 @@ def test_tls_simulator_serves_https(learn_tls_sim):
 # Headers and rows
 
 
-@pytest.mark.parametrize(("delimiter", "bom", "upper"),
-                         [("|", False, False), (",", True, True), ("\t", True, False), ("|", True, True)])
+@pytest.mark.parametrize(
+    ("delimiter", "bom", "upper"), [("|", False, False), (",", True, True), ("\t", True, False), ("|", True, True)]
+)
 def test_headers_are_parsed_case_insensitively_with_any_delimiter_and_bom(learn_sim, delimiter, bom, upper):
     header = [h.upper() if upper else h for h in PEOPLE_HEADER]
     body = (b"\xef\xbb\xbf" if bom else b"") + feed(header, person_rows(5), delimiter).replace(b"\n", b"\r\n")
@@ -225,7 +256,7 @@ def test_rows_missing_required_values_are_errors_and_blank_lines_do_not_count(le
 
 
 def test_a_header_without_a_required_column_fails_every_row(learn_sim):
-    header = ("external_person_key", "firstname", "user_id")          # no lastname
+    header = ("external_person_key", "firstname", "user_id")  # no lastname
     body = feed(header, [("P1", "A", "u1"), ("P2", "B", "u2")])
 
     info = learn_sim.dataset(upload_and_finish(learn_sim, "person", body))
@@ -273,7 +304,7 @@ def test_organization_memberships_need_stored_organizations(learn_sim):
 
 
 def test_rows_with_errors_are_not_remembered(learn_sim):
-    bad_person = ("P00001", "SIS", "", "Last", "user1", "u@example.edu")     # no firstname
+    bad_person = ("P00001", "SIS", "", "Last", "user1", "u@example.edu")  # no firstname
     upload_and_finish(learn_sim, "person", feed(PEOPLE_HEADER, [bad_person]))
     upload_and_finish(learn_sim, "course", feed(COURSE_HEADER, course_rows(1)))
 
@@ -373,15 +404,32 @@ def test_simulator_imports_nothing_from_the_agent():
 
 def test_command_line_prints_the_url_serves_with_faults_and_stops_on_sigterm():
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "agent.simulator", "--port", "0", "--integration", "BB5bfc25366f037",
-               "--username", "u1", "--password", "p1", "--fail-uploads", "1", "--rows-per-second", "1000"]
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "agent.simulator",
+        "--port",
+        "0",
+        "--integration",
+        "BB5bfc25366f037",
+        "--username",
+        "u1",
+        "--password",
+        "p1",
+        "--fail-uploads",
+        "1",
+        "--rows-per-second",
+        "1000",
+    ]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first, second = process.stdout.readline(), process.stdout.readline()
         assert "fail_uploads=1" in second
-        match = re.match(r"Learn simulator listening on (http://127\.0\.0\.1:(\d+)) "
-                         r"\(integration BB5bfc25366f037, username u1\)$", first.strip())
+        match = re.match(
+            r"Learn simulator listening on (http://127\.0\.0\.1:(\d+)) "
+            r"\(integration BB5bfc25366f037, username u1\)$",
+            first.strip(),
+        )
         assert match, first
         assert int(match.group(2)) > 0
         url = f"{match.group(1)}/webapps/bb-data-integration-flatfile-BB5bfc25366f037/endpoint/person/store"

@@ -116,8 +116,9 @@ def count_scans(watcher: FolderWatcher, monkeypatch: pytest.MonkeyPatch) -> list
 
 
 def test_slow_chunked_writer_is_never_ready_before_last_write_plus_settle(
-        make_watcher: MakeWatcher, drop: Path) -> None:
-    settle = 1.0   # well above the 0.3 s between chunks, so only a finished file can settle
+    make_watcher: MakeWatcher, drop: Path
+) -> None:
+    settle = 1.0  # well above the 0.3 s between chunks, so only a finished file can settle
     watcher = make_watcher({"r": drop}, settle_seconds=settle)
     watcher.start()
     path = drop / "person.txt"
@@ -147,7 +148,8 @@ def test_slow_chunked_writer_is_never_ready_before_last_write_plus_settle(
 
 
 def test_rename_in_from_sibling_folder_and_part_file_renamed_inside(
-        make_watcher: MakeWatcher, drop: Path, sibling: Path) -> None:
+    make_watcher: MakeWatcher, drop: Path, sibling: Path
+) -> None:
     woke = threading.Event()
     watcher = make_watcher({"r": drop}, ignore=("*.part",), on_change=woke.set)
     watcher.start()
@@ -170,11 +172,12 @@ def test_rename_in_from_sibling_folder_and_part_file_renamed_inside(
 
 
 def test_shutil_copy_of_a_large_file_is_ready_only_when_complete(
-        make_watcher: MakeWatcher, drop: Path, sibling: Path) -> None:
+    make_watcher: MakeWatcher, drop: Path, sibling: Path
+) -> None:
     source = sibling / "membership.txt"
     block = b"EXTERNAL_COURSE_KEY|EXTERNAL_PERSON_KEY|ROLE\n" * 1024
     with source.open("wb") as out:
-        for _ in range(400):           # ~18 MB
+        for _ in range(400):  # ~18 MB
             out.write(block)
     watcher = make_watcher({"r": drop})
     watcher.start()
@@ -185,7 +188,8 @@ def test_shutil_copy_of_a_large_file_is_ready_only_when_complete(
 
 
 def test_file_deleted_mid_write_leaves_no_candidate_and_its_recreation_is_new(
-        make_watcher: MakeWatcher, drop: Path) -> None:
+    make_watcher: MakeWatcher, drop: Path
+) -> None:
     watcher = make_watcher({"r": drop})
     watcher.start()
     path = drop / "node.txt"
@@ -194,7 +198,7 @@ def test_file_deleted_mid_write_leaves_no_candidate_and_its_recreation_is_new(
         out.flush()
         first = wait_for(lambda: candidate(watcher, path), "the file being written to be found")
         path.unlink()
-        for _ in range(3):             # events keep arriving for the deleted file
+        for _ in range(3):  # events keep arriving for the deleted file
             out.write(b"n1|Node one\n")
             out.flush()
     wait_for(lambda: candidate(watcher, path) is None, "the deleted file to be dropped")
@@ -215,9 +219,11 @@ def test_two_thousand_files_created_at_once_are_all_found(make_watcher: MakeWatc
     expected = {drop / f"user_{i:04d}.txt" for i in range(2000)}
     # Another process writes them, as the SIS would (and as fast as it can: the inotify queue may
     # overflow, which is what the rescan is for).
-    writer = ("import sys, pathlib\n"
-              "for i in range(2000):\n"
-              "    (pathlib.Path(sys.argv[1]) / f'user_{i:04d}.txt').write_bytes(b'EXTERNAL_PERSON_KEY\\n')\n")
+    writer = (
+        "import sys, pathlib\n"
+        "for i in range(2000):\n"
+        "    (pathlib.Path(sys.argv[1]) / f'user_{i:04d}.txt').write_bytes(b'EXTERNAL_PERSON_KEY\\n')\n"
+    )
     subprocess.run([sys.executable, "-c", writer, str(drop)], check=True, timeout=120)
 
     def all_ready() -> bool:
@@ -229,7 +235,8 @@ def test_two_thousand_files_created_at_once_are_all_found(make_watcher: MakeWatc
 
 
 def test_file_moved_back_with_years_old_mtime_settles_by_our_clock(
-        make_watcher: MakeWatcher, drop: Path, sibling: Path) -> None:
+    make_watcher: MakeWatcher, drop: Path, sibling: Path
+) -> None:
     settle = 0.6
     watcher = make_watcher({"r": drop}, settle_seconds=settle)
     watcher.start()
@@ -273,7 +280,8 @@ def test_ready_marker_gates_readiness_and_is_exposed(make_watcher: MakeWatcher, 
 
 
 def test_ignore_patterns_reason_files_and_ignored_symlinks_are_never_touched(
-        make_watcher: MakeWatcher, drop: Path, sibling: Path) -> None:
+    make_watcher: MakeWatcher, drop: Path, sibling: Path
+) -> None:
     unsupported = Unsupported()
     (drop / ".hidden").write_text("x")
     (drop / "upload.tmp").write_text("x")
@@ -293,16 +301,17 @@ def test_ignore_patterns_reason_files_and_ignored_symlinks_are_never_touched(
 
 
 def test_symlink_subfolder_and_fifo_are_reported_once_and_never_followed(
-        make_watcher: MakeWatcher, drop: Path, sibling: Path) -> None:
+    make_watcher: MakeWatcher, drop: Path, sibling: Path
+) -> None:
     unsupported = Unsupported()
     target = sibling / "real.txt"
     target.write_text("EXTERNAL_PERSON_KEY|USER_ID\n")
     link = drop / "person.txt"
-    link.symlink_to(target)                         # present at start: found by the initial scan
+    link.symlink_to(target)  # present at start: found by the initial scan
     watcher = make_watcher({"r": drop}, on_unsupported=unsupported)
     watcher.start()
     sub = drop / "more-files"
-    sub.mkdir()                                     # created later: found through events
+    sub.mkdir()  # created later: found through events
     fifo = drop / "pipe.txt"
     os.mkfifo(fifo)
 
@@ -323,8 +332,7 @@ def test_symlink_subfolder_and_fifo_are_reported_once_and_never_followed(
     wait_for(lambda: ready_candidate(watcher, sub), "the regular file that replaced the folder")
 
 
-def test_polling_observer_finds_new_files_and_drops_deleted_ones(
-        make_watcher: MakeWatcher, drop: Path) -> None:
+def test_polling_observer_finds_new_files_and_drops_deleted_ones(make_watcher: MakeWatcher, drop: Path) -> None:
     watcher = make_watcher({"r": drop}, observer="polling")
     watcher.start()
     assert watcher.observer_kind("r") == "polling"
@@ -340,7 +348,8 @@ def test_polling_observer_finds_new_files_and_drops_deleted_ones(
 
 
 def test_take_forgets_until_the_file_leaves_and_comes_back(
-        make_watcher: MakeWatcher, drop: Path, sibling: Path) -> None:
+    make_watcher: MakeWatcher, drop: Path, sibling: Path
+) -> None:
     watcher = make_watcher({"r": drop})
     watcher.start()
     path = drop / "person.txt"
@@ -349,21 +358,22 @@ def test_take_forgets_until_the_file_leaves_and_comes_back(
 
     watcher.take([path])
     assert candidate(watcher, path) is None
-    watcher.scan()          # the daemon has not moved it yet: a rescan must not offer it again
+    watcher.scan()  # the daemon has not moved it yet: a rescan must not offer it again
     watcher.refresh()
     assert candidate(watcher, path) is None
 
     archived = sibling / "person.txt"
-    os.rename(path, archived)                       # the daemon's claim
-    os.rename(archived, path)                       # an admin moves it back to reprocess it
+    os.rename(path, archived)  # the daemon's claim
+    os.rename(archived, path)  # an admin moves it back to reprocess it
     again = wait_for(lambda: candidate(watcher, path), "the moved-back file to be a new candidate")
     assert again.first_seen > first.first_seen
     wait_for(lambda: ready_candidate(watcher, path), "the moved-back file to be ready")
-    watcher.take([drop / "not-known.txt"])          # unknown paths are ignored
+    watcher.take([drop / "not-known.txt"])  # unknown paths are ignored
 
 
-def test_wait_until_settled_without_start_and_scan_is_synchronous(make_watcher: MakeWatcher,
-                                                                   drop: Path, tmp_path: Path) -> None:
+def test_wait_until_settled_without_start_and_scan_is_synchronous(
+    make_watcher: MakeWatcher, drop: Path, tmp_path: Path
+) -> None:
     other = tmp_path / "other"
     other.mkdir()
     for name in ("a.txt", "b.txt"):
@@ -379,8 +389,7 @@ def test_wait_until_settled_without_start_and_scan_is_synchronous(make_watcher: 
     assert pending[0].first_seen <= pending[-1].first_seen
 
 
-def test_wait_until_settled_gives_up_at_the_timeout_for_a_missing_marker(
-        make_watcher: MakeWatcher, drop: Path) -> None:
+def test_wait_until_settled_gives_up_at_the_timeout_for_a_missing_marker(make_watcher: MakeWatcher, drop: Path) -> None:
     (drop / "a.txt").write_text("EXTERNAL_TERM_KEY|NAME\n")
     watcher = make_watcher({"r": drop}, ready_suffix=".done")
     watcher.wait_until_settled(timeout=0.3)
@@ -396,20 +405,21 @@ def _crash_dispatcher(observer: Any, drop: Path) -> None:
     def explode(_queue: object) -> None:
         raise RuntimeError("simulated crash of the observer thread")
 
-    observer.dispatch_events = explode     # used from its next loop turn
+    observer.dispatch_events = explode  # used from its next loop turn
     (drop / "trigger.txt").write_text("x")  # finishes the dispatcher's current blocking turn
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 @pytest.mark.parametrize("how", ["crash", "stop", "emitter"])
 def test_dead_observer_is_restarted_and_sees_new_files(
-        make_watcher: MakeWatcher, drop: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    make_watcher: MakeWatcher, drop: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
     watcher = make_watcher({"r": drop})
     scans = count_scans(watcher, monkeypatch)
     watcher.start()
     old = watcher._routes["r"].observer
     assert old is not None and old.is_alive()
-    monkeypatch.setattr(threading, "excepthook", lambda args: None)   # the simulated crash is expected
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)  # the simulated crash is expected
 
     if how == "crash":
         _crash_dispatcher(old, drop)
@@ -432,13 +442,16 @@ def test_dead_observer_is_restarted_and_sees_new_files(
 
 
 def test_missing_folder_is_logged_and_retried_on_each_rescan(
-        make_watcher: MakeWatcher, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    make_watcher: MakeWatcher, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     late = tmp_path / "share-not-mounted-yet"
     watcher = make_watcher({"r": late}, rescan_seconds=0.3)
     with caplog.at_level(logging.ERROR, logger="agent.watcher"):
         watcher.start()
-        wait_for(lambda: any(str(late) in r.getMessage() for r in caplog.records
-                             if r.levelno == logging.ERROR), "an error naming the missing folder")
+        wait_for(
+            lambda: any(str(late) in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR),
+            "an error naming the missing folder",
+        )
     assert not late.exists(), "the watcher must not create the folder"
 
     late.mkdir()
@@ -448,20 +461,20 @@ def test_missing_folder_is_logged_and_retried_on_each_rescan(
 
 
 def test_inotify_overflow_warning_triggers_an_immediate_rescan(
-        make_watcher: MakeWatcher, drop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_watcher: MakeWatcher, drop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     watcher = make_watcher({"r": drop})
     scans = count_scans(watcher, monkeypatch)
     watcher.start()
     before = len(scans)
-    logging.getLogger("watchdog.observers.inotify_c").warning(
-        "Inotify queue overflowed; filesystem events were lost")
+    logging.getLogger("watchdog.observers.inotify_c").warning("Inotify queue overflowed; filesystem events were lost")
     wait_for(lambda: len(scans) > before, "a rescan after the overflow warning")
 
 
 def test_auto_mode_stop_is_idempotent_and_on_change_is_called(make_watcher: MakeWatcher, drop: Path) -> None:
     woke = threading.Event()
     watcher = make_watcher({"r": drop}, observer="auto", on_change=woke.set)
-    watcher.stop()                      # never started: nothing to do
+    watcher.stop()  # never started: nothing to do
     watcher.start()
     mounts = Path("/proc/mounts").read_text() if Path("/proc/mounts").exists() else ""
     assert watcher.observer_kind("r") == choose_observer(drop, mounts)
@@ -495,16 +508,19 @@ user@host:/data /home/agent/remote fuse.sshfs rw,nosuid 0 0
 """
 
 
-@pytest.mark.parametrize(("folder", "expected"), [
-    ("/mnt/feeds/drop", "polling"),           # nfs4
-    ("/mnt/feeds", "polling"),                # the mount point itself
-    ("/mnt/feeds/local/drop", "native"),      # a local disk mounted inside the share: longest wins
-    ("/mnt/feedsx/drop", "native"),           # a name prefix is not a path prefix
-    ("/srv/sis share/drop", "polling"),       # \040 in /proc/mounts is a space
-    ("/home/agent/remote/in", "polling"),     # sshfs shows as fuse.sshfs
-    ("/srv/smb/in", "polling"),
-    ("/var/feed-agent/drop", "native"),
-])
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [
+        ("/mnt/feeds/drop", "polling"),  # nfs4
+        ("/mnt/feeds", "polling"),  # the mount point itself
+        ("/mnt/feeds/local/drop", "native"),  # a local disk mounted inside the share: longest wins
+        ("/mnt/feedsx/drop", "native"),  # a name prefix is not a path prefix
+        ("/srv/sis share/drop", "polling"),  # \040 in /proc/mounts is a space
+        ("/home/agent/remote/in", "polling"),  # sshfs shows as fuse.sshfs
+        ("/srv/smb/in", "polling"),
+        ("/var/feed-agent/drop", "native"),
+    ],
+)
 def test_choose_observer_uses_the_longest_mount_prefix(folder: str, expected: str) -> None:
     assert choose_observer(Path(folder), MOUNTS) == expected
 

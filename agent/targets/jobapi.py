@@ -49,8 +49,7 @@ UNKNOWN_JOB_HINT = (
     "AlumnIQ Admin (Tasks, Webhooks)."
 )
 KEY_REFUSED_HINT = (
-    "the API key was refused; AlumnIQ keys last about a year: make a new one in AlumnIQ Admin "
-    "and put it in .env"
+    "the API key was refused; AlumnIQ keys last about a year: make a new one in AlumnIQ Admin and put it in .env"
 )
 
 
@@ -58,7 +57,7 @@ class JobTarget:
     """Upload with the S3 code, then queue the consuming job; the receipt is the job id."""
 
     kind = "job"
-    retry_delays: tuple[float, ...] = (2.0, 10.0)   # before the 2nd and 3rd try of the job call
+    retry_delays: tuple[float, ...] = (2.0, 10.0)  # before the 2nd and 3rd try of the job call
 
     def __init__(
         self,
@@ -95,11 +94,15 @@ class JobTarget:
         upload = self.s3.upload(submission.path, self.s3.prefix + filename)
         url = self.url_for(job)
         job_id = self._queue_job(url, job, filename, upload)
-        log.info("queued %s as job %s (%s) for s3://%s/%s", submission.name, job_id, job, upload.bucket,
-                 upload.key)
+        log.info("queued %s as job %s (%s) for s3://%s/%s", submission.name, job_id, job, upload.bucket, upload.key)
         details = {
-            "bucket": upload.bucket, "key": upload.key, "etag": upload.etag, "filename": filename,
-            "job": job, "job_url": url, "rows": str(submission.rows),
+            "bucket": upload.bucket,
+            "key": upload.key,
+            "etag": upload.etag,
+            "filename": filename,
+            "job": job,
+            "job_url": url,
+            "rows": str(submission.rows),
         }
         return Receipt(target=self.name, kind=self.kind, reference=job_id, details=details)
 
@@ -158,15 +161,16 @@ class JobTarget:
                 delay = self.retry_delays[attempt - 1]
                 log.warning("job %s: %s; trying again in %gs", job, problem, delay)
                 time.sleep(delay)
-        raise TargetError(
-            f"Job '{job}' was not queued: {problem} ({attempts} tries). {in_bucket}", retryable=True
-        )
+        raise TargetError(f"Job '{job}' was not queued: {problem} ({attempts} tries). {in_bucket}", retryable=True)
 
     def _post(self, url: str, body: dict[str, str]) -> requests.Response:
         """The one place the API key goes on the wire (JSON body, never the URL)."""
         payload = {"apiKey": self.settings.api_key.reveal(), **body}
         return self.session.post(
-            url, json=payload, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), verify=self.settings.verify_tls,
+            url,
+            json=payload,
+            timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+            verify=self.settings.verify_tls,
             headers={"Accept": "application/json"},
         )
 
@@ -174,8 +178,9 @@ class JobTarget:
         """Read a 2xx/4xx answer: the job id on success, else a final TargetError quoting the API."""
         status = response.status_code
         if status in (401, 403):
-            raise TargetError(f"Job '{job}' was not queued (HTTP {status}): {KEY_REFUSED_HINT}. {in_bucket}",
-                              http_status=status)
+            raise TargetError(
+                f"Job '{job}' was not queued (HTTP {status}): {KEY_REFUSED_HINT}. {in_bucket}", http_status=status
+            )
         if status >= 300:
             said = self._api_message(response)
             hint = UNKNOWN_JOB_HINT if "does not exist" in said.lower() or status == 404 else ""
@@ -210,8 +215,12 @@ class JobTarget:
     # -- messages and checks ---------------------------------------------------------------------
 
     def _fields(self, receipt: Receipt) -> dict[str, str]:
-        return {"job_id": receipt.reference, "job": receipt.details.get("job", ""),
-                "key": receipt.details.get("key", ""), "state": "queued"}
+        return {
+            "job_id": receipt.reference,
+            "job": receipt.details.get("job", ""),
+            "key": receipt.details.get("key", ""),
+            "state": "queued",
+        }
 
     def _queued_message(self, job_id: str) -> str:
         s = self.settings
@@ -219,8 +228,7 @@ class JobTarget:
             return f"queued as job {job_id}; AlumnIQ notifies {s.notify_email} when it completes"
         if s.notify_webhook:
             return f"queued as job {job_id}; AlumnIQ calls {s.notify_webhook} when it completes"
-        return (f"queued as job {job_id}; nobody will be told when it completes "
-                "(set notify_email or notify_webhook)")
+        return f"queued as job {job_id}; nobody will be told when it completes (set notify_email or notify_webhook)"
 
     def _item(self, what: str) -> str:
         return f"target {self.name} (job): {what}"
@@ -284,4 +292,3 @@ def _int(value: str | None) -> int:
         return int(value or 0)
     except ValueError:
         return 0
-

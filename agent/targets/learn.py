@@ -46,16 +46,15 @@ OPERATIONS = ("store", "refresh", "refreshlegacy", "delete")
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 120.0
 MAX_BACKOFF_SECONDS = 60.0
-MAX_POLL_FAILURES = 5            # tolerated in a row; the next one ends the wait as FAILED
-UNCHANGED_POLLS_FOR_DONE = 3     # queued 0 and counts still for this many polls: Learn is done
-CHECK_UID = "0" * 32             # a data set that cannot exist, for check()
+MAX_POLL_FAILURES = 5  # tolerated in a row; the next one ends the wait as FAILED
+UNCHANGED_POLLS_FOR_DONE = 3  # queued 0 and counts still for this many polls: Learn is done
+CHECK_UID = "0" * 32  # a data set that cannot exist, for check()
 PIECE = 64 * 1024
-SEND_BLOCK = 256 * 1024          # bytes per socket write; urllib3's 16 KiB default costs ~20% on big files
+SEND_BLOCK = 256 * 1024  # bytes per socket write; urllib3's 16 KiB default costs ~20% on big files
 
 _REFERENCE = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32}(?![0-9A-Fa-f])")
 _DANGEROUS_XML = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
-_COUNTS = {"queued": "queuedCount", "completed": "completedCount", "warnings": "warningCount",
-           "errors": "errorCount"}
+_COUNTS = {"queued": "queuedCount", "completed": "completedCount", "warnings": "warningCount", "errors": "errorCount"}
 
 
 def extract_reference(body: str) -> str | None:
@@ -67,16 +66,22 @@ def extract_reference(body: str) -> str | None:
 def parse_status(body: str) -> Progress:
     """A dataSetStatus document as Progress, every field kept. Raises TargetError if unusable."""
     if _DANGEROUS_XML.search(body):
-        raise TargetError("Learn's status answer contains a DOCTYPE or ENTITY declaration; it was not parsed "
-                          "(a proxy or server answering in Learn's place?)", retryable=True)
+        raise TargetError(
+            "Learn's status answer contains a DOCTYPE or ENTITY declaration; it was not parsed "
+            "(a proxy or server answering in Learn's place?)",
+            retryable=True,
+        )
     try:
         root = ET.fromstring(body)
     except ET.ParseError as exc:
-        raise TargetError(f"Learn's status answer is not XML ({exc}); it began: {_start(body)}",
-                          retryable=True) from None
+        raise TargetError(
+            f"Learn's status answer is not XML ({exc}); it began: {_start(body)}", retryable=True
+        ) from None
     if _local(root.tag) != "dataSetStatus":
-        raise TargetError(f"Learn's status answer is <{_local(root.tag)}>, not <dataSetStatus>; "
-                          f"it began: {_start(body)}", retryable=True)
+        raise TargetError(
+            f"Learn's status answer is <{_local(root.tag)}>, not <dataSetStatus>; it began: {_start(body)}",
+            retryable=True,
+        )
     fields: dict[str, str] = {}
     for child in root:
         tag = _local(child.tag)
@@ -89,10 +94,16 @@ def parse_status(body: str) -> Progress:
             # A missing warning or error count reads as none reported; queued and completed are required.
             counts[name] = int(fields.get(tag, "0") if name in ("warnings", "errors") else fields[tag])
         except (KeyError, ValueError):
-            raise TargetError(f"Learn's status answer has no usable {tag}; it began: {_start(body)}",
-                              retryable=True) from None
-    return Progress(queued=counts["queued"], completed=counts["completed"], warnings=counts["warnings"],
-                    errors=counts["errors"], fields=fields)
+            raise TargetError(
+                f"Learn's status answer has no usable {tag}; it began: {_start(body)}", retryable=True
+            ) from None
+    return Progress(
+        queued=counts["queued"],
+        completed=counts["completed"],
+        warnings=counts["warnings"],
+        errors=counts["errors"],
+        fields=fields,
+    )
 
 
 def _local(tag: str) -> str:
@@ -151,8 +162,9 @@ class StreamedBody:
     def __enter__(self) -> StreamedBody:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -177,11 +189,17 @@ class LearnTarget:
 
     kind = "learn"
 
-    def __init__(self, settings: LearnTargetSettings, *, session: requests.Session | None = None,
-                 retry_base_seconds: float = 1.0, max_attempts: int = 5,
-                 sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic,
-                 timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT)) -> None:
+    def __init__(
+        self,
+        settings: LearnTargetSettings,
+        *,
+        session: requests.Session | None = None,
+        retry_base_seconds: float = 1.0,
+        max_attempts: int = 5,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
+    ) -> None:
         self.settings = settings
         self.name = settings.name
         self.session = session or _new_session()
@@ -211,23 +229,24 @@ class LearnTarget:
         return text.replace(secret, "***") if secret else text
 
     def _refused(self, status: int) -> str:
-        return (f"Learn refused the username/password of integration {self.settings.integration} "
-                f"(HTTP {status}): check username and password of [target:{self.name}] (usually in .env)")
+        return (
+            f"Learn refused the username/password of integration {self.settings.integration} "
+            f"(HTTP {status}): check username and password of [target:{self.name}] (usually in .env)"
+        )
 
     def _no_endpoint(self, url: str) -> str:
-        return (f"no such endpoint: check url and integration of [target:{self.name}] "
-                f"(HTTP 404 from {url})")
+        return f"no such endpoint: check url and integration of [target:{self.name}] (HTTP 404 from {url})"
 
     def _network_problem(self, exc: requests.RequestException, url: str) -> str:
         if isinstance(exc, requests.exceptions.SSLError):
             return self._scrub(
                 f"the TLS certificate of {url} was not accepted ({exc}); set verify_tls = <CA bundle path> "
-                f"for a private CA")
+                f"for a private CA"
+            )
         if isinstance(exc, requests.exceptions.Timeout):
             return f"Learn at {url} did not answer in time ({exc.__class__.__name__})"
         if isinstance(exc, requests.exceptions.ConnectionError):
-            return self._scrub(f"could not reach Learn at {url}: {_root_cause(exc)}; "
-                               "check url, DNS and firewall")
+            return self._scrub(f"could not reach Learn at {url}: {_root_cause(exc)}; check url, DNS and firewall")
         return self._scrub(f"request to {url} failed: {exc}")
 
     def _backoff(self, attempt: int) -> float:
@@ -259,28 +278,52 @@ class LearnTarget:
                     raise
                 last_problem = exc.message
             else:
-                log.debug("Learn accepted %s as %s/%s: reference code %s", submission.name, submission.object,
-                         submission.operation, uid)
-                details = {"slug": submission.object, "operation": submission.operation, "endpoint": url,
-                           "bytes_sent": str(sent), "attempts": str(attempt),
-                           "bom_added": "yes" if prefix else "no"}
+                log.debug(
+                    "Learn accepted %s as %s/%s: reference code %s",
+                    submission.name,
+                    submission.object,
+                    submission.operation,
+                    uid,
+                )
+                details = {
+                    "slug": submission.object,
+                    "operation": submission.operation,
+                    "endpoint": url,
+                    "bytes_sent": str(sent),
+                    "attempts": str(attempt),
+                    "bom_added": "yes" if prefix else "no",
+                }
                 return Receipt(target=self.name, kind=self.kind, reference=uid, details=details)
             if attempt < self.max_attempts:
                 pause = self._backoff(attempt)
-                log.warning("posting %s to Learn failed (attempt %d of %d): %s; retrying in %.1f s",
-                            submission.name, attempt, self.max_attempts, last_problem, pause)
+                log.warning(
+                    "posting %s to Learn failed (attempt %d of %d): %s; retrying in %.1f s",
+                    submission.name,
+                    attempt,
+                    self.max_attempts,
+                    last_problem,
+                    pause,
+                )
                 self._sleep(pause)
-        raise TargetError(f"Learn did not accept {submission.name} after {self.max_attempts} attempts; "
-                          f"last problem: {last_problem}", retryable=True)
+        raise TargetError(
+            f"Learn did not accept {submission.name} after {self.max_attempts} attempts; last problem: {last_problem}",
+            retryable=True,
+        )
 
     def _post_once(self, submission: Submission, url: str, prefix: bytes) -> tuple[str, int]:
         """One POST; returns (reference code, bytes sent) or raises TargetError (retryable or not)."""
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         with StreamedBody(submission.path, prefix) as body:
             try:
-                response = self.session.post(url, data=body, headers=headers, auth=self._auth,
-                                             timeout=self.timeout, verify=self.settings.verify_tls,
-                                             allow_redirects=False)
+                response = self.session.post(
+                    url,
+                    data=body,
+                    headers=headers,
+                    auth=self._auth,
+                    timeout=self.timeout,
+                    verify=self.settings.verify_tls,
+                    allow_redirects=False,
+                )
             except requests.RequestException as exc:
                 raise TargetError(self._network_problem(exc, url), retryable=True) from None
             sent = body.sent
@@ -290,31 +333,37 @@ class LearnTarget:
         if code == 200:
             uid = extract_reference(text)
             if uid is None:
-                raise TargetError(f"Learn answered HTTP 200 for {submission.name} but without a reference "
-                                  f"code, so the upload cannot be tracked; the answer began: {_start(text)}",
-                                  http_status=200)
+                raise TargetError(
+                    f"Learn answered HTTP 200 for {submission.name} but without a reference "
+                    f"code, so the upload cannot be tracked; the answer began: {_start(text)}",
+                    http_status=200,
+                )
             return uid, sent
         if code in (401, 403):
             raise TargetError(self._refused(code), http_status=code)
         if code == 404:
             raise TargetError(self._no_endpoint(url), http_status=404)
         if code == 429 or code >= 500:
-            raise TargetError(f"Learn answered HTTP {code}; the answer began: {_start(text)}",
-                              retryable=True, http_status=code)
+            raise TargetError(
+                f"Learn answered HTTP {code}; the answer began: {_start(text)}", retryable=True, http_status=code
+            )
         if 300 <= code < 400:
             where = response.headers.get("Location", "?")
-            raise TargetError(f"Learn redirected the upload (HTTP {code}) to {_without_credentials(where)}: "
-                              f"set url of [target:{self.name}] to the final address", http_status=code)
-        raise TargetError(f"Learn rejected {submission.name} (HTTP {code}); the answer began: {_start(text)}",
-                          http_status=code)
+            raise TargetError(
+                f"Learn redirected the upload (HTTP {code}) to {_without_credentials(where)}: "
+                f"set url of [target:{self.name}] to the final address",
+                http_status=code,
+            )
+        raise TargetError(
+            f"Learn rejected {submission.name} (HTTP {code}); the answer began: {_start(text)}", http_status=code
+        )
 
     # status / wait ---------------------------------------------------------------------------
     def status(self, receipt: Receipt) -> Progress:
         """One dataSetStatus reading. Raises TargetError (retryable unless 401/403)."""
         url = self.status_url(receipt.reference)
         try:
-            response = self.session.get(url, auth=self._auth, timeout=self.timeout,
-                                        verify=self.settings.verify_tls)
+            response = self.session.get(url, auth=self._auth, timeout=self.timeout, verify=self.settings.verify_tls)
         except requests.RequestException as exc:
             raise TargetError(self._network_problem(exc, url), retryable=True) from None
         with response:
@@ -323,12 +372,21 @@ class LearnTarget:
         if code in (401, 403):
             raise TargetError(self._refused(code), http_status=code)
         if code != 200:
-            raise TargetError(f"Learn answered HTTP {code} for the status of {receipt.reference}; "
-                              f"the answer began: {_start(text)}", retryable=True, http_status=code)
+            raise TargetError(
+                f"Learn answered HTTP {code} for the status of {receipt.reference}; the answer began: {_start(text)}",
+                retryable=True,
+                http_status=code,
+            )
         return parse_status(text)
 
-    def wait(self, receipt: Receipt, expected_rows: int, *, on_progress: ProgressCallback | None = None,
-             stop: threading.Event | None = None) -> Result:
+    def wait(
+        self,
+        receipt: Receipt,
+        expected_rows: int,
+        *,
+        on_progress: ProgressCallback | None = None,
+        stop: threading.Event | None = None,
+    ) -> Result:
         """Poll until Learn is done with the data set, the timeout passes, or polling keeps failing."""
         return _Follower(self, receipt, expected_rows, on_progress, stop).run()
 
@@ -350,22 +408,33 @@ class LearnTarget:
             anonymous.close()
             if anonymous.status_code == 404:
                 return [CheckResult(item, False, self._no_endpoint(url))]
-            signed = self.session.get(url, auth=self._auth, timeout=self.timeout,
-                                      verify=self.settings.verify_tls)
+            signed = self.session.get(url, auth=self._auth, timeout=self.timeout, verify=self.settings.verify_tls)
             signed.close()
         except requests.RequestException as exc:
             return [CheckResult(item, False, self._network_problem(exc, base))]
         if signed.status_code in (401, 403):
             return [CheckResult(item, False, self._refused(signed.status_code))]
-        return [CheckResult(item, True, f"reached Learn at {_without_credentials(base)}, integration "
-                                        f"{self.settings.integration}, credentials accepted")]
+        return [
+            CheckResult(
+                item,
+                True,
+                f"reached Learn at {_without_credentials(base)}, integration "
+                f"{self.settings.integration}, credentials accepted",
+            )
+        ]
 
 
 class _Follower:
     """The state of one wait(): poll pacing, failure tolerance, the done rule, the timeout."""
 
-    def __init__(self, target: LearnTarget, receipt: Receipt, expected_rows: int,
-                 on_progress: ProgressCallback | None, stop: threading.Event | None) -> None:
+    def __init__(
+        self,
+        target: LearnTarget,
+        receipt: Receipt,
+        expected_rows: int,
+        on_progress: ProgressCallback | None,
+        stop: threading.Event | None,
+    ) -> None:
         self.target = target
         self.receipt = receipt
         self.expected_rows = expected_rows
@@ -425,16 +494,23 @@ class _Follower:
     def _poll_failed(self, exc: TargetError) -> Result | None:
         reference = self.receipt.reference
         if exc.http_status in (401, 403):
-            return Result(Status.FAILED, self.last, f"The upload was accepted (reference code {reference}), "
-                                                    f"but its status could not be read: {exc.message}")
+            return Result(
+                Status.FAILED,
+                self.last,
+                f"The upload was accepted (reference code {reference}), "
+                f"but its status could not be read: {exc.message}",
+            )
         self.failures += 1
         log.warning("status of %s could not be read (%d in a row): %s", reference, self.failures, exc.message)
         if self.failures > MAX_POLL_FAILURES:
-            return Result(Status.FAILED, self.last,
-                          f"The upload itself was accepted (reference code {reference}), but its status "
-                          f"could not be read {self.failures} times in a row; last problem: {exc.message}. "
-                          f"Look the reference code up in Learn's SIS framework logs before sending the "
-                          f"file again.")
+            return Result(
+                Status.FAILED,
+                self.last,
+                f"The upload itself was accepted (reference code {reference}), but its status "
+                f"could not be read {self.failures} times in a row; last problem: {exc.message}. "
+                f"Look the reference code up in Learn's SIS framework logs before sending the "
+                f"file again.",
+            )
         return None
 
     def _timed_out(self) -> Result:
@@ -443,18 +519,26 @@ class _Follower:
         if self.last is not None:
             q, c, w, e = self.last.counts()
             where = f" (last reading: {q} queued, {c} completed, {w} warnings, {e} errors)"
-        return Result(Status.TIMED_OUT, self.last,
-                      f"Learn was still processing reference code {self.receipt.reference} after {minutes:g} "
-                      f"minutes{where}. The upload was accepted; follow it in Learn's SIS framework logs.")
+        return Result(
+            Status.TIMED_OUT,
+            self.last,
+            f"Learn was still processing reference code {self.receipt.reference} after {minutes:g} "
+            f"minutes{where}. The upload was accepted; follow it in Learn's SIS framework logs.",
+        )
 
 
 def _finished(progress: Progress, receipt: Receipt) -> Result:
-    counts = (f"{progress.completed} completed, {progress.warnings} with warnings, "
-              f"{progress.errors} with errors (reference code {receipt.reference})")
+    counts = (
+        f"{progress.completed} completed, {progress.warnings} with warnings, "
+        f"{progress.errors} with errors (reference code {receipt.reference})"
+    )
     if progress.errors > 0:
-        return Result(Status.ERRORS, progress,
-                      f"Learn processed the file with record errors: {counts}. The details are in Learn's "
-                      f"SIS framework logs under the reference code.")
+        return Result(
+            Status.ERRORS,
+            progress,
+            f"Learn processed the file with record errors: {counts}. The details are in Learn's "
+            f"SIS framework logs under the reference code.",
+        )
     if progress.warnings > 0:
         return Result(Status.WARNINGS, progress, f"Learn processed the file with warnings: {counts}.")
     return Result(Status.SUCCESS, progress, "")

@@ -65,8 +65,8 @@ MIB = 1024 * 1024
 KEY_FIELDS = ("name", "stem", "suffix", "object", "date")
 DEFAULT_DATE_FORMAT = "%Y%m%d"
 CHECKSUM_ALGORITHM = "SHA256"
-TOTAL_MAX_ATTEMPTS = 3          # botocore "standard" retries: the first try plus two more
-MAX_CONCURRENCY = 4             # parallel multipart parts; each is read from disk as it is sent
+TOTAL_MAX_ATTEMPTS = 3  # botocore "standard" retries: the first try plus two more
+MAX_CONCURRENCY = 4  # parallel multipart parts; each is read from disk as it is sent
 HANDSHAKE_IGNORED_WORDS = ("test", "sample")
 HANDSHAKE_REGIONS = " (Handshake: eu-central-1; accounts set up before July 2023: eu-west-2)"
 CANARY_STEM = "feed-agent-canary-"
@@ -159,7 +159,7 @@ def handshake_name_warning(name: str) -> str | None:
         if word in lowered:
             return (
                 f"'{name}' contains \"{word}\": Handshake never processes files whose name contains "
-                "\"test\" or \"sample\" automatically; rename the file (or the key template) "
+                '"test" or "sample" automatically; rename the file (or the key template) '
                 "if it is real data"
             )
     return None
@@ -215,7 +215,7 @@ def make_s3_client(settings: S3TargetSettings | JobTargetSettings) -> Any:
         read_timeout=120,
         s3={"addressing_style": "path"} if settings.endpoint_url else None,
     )
-    with _SESSION_LOCK:       # boto3 sessions are not thread-safe; the clients they make are
+    with _SESSION_LOCK:  # boto3 sessions are not thread-safe; the clients they make are
         return _shared_session().client(
             "s3",
             region_name=settings.region,
@@ -247,17 +247,21 @@ def _bucket_region(error: ClientError) -> str | None:
     return str(region) if region else None
 
 
-REGION_CODES = frozenset({
-    "AuthorizationHeaderMalformed", "PermanentRedirect", "IllegalLocationConstraintException",
-    "IllegalLocationConstraint", "301", "TemporaryRedirect",
-})
+REGION_CODES = frozenset(
+    {
+        "AuthorizationHeaderMalformed",
+        "PermanentRedirect",
+        "IllegalLocationConstraintException",
+        "IllegalLocationConstraint",
+        "301",
+        "TemporaryRedirect",
+    }
+)
 CLOCK_CODES = frozenset({"RequestTimeTooSkewed", "RequestExpired"})
 DAMAGE_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"})
 
 
-def explain_s3_error(
-    exc: BaseException, *, bucket: str, key: str, region: str, region_hint: str = ""
-) -> TargetError:
+def explain_s3_error(exc: BaseException, *, bucket: str, key: str, region: str, region_hint: str = "") -> TargetError:
     """Turn a boto3/botocore exception into a TargetError an admin can act on (never a secret).
 
     `region_hint` is appended to wrong-region messages (Handshake's known regions, for example).
@@ -265,9 +269,7 @@ def explain_s3_error(
     where = f"s3://{bucket}/{key}"
     cause = _client_error(exc)
     if isinstance(cause, ClientError):
-        return _explain_client_error(
-            cause, where=where, bucket=bucket, key=key, region=region, region_hint=region_hint
-        )
+        return _explain_client_error(cause, where=where, bucket=bucket, key=key, region=region, region_hint=region_hint)
     if isinstance(cause, ReadBlockedError):
         return TargetError(
             f"Upload to {where} failed: S3 says the bucket is not in region {region}, and finding the "
@@ -279,8 +281,9 @@ def explain_s3_error(
             f"Upload to {where} failed: the TLS certificate of the S3 endpoint was not trusted ({cause}). "
             "If the store uses a private certificate authority, set verify_tls to the CA bundle's path."
         )
-    if isinstance(cause, (EndpointConnectionError, BotoConnectionError, ConnectionClosedError,
-                          ReadTimeoutError, HTTPClientError)):
+    if isinstance(
+        cause, (EndpointConnectionError, BotoConnectionError, ConnectionClosedError, ReadTimeoutError, HTTPClientError)
+    ):
         return TargetError(
             f"Upload to {where} failed: the S3 endpoint could not be reached ({cause}). This is usually "
             "temporary (network, proxy or firewall); the file will be sent again.",
@@ -289,9 +292,7 @@ def explain_s3_error(
     if isinstance(cause, (ParamValidationError, InvalidRegionError, NoRegionError)):
         return TargetError(f"Upload to {where} failed: the settings do not make a valid S3 request ({cause}).")
     if isinstance(cause, (NoCredentialsError, PartialCredentialsError)):
-        return TargetError(
-            f"Upload to {where} failed: access_key_id or secret_access_key is empty; set both in .env."
-        )
+        return TargetError(f"Upload to {where} failed: access_key_id or secret_access_key is empty; set both in .env.")
     if isinstance(cause, S3UploadFailedError):
         return TargetError(f"Upload to {where} failed: {cause}", retryable=True)
     if isinstance(cause, BotoCoreError):
@@ -333,8 +334,7 @@ def _explain_client_error(
         actual = _bucket_region(error)
         where_it_is = f"the bucket is in {actual}" if actual else "the bucket is in another region"
         return fail(
-            f"{where_it_is}, not {region} (S3 said {code}: {said}). "
-            f"Set region to the bucket's region{region_hint}."
+            f"{where_it_is}, not {region} (S3 said {code}: {said}). Set region to the bucket's region{region_hint}."
         )
     if code in CLOCK_CODES:
         return fail(f"S3 says this computer's clock is wrong ({said}). Fix the clock (enable NTP).")
@@ -386,7 +386,8 @@ class S3Target:
                 events = self._client.meta.events
                 events.register("before-call.s3", _refuse_reads, unique_id="feed-agent-refuse-reads")
                 events.register(
-                    "after-call.s3.CompleteMultipartUpload", self._remember_multipart_etag,
+                    "after-call.s3.CompleteMultipartUpload",
+                    self._remember_multipart_etag,
                     unique_id=f"feed-agent-etag-{id(self)}",
                 )
                 self._hooked = True
@@ -469,12 +470,15 @@ class S3Target:
             key = self.key_for(submission)
         except ValueError as exc:
             raise TargetError(f"Target {self.name}: key template: {exc}") from None
-        warning = handshake_name_warning(key[len(self.prefix):]) if self.handshake_rules else None
+        warning = handshake_name_warning(key[len(self.prefix) :]) if self.handshake_rules else None
         if warning:
             log.warning("%s", warning)
         done = self.upload(submission.path, key)
         details = {
-            "bucket": done.bucket, "key": done.key, "etag": done.etag, "size": str(done.size),
+            "bucket": done.bucket,
+            "key": done.key,
+            "etag": done.etag,
+            "size": str(done.size),
             "rows": str(submission.rows),
         }
         if done.checksum:
@@ -499,17 +503,22 @@ class S3Target:
         if on_progress is not None:
             on_progress(progress)
         bucket = receipt.details.get("bucket", self.settings.bucket)
-        return Result(status=Status.SUCCESS, progress=progress, message=f"uploaded to s3://{bucket}/{receipt.reference}")
+        return Result(
+            status=Status.SUCCESS, progress=progress, message=f"uploaded to s3://{bucket}/{receipt.reference}"
+        )
 
     def check(self, canary: bool = False) -> list[CheckResult]:
         """Validate the settings offline; with `canary`, PUT one small marker object to prove write access."""
         results = self.settings_checks()
         if not canary:
-            results.append(CheckResult(
-                self._item("write access"), True,
-                "write-only bucket: nothing can be checked without writing; use --canary to PUT a small, "
-                "clearly named marker object",
-            ))
+            results.append(
+                CheckResult(
+                    self._item("write access"),
+                    True,
+                    "write-only bucket: nothing can be checked without writing; use --canary to PUT a small, "
+                    "clearly named marker object",
+                )
+            )
             return results
         if not all(r.ok for r in results if not r.item.endswith("file names")):
             results.append(CheckResult(self._item("write access"), False, "not tried: fix the above first"))
@@ -550,7 +559,7 @@ class S3Target:
         example = f"e.g. users.csv -> s3://{self.settings.bucket}/{self.prefix}{example_name}"
         results = [CheckResult(self._item("key template"), True, example)]
         if self.handshake_rules:
-            warning = handshake_name_warning(example_name)   # the name, not the vendor's folder
+            warning = handshake_name_warning(example_name)  # the name, not the vendor's folder
             detail = warning or 'no "test" or "sample" in the key'
             results.append(CheckResult(self._item("file names"), warning is None, detail))
         return results
@@ -579,8 +588,11 @@ class S3Target:
         item = self._item("write access (canary)")
         try:
             self.client.put_object(
-                Bucket=self.settings.bucket, Key=key, Body=text.encode("utf-8"),
-                ContentType="text/plain; charset=utf-8", ChecksumAlgorithm=CHECKSUM_ALGORITHM,
+                Bucket=self.settings.bucket,
+                Key=key,
+                Body=text.encode("utf-8"),
+                ContentType="text/plain; charset=utf-8",
+                ChecksumAlgorithm=CHECKSUM_ALGORITHM,
             )
         except (ClientError, BotoCoreError) as exc:
             error = self.explain(exc, key)

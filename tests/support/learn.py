@@ -32,8 +32,9 @@ MEMBERSHIP_HEADER = ("external_course_key", "external_person_key", "data_source_
 
 
 def person_rows(count: int) -> list[tuple[str, ...]]:
-    return [(f"P{i:05d}", "SIS", f"First{i}", f"Last{i}", f"user{i}", f"user{i}@example.edu")
-            for i in range(1, count + 1)]
+    return [
+        (f"P{i:05d}", "SIS", f"First{i}", f"Last{i}", f"user{i}", f"user{i}@example.edu") for i in range(1, count + 1)
+    ]
 
 
 def course_rows(count: int) -> list[tuple[str, ...]]:
@@ -45,8 +46,15 @@ def membership_rows(count: int, *, courses: int = 1) -> list[tuple[str, ...]]:
     return [(f"C{(i - 1) % courses + 1:03d}", f"P{i:05d}", "SIS", "Student") for i in range(1, count + 1)]
 
 
-def write_flatfile(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]], *, delimiter: str = "|",
-                   bom: bool = False, newline: str = "\n") -> Path:
+def write_flatfile(
+    path: Path,
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    delimiter: str = "|",
+    bom: bool = False,
+    newline: str = "\n",
+) -> Path:
     """Writes a header line and rows, UTF-8, optionally with a byte-order mark; returns the path."""
     lines = [delimiter.join(header), *(delimiter.join(row) for row in rows)]
     data = newline.join(lines) + newline
@@ -69,8 +77,14 @@ def learn_settings(sim: LearnEndpoint, **overrides: Any) -> LearnTargetSettings:
         if isinstance(overrides.get(key), str):
             overrides[key] = Secret(overrides[key])
     settings = LearnTargetSettings(
-        name="learn", url=sim.url, integration=sim.integration, username=Secret(sim.username),
-        password=Secret(sim.password), verify_tls=True, poll_initial_seconds=0.05, poll_max_seconds=0.2,
+        name="learn",
+        url=sim.url,
+        integration=sim.integration,
+        username=Secret(sim.username),
+        password=Secret(sim.password),
+        verify_tls=True,
+        poll_initial_seconds=0.05,
+        poll_max_seconds=0.2,
         timeout_minutes=0.5,
     )
     return dataclasses.replace(settings, **overrides)
@@ -98,15 +112,23 @@ def make_self_signed(folder: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     loopback = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
     san = x509.SubjectAlternativeName([x509.DNSName("localhost"), loopback])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1)).add_extension(san, critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(san, critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = folder / "learn-cert.pem", folder / "learn-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 

@@ -41,7 +41,7 @@ def moto_endpoint() -> Iterator[str]:
     """A moto S3/IAM server on loopback for the whole session (IAM not enforced until asked)."""
     werkzeug = logging.getLogger("werkzeug")
     old_level = werkzeug.level
-    werkzeug.setLevel(logging.WARNING)          # moto's per-request access log goes to stderr otherwise
+    werkzeug.setLevel(logging.WARNING)  # moto's per-request access log goes to stderr otherwise
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -51,7 +51,7 @@ def moto_endpoint() -> Iterator[str]:
         server.stop()
         inner = getattr(server, "_server", None)
         if inner is not None:
-            inner.server_close()                # stop() shuts the loop down but leaves the socket open
+            inner.server_close()  # stop() shuts the loop down but leaves the socket open
         werkzeug.setLevel(old_level)
 
 
@@ -86,8 +86,11 @@ class WriteOnlyBucket:
 
     def client(self, keys: Keys) -> Any:
         return _test_session().client(
-            "s3", endpoint_url=self.endpoint, region_name=self.region,
-            aws_access_key_id=keys.access_key_id, aws_secret_access_key=keys.secret_access_key,
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id=keys.access_key_id,
+            aws_secret_access_key=keys.secret_access_key,
         )
 
     def admin_client(self) -> Any:
@@ -112,19 +115,29 @@ class WriteOnlyBucket:
         """S3 target settings for the writer (or `keys`), with a 5 MiB multipart threshold."""
         used = keys or self.writer
         base = S3TargetSettings(
-            name="handshake", bucket=self.bucket, prefix=self.prefix, region=self.region,
-            access_key_id=Secret(used.access_key_id), secret_access_key=Secret(used.secret_access_key),
-            endpoint_url=self.endpoint, multipart_threshold_mb=5.0,
+            name="handshake",
+            bucket=self.bucket,
+            prefix=self.prefix,
+            region=self.region,
+            access_key_id=Secret(used.access_key_id),
+            secret_access_key=Secret(used.secret_access_key),
+            endpoint_url=self.endpoint,
+            multipart_threshold_mb=5.0,
         )
         return replace(base, **overrides)
 
     def job_settings(self, job_url: str, api_key: str, **overrides: Any) -> JobTargetSettings:
         base = JobTargetSettings(
-            name="alumniq", bucket=self.bucket, prefix=self.prefix, region=self.region,
+            name="alumniq",
+            bucket=self.bucket,
+            prefix=self.prefix,
+            region=self.region,
             access_key_id=Secret(self.writer.access_key_id),
             secret_access_key=Secret(self.writer.secret_access_key),
-            endpoint_url=self.endpoint, multipart_threshold_mb=5.0,
-            job_url=job_url, api_key=Secret(api_key),
+            endpoint_url=self.endpoint,
+            multipart_threshold_mb=5.0,
+            job_url=job_url,
+            api_key=Secret(api_key),
         )
         return replace(base, **overrides)
 
@@ -159,20 +172,30 @@ def write_only_s3(moto_endpoint: str, write_only_prefix: str) -> Iterator[WriteO
     _set_auth(moto_endpoint, b"inf")
     session, bucket = _test_session(), "drop-bucket"
     session.client(
-        "s3", endpoint_url=moto_endpoint, region_name=MOTO_REGION,
-        aws_access_key_id="setup", aws_secret_access_key="setup",
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name=MOTO_REGION,
+        aws_access_key_id="setup",
+        aws_secret_access_key="setup",
     ).create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
     iam = session.client(
-        "iam", endpoint_url=moto_endpoint, region_name=MOTO_REGION,
-        aws_access_key_id="setup", aws_secret_access_key="setup",
+        "iam",
+        endpoint_url=moto_endpoint,
+        region_name=MOTO_REGION,
+        aws_access_key_id="setup",
+        aws_secret_access_key="setup",
     )
-    writer = _make_user(iam, "writer", _policy(["s3:PutObject", "s3:AbortMultipartUpload"],
-                                                 f"arn:aws:s3:::{bucket}/{write_only_prefix}*"))
+    writer = _make_user(
+        iam,
+        "writer",
+        _policy(["s3:PutObject", "s3:AbortMultipartUpload"], f"arn:aws:s3:::{bucket}/{write_only_prefix}*"),
+    )
     admin = _make_user(iam, "admin", _policy("*", "*"))
     _set_auth(moto_endpoint, b"0")
     try:
-        yield WriteOnlyBucket(endpoint=moto_endpoint, bucket=bucket, prefix=write_only_prefix,
-                              writer=writer, admin=admin)
+        yield WriteOnlyBucket(
+            endpoint=moto_endpoint, bucket=bucket, prefix=write_only_prefix, writer=writer, admin=admin
+        )
     finally:
         _set_auth(moto_endpoint, b"inf")
 
@@ -263,8 +286,9 @@ def _job_handler(stand_in: JobApiStandIn) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = None
             path = urlsplit(self.path).path
-            call = JobCall("POST", path, unquote(path.rstrip("/").rsplit("/", 1)[-1]),
-                           dict(self.headers.items()), body, raw)
+            call = JobCall(
+                "POST", path, unquote(path.rstrip("/").rsplit("/", 1)[-1]), dict(self.headers.items()), body, raw
+            )
             status, answer = stand_in.answer(call)
             payload = json.dumps(answer).encode()
             self.send_response(status)
@@ -273,7 +297,7 @@ def _job_handler(stand_in: JobApiStandIn) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(payload)
 
-        def log_message(self, format: str, *args: Any) -> None:   # keep test output clean
+        def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
             return
 
     return Handler

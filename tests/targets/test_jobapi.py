@@ -42,7 +42,7 @@ def make_submission(path: Path, rows: int = 2) -> Submission:
 def make_target(bucket: WriteOnlyBucket, api: JobApiStandIn, **overrides: Any) -> JobTarget:
     settings = replace(bucket.job_settings(api.job_url, api.api_key), **overrides)
     target = JobTarget(settings)
-    target.retry_delays = (0.0, 0.0)        # keep the retry tests quick; the count stays the same
+    target.retry_delays = (0.0, 0.0)  # keep the retry tests quick; the count stays the same
     return target
 
 
@@ -50,8 +50,12 @@ def test_upload_then_job_call_gives_a_job_receipt(
     write_only_s3: WriteOnlyBucket, job_api: JobApiStandIn, tmp_path: Path
 ) -> None:
     path = warehouse_file(tmp_path)
-    target = make_target(write_only_s3, job_api, notify_email="sis-admins@example.edu",
-                         notify_webhook="https://hooks.example.edu/alumniq")
+    target = make_target(
+        write_only_s3,
+        job_api,
+        notify_email="sis-admins@example.edu",
+        notify_webhook="https://hooks.example.edu/alumniq",
+    )
     sent = record_requests(target.s3.client)
 
     receipt = target.submit(make_submission(path))
@@ -61,8 +65,10 @@ def test_upload_then_job_call_gives_a_job_receipt(
     [call] = job_api.calls
     assert call.path == "/api/v1/warehouse-sync/warehouse" and call.job == "warehouse"
     assert call.body == {
-        "apiKey": job_api.api_key, "filename": "warehouse.csv",
-        "notifyEmail": "sis-admins@example.edu", "notifyWebhook": "https://hooks.example.edu/alumniq",
+        "apiKey": job_api.api_key,
+        "filename": "warehouse.csv",
+        "notifyEmail": "sis-admins@example.edu",
+        "notifyWebhook": "https://hooks.example.edu/alumniq",
     }
     assert receipt.kind == "job" and receipt.reference == job_api.queued[0]
     assert receipt.details["bucket"] == write_only_s3.bucket
@@ -193,7 +199,7 @@ def test_unreachable_job_api_is_retryable_and_says_the_file_is_uploaded(
 def test_failed_upload_never_calls_the_job(
     write_only_s3: WriteOnlyBucket, job_api: JobApiStandIn, tmp_path: Path
 ) -> None:
-    target = make_target(write_only_s3, job_api, prefix="qa/warehouse/")   # the writer may not write there
+    target = make_target(write_only_s3, job_api, prefix="qa/warehouse/")  # the writer may not write there
     with pytest.raises(TargetError) as caught:
         target.submit(make_submission(warehouse_file(tmp_path)))
     assert "Access Denied" in caught.value.message and "IS in the bucket" not in caught.value.message
@@ -240,7 +246,7 @@ def test_check_is_offline_and_never_starts_a_job(write_only_s3: WriteOnlyBucket,
     details = " | ".join(r.detail for r in results)
     assert "use --canary" in details
     assert f"POST {job_api.base_url}/api/v1/warehouse-sync/warehouse" in details
-    assert not any("file names" in r.item for r in results)     # the Handshake rule is not AlumnIQ's
+    assert not any("file names" in r.item for r in results)  # the Handshake rule is not AlumnIQ's
 
 
 def test_check_with_canary_writes_to_s3_but_still_no_job(

@@ -72,7 +72,7 @@ def assert_no_leak(text: str) -> None:
 @dataclass
 class Scripted:
     answers: list[tuple[int, str]]
-    requests: list[tuple[str, str, bool]] = field(default_factory=list)   # method, path, had Authorization
+    requests: list[tuple[str, str, bool]] = field(default_factory=list)  # method, path, had Authorization
     url: str = ""
 
 
@@ -107,9 +107,11 @@ def scripted() -> Iterator[Scripted]:
 
 
 def status_body(queued: int, completed: int, warnings: int = 0, errors: int = 0) -> str:
-    return (f"<dataSetStatus><completedCount>{completed}</completedCount><dataSetUid>{'a' * 32}</dataSetUid>"
-            f"<errorCount>{errors}</errorCount><queuedCount>{queued}</queuedCount>"
-            f"<warningCount>{warnings}</warningCount></dataSetStatus>")
+    return (
+        f"<dataSetStatus><completedCount>{completed}</completedCount><dataSetUid>{'a' * 32}</dataSetUid>"
+        f"<errorCount>{errors}</errorCount><queuedCount>{queued}</queuedCount>"
+        f"<warningCount>{warnings}</warningCount></dataSetStatus>"
+    )
 
 
 def scripted_target(script: Scripted, **overrides: object) -> LearnTarget:
@@ -148,10 +150,17 @@ def test_endpoint_in_the_receipt_never_carries_credentials(sim, tmp_path):
     assert receipt.details["endpoint"] == sim.upload_url("person", "store")
 
 
-@pytest.mark.parametrize(("add_bom", "non_ascii", "has_bom", "expect_bom"), [
-    ("auto", True, False, True), ("auto", False, False, False), ("auto", True, True, False),
-    ("yes", False, False, True), ("yes", True, True, False), ("no", True, False, False),
-])
+@pytest.mark.parametrize(
+    ("add_bom", "non_ascii", "has_bom", "expect_bom"),
+    [
+        ("auto", True, False, True),
+        ("auto", False, False, False),
+        ("auto", True, True, False),
+        ("yes", False, False, True),
+        ("yes", True, True, False),
+        ("no", True, False, False),
+    ],
+)
 def test_bom_is_added_as_configured(sim, tmp_path, add_bom, non_ascii, has_bom, expect_bom):
     path = people_file(tmp_path, 2, bom=has_bom)
     target = LearnTarget(learn_settings(sim, add_bom=add_bom))
@@ -203,8 +212,9 @@ def test_a_dropped_connection_is_retried(sim, target, tmp_path):
 
 def test_a_read_timeout_is_retried_then_reported(sim, tmp_path):
     sim.faults.slow_seconds = 5.0
-    target = LearnTarget(learn_settings(sim), retry_base_seconds=0.01, max_attempts=2, sleep=lambda _: None,
-                         timeout=(10.0, 0.2))
+    target = LearnTarget(
+        learn_settings(sim), retry_base_seconds=0.01, max_attempts=2, sleep=lambda _: None, timeout=(10.0, 0.2)
+    )
     with pytest.raises(TargetError) as caught:
         target.submit(submission(people_file(tmp_path)))
     assert caught.value.retryable and "did not answer in time" in caught.value.message
@@ -232,8 +242,7 @@ def test_a_wrong_password_is_final_and_explained_without_leaking(sim, tmp_path, 
     with pytest.raises(TargetError) as caught:
         target.submit(submission(people_file(tmp_path)))
 
-    assert caught.value.message.startswith(
-        "Learn refused the username/password of integration BBLEARN (HTTP 401)")
+    assert caught.value.message.startswith("Learn refused the username/password of integration BBLEARN (HTTP 401)")
     assert not caught.value.retryable and caught.value.http_status == 401
     assert sim.uploads == []
     assert_no_leak(str(caught.value))
@@ -242,8 +251,9 @@ def test_a_wrong_password_is_final_and_explained_without_leaking(sim, tmp_path, 
 
 @pytest.mark.parametrize("override", [{"integration": "BB5bfc25366f037"}, {"url_suffix": "/learn"}])
 def test_a_wrong_integration_or_url_is_no_such_endpoint(sim, tmp_path, override):
-    settings = (learn_settings(sim, url=sim.url + "/learn") if "url_suffix" in override
-                else learn_settings(sim, **override))
+    settings = (
+        learn_settings(sim, url=sim.url + "/learn") if "url_suffix" in override else learn_settings(sim, **override)
+    )
     with pytest.raises(TargetError) as caught:
         LearnTarget(settings, sleep=lambda _: None).submit(submission(people_file(tmp_path)))
     assert "no such endpoint: check url and integration" in caught.value.message
@@ -252,20 +262,25 @@ def test_a_wrong_integration_or_url_is_no_such_endpoint(sim, tmp_path, override)
 
 def test_429_is_retried_and_a_localized_sentence_still_yields_the_code(scripted, tmp_path):
     code = "3F2A9C0D5B7E4E1F9A6C8D2B4E0F1A7C"
-    scripted.answers = [(429, "Too Many Requests"), (503, "busy"),
-                        (200, f"Éxito: archivo cargado. Use el código de referencia {code} para rastrear.")]
+    scripted.answers = [
+        (429, "Too Many Requests"),
+        (503, "busy"),
+        (200, f"Éxito: archivo cargado. Use el código de referencia {code} para rastrear."),
+    ]
     target = scripted_target(scripted)
 
     receipt = target.submit(submission(people_file(tmp_path)))
 
     assert receipt.reference == code.lower()
     assert [r[:2] for r in scripted.requests] == [
-        ("POST", "/webapps/bb-data-integration-flatfile-BBLEARN/endpoint/person/store")] * 3
+        ("POST", "/webapps/bb-data-integration-flatfile-BBLEARN/endpoint/person/store")
+    ] * 3
     assert all(r[2] for r in scripted.requests)
 
 
-@pytest.mark.parametrize(("code", "words"), [(403, "Learn refused the username/password"), (413, "rejected"),
-                                             (302, "redirected")])
+@pytest.mark.parametrize(
+    ("code", "words"), [(403, "Learn refused the username/password"), (413, "rejected"), (302, "redirected")]
+)
 def test_other_refusals_are_final(scripted, tmp_path, code, words):
     scripted.answers = [(code, "no")]
     with pytest.raises(TargetError) as caught:
@@ -275,13 +290,14 @@ def test_other_refusals_are_final(scripted, tmp_path, code, words):
 
 
 def test_reference_extraction_ignores_the_wording():
-    assert extract_reference("Success: Feed File Uploaded.  Use the reference code "
-                             "0123456789abcdef0123456789abcdef to track these records in the logs.") == (
-        "0123456789abcdef0123456789abcdef")
+    assert extract_reference(
+        "Success: Feed File Uploaded.  Use the reference code "
+        "0123456789abcdef0123456789abcdef to track these records in the logs."
+    ) == ("0123456789abcdef0123456789abcdef")
     upper = "ABCDEF0123456789ABCDEF0123456789"
     assert extract_reference(f"referencia: {upper}.") == upper.lower()
     assert extract_reference("Success: Feed File Uploaded.  Use the reference code to track") is None
-    assert extract_reference("0123456789abcdef0123456789abcdef0") is None      # 33 hex digits is not a code
+    assert extract_reference("0123456789abcdef0123456789abcdef0") is None  # 33 hex digits is not a code
 
 
 # ------------------------------------------------------------------------------------------------
@@ -302,8 +318,10 @@ def test_status_keeps_every_field(sim, target, tmp_path):
 
 
 def test_status_xml_with_a_doctype_or_entity_is_refused():
-    laughs = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>'
-              "<dataSetStatus><completedCount>&lol2;</completedCount></dataSetStatus>")
+    laughs = (
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>'
+        "<dataSetStatus><completedCount>&lol2;</completedCount></dataSetStatus>"
+    )
     for body in (laughs, '<!ENTITY x "y"><dataSetStatus/>'):
         with pytest.raises(TargetError, match="DOCTYPE or ENTITY"):
             parse_status(body)
@@ -344,8 +362,12 @@ def test_wrong_order_shows_up_as_record_errors(sim, target, tmp_path):
     assert "SIS framework logs" in result.message
 
     target.wait(target.submit(submission(people_file(tmp_path))), 3)
-    target.wait(target.submit(submission(write_flatfile(tmp_path / "c.txt", COURSE_HEADER, course_rows(1)),
-                                         slug="course", rows=1)), 1)
+    target.wait(
+        target.submit(
+            submission(write_flatfile(tmp_path / "c.txt", COURSE_HEADER, course_rows(1)), slug="course", rows=1)
+        ),
+        1,
+    )
     assert target.wait(target.submit(submission(memberships, slug="membership")), 3).status is Status.SUCCESS
 
 
@@ -363,8 +385,13 @@ def test_a_stuck_data_set_times_out(sim, tmp_path):
 
 def test_the_timeout_counts_from_the_start_of_wait(sim, target, tmp_path):
     fresh = target.submit(submission(people_file(tmp_path)))
-    old = Receipt(target="learn", kind="learn", reference=fresh.reference, details=fresh.details,
-                  submitted_at=utcnow() - timedelta(hours=3))
+    old = Receipt(
+        target="learn",
+        kind="learn",
+        reference=fresh.reference,
+        details=fresh.details,
+        submitted_at=utcnow() - timedelta(hours=3),
+    )
     assert target.wait(old, 3).status is Status.SUCCESS
 
 
@@ -409,10 +436,10 @@ def test_an_early_zero_queue_is_not_taken_for_done(scripted):
 
 
 def test_counts_that_stop_moving_end_the_wait(scripted):
-    scripted.answers = [(200, status_body(0, 5, errors=1))]          # fewer than the 10 rows we counted
+    scripted.answers = [(200, status_body(0, 5, errors=1))]  # fewer than the 10 rows we counted
     result = scripted_target(scripted).wait(receipt_for("a" * 32), 10)
     assert result.status is Status.ERRORS
-    assert len(scripted.requests) == 4                                 # first reading + 3 unchanged
+    assert len(scripted.requests) == 4  # first reading + 3 unchanged
 
 
 def test_hostile_status_xml_counts_as_a_failed_poll(scripted):
@@ -507,8 +534,9 @@ def test_verify_tls_no_skips_verification(learn_tls_sim):
 def test_status_without_warning_and_error_counts_reads_them_as_zero() -> None:
     from agent.targets.learn import parse_status
 
-    progress = parse_status("<dataSetStatus><completedCount>3</completedCount><queuedCount>0</queuedCount>"
-                            "</dataSetStatus>")
+    progress = parse_status(
+        "<dataSetStatus><completedCount>3</completedCount><queuedCount>0</queuedCount></dataSetStatus>"
+    )
     assert progress.counts() == (0, 3, 0, 0)
     with pytest.raises(TargetError, match="queuedCount"):
         parse_status("<dataSetStatus><completedCount>3</completedCount></dataSetStatus>")

@@ -114,9 +114,7 @@ def test_key_for_uses_prefix_and_default_date_template(write_only_s3: WriteOnlyB
 # Uploads through IAM
 
 
-def test_small_file_is_one_checksummed_put_and_arrives_intact(
-    write_only_s3: WriteOnlyBucket, tmp_path: Path
-) -> None:
+def test_small_file_is_one_checksummed_put_and_arrives_intact(write_only_s3: WriteOnlyBucket, tmp_path: Path) -> None:
     path = write_csv(tmp_path)
     target = S3Target(write_only_s3.settings())
     sent = record_requests(target.client)
@@ -144,7 +142,7 @@ def test_large_file_goes_multipart_with_only_put_and_post(write_only_s3: WriteOn
     receipt = target.submit(make_submission(path, rows=100_000))
 
     assert methods(sent) <= {"PUT", "POST"}
-    assert sum("partNumber=" in r.url for r in sent) == 3          # 5 + 5 + 2 MiB
+    assert sum("partNumber=" in r.url for r in sent) == 3  # 5 + 5 + 2 MiB
     assert any(r.method == "POST" and r.url.endswith("?uploads") for r in sent)
     assert hashlib.sha256(write_only_s3.read(receipt.reference)).hexdigest() == expected_sha
     assert receipt.details["etag"] == write_only_s3.etag(receipt.reference)
@@ -157,7 +155,7 @@ def test_wait_and_status_are_final_at_once(write_only_s3: WriteOnlyBucket, tmp_p
     receipt = target.submit(make_submission(write_csv(tmp_path), rows=2))
     seen: list[Progress] = []
     stop = threading.Event()
-    stop.set()     # nothing to wait for: a stopping daemon still gets the finished result
+    stop.set()  # nothing to wait for: a stopping daemon still gets the finished result
 
     result = target.wait(receipt, 2, on_progress=seen.append, stop=stop)
 
@@ -173,8 +171,10 @@ def test_reads_are_refused_before_they_leave_the_machine(write_only_s3: WriteOnl
     target = S3Target(write_only_s3.settings())
     sent = record_requests(target.client)
 
-    for read in (lambda: target.client.head_bucket(Bucket=write_only_s3.bucket),
-                 lambda: target.client.list_objects_v2(Bucket=write_only_s3.bucket)):
+    for read in (
+        lambda: target.client.head_bucket(Bucket=write_only_s3.bucket),
+        lambda: target.client.list_objects_v2(Bucket=write_only_s3.bucket),
+    ):
         with pytest.raises(ReadBlockedError):
             read()
     assert sent == []
@@ -231,9 +231,7 @@ def test_missing_bucket_for_the_writer_is_access_denied_mentioning_the_bucket(
     assert "Access Denied" in caught.value.message and "no-such-bucket" in caught.value.message
 
 
-def test_missing_bucket_with_full_rights_says_it_does_not_exist(
-    write_only_s3: WriteOnlyBucket, tmp_path: Path
-) -> None:
+def test_missing_bucket_with_full_rights_says_it_does_not_exist(write_only_s3: WriteOnlyBucket, tmp_path: Path) -> None:
     target = S3Target(write_only_s3.settings(keys=write_only_s3.admin, bucket="no-such-bucket"))
     with pytest.raises(TargetError) as caught:
         target.submit(make_submission(write_csv(tmp_path)))
@@ -261,13 +259,19 @@ def test_unreadable_file_is_a_plain_error(write_only_s3: WriteOnlyBucket, tmp_pa
     ("code", "error_fields", "headers"),
     [
         ("AuthorizationHeaderMalformed", {"Region": "eu-west-2"}, {}),
-        ("PermanentRedirect", {"Endpoint": "drop-bucket.s3.eu-west-2.amazonaws.com"},
-         {"x-amz-bucket-region": "eu-west-2"}),
+        (
+            "PermanentRedirect",
+            {"Endpoint": "drop-bucket.s3.eu-west-2.amazonaws.com"},
+            {"x-amz-bucket-region": "eu-west-2"},
+        ),
         ("IllegalLocationConstraintException", {}, {}),
     ],
 )
 def test_wrong_region_is_explained(
-    write_only_s3: WriteOnlyBucket, tmp_path: Path, code: str, error_fields: dict[str, str],
+    write_only_s3: WriteOnlyBucket,
+    tmp_path: Path,
+    code: str,
+    error_fields: dict[str, str],
     headers: dict[str, str],
 ) -> None:
     """Stubbed on purpose: moto ignores the region of a PUT (measured: an eu-west-1 client writes
@@ -277,8 +281,12 @@ def test_wrong_region_is_explained(
     target = S3Target(write_only_s3.settings(region="eu-central-1"))
     with Stubber(target.client) as stub:
         stub.add_client_error(
-            "put_object", service_error_code=code, service_message="wrong region", http_status_code=400,
-            service_error_meta=error_fields, response_meta={"HTTPHeaders": headers},
+            "put_object",
+            service_error_code=code,
+            service_message="wrong region",
+            http_status_code=400,
+            service_error_meta=error_fields,
+            response_meta={"HTTPHeaders": headers},
         )
         with pytest.raises(TargetError) as caught:
             target.submit(make_submission(write_csv(tmp_path)))
@@ -336,9 +344,14 @@ def test_check_without_canary_is_offline_and_says_how_to_test(write_only_s3: Wri
 
 
 def test_check_reports_each_bad_setting(write_only_s3: WriteOnlyBucket) -> None:
-    target = S3Target(write_only_s3.settings(
-        bucket="Bad_Bucket", region="moon", key="{nope}_{name}", secret_access_key=Secret(""),
-    ))
+    target = S3Target(
+        write_only_s3.settings(
+            bucket="Bad_Bucket",
+            region="moon",
+            key="{nope}_{name}",
+            secret_access_key=Secret(""),
+        )
+    )
     sent = record_requests(target.client)
 
     failed = {r.item.split(": ", 1)[1]: r.detail for r in target.check(canary=True) if not r.ok}
