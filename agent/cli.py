@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent import __version__
-from agent.config import OPERATIONS, Config, ConfigError, load_config
+from agent.config import OPERATIONS, Config, load_config
+from agent.errors import ConfigError
 from agent.feeds import FEED_TYPES, ORDER_EXPLANATION, Inspection, inspect_csv, inspect_file, plan_order
-from agent.outcomes import CheckResult
+from agent.records import CheckResult
 
 log = logging.getLogger("feed-agent")
 

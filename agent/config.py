@@ -20,6 +20,8 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from agent.errors import ConfigError
+
 OPERATIONS = ("store", "refresh", "refreshlegacy", "delete")
 OBSERVERS = ("auto", "native", "polling")
 ON_FAILURE = ("hold", "continue")
@@ -28,10 +30,6 @@ TRANSPORTS = ("smtp", "file", "none")
 SECURITY = ("starttls", "ssl", "none")
 ADD_BOM = ("auto", "yes", "no")
 CONFIG_ENV_VAR = "FEED_AGENT_CONFIG"
-
-
-class ConfigError(Exception):
-    """A configuration problem, phrased for the admin who has to fix it."""
 
 
 class Secret:

@@ -20,10 +20,12 @@ from pathlib import Path
 from types import FrameType
 
 from agent import archive
+from agent.clock import utcnow
 from agent.config import Config, RouteSettings
+from agent.errors import AlreadyRunning
 from agent.journal import Journal
-from agent.outcomes import BatchOutcome, CheckResult, FileOutcome, Reporter
-from agent.pipeline import Pipeline, utcnow
+from agent.pipeline import Pipeline
+from agent.records import BatchOutcome, CheckResult, FileOutcome, Reporter
 from agent.watcher import Candidate, FolderWatcher
 
 log = logging.getLogger("feed-agent")
@@ -45,10 +47,6 @@ def make_reporter(config: Config, journal: Journal) -> Reporter:
     from agent.reports import EmailReporter
 
     return EmailReporter(config, journal)
-
-
-class AlreadyRunning(Exception):
-    """Another `watch` or `run` works on the same work folder."""
 
 
 class _WorkFolderLock:
@@ -283,7 +281,7 @@ def run_once(config: Config, route_name: str | None = None) -> bool:
 
 
 def raise_no_routes(config: Config) -> None:
-    from agent.config import ConfigError
+    from agent.errors import ConfigError
 
     raise ConfigError(f"{config.path}: no [route:NAME] section; add one with a watch folder and a target")
 
@@ -338,7 +336,7 @@ def post_file(
     echo: Callable[[str], None] = print,
 ) -> FileOutcome:
     """`feed-agent post`: one file by hand, narrated; archived unless `keep`."""
-    from agent.outcomes import Status
+    from agent.records import Status
 
     route = config.route(route_name)
     _prepare_folders(config)
@@ -464,10 +462,7 @@ def check(config: Config, *, send_test_email: bool = False, canary: bool = False
     for name, settings in config.targets.items():
         target = make_target(settings)
         try:
-            if settings.type in ("s3", "job"):
-                results += target.check(canary=canary)  # type: ignore[call-arg]
-            else:
-                results += target.check()
+            results += target.check(canary=canary)
         except Exception as exc:  # a check must report, not crash
             results.append(CheckResult(f"target {name}", False, f"unexpected error: {exc}"))
     results += Mailer(config.email, config.agent.outbox_dir).check(send_test=send_test_email)

@@ -36,8 +36,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from agent.outcomes import Status
-from agent.targets.base import Receipt
+from agent.clock import utcnow
+from agent.errors import JournalError
+from agent.records import Receipt, Status
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +112,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class JournalError(Exception):
-    """The journal cannot be used; the message says what an admin should do."""
-
-
 @dataclass(frozen=True)
 class FileRecord:
     """One file the agent handled: where it is, what was sent, what the destination said."""
@@ -173,10 +170,6 @@ DATETIME_COLUMNS = frozenset({"arrived_at", "claimed_at", "submitted_at", "finis
 INTEGER_COLUMNS = frozenset({"batch_id", "size", "rows", "queued", "completed", "warnings", "errors"})
 BOOL_COLUMNS = frozenset({"long_run_alerted"})
 REQUIRED_COLUMNS = frozenset({"route", "target", "name", "state", "updated_at", "long_run_alerted"})
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def to_db_time(value: object) -> str:

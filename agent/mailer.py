@@ -21,34 +21,25 @@ import smtplib
 import socket
 import ssl
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 
+from agent.clock import SYSTEM_CLOCK, Clock
 from agent.config import EmailSettings
-from agent.outcomes import CheckResult
+from agent.errors import MailError
+from agent.records import CheckResult
 from agent.reports import SUBJECT_PREFIX, RenderedEmail
+from agent.retry import RetryPolicy, retrying
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RETRY_DELAYS = (2.0, 10.0)  # pauses between attempts: 3 attempts in all
+MAIL_RETRY = RetryPolicy(attempts=3, first_delay=2.0, factor=5.0, cap=10.0)  # pauses of 2 s, then 10 s
 _sequence = itertools.count(1)
 _sequence_lock = threading.Lock()
-
-
-class MailError(Exception):
-    """Why a message could not be delivered, in plain words, never containing a secret.
-
-    `temporary` is True when the same message could go through later (4xx, connection trouble).
-    """
-
-    def __init__(self, message: str, *, temporary: bool = False) -> None:
-        super().__init__(message)
-        self.temporary = temporary
 
 
 def build_message(rendered: RenderedEmail, settings: EmailSettings) -> EmailMessage:
@@ -119,13 +110,13 @@ class Mailer:
         settings: EmailSettings,
         outbox_dir: Path,
         *,
-        retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS,
-        sleep: Callable[[float], None] = time.sleep,
+        retry: RetryPolicy = MAIL_RETRY,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.settings = settings
         self.outbox_dir = outbox_dir
-        self.retry_delays = retry_delays
-        self._sleep = sleep
+        self.retry = retry
+        self.clock = clock
 
     @property
     def server(self) -> str:
@@ -161,20 +152,16 @@ class Mailer:
         return path
 
     def _send_with_retry(self, message: EmailMessage) -> None:
-        attempts = len(self.retry_delays) + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                with self._session() as smtp:
-                    self._deliver(smtp, message)
-                return
-            except MailError as exc:
-                if not exc.temporary or attempt == attempts:
-                    if exc.temporary:
-                        raise MailError(f"{exc} (gave up after {attempts} attempts)", temporary=True) from None
-                    raise
-                delay = self.retry_delays[attempt - 1]
-                log.warning("mail attempt %d of %d failed (%s); trying again in %g s", attempt, attempts, exc, delay)
-                self._sleep(delay)
+        def deliver() -> None:
+            with self._session() as smtp:
+                self._deliver(smtp, message)
+
+        try:
+            retrying(deliver, self.retry, what="mail delivery", clock=self.clock)
+        except MailError as exc:
+            if exc.retryable and self.retry.attempts > 1:
+                raise MailError(f"{exc} (gave up after {self.retry.attempts} attempts)", retryable=True) from None
+            raise
 
     def _deliver(self, smtp: smtplib.SMTP, message: EmailMessage) -> None:
         try:
@@ -186,7 +173,7 @@ class Mailer:
             )
             raise MailError(
                 f"mail server {self.server} refused every recipient ({details}); check 'to' in [email]",
-                temporary=all(400 <= c < 500 for c in codes),
+                retryable=all(400 <= c < 500 for c in codes),
             ) from None
         except (smtplib.SMTPException, OSError) as exc:
             raise self._explain(exc, "send") from None
@@ -288,27 +275,27 @@ class Mailer:
         if isinstance(exc, smtplib.SMTPServerDisconnected):
             return MailError(
                 f"mail server {server} closed the connection unexpectedly ({self._scrub(exc)})",
-                temporary=True,
+                retryable=True,
             )
         if isinstance(exc, ConnectionRefusedError):
             return MailError(
                 f"connection refused: nothing accepts connections on {server}; check host and port "
                 "in [email] (587 for starttls, 465 for ssl, 25 for none)",
-                temporary=True,
+                retryable=True,
             )
         if isinstance(exc, socket.gaierror):
             return MailError(
                 f"mail server name {settings.host} cannot be resolved ({exc.strerror}); check host in [email]",
-                temporary=True,
+                retryable=True,
             )
         if isinstance(exc, TimeoutError):
             return MailError(
                 f"mail server {server} did not answer within {settings.timeout_seconds:g} s; a "
                 f"firewall may block port {settings.port}",
-                temporary=True,
+                retryable=True,
             )
         if isinstance(exc, OSError):
-            return MailError(f"cannot talk to mail server {server}: {exc.strerror or exc}", temporary=True)
+            return MailError(f"cannot talk to mail server {server}: {exc.strerror or exc}", retryable=True)
         return MailError(f"mail server {server} failed: {self._scrub(exc)}")
 
     def _explain_reply(self, code: int, reply: str, phase: str) -> MailError:
@@ -321,7 +308,7 @@ class Mailer:
             )
         if 400 <= code < 500:
             return MailError(
-                f"mail server {server} answered {code} {reply} (temporary, during {phase})", temporary=True
+                f"mail server {server} answered {code} {reply} (temporary, during {phase})", retryable=True
             )
         return MailError(f"mail server {server} refused the message during {phase}: {code} {reply}")
 

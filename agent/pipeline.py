@@ -16,24 +16,22 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from agent import archive
+from agent.clock import utcnow
 from agent.config import Config, LearnTargetSettings, RouteSettings
+from agent.errors import StopRequested, TargetError
 from agent.feeds import FEED_TYPES, Inspection, inspect_csv, inspect_file, order_key, plan_order
 from agent.journal import FileRecord, Journal
-from agent.outcomes import BatchOutcome, FileOutcome, Reporter, Status
+from agent.records import BatchOutcome, FileOutcome, Progress, Receipt, Reporter, Result, Status, Submission
 from agent.targets import make_target
-from agent.targets.base import Progress, Receipt, Result, StopRequested, Submission, Target, TargetError
+from agent.targets.base import Target
 
 log = logging.getLogger("feed-agent")
 
 Narrator = Callable[[str], None]
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def sha256_of(path: Path) -> str:

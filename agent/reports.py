@@ -28,7 +28,7 @@ import jinja2
 
 from agent import __version__
 from agent.config import OPERATIONS
-from agent.outcomes import BatchOutcome, FileOutcome, Status
+from agent.records import BatchOutcome, FileOutcome, Status
 
 if TYPE_CHECKING:
     from agent.config import Config
@@ -671,7 +671,7 @@ class EmailReporter:
 
     def _report(self, what: str, render: Callable[[], RenderedEmail]) -> bool:
         """Render and send; True when the mailer took the message. Logs one line either way."""
-        from agent.mailer import MailError
+        from agent.errors import MailError
 
         try:
             rendered: RenderedEmail = render()

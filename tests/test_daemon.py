@@ -452,7 +452,7 @@ def test_a_failing_step_is_retried_without_resending(
 def test_only_one_watch_or_run_per_work_folder(
     tmp_path: Path, learn_sim: LearnSimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from agent.daemon import AlreadyRunning
+    from agent.errors import AlreadyRunning
 
     config = load(tmp_path, learn_sim.url)
     write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(2))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.journal import SCHEMA_VERSION, FileRecord, Journal, JournalError
-from agent.outcomes import Status
-from agent.targets.base import Receipt
+from agent.errors import JournalError
+from agent.journal import SCHEMA_VERSION, FileRecord, Journal
+from agent.records import Receipt, Status
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 22, 10, 15, 0, tzinfo=timezone.utc)

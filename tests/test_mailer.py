@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from agent.config import EmailSettings, Secret
-from agent.mailer import Mailer, MailError, build_message, outbox_name
+from agent.errors import MailError
+from agent.mailer import Mailer, build_message, outbox_name
 from agent.reports import RenderedEmail
+from agent.retry import RetryPolicy
+from tests.support.clock import FakeClock
 from tests.support.net import free_port
 from tests.support.smtp import SmtpServer, TlsCert
 
@@ -49,16 +52,20 @@ def signed_in_settings(server: SmtpServer, tls_cert: TlsCert, security: str) -> 
     )
 
 
-class Sleeps(list[float]):
+class Sleeps(FakeClock):
     """Records the pauses between attempts instead of sleeping (tests stay fast and exact)."""
 
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
+    def __eq__(self, other: object) -> bool:
+        return self.sleeps == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+TEST_RETRY = RetryPolicy(attempts=3, first_delay=0.5, factor=3.0, cap=1.5)
 
 
 def mailer(settings: EmailSettings, tmp_path: Path, sleeps: Sleeps | None = None) -> Mailer:
-    pause = sleeps if sleeps is not None else Sleeps()
-    return Mailer(settings, tmp_path / "outbox", retry_delays=(0.5, 1.5), sleep=pause)
+    return Mailer(settings, tmp_path / "outbox", retry=TEST_RETRY, clock=sleeps if sleeps is not None else Sleeps())
 
 
 def parse(raw: bytes) -> EmailMessage:

@@ -10,10 +10,10 @@ import pytest
 
 from agent.config import Config
 from agent.journal import Journal
-from agent.outcomes import Status
 from agent.pipeline import Pipeline
+from agent.records import Receipt, Status
+from agent.retry import RetryPolicy
 from agent.simulator import LearnSimulator
-from agent.targets.base import Receipt
 from agent.targets.learn import LearnTarget
 from tests.support.agentconf import load
 from tests.support.learn import (
@@ -40,7 +40,7 @@ def setup(tmp_path: Path, learn_sim: LearnSimulator) -> Iterator[tuple[Config, J
 
 def fast_pipeline(config: Config, journal: Journal, reporter: RecordingReporter, **kwargs: object) -> Pipeline:
     """A pipeline whose Learn target retries quickly, so failure paths finish in milliseconds."""
-    target = LearnTarget(config.targets["learn"], retry_base_seconds=0.01, max_attempts=2)
+    target = LearnTarget(config.targets["learn"], retry=RetryPolicy(attempts=2, first_delay=0.01))
     return Pipeline(config, journal, reporter, targets={"learn": target}, **kwargs)  # type: ignore[arg-type]
 
 
@@ -188,7 +188,7 @@ def test_recovery_resumes_a_receipt_without_resending(setup, learn_sim: LearnSim
     (file_id,) = claim_all(pipeline, config, [people])
     record = journal.file(file_id)
     # As if the agent died right after Learn acknowledged the upload:
-    from agent.targets.base import Submission
+    from agent.records import Submission
 
     receipt = target.submit(
         Submission(path=Path(record.current_path or ""), name="users.txt", object="person", operation="store", rows=5)

@@ -16,7 +16,7 @@ import pytest
 from agent.config import AgentSettings, Config, EmailSettings, HeartbeatSettings, Secret
 from agent.journal import Journal
 from agent.mailer import Mailer
-from agent.outcomes import BatchOutcome, FileOutcome, Status
+from agent.records import BatchOutcome, FileOutcome, Progress, Receipt, Status
 from agent.reports import (
     LEARN_LOGS,
     TEMPLATE_NAMES,
@@ -29,7 +29,7 @@ from agent.reports import (
     next_step,
     shipped_templates_dir,
 )
-from agent.targets.base import Progress, Receipt
+from agent.retry import RetryPolicy
 from tests.support.net import free_port, serving
 from tests.support.smtp import SmtpServer, TlsCert
 
@@ -378,7 +378,7 @@ def test_mail_failure_is_journaled_and_listed_in_the_next_summary(
     tmp_path: Path, journal: Journal, caplog: pytest.LogCaptureFixture
 ) -> None:
     refused = config(tmp_path, transport="smtp", host="127.0.0.1", port=free_port(), security="none")
-    no_retry = Mailer(refused.email, tmp_path / "outbox", retry_delays=(), sleep=lambda s: None)
+    no_retry = Mailer(refused.email, tmp_path / "outbox", retry=RetryPolicy(attempts=1))
     failing = EmailReporter(refused, journal, mailer=no_retry)
     with caplog.at_level(logging.INFO, logger="agent.reports"):
         failing.file_done(outcome(Status.ERRORS))  # must not raise
@@ -401,7 +401,7 @@ def test_mail_failure_is_journaled_and_listed_in_the_next_summary(
 
 def test_without_a_journal_failures_are_kept_in_memory(tmp_path: Path) -> None:
     refused = config(tmp_path, transport="smtp", host="127.0.0.1", port=free_port(), security="none")
-    no_retry = Mailer(refused.email, tmp_path / "o", retry_delays=(), sleep=lambda s: None)
+    no_retry = Mailer(refused.email, tmp_path / "o", retry=RetryPolicy(attempts=1))
     reporter = EmailReporter(refused, mailer=no_retry)
     reporter.file_done(outcome())
     run = batch(outcome())

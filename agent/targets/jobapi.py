@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,21 +24,17 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from agent.clock import SYSTEM_CLOCK, Clock, utcnow
 from agent.config import JobTargetSettings
-from agent.outcomes import CheckResult, Status
-from agent.targets.base import (
-    Progress,
-    ProgressCallback,
-    Receipt,
-    Result,
-    Submission,
-    TargetError,
-    utcnow,
-)
+from agent.errors import TargetError
+from agent.records import CheckResult, Progress, Receipt, Result, Status, Submission
+from agent.retry import RetryPolicy, parse_retry_after, retrying
+from agent.targets.base import ProgressCallback
 from agent.targets.s3 import S3Target, Upload, render_template
 
 log = logging.getLogger(__name__)
 
+JOB_RETRY = RetryPolicy(attempts=3, first_delay=2.0, factor=5.0, cap=10.0)  # pauses of 2 s, then 10 s
 JOB_ID_FIELDS = ("jobId", "jobID", "id")
 MESSAGE_FIELDS = ("error", "message", "errorMessage", "detail", "errors")
 CONNECT_TIMEOUT = 15.0
@@ -57,7 +52,6 @@ class JobTarget:
     """Upload with the S3 code, then queue the consuming job; the receipt is the job id."""
 
     kind = "job"
-    retry_delays: tuple[float, ...] = (2.0, 10.0)  # before the 2nd and 3rd try of the job call
 
     def __init__(
         self,
@@ -65,7 +59,11 @@ class JobTarget:
         *,
         s3_client: Any | None = None,
         session: requests.Session | None = None,
+        retry: RetryPolicy = JOB_RETRY,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.retry = retry
+        self.clock = clock
         self.settings = settings
         self.name = settings.name
         self.s3 = S3Target(settings, client=s3_client)
@@ -147,21 +145,31 @@ class JobTarget:
             f"start job '{job}' for {filename} in AlumnIQ Admin, or move the file back into the drop "
             "folder to upload it and call the job again."
         )
-        attempts = len(self.retry_delays) + 1
-        for attempt in range(1, attempts + 1):
+
+        def call() -> str:
             try:
                 response = self._post(url, body)
             except requests.RequestException as exc:
                 problem = f"the job API at {_origin(url)} could not be reached ({type(exc).__name__})"
-            else:
-                if response.status_code < 500 and response.status_code != 429:
-                    return self._job_id_or_error(response, job, in_bucket)
-                problem = f"the job API answered HTTP {response.status_code}: {self._api_message(response)}"
-            if attempt < attempts:
-                delay = self.retry_delays[attempt - 1]
-                log.warning("job %s: %s; trying again in %gs", job, problem, delay)
-                time.sleep(delay)
-        raise TargetError(f"Job '{job}' was not queued: {problem} ({attempts} tries). {in_bucket}", retryable=True)
+                raise TargetError(problem, retryable=True) from None
+            if response.status_code < 500 and response.status_code != 429:
+                return self._job_id_or_error(response, job, in_bucket)
+            raise TargetError(
+                f"the job API answered HTTP {response.status_code}: {self._api_message(response)}",
+                retryable=True,
+                http_status=response.status_code,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+
+        try:
+            return retrying(call, self.retry, what=f"queueing job {job}", clock=self.clock)
+        except TargetError as exc:
+            if not exc.retryable:
+                raise
+            raise TargetError(
+                f"Job '{job}' was not queued: {exc.message} ({self.retry.attempts} tries). {in_bucket}",
+                retryable=True,
+            ) from None
 
     def _post(self, url: str, body: dict[str, str]) -> requests.Response:
         """The one place the API key goes on the wire (JSON body, never the URL)."""

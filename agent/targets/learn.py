@@ -16,9 +16,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -27,17 +26,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 import requests.adapters
 
+from agent.clock import SYSTEM_CLOCK, Clock
 from agent.config import LearnTargetSettings
-from agent.outcomes import CheckResult, Status
-from agent.targets.base import (
-    Progress,
-    ProgressCallback,
-    Receipt,
-    Result,
-    StopRequested,
-    Submission,
-    TargetError,
-)
+from agent.errors import StopRequested, TargetError
+from agent.records import CheckResult, Progress, Receipt, Result, Status, Submission
+from agent.retry import RetryPolicy, retrying
+from agent.targets.base import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +39,7 @@ BOM = b"\xef\xbb\xbf"
 OPERATIONS = ("store", "refresh", "refreshlegacy", "delete")
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 120.0
-MAX_BACKOFF_SECONDS = 60.0
+UPLOAD_RETRY = RetryPolicy(attempts=5, first_delay=1.0, cap=60.0)
 MAX_POLL_FAILURES = 5  # tolerated in a row; the next one ends the wait as FAILED
 UNCHANGED_POLLS_FOR_DONE = 3  # queued 0 and counts still for this many polls: Learn is done
 CHECK_UID = "0" * 32  # a data set that cannot exist, for check()
@@ -194,20 +188,16 @@ class LearnTarget:
         settings: LearnTargetSettings,
         *,
         session: requests.Session | None = None,
-        retry_base_seconds: float = 1.0,
-        max_attempts: int = 5,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        retry: RetryPolicy = UPLOAD_RETRY,
+        clock: Clock = SYSTEM_CLOCK,
         timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
     ) -> None:
         self.settings = settings
         self.name = settings.name
         self.session = session or _new_session()
-        self.retry_base_seconds = retry_base_seconds
-        self.max_attempts = max(1, max_attempts)
+        self.retry = retry
         self.timeout = timeout
-        self._sleep = sleep
-        self._clock = clock
+        self.clock = clock
         base = _without_credentials(settings.url.rstrip("/"))
         integration = quote(settings.integration, safe="")
         self.endpoint = f"{base}/webapps/bb-data-integration-flatfile-{integration}/endpoint"
@@ -249,9 +239,6 @@ class LearnTarget:
             return self._scrub(f"could not reach Learn at {url}: {_root_cause(exc)}; check url, DNS and firewall")
         return self._scrub(f"request to {url} failed: {exc}")
 
-    def _backoff(self, attempt: int) -> float:
-        return min(MAX_BACKOFF_SECONDS, self.retry_base_seconds * (2 ** (attempt - 1)))
-
     # submit ----------------------------------------------------------------------------------
     def _bom_for(self, submission: Submission) -> bytes:
         mode = self.settings.add_bom
@@ -269,46 +256,37 @@ class LearnTarget:
             raise ValueError(f"unknown Learn operation {submission.operation!r}; use one of {OPERATIONS}")
         url = self.upload_url(submission.object, submission.operation)
         prefix = self._bom_for(submission)
-        last_problem = ""
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                uid, sent = self._post_once(submission, url, prefix)
-            except TargetError as exc:
-                if not exc.retryable:
-                    raise
-                last_problem = exc.message
-            else:
-                log.debug(
-                    "Learn accepted %s as %s/%s: reference code %s",
-                    submission.name,
-                    submission.object,
-                    submission.operation,
-                    uid,
-                )
-                details = {
-                    "slug": submission.object,
-                    "operation": submission.operation,
-                    "endpoint": url,
-                    "bytes_sent": str(sent),
-                    "attempts": str(attempt),
-                    "bom_added": "yes" if prefix else "no",
-                }
-                return Receipt(target=self.name, kind=self.kind, reference=uid, details=details)
-            if attempt < self.max_attempts:
-                pause = self._backoff(attempt)
-                log.warning(
-                    "posting %s to Learn failed (attempt %d of %d): %s; retrying in %.1f s",
-                    submission.name,
-                    attempt,
-                    self.max_attempts,
-                    last_problem,
-                    pause,
-                )
-                self._sleep(pause)
-        raise TargetError(
-            f"Learn did not accept {submission.name} after {self.max_attempts} attempts; last problem: {last_problem}",
-            retryable=True,
+        attempts: list[int] = []
+
+        def post() -> tuple[str, int]:
+            attempts.append(1)
+            return self._post_once(submission, url, prefix)
+
+        try:
+            uid, sent = retrying(post, self.retry, what=f"posting {submission.name} to Learn", clock=self.clock)
+        except TargetError as exc:
+            if not exc.retryable:
+                raise
+            raise TargetError(
+                f"Learn did not accept {submission.name} after {len(attempts)} attempts; last problem: {exc.message}",
+                retryable=True,
+            ) from None
+        log.debug(
+            "Learn accepted %s as %s/%s: reference code %s",
+            submission.name,
+            submission.object,
+            submission.operation,
+            uid,
         )
+        details = {
+            "slug": submission.object,
+            "operation": submission.operation,
+            "endpoint": url,
+            "bytes_sent": str(sent),
+            "attempts": str(len(attempts)),
+            "bom_added": "yes" if prefix else "no",
+        }
+        return Receipt(target=self.name, kind=self.kind, reference=uid, details=details)
 
     def _post_once(self, submission: Submission, url: str, prefix: bytes) -> tuple[str, int]:
         """One POST; returns (reference code, bytes sent) or raises TargetError (retryable or not)."""
@@ -391,15 +369,14 @@ class LearnTarget:
         return _Follower(self, receipt, expected_rows, on_progress, stop).run()
 
     def _pause(self, seconds: float, stop: threading.Event | None) -> None:
-        if stop is not None:
-            if stop.wait(seconds):
-                raise StopRequested()
-        elif seconds > 0:
-            self._sleep(seconds)
+        if self.clock.sleep(seconds, stop):
+            raise StopRequested()
 
     # check -----------------------------------------------------------------------------------
-    def check(self) -> list[CheckResult]:
-        """Reach Learn without posting data: endpoint first (no credentials), then the credentials."""
+    def check(self, canary: bool = False) -> list[CheckResult]:
+        """Reach Learn without posting data: endpoint first (no credentials), then the credentials.
+
+        `canary` is moot here: Learn can be checked without writing anything."""
         item = f"target {self.name} (Learn)"
         url = self.status_url(CHECK_UID)
         base = self.settings.url.rstrip("/")
@@ -443,7 +420,7 @@ class _Follower:
         settings = target.settings
         self.delay = max(0.0, settings.poll_initial_seconds)
         self.max_delay = max(self.delay, settings.poll_max_seconds)
-        self.deadline = target._clock() + settings.timeout_minutes * 60.0
+        self.deadline = target.clock.monotonic() + settings.timeout_minutes * 60.0
         self.last: Progress | None = None
         self.unchanged = 0
         self.failures = 0
@@ -451,7 +428,7 @@ class _Follower:
     def run(self) -> Result:
         while True:
             self._check_stop()
-            remaining = self.deadline - self.target._clock()
+            remaining = self.deadline - self.target.clock.monotonic()
             if remaining <= 0:
                 return self._timed_out()
             if self.last is not None or self.failures:

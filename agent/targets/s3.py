@@ -47,17 +47,11 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from agent.clock import utcnow
 from agent.config import JobTargetSettings, S3TargetSettings
-from agent.outcomes import CheckResult, Status
-from agent.targets.base import (
-    Progress,
-    ProgressCallback,
-    Receipt,
-    Result,
-    Submission,
-    TargetError,
-    utcnow,
-)
+from agent.errors import TargetError
+from agent.records import CheckResult, Progress, Receipt, Result, Status, Submission
+from agent.targets.base import ProgressCallback
 
 log = logging.getLogger(__name__)
 

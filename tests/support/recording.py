@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from agent.outcomes import BatchOutcome, FileOutcome
+from agent.records import BatchOutcome, FileOutcome
 
 
 class RecordingReporter:

@@ -16,9 +16,11 @@ import pytest
 import requests
 
 from agent.config import Secret
-from agent.outcomes import Status
-from agent.targets.base import Progress, Submission, TargetError
+from agent.errors import TargetError
+from agent.records import Progress, Status, Submission
+from agent.retry import RetryPolicy
 from agent.targets.jobapi import JobTarget
+from tests.support.clock import FakeClock
 from tests.support.net import free_port
 from tests.support.s3 import JobApiStandIn, WriteOnlyBucket, record_requests
 
@@ -42,7 +44,7 @@ def make_submission(path: Path, rows: int = 2) -> Submission:
 def make_target(bucket: WriteOnlyBucket, api: JobApiStandIn, **overrides: Any) -> JobTarget:
     settings = replace(bucket.job_settings(api.job_url, api.api_key), **overrides)
     target = JobTarget(settings)
-    target.retry_delays = (0.0, 0.0)  # keep the retry tests quick; the count stays the same
+    target.clock = FakeClock()  # keep the retry tests quick; the count stays the same
     return target
 
 
@@ -188,7 +190,8 @@ def test_unreachable_job_api_is_retryable_and_says_the_file_is_uploaded(
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}/api/v1/warehouse-sync/{{job}}"
     target = JobTarget(write_only_s3.job_settings(url, "iq-key-never-shown-123"))
-    target.retry_delays = (0.0,)
+    target.retry = RetryPolicy(attempts=2)
+    target.clock = FakeClock()
     with pytest.raises(TargetError) as caught:
         target.submit(make_submission(warehouse_file(tmp_path)))
     assert caught.value.retryable and "could not be reached" in caught.value.message
@@ -230,7 +233,7 @@ def test_the_api_key_never_reaches_the_logs(
     caplog.set_level(logging.DEBUG)
     job_api.script(500, {"error": "oops"})
     make_target(write_only_s3, job_api).submit(make_submission(warehouse_file(tmp_path)))
-    assert "trying again" in caplog.text and "queued warehouse.csv as job" in caplog.text
+    assert "retrying in" in caplog.text and "queued warehouse.csv as job" in caplog.text
     assert job_api.api_key not in caplog.text
     assert write_only_s3.writer.secret_access_key not in caplog.text
 

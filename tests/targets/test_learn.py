@@ -16,10 +16,13 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from agent.outcomes import Status
+from agent.clock import utcnow
+from agent.errors import StopRequested, TargetError
+from agent.records import Receipt, Status, Submission
+from agent.retry import RetryPolicy
 from agent.simulator import LearnSimulator
-from agent.targets.base import Receipt, StopRequested, Submission, TargetError, utcnow
 from agent.targets.learn import LearnTarget, extract_reference, parse_status
+from tests.support.clock import FakeClock
 from tests.support.learn import (
     COURSE_HEADER,
     MEMBERSHIP_HEADER,
@@ -43,14 +46,23 @@ def sim() -> Iterator[LearnSimulator]:
     simulator.stop()
 
 
-@pytest.fixture
-def pauses() -> list[float]:
-    return []
+def fast_retry(attempts: int = 5) -> RetryPolicy:
+    return RetryPolicy(attempts=attempts, first_delay=0.01)
 
 
 @pytest.fixture
-def target(sim: LearnSimulator, pauses: list[float]) -> LearnTarget:
-    return LearnTarget(learn_settings(sim), retry_base_seconds=0.01, sleep=pauses.append)
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def pauses(clock: FakeClock) -> list[float]:
+    return clock.sleeps
+
+
+@pytest.fixture
+def target(sim: LearnSimulator, clock: FakeClock) -> LearnTarget:
+    return LearnTarget(learn_settings(sim), retry=fast_retry(), clock=clock)
 
 
 def people_file(tmp_path: Path, count: int = 3, **kwargs: object) -> Path:
@@ -116,7 +128,7 @@ def status_body(queued: int, completed: int, warnings: int = 0, errors: int = 0)
 
 def scripted_target(script: Scripted, **overrides: object) -> LearnTarget:
     endpoint = SimpleNamespace(url=script.url, integration="BBLEARN", username="u", password=PASSWORD)
-    return LearnTarget(learn_settings(endpoint, **overrides), retry_base_seconds=0.01, sleep=lambda _: None)
+    return LearnTarget(learn_settings(endpoint, **overrides), retry=fast_retry(), clock=FakeClock())
 
 
 def receipt_for(uid: str, *, submitted_ago: timedelta = timedelta()) -> Receipt:
@@ -191,7 +203,7 @@ def test_server_errors_are_retried_with_exponential_backoff(sim, target, pauses,
 def test_retries_stop_after_max_attempts_with_the_last_problem(sim, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     sim.faults.fail_uploads = 10
-    target = LearnTarget(learn_settings(sim), retry_base_seconds=0.01, max_attempts=3, sleep=lambda _: None)
+    target = LearnTarget(learn_settings(sim), retry=fast_retry(3), clock=FakeClock())
 
     with pytest.raises(TargetError) as caught:
         target.submit(submission(people_file(tmp_path)))
@@ -212,9 +224,7 @@ def test_a_dropped_connection_is_retried(sim, target, tmp_path):
 
 def test_a_read_timeout_is_retried_then_reported(sim, tmp_path):
     sim.faults.slow_seconds = 5.0
-    target = LearnTarget(
-        learn_settings(sim), retry_base_seconds=0.01, max_attempts=2, sleep=lambda _: None, timeout=(10.0, 0.2)
-    )
+    target = LearnTarget(learn_settings(sim), retry=fast_retry(2), clock=FakeClock(), timeout=(10.0, 0.2))
     with pytest.raises(TargetError) as caught:
         target.submit(submission(people_file(tmp_path)))
     assert caught.value.retryable and "did not answer in time" in caught.value.message
@@ -237,7 +247,7 @@ def test_a_200_without_a_reference_code_fails_at_once_quoting_the_answer(sim, ta
 
 def test_a_wrong_password_is_final_and_explained_without_leaking(sim, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    target = LearnTarget(learn_settings(sim, password=PASSWORD + "-typo"), sleep=lambda _: None)
+    target = LearnTarget(learn_settings(sim, password=PASSWORD + "-typo"), clock=FakeClock())
 
     with pytest.raises(TargetError) as caught:
         target.submit(submission(people_file(tmp_path)))
@@ -255,7 +265,7 @@ def test_a_wrong_integration_or_url_is_no_such_endpoint(sim, tmp_path, override)
         learn_settings(sim, url=sim.url + "/learn") if "url_suffix" in override else learn_settings(sim, **override)
     )
     with pytest.raises(TargetError) as caught:
-        LearnTarget(settings, sleep=lambda _: None).submit(submission(people_file(tmp_path)))
+        LearnTarget(settings, clock=FakeClock()).submit(submission(people_file(tmp_path)))
     assert "no such endpoint: check url and integration" in caught.value.message
     assert not caught.value.retryable and caught.value.http_status == 404
 

@@ -21,8 +21,8 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from agent.config import Secret
-from agent.outcomes import Status
-from agent.targets.base import Progress, Submission, TargetError
+from agent.errors import TargetError
+from agent.records import Progress, Status, Submission
 from agent.targets.s3 import (
     ReadBlockedError,
     S3Target,

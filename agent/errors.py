@@ -1,0 +1,76 @@
+"""The one root of every failure feed-agent expects, explains and maps to an exit status.
+
+Why one root: the command line turns any `AgentError` into one plain line and the contract's exit
+status (2 for configuration, 1 for everything else), so an admin never sees a Python traceback for
+something we foresaw (an unusable journal, a refused password, a full disk). Each subclass says
+what failed; `retryable` and `retry_after` tell the one retry policy (`agent.retry`) whether the
+same request could succeed later and when the other side asked us to come back.
+
+Messages are written for the admin and never contain a secret.
+"""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """A failure explained in plain words, safe to show."""
+
+    exit_status = 1
+
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class ConfigError(AgentError):
+    """A configuration problem, phrased for the admin who has to fix it (exit status 2)."""
+
+    exit_status = 2
+
+
+class JournalError(AgentError):
+    """The journal (SQLite ledger) cannot be used; the message says what an admin should do."""
+
+
+class FolderError(AgentError):
+    """A folder the agent needs is missing, unreadable or full."""
+
+
+class AlreadyRunning(AgentError):
+    """Another `watch` or `run` works on the same work folder."""
+
+
+class TargetError(AgentError):
+    """A destination refused or could not be reached.
+
+    `retryable`: the same request could succeed later (network, 5xx, 429); 401/403/404 and
+    rejections are final. `http_status` is the answer's status code when there was one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, retryable=retryable, retry_after=retry_after)
+        self.http_status = http_status
+
+
+class MailError(AgentError):
+    """Why a message could not be delivered; `retryable` when it could go through later (4xx, network)."""
+
+    @property
+    def temporary(self) -> bool:
+        return self.retryable
+
+
+class StopRequested(AgentError):
+    """The agent is stopping (a signal): the current step ends and the file resumes on the next start."""
+
+    def __init__(self, message: str = "feed-agent is stopping") -> None:
+        super().__init__(message)

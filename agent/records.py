@@ -1,0 +1,198 @@
+"""The records every layer shares: what was sent, what the destination said, what happened to a file.
+
+They sit at the bottom of the house (they import nothing but the clock), so the pipeline, the
+targets, the journal, the reports and the CLI can all speak of a `Receipt` or a `FileOutcome`
+without importing each other.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from agent.clock import utcnow
+
+
+class Status(str, enum.Enum):
+    """A file's final status; the values are the words used in email subjects."""
+
+    SUCCESS = "SUCCESS"
+    WARNINGS = "WARNINGS"
+    ERRORS = "ERRORS"
+    FAILED = "FAILED"
+    REJECTED = "REJECTED"
+    HELD = "HELD"
+    TIMED_OUT = "TIMED OUT"
+
+    @property
+    def ok(self) -> bool:
+        """True when the contract's exit status would be 0 for this file."""
+        return self is Status.SUCCESS
+
+    @property
+    def blocks_dependents(self) -> bool:
+        """A file that never reached its destination holds the files that depend on it."""
+        return self in (Status.FAILED, Status.TIMED_OUT, Status.REJECTED, Status.HELD)
+
+
+# Worst last: the summary's overall status is the worst of its files.
+SEVERITY = (
+    Status.SUCCESS,
+    Status.WARNINGS,
+    Status.ERRORS,
+    Status.HELD,
+    Status.REJECTED,
+    Status.TIMED_OUT,
+    Status.FAILED,
+)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a target needs to know about the file it sends."""
+
+    path: Path  # where the bytes are now (processing/)
+    name: str  # the name the file arrived with
+    object: str | None  # Learn slug, or None for non-Learn targets
+    operation: str  # store | refresh | refreshlegacy | delete (Learn); upload elsewhere
+    rows: int
+    non_ascii: bool = False  # decides add_bom = auto
+    has_bom: bool = False
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Proof that the destination accepted the file: Learn reference code, S3 key or job id."""
+
+    target: str
+    kind: str  # learn | s3 | job
+    reference: str  # the code an admin quotes to support
+    details: Mapping[str, str] = field(default_factory=dict)
+    submitted_at: datetime = field(default_factory=utcnow)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "target": self.target,
+                "kind": self.kind,
+                "reference": self.reference,
+                "details": dict(self.details),
+                "submitted_at": self.submitted_at.isoformat(),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Receipt:
+        data: dict[str, Any] = json.loads(text)
+        return cls(
+            target=data["target"],
+            kind=data["kind"],
+            reference=data["reference"],
+            details=data.get("details", {}),
+            submitted_at=datetime.fromisoformat(data["submitted_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One status reading from the destination (Learn's dataSetStatus; S3 and jobs: final at once)."""
+
+    queued: int = 0
+    completed: int = 0
+    warnings: int = 0
+    errors: int = 0
+    fields: Mapping[str, str] = field(default_factory=dict)  # every field as the server sent it
+    polled_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def processed(self) -> int:
+        return self.completed + self.warnings + self.errors
+
+    def counts(self) -> tuple[int, int, int, int]:
+        return (self.queued, self.completed, self.warnings, self.errors)
+
+
+@dataclass(frozen=True)
+class Result:
+    """The end of following a receipt."""
+
+    status: Status
+    progress: Progress | None = None
+    message: str = ""
+    finished_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of `feed-agent check`: an item, whether it is OK, and the precise problem."""
+
+    item: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class FileOutcome:
+    """One file's life, from claim to its final folder."""
+
+    name: str  # the name it arrived with (agent stamps removed)
+    route: str
+    target: str  # target section name
+    target_type: str  # learn | s3 | job
+    status: Status
+    size: int = 0
+    rows: int | None = None
+    object: str | None = None
+    operation: str | None = None
+    receipt: Receipt | None = None
+    progress: Progress | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    final_path: Path | None = None
+    drop_folder: Path | None = None
+    message: str = ""  # why, in plain words (empty on success)
+    held_by: str | None = None  # the file this one waited for
+    sha256: str | None = None
+    file_id: int | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+@dataclass
+class BatchOutcome:
+    route: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    files: list[FileOutcome] = field(default_factory=list)
+    batch_id: int | None = None
+    mail_problems: list[str] = field(default_factory=list)  # earlier emails that could not be sent
+
+    @property
+    def ok(self) -> bool:
+        return all(f.status.ok for f in self.files)
+
+    @property
+    def overall(self) -> Status:
+        """The worst status in the batch (for the summary subject)."""
+        return max((f.status for f in self.files), key=SEVERITY.index, default=Status.SUCCESS)
+
+
+class Reporter(Protocol):
+    """Where the pipeline and daemon send what admins must hear about (emails, logs)."""
+
+    def file_done(self, outcome: FileOutcome) -> None: ...
+
+    def batch_done(self, batch: BatchOutcome) -> None: ...
+
+    def still_processing(self, outcome: FileOutcome, minutes: float) -> None: ...
+
+    def missing(self, route: str, folder: Path, hours: float, last_arrival: datetime | None) -> None: ...
