@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent import __version__
-from agent.config import OPERATIONS, Config, load_config
+from agent.config import load_config
 from agent.errors import ConfigError
 from agent.feeds import FEED_TYPES, ORDER_EXPLANATION, Inspection, inspect_csv, inspect_file, plan_order
 from agent.records import CheckResult
+from agent.settings import OPERATIONS, Config
 
 log = logging.getLogger("feed-agent")
 
@@ -208,7 +209,7 @@ def _inspect_one(path: Path, target_type: str, forced: str | None) -> Inspection
         return result
     if target_type == "learn":
         return inspect_file(path, forced)
-    from agent.targets.s3 import handshake_name_warning
+    from agent.targets.s3keys import handshake_name_warning
 
     result = inspect_csv(path)
     result.object = "csv" if not result.problems else None

@@ -1,9 +1,9 @@
-"""The INI file (plus `.env`) turned into frozen, validated settings.
+"""The INI file (plus `.env`) turned into the frozen, validated settings of `agent.settings`.
 
 Why so strict: the agent runs unattended for months, so a typo must fail loudly at start, in words
 that name the file, the section and the key, and say what is allowed. Secrets are only ever read
-from the environment (or the `.env` file) through `${NAME}` and are wrapped in :class:`Secret`, so a
-stray `repr`, log line or traceback shows `***` instead of a password.
+from the environment (or the `.env` file) through `${NAME}`. Defaults are not written here: they are
+read from the settings dataclasses, so each one exists once.
 """
 
 from __future__ import annotations
@@ -12,211 +12,49 @@ import configparser
 import difflib
 import os
 import re
-import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, Field, fields
 from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
 
 from agent.errors import ConfigError
+from agent.feeds import FEED_TYPES
+from agent.settings import (
+    ADD_BOM,
+    OBSERVERS,
+    ON_FAILURE,
+    OPERATIONS,
+    SECURITY,
+    TARGET_TYPES,
+    TRANSPORTS,
+    AgentSettings,
+    Config,
+    EmailSettings,
+    HeartbeatSettings,
+    JobTargetSettings,
+    LearnTargetSettings,
+    RouteSettings,
+    S3TargetSettings,
+    Secret,
+    TargetSettings,
+    default,
+)
+from agent.targets.s3keys import template_fields
 
-OPERATIONS = ("store", "refresh", "refreshlegacy", "delete")
-OBSERVERS = ("auto", "native", "polling")
-ON_FAILURE = ("hold", "continue")
-TARGET_TYPES = ("learn", "s3", "job")
-TRANSPORTS = ("smtp", "file", "none")
-SECURITY = ("starttls", "ssl", "none")
-ADD_BOM = ("auto", "yes", "no")
 CONFIG_ENV_VAR = "FEED_AGENT_CONFIG"
+DEFAULT_WORK_DIR = "../var"  # relative to the INI file's folder
+DEFAULT_ENV_FILE = "../.env"
 
 
-class Secret:
-    """A credential that never shows itself by accident.
-
-    `str()` and `repr()` give `***`; only :meth:`reveal` returns the value, so every place that
-    really sends a secret over the wire is easy to find with grep.
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __str__(self) -> str:
-        return "***"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
+def _defaults(settings_class: type[Any]) -> dict[str, Any]:
+    """Every field default of a settings dataclass, by name."""
+    return {item.name: default(settings_class, item.name) for item in fields(settings_class) if _has_default(item)}
 
 
-@dataclass(frozen=True)
-class AgentSettings:
-    work_dir: Path
-    settle_seconds: float = 10.0
-    batch_window_seconds: float = 30.0
-    batch_max_wait_seconds: float = 300.0
-    observer: str = "auto"
-    rescan_seconds: float = 60.0
-    ready_suffix: str = ""
-    ignore: tuple[str, ...] = (".*", "*.tmp", "*.part", "~*")
-    archive_retention_days: float = 0.0
-    env_file: Path | None = None
-
-    @property
-    def processing_dir(self) -> Path:
-        return self.work_dir / "processing"
-
-    @property
-    def archive_dir(self) -> Path:
-        return self.work_dir / "archive"
-
-    @property
-    def failed_dir(self) -> Path:
-        return self.work_dir / "failed"
-
-    @property
-    def outbox_dir(self) -> Path:
-        return self.work_dir / "outbox"
-
-    @property
-    def journal_path(self) -> Path:
-        return self.work_dir / "journal.sqlite3"
-
-
-@dataclass(frozen=True)
-class RouteSettings:
-    name: str
-    watch: Path
-    target: str
-    operation: str = "store"
-    object: str | None = None
-    on_failure: str = "hold"
-    expect_every_hours: float | None = None
-
-
-@dataclass(frozen=True)
-class LearnTargetSettings:
-    name: str
-    url: str
-    integration: str
-    username: Secret
-    password: Secret
-    verify_tls: bool | str = True
-    poll_initial_seconds: float = 5.0
-    poll_max_seconds: float = 60.0
-    timeout_minutes: float = 120.0
-    long_run_minutes: float = 30.0
-    refresh_guard_percent: float = 10.0
-    add_bom: str = "auto"
-    type: str = "learn"
-
-
-@dataclass(frozen=True)
-class S3TargetSettings:
-    name: str
-    bucket: str
-    access_key_id: Secret
-    secret_access_key: Secret
-    prefix: str = ""
-    region: str = "eu-central-1"
-    key: str = "{date:%Y%m%d}_{name}"
-    endpoint_url: str | None = None
-    verify_tls: bool | str = True
-    multipart_threshold_mb: float = 8.0
-    type: str = "s3"
-
-
-@dataclass(frozen=True)
-class JobTargetSettings:
-    name: str
-    bucket: str
-    access_key_id: Secret
-    secret_access_key: Secret
-    job_url: str
-    api_key: Secret
-    prefix: str = ""
-    region: str = "eu-central-1"
-    key: str = "{name}"
-    endpoint_url: str | None = None
-    verify_tls: bool | str = True
-    multipart_threshold_mb: float = 8.0
-    job: str = "{stem}"
-    notify_email: str | None = None
-    notify_webhook: str | None = None
-    type: str = "job"
-
-
-TargetSettings = LearnTargetSettings | S3TargetSettings | JobTargetSettings
-
-
-@dataclass(frozen=True)
-class EmailSettings:
-    transport: str = "file"
-    host: str = ""
-    port: int = 587
-    security: str = "starttls"
-    username: Secret | None = None
-    password: Secret | None = None
-    from_addr: str = "feed-agent@localhost"
-    to: tuple[str, ...] = ()
-    per_file: bool = True
-    summary: bool = True
-    templates_dir: Path | None = None
-    timeout_seconds: float = 30.0
-    verify_tls: bool | str = True  # yes | no | path of a CA bundle for a private mail relay
-
-
-@dataclass(frozen=True)
-class HeartbeatSettings:
-    url: str = ""
-
-
-@dataclass(frozen=True)
-class Config:
-    path: Path | None
-    agent: AgentSettings
-    routes: tuple[RouteSettings, ...] = ()
-    targets: Mapping[str, TargetSettings] = field(default_factory=dict)
-    email: EmailSettings = field(default_factory=EmailSettings)
-    heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
-
-    def route(self, name: str | None = None) -> RouteSettings:
-        """The named route, or the first one (the usual single-route install)."""
-        if not self.routes:
-            raise ConfigError(f"{self.path}: no [route:NAME] section; add one that names a watch folder")
-        if name is None:
-            return self.routes[0]
-        for route in self.routes:
-            if route.name == name:
-                return route
-        known = ", ".join(r.name for r in self.routes)
-        raise ConfigError(f"{self.path}: no route named '{name}' (routes: {known})")
-
-    def target_for(self, route: RouteSettings) -> TargetSettings:
-        return self.targets[route.target]
-
-    def secrets(self) -> list[str]:
-        """Every non-empty secret value, for redaction filters and leak tests."""
-        found: list[str] = []
-        for settings in (*self.targets.values(), self.email):
-            for value in vars(settings).values():
-                if isinstance(value, Secret) and value:
-                    found.append(value.reveal())
-        return found
+def _has_default(item: Field[Any]) -> bool:
+    return item.default is not MISSING or item.default_factory is not MISSING
 
 
 # ----------------------------------------------------------------------------------------------
@@ -465,7 +303,7 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
     _check_sections(loader)
 
     agent_raw = loader.section("agent", AGENT_KEYS)
-    loader.load_env(agent_raw.path("env_file", "../.env"))
+    loader.load_env(agent_raw.path("env_file", DEFAULT_ENV_FILE))
     agent = _agent(agent_raw)
     targets = {name: _target(loader, name) for name in _named(loader, "target")}
     routes = tuple(_route(loader, name, targets) for name in _named(loader, "route"))
@@ -493,18 +331,20 @@ def _named(loader: _Loader, kind: str) -> list[str]:
 
 
 def _agent(s: _Section) -> AgentSettings:
-    window = s.number("batch_window_seconds", 30.0, unit="seconds")
-    ignore = tuple(p.strip() for p in s.text("ignore", ".*, *.tmp, *.part, ~*").split(",") if p.strip())
+    d = _defaults(AgentSettings)
+    window = s.number("batch_window_seconds", d["batch_window_seconds"], unit="seconds")
+    ignore_text = s.text("ignore", ", ".join(d["ignore"]))
+    max_wait = max(d["batch_max_wait_seconds"], window * 10)
     return AgentSettings(
-        work_dir=s.path("work_dir", "../var") or s.loader.resolve("../var"),
-        settle_seconds=s.number("settle_seconds", 10.0, unit="seconds"),
+        work_dir=s.path("work_dir", DEFAULT_WORK_DIR) or s.loader.resolve(DEFAULT_WORK_DIR),
+        settle_seconds=s.number("settle_seconds", d["settle_seconds"], unit="seconds"),
         batch_window_seconds=window,
-        batch_max_wait_seconds=s.number("batch_max_wait_seconds", max(300.0, window * 10), unit="seconds"),
-        observer=s.choice("observer", OBSERVERS, "auto"),
-        rescan_seconds=s.number("rescan_seconds", 60.0, unit="seconds", minimum=0.1),
-        ready_suffix=s.text("ready_suffix"),
-        ignore=ignore,
-        archive_retention_days=s.number("archive_retention_days", 0.0, unit="days"),
+        batch_max_wait_seconds=s.number("batch_max_wait_seconds", max_wait, unit="seconds"),
+        observer=s.choice("observer", OBSERVERS, d["observer"]),
+        rescan_seconds=s.number("rescan_seconds", d["rescan_seconds"], unit="seconds", minimum=0.1),
+        ready_suffix=s.text("ready_suffix", d["ready_suffix"]),
+        ignore=tuple(p.strip() for p in ignore_text.split(",") if p.strip()),
+        archive_retention_days=s.number("archive_retention_days", d["archive_retention_days"], unit="days"),
         env_file=s.loader.env_file,
     )
 
@@ -517,8 +357,6 @@ def _route(loader: _Loader, name: str, targets: Mapping[str, TargetSettings]) ->
         raise s.error("target", f"no [target:{target}] section (targets: {known})")
     obj = s.text("object").lower() or None
     if obj is not None:
-        from agent.feeds import FEED_TYPES  # local: feeds is pure, but keep config importable alone
-
         if obj not in FEED_TYPES:
             hint = difflib.get_close_matches(obj, sorted(FEED_TYPES), n=1)
             suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
@@ -527,9 +365,9 @@ def _route(loader: _Loader, name: str, targets: Mapping[str, TargetSettings]) ->
         name=name,
         watch=s.path("watch") or _missing(s, "watch"),
         target=target,
-        operation=s.choice("operation", OPERATIONS, "store"),
+        operation=s.choice("operation", OPERATIONS, default(RouteSettings, "operation")),
         object=obj,
-        on_failure=s.choice("on_failure", ON_FAILURE, "hold"),
+        on_failure=s.choice("on_failure", ON_FAILURE, default(RouteSettings, "on_failure")),
         expect_every_hours=s.optional_number("expect_every_hours", unit="hours"),
     )
 
@@ -559,14 +397,14 @@ def _target(loader: _Loader, name: str) -> TargetSettings:
         return _learn(loader.section(section_name, LEARN_KEYS), name)
     if raw_type == "s3":
         s = loader.section(section_name, S3_KEYS)
-        return S3TargetSettings(name=name, **_s3_fields(s, default_key="{date:%Y%m%d}_{name}"))
+        return S3TargetSettings(name=name, **_s3_fields(s, S3TargetSettings))
     s = loader.section(section_name, JOB_KEYS)
     job_url = s.url("job_url", required=True)
     return JobTargetSettings(
         name=name,
-        **_s3_fields(s, default_key="{name}"),
+        **_s3_fields(s, JobTargetSettings),
         job_url=job_url,
-        job=s.text("job", "{stem}"),
+        job=s.text("job", default(JobTargetSettings, "job")),
         api_key=s.secret("api_key", required=True),
         notify_email=s.optional_text("notify_email"),
         notify_webhook=s.url("notify_webhook", required=False) or None,
@@ -574,14 +412,15 @@ def _target(loader: _Loader, name: str) -> TargetSettings:
 
 
 def _learn(s: _Section, name: str) -> LearnTargetSettings:
-    initial = s.number("poll_initial_seconds", 5.0, unit="seconds", minimum=0.01)
-    maximum = s.number("poll_max_seconds", 60.0, unit="seconds", minimum=0.01)
+    d = _defaults(LearnTargetSettings)
+    initial = s.number("poll_initial_seconds", d["poll_initial_seconds"], unit="seconds", minimum=0.01)
+    maximum = s.number("poll_max_seconds", d["poll_max_seconds"], unit="seconds", minimum=0.01)
     if maximum < initial:
         raise s.error("poll_max_seconds", f"{maximum:g} is below poll_initial_seconds ({initial:g})")
     integration = s.text("integration", required=True)
     if not re.fullmatch(r"[A-Za-z0-9_-]+", integration):
         raise s.error("integration", f"'{integration}' is not an integration id (e.g. BBLEARN or BB5bfc25366f037)")
-    guard = s.number("refresh_guard_percent", 10.0, unit="percent")
+    guard = s.number("refresh_guard_percent", d["refresh_guard_percent"], unit="percent")
     if guard > 100:
         raise s.error("refresh_guard_percent", f"{guard:g} is out of range (0 to 100)")
     return LearnTargetSettings(
@@ -593,51 +432,43 @@ def _learn(s: _Section, name: str) -> LearnTargetSettings:
         verify_tls=s.verify("verify_tls"),
         poll_initial_seconds=initial,
         poll_max_seconds=maximum,
-        timeout_minutes=s.number("timeout_minutes", 120.0, unit="minutes", minimum=0.001),
-        long_run_minutes=s.number("long_run_minutes", 30.0, unit="minutes"),
+        timeout_minutes=s.number("timeout_minutes", d["timeout_minutes"], unit="minutes", minimum=0.001),
+        long_run_minutes=s.number("long_run_minutes", d["long_run_minutes"], unit="minutes"),
         refresh_guard_percent=guard,
-        add_bom=s.choice("add_bom", ADD_BOM, "auto"),
+        add_bom=s.choice("add_bom", ADD_BOM, d["add_bom"]),
     )
 
 
-def _s3_fields(s: _Section, *, default_key: str) -> dict[str, Any]:
+def _s3_fields(s: _Section, settings_class: type[S3TargetSettings | JobTargetSettings]) -> dict[str, Any]:
+    d = _defaults(settings_class)
     bucket = s.text("bucket", required=True)
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
         raise s.error("bucket", f"'{bucket}' is not a valid S3 bucket name (3-63 lowercase letters, digits, . or -)")
-    key = s.text("key", default_key)
-    _check_key_template(s, key)
+    key = s.text("key", d["key"])
+    try:
+        template_fields(key)
+    except ValueError as exc:
+        raise s.error("key", str(exc)) from None
     prefix = s.text("prefix").lstrip("/")
     return {
         "bucket": bucket,
         "prefix": prefix,
-        "region": s.text("region", "eu-central-1"),
+        "region": s.text("region", d["region"]),
         "key": key,
         "access_key_id": s.secret("access_key_id", required=True, plain_ok=True),
         "secret_access_key": s.secret("secret_access_key", required=True),
         "endpoint_url": s.url("endpoint_url", required=False) or None,
         "verify_tls": s.verify("verify_tls"),
-        "multipart_threshold_mb": s.number("multipart_threshold_mb", 8.0, unit="MiB", minimum=5.0),
+        "multipart_threshold_mb": s.number(
+            "multipart_threshold_mb", d["multipart_threshold_mb"], unit="MiB", minimum=5.0
+        ),
     }
 
 
-KEY_FIELDS = ("name", "stem", "suffix", "object", "date")
-
-
-def _check_key_template(s: _Section, template: str) -> None:
-    import string
-
-    try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-    except ValueError as exc:
-        raise s.error("key", f"'{template}' is not a valid template: {exc}") from None
-    for name in fields:
-        if name not in KEY_FIELDS:
-            raise s.error("key", f"unknown field {{{name}}}; allowed: {', '.join('{' + f + '}' for f in KEY_FIELDS)}")
-
-
 def _email(s: _Section) -> EmailSettings:
-    transport = s.choice("transport", TRANSPORTS, "file")
-    security = s.choice("security", SECURITY, "starttls")
+    d = _defaults(EmailSettings)
+    transport = s.choice("transport", TRANSPORTS, d["transport"])
+    security = s.choice("security", SECURITY, d["security"])
     username = s.secret("username", required=False, plain_ok=True) if s.has("username") else None
     password = s.secret("password", required=False) if s.has("password") else None
     host = s.text("host")
@@ -652,7 +483,7 @@ def _email(s: _Section) -> EmailSettings:
     for address in recipients:
         if "@" not in address:
             raise s.error("to", f"'{address}' is not an email address")
-    default_port = 465 if security == "ssl" else (587 if security == "starttls" else 25)
+    default_port = {"ssl": 465, "starttls": d["port"], "none": 25}[security]
     return EmailSettings(
         transport=transport,
         host=host,
@@ -660,17 +491,11 @@ def _email(s: _Section) -> EmailSettings:
         security=security,
         username=username if username else None,
         password=password if password else None,
-        from_addr=s.text("from", "feed-agent@localhost"),
+        from_addr=s.text("from", d["from_addr"]),
         to=recipients,
-        per_file=s.flag("per_file", True),
-        summary=s.flag("summary", True),
+        per_file=s.flag("per_file", d["per_file"]),
+        summary=s.flag("summary", d["summary"]),
         templates_dir=s.path("templates_dir"),
-        timeout_seconds=s.number("timeout_seconds", 30.0, unit="seconds", minimum=1.0),
+        timeout_seconds=s.number("timeout_seconds", d["timeout_seconds"], unit="seconds", minimum=1.0),
         verify_tls=s.verify("verify_tls"),
     )
-
-
-def config_error_exit(exc: ConfigError) -> int:
-    """Print a configuration error the way every command does, and return the contract's 2."""
-    print(f"feed-agent: configuration error: {exc}", file=sys.stderr)
-    return 2

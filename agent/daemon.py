@@ -21,11 +21,11 @@ from types import FrameType
 
 from agent import archive
 from agent.clock import utcnow
-from agent.config import Config, RouteSettings
 from agent.errors import AlreadyRunning
 from agent.journal import Journal
 from agent.pipeline import Pipeline
 from agent.records import BatchOutcome, CheckResult, FileOutcome, Reporter
+from agent.settings import Config, RouteSettings
 from agent.watcher import Candidate, FolderWatcher
 
 log = logging.getLogger("feed-agent")

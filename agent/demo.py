@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.config import AgentSettings, Config, EmailSettings, LearnTargetSettings, RouteSettings, Secret
 from agent.feeds import ORDER_EXPLANATION
+from agent.settings import AgentSettings, Config, EmailSettings, LearnTargetSettings, RouteSettings, Secret
 
 DEMO_MARKER = ".feed-agent-demo"
 USERNAME, PASSWORD = "demo-integration", "demo-password"

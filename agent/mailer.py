@@ -29,11 +29,11 @@ from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 
 from agent.clock import SYSTEM_CLOCK, Clock
-from agent.config import EmailSettings
 from agent.errors import MailError
 from agent.records import CheckResult
 from agent.reports import SUBJECT_PREFIX, RenderedEmail
 from agent.retry import RetryPolicy, retrying
+from agent.settings import EmailSettings
 
 log = logging.getLogger(__name__)
 

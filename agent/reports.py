@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Protocol
 import jinja2
 
 from agent import __version__
-from agent.config import OPERATIONS
 from agent.records import BatchOutcome, FileOutcome, Status
+from agent.settings import OPERATIONS
 
 if TYPE_CHECKING:
-    from agent.config import Config
     from agent.mailer import Mailer
+    from agent.settings import Config
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserverVFS
 
-from agent.config import OBSERVERS
+from agent.settings import OBSERVERS
 
 logger = logging.getLogger(__name__)
 

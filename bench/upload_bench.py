@@ -50,7 +50,7 @@ LAUNCHER = textwrap.dedent("""
 AGENT_CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from agent.config import LearnTargetSettings, Secret
+    from agent.settings import LearnTargetSettings, Secret
     from agent.targets.base import Submission
     from agent.targets.learn import LearnTarget
     url, path = sys.argv[1], Path(sys.argv[2])

@@ -14,17 +14,10 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.config import (
-    Config,
-    ConfigError,
-    JobTargetSettings,
-    LearnTargetSettings,
-    S3TargetSettings,
-    Secret,
-    default_config_path,
-    load_config,
-)
+from agent.config import default_config_path, load_config
+from agent.errors import ConfigError
 from agent.logs import RedactingFilter
+from agent.settings import Config, JobTargetSettings, LearnTargetSettings, S3TargetSettings, Secret
 
 PASSWORDS = {
     "LEARN_PASSWORD": "learn-pw-Zq81",

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import Config, load_config
+from agent.config import load_config
 from agent.daemon import Agent, run_once, status_report
 from agent.journal import Journal
+from agent.settings import Config
 from agent.simulator import LearnSimulator
 from tests.support.agentconf import load, write_config
 from tests.support.learn import (

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import EmailSettings, Secret
 from agent.errors import MailError
 from agent.mailer import Mailer, build_message, outbox_name
 from agent.reports import RenderedEmail
 from agent.retry import RetryPolicy
+from agent.settings import EmailSettings, Secret
 from tests.support.clock import FakeClock
 from tests.support.net import free_port
 from tests.support.smtp import SmtpServer, TlsCert

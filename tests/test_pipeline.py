@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import Config
 from agent.journal import Journal
 from agent.pipeline import Pipeline
 from agent.records import Receipt, Status
 from agent.retry import RetryPolicy
+from agent.settings import Config
 from agent.simulator import LearnSimulator
 from agent.targets.learn import LearnTarget
 from tests.support.agentconf import load

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from agent.config import AgentSettings, Config, EmailSettings, HeartbeatSettings, Secret
 from agent.journal import Journal
 from agent.mailer import Mailer
 from agent.records import BatchOutcome, FileOutcome, Progress, Receipt, Status
@@ -30,6 +29,7 @@ from agent.reports import (
     shipped_templates_dir,
 )
 from agent.retry import RetryPolicy
+from agent.settings import AgentSettings, Config, EmailSettings, HeartbeatSettings, Secret
 from tests.support.net import free_port, serving
 from tests.support.smtp import SmtpServer, TlsCert
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.config import JobTargetSettings, LearnTargetSettings, S3TargetSettings, TargetSettings
+from agent.settings import JobTargetSettings, LearnTargetSettings, S3TargetSettings, TargetSettings
 from agent.targets.base import Target
 
 

@@ -25,12 +25,13 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from agent.clock import SYSTEM_CLOCK, Clock, utcnow
-from agent.config import JobTargetSettings
 from agent.errors import TargetError
 from agent.records import CheckResult, Progress, Receipt, Result, Status, Submission
 from agent.retry import RetryPolicy, parse_retry_after, retrying
+from agent.settings import JobTargetSettings
 from agent.targets.base import ProgressCallback
-from agent.targets.s3 import S3Target, Upload, render_template
+from agent.targets.s3 import S3Target, Upload
+from agent.targets.s3keys import render_template
 
 log = logging.getLogger(__name__)
 

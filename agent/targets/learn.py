@@ -27,10 +27,10 @@ import requests
 import requests.adapters
 
 from agent.clock import SYSTEM_CLOCK, Clock
-from agent.config import LearnTargetSettings
 from agent.errors import StopRequested, TargetError
 from agent.records import CheckResult, Progress, Receipt, Result, Status, Submission
 from agent.retry import RetryPolicy, retrying
+from agent.settings import LearnTargetSettings
 from agent.targets.base import ProgressCallback
 
 log = logging.getLogger(__name__)

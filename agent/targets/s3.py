@@ -20,11 +20,10 @@ from __future__ import annotations
 import logging
 import mimetypes
 import re
-import string
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -34,34 +33,22 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionClosedError,
-    EndpointConnectionError,
-    HTTPClientError,
-    InvalidRegionError,
-    NoCredentialsError,
-    NoRegionError,
-    ParamValidationError,
-    PartialCredentialsError,
-    ReadTimeoutError,
-    SSLError,
 )
-from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from agent.clock import utcnow
-from agent.config import JobTargetSettings, S3TargetSettings
 from agent.errors import TargetError
 from agent.records import CheckResult, Progress, Receipt, Result, Status, Submission
+from agent.settings import JobTargetSettings, S3TargetSettings
 from agent.targets.base import ProgressCallback
+from agent.targets.s3errors import ReadBlockedError, explain_s3_error
+from agent.targets.s3keys import handshake_name_warning, normalized_prefix, render_template
 
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
-KEY_FIELDS = ("name", "stem", "suffix", "object", "date")
-DEFAULT_DATE_FORMAT = "%Y%m%d"
 CHECKSUM_ALGORITHM = "SHA256"
 TOTAL_MAX_ATTEMPTS = 3  # botocore "standard" retries: the first try plus two more
 MAX_CONCURRENCY = 4  # parallel multipart parts; each is read from disk as it is sent
-HANDSHAKE_IGNORED_WORDS = ("test", "sample")
 HANDSHAKE_REGIONS = " (Handshake: eu-central-1; accounts set up before July 2023: eu-west-2)"
 CANARY_STEM = "feed-agent-canary-"
 
@@ -76,101 +63,7 @@ _REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 
 
 # ----------------------------------------------------------------------------------------------
-# Key templates
-
-
-class _UtcDate:
-    """`{date}` / `{date:%Y-%m-%d}` in a key template: strftime on the UTC time of the upload.
-
-    UTC so that the same file sent from servers in different time zones (or across a DST change)
-    gets the same, predictable name.
-    """
-
-    def __init__(self, moment: datetime) -> None:
-        aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
-        self.moment = aware.astimezone(timezone.utc)
-
-    def __format__(self, spec: str) -> str:
-        return self.moment.strftime(spec or DEFAULT_DATE_FORMAT)
-
-
-def template_fields(template: str) -> list[str]:
-    """The field names a template uses; ValueError (in plain words) for an unknown or malformed one."""
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        example = "{date:%Y%m%d}_{name}"
-        raise ValueError(f"'{template}' is not a valid template ({exc}); use e.g. {example}") from None
-    names = [field for _, field, _, _ in parsed if field is not None]
-    allowed = ", ".join("{" + f + "}" for f in KEY_FIELDS)
-    for field in names:
-        if field not in KEY_FIELDS:
-            shown = "{}" if field == "" else "{" + field + "}"
-            raise ValueError(f"'{template}' uses {shown}, which is not a known field; allowed: {allowed}")
-    return names
-
-
-def render_template(template: str, submission: Submission, now: datetime) -> str:
-    """Fill a key (or job) template for one file.
-
-    Fields: `{name}` the arrival name (`users.csv`), `{stem}` (`users`), `{suffix}` (`.csv`, with
-    the dot, so `{stem}{suffix}` is the name), `{object}` (Learn slug, empty here) and `{date:FMT}`
-    (strftime, UTC; plain `{date}` is `%Y%m%d`). Raises ValueError with a fix-it message.
-    """
-    template_fields(template)
-    path = PurePosixPath(submission.name)
-    values = {
-        "name": submission.name,
-        "stem": path.stem,
-        "suffix": path.suffix,
-        "object": submission.object or "",
-        "date": _UtcDate(now),
-    }
-    try:
-        rendered = template.format_map(values)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"'{template}' cannot be filled in for {submission.name}: {exc}") from None
-    if not rendered.strip("/"):
-        raise ValueError(f"'{template}' gives an empty name for {submission.name}")
-    return rendered
-
-
-def normalized_prefix(prefix: str) -> str:
-    """The folder part of every key: no leading '/', exactly one trailing '/' (or empty).
-
-    Vendors hand out a folder (`importer-production-uni/`, `production/warehouse/`); admins often
-    drop the trailing slash, which would otherwise glue the folder and the file name together and
-    land outside the folder the keys may write to.
-    """
-    cleaned = prefix.strip().lstrip("/")
-    return cleaned if not cleaned or cleaned.endswith("/") else cleaned + "/"
-
-
-def handshake_name_warning(name: str) -> str | None:
-    """Handshake never processes a file automatically when its name contains "test" or "sample"."""
-    lowered = name.lower()
-    for word in HANDSHAKE_IGNORED_WORDS:
-        if word in lowered:
-            return (
-                f"'{name}' contains \"{word}\": Handshake never processes files whose name contains "
-                '"test" or "sample" automatically; rename the file (or the key template) '
-                "if it is real data"
-            )
-    return None
-
-
-# ----------------------------------------------------------------------------------------------
 # The boto3 client
-
-
-class ReadBlockedError(BotoCoreError):
-    """Raised before sending any S3 operation that is not part of a PUT.
-
-    In this module the only source of such a call is botocore's own region redirect, which probes
-    the bucket with HEAD when S3 says "wrong region" without naming the right one.
-    """
-
-    fmt = "feed-agent blocked S3 {operation}: the bucket is write-only and is never read"
 
 
 def _refuse_reads(model: Any, **_: Any) -> None:
@@ -219,125 +112,6 @@ def make_s3_client(settings: S3TargetSettings | JobTargetSettings) -> Any:
             verify=settings.verify_tls,
             config=config,
         )
-
-
-# ----------------------------------------------------------------------------------------------
-# Errors in plain words
-
-
-def _client_error(exc: BaseException) -> BaseException:
-    """`upload_file` wraps a ClientError in S3UploadFailedError; the original is on `__context__`."""
-    if isinstance(exc, S3UploadFailedError):
-        inner = exc.__cause__ or exc.__context__
-        if isinstance(inner, (ClientError, BotoCoreError)):
-            return inner
-    return exc
-
-
-def _bucket_region(error: ClientError) -> str | None:
-    """The bucket's real region when S3 tells it (header on redirects, field on signing errors)."""
-    headers = error.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-    region = headers.get("x-amz-bucket-region") or error.response.get("Error", {}).get("Region")
-    return str(region) if region else None
-
-
-REGION_CODES = frozenset(
-    {
-        "AuthorizationHeaderMalformed",
-        "PermanentRedirect",
-        "IllegalLocationConstraintException",
-        "IllegalLocationConstraint",
-        "301",
-        "TemporaryRedirect",
-    }
-)
-CLOCK_CODES = frozenset({"RequestTimeTooSkewed", "RequestExpired"})
-DAMAGE_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"})
-
-
-def explain_s3_error(exc: BaseException, *, bucket: str, key: str, region: str, region_hint: str = "") -> TargetError:
-    """Turn a boto3/botocore exception into a TargetError an admin can act on (never a secret).
-
-    `region_hint` is appended to wrong-region messages (Handshake's known regions, for example).
-    """
-    where = f"s3://{bucket}/{key}"
-    cause = _client_error(exc)
-    if isinstance(cause, ClientError):
-        return _explain_client_error(cause, where=where, bucket=bucket, key=key, region=region, region_hint=region_hint)
-    if isinstance(cause, ReadBlockedError):
-        return TargetError(
-            f"Upload to {where} failed: S3 says the bucket is not in region {region}, and finding the "
-            "right region would need a read the write-only bucket does not allow. Set region to the one "
-            f"the vendor gave you{region_hint}."
-        )
-    if isinstance(cause, SSLError):
-        return TargetError(
-            f"Upload to {where} failed: the TLS certificate of the S3 endpoint was not trusted ({cause}). "
-            "If the store uses a private certificate authority, set verify_tls to the CA bundle's path."
-        )
-    if isinstance(
-        cause, (EndpointConnectionError, BotoConnectionError, ConnectionClosedError, ReadTimeoutError, HTTPClientError)
-    ):
-        return TargetError(
-            f"Upload to {where} failed: the S3 endpoint could not be reached ({cause}). This is usually "
-            "temporary (network, proxy or firewall); the file will be sent again.",
-            retryable=True,
-        )
-    if isinstance(cause, (ParamValidationError, InvalidRegionError, NoRegionError)):
-        return TargetError(f"Upload to {where} failed: the settings do not make a valid S3 request ({cause}).")
-    if isinstance(cause, (NoCredentialsError, PartialCredentialsError)):
-        return TargetError(f"Upload to {where} failed: access_key_id or secret_access_key is empty; set both in .env.")
-    if isinstance(cause, S3UploadFailedError):
-        return TargetError(f"Upload to {where} failed: {cause}", retryable=True)
-    if isinstance(cause, BotoCoreError):
-        return TargetError(f"Upload to {where} failed: {cause}", retryable=True)
-    return TargetError(f"Upload to {where} failed: {type(cause).__name__}: {cause}")
-
-
-def _explain_client_error(
-    error: ClientError, *, where: str, bucket: str, key: str, region: str, region_hint: str
-) -> TargetError:
-    info = error.response.get("Error", {})
-    code = str(info.get("Code", ""))
-    said = str(info.get("Message", "")).strip() or code
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    folder = key.rsplit("/", 1)[0] + "/" if "/" in key else "(the top of the bucket)"
-
-    def fail(text: str, retryable: bool = False) -> TargetError:
-        return TargetError(f"Upload to {where} failed: {text}", retryable=retryable, http_status=status)
-
-    if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
-        return fail(
-            f"S3 answered Access Denied. The keys were accepted but may not write to {folder} in bucket "
-            f"{bucket}: check that prefix is exactly the folder the vendor gave you, that bucket is "
-            "spelled right, and that the keys are the current ones (they may have been rotated)."
-        )
-    if code == "InvalidAccessKeyId":
-        return fail(
-            "S3 does not know this access key id. Copy access_key_id again from the vendor "
-            "(keys may have been rotated or revoked)."
-        )
-    if code == "SignatureDoesNotMatch":
-        return fail(
-            "the secret access key is wrong (S3 could not verify the request signature). Copy "
-            "secret_access_key again from the vendor, without spaces."
-        )
-    if code == "NoSuchBucket":
-        return fail(f"bucket '{bucket}' does not exist. Check the bucket setting against the vendor's.")
-    if code in REGION_CODES:
-        actual = _bucket_region(error)
-        where_it_is = f"the bucket is in {actual}" if actual else "the bucket is in another region"
-        return fail(
-            f"{where_it_is}, not {region} (S3 said {code}: {said}). Set region to the bucket's region{region_hint}."
-        )
-    if code in CLOCK_CODES:
-        return fail(f"S3 says this computer's clock is wrong ({said}). Fix the clock (enable NTP).")
-    if code == "InvalidBucketName":
-        return fail(f"'{bucket}' is not a valid bucket name ({said}).")
-    if code in DAMAGE_CODES or code.startswith("InvalidChecksum"):
-        return fail(f"the file arrived damaged (S3 said {code}: {said}); send it again.", retryable=True)
-    retryable = (isinstance(status, int) and status >= 500) or code in ("SlowDown", "RequestTimeout")
-    return fail(f"S3 answered {code or status}: {said}.", retryable=retryable)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.config import Config, load_config
+from agent.config import load_config
+from agent.settings import Config
 
 
 def write_config(

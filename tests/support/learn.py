@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from agent.config import LearnTargetSettings, Secret
+from agent.settings import LearnTargetSettings, Secret
 from agent.simulator import LearnSimulator
 
 FAST_ROWS_PER_SECOND = 2000.0

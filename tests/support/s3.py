@@ -30,7 +30,7 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from agent.config import JobTargetSettings, S3TargetSettings, Secret
+from agent.settings import JobTargetSettings, S3TargetSettings, Secret
 from tests.support.net import free_port, serving
 
 MOTO_REGION = "eu-central-1"

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import requests
 
-from agent.config import Secret
 from agent.errors import TargetError
 from agent.records import Progress, Status, Submission
 from agent.retry import RetryPolicy
+from agent.settings import Secret
 from agent.targets.jobapi import JobTarget
 from tests.support.clock import FakeClock
 from tests.support.net import free_port

@@ -20,17 +20,12 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from agent.config import Secret
 from agent.errors import TargetError
 from agent.records import Progress, Status, Submission
-from agent.targets.s3 import (
-    ReadBlockedError,
-    S3Target,
-    explain_s3_error,
-    handshake_name_warning,
-    normalized_prefix,
-    render_template,
-)
+from agent.settings import Secret
+from agent.targets.s3 import S3Target
+from agent.targets.s3errors import ReadBlockedError, explain_s3_error
+from agent.targets.s3keys import handshake_name_warning, normalized_prefix, render_template
 from tests.support.net import free_port
 from tests.support.s3 import SentRequest, WriteOnlyBucket, record_requests
 
