@@ -356,11 +356,10 @@ def _route(loader: _Loader, name: str, targets: Mapping[str, TargetSettings]) ->
         known = ", ".join(sorted(targets)) or "none defined"
         raise s.error("target", f"no [target:{target}] section (targets: {known})")
     obj = s.text("object").lower() or None
-    if obj is not None:
-        if obj not in FEED_TYPES:
-            hint = difflib.get_close_matches(obj, sorted(FEED_TYPES), n=1)
-            suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-            raise s.error("object", f"'{obj}' is not a Learn object type{suggestion}")
+    if obj is not None and obj not in FEED_TYPES:
+        hint = difflib.get_close_matches(obj, sorted(FEED_TYPES), n=1)
+        suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+        raise s.error("object", f"'{obj}' is not a Learn object type{suggestion}")
     return RouteSettings(
         name=name,
         watch=s.path("watch") or _missing(s, "watch"),
