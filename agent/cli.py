@@ -17,7 +17,8 @@ from pathlib import Path
 from agent import __version__
 from agent.config import load_config
 from agent.errors import ConfigError
-from agent.feeds import FEED_TYPES, ORDER_EXPLANATION, Inspection, inspect_csv, inspect_file, plan_order
+from agent.feeds import FEED_TYPES, ORDER_EXPLANATION
+from agent.inspection import Inspection, inspect_csv, inspect_file, plan_order
 from agent.records import CheckResult
 from agent.settings import OPERATIONS, Config
 

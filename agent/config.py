@@ -8,19 +8,17 @@ read from the settings dataclasses, so each one exists once.
 
 from __future__ import annotations
 
-import configparser
 import difflib
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import MISSING, Field, fields
 from pathlib import Path
 from typing import Any
 
-from dotenv import dotenv_values
-
 from agent.errors import ConfigError
 from agent.feeds import FEED_TYPES
+from agent.ini import IniFile, Section
 from agent.settings import (
     ADD_BOM,
     OBSERVERS,
@@ -37,7 +35,6 @@ from agent.settings import (
     LearnTargetSettings,
     RouteSettings,
     S3TargetSettings,
-    Secret,
     TargetSettings,
     default,
 )
@@ -71,171 +68,6 @@ def default_config_path() -> Path:
         return beside_code
     system = Path("/etc/feed-agent/agent.ini")
     return system if system.exists() else beside_code
-
-
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-class _Section:
-    """Typed access to one INI section that remembers which keys were read, for 'did you mean'."""
-
-    def __init__(self, loader: _Loader, name: str, allowed: Iterable[str]) -> None:
-        self.loader = loader
-        self.name = name
-        self.raw: Mapping[str, str] = loader.parser[name] if loader.parser.has_section(name) else {}
-        self.allowed = set(allowed)
-        unknown = [k for k in self.raw if k not in self.allowed]
-        for key in unknown:
-            hint = difflib.get_close_matches(key, sorted(self.allowed), n=1)
-            suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-            allowed_list = ", ".join(sorted(self.allowed))
-            raise self.error(key, f"unknown key{suggestion} (allowed here: {allowed_list})")
-
-    def error(self, key: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.loader.path} [{self.name}] {key}: {message}")
-
-    def has(self, key: str) -> bool:
-        return bool(self.raw.get(key, "").strip())
-
-    def text(self, key: str, default: str = "", *, required: bool = False) -> str:
-        value = self.loader.substitute(self, key, self.raw.get(key, "")).strip()
-        if not value:
-            if required:
-                raise self.error(key, "is required but missing or empty")
-            return default
-        return value
-
-    def optional_text(self, key: str) -> str | None:
-        return self.text(key) or None
-
-    def secret(self, key: str, *, required: bool, plain_ok: bool = False) -> Secret:
-        """A credential; passwords and keys must come through ${NAME} (plain_ok: a user name)."""
-        raw = self.raw.get(key, "").strip()
-        if raw and not plain_ok and not _VAR.search(raw):
-            raise self.error(
-                key,
-                "secrets must not be written in the INI; write ${NAME} here and NAME=value in .env",
-            )
-        value = self.loader.substitute(self, key, raw)
-        if required and not value:
-            names = _VAR.findall(raw)
-            where = f"set {names[0]} in {self.loader.env_hint()}" if names else "write ${NAME} here"
-            raise self.error(key, f"is empty; {where}")
-        return Secret(value)
-
-    def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
-        value = self.text(key, default).lower()
-        if value not in allowed:
-            raise self.error(key, f"'{value}' is not allowed; use one of: {', '.join(allowed)}")
-        return value
-
-    def number(self, key: str, default: float, *, unit: str, minimum: float = 0.0) -> float:
-        value = self.text(key)
-        if not value:
-            return default
-        try:
-            number = float(value)
-        except ValueError:
-            raise self.error(key, f"'{value}' is not a number of {unit} (decimals allowed, e.g. 0.25)") from None
-        if number != number or number < minimum:  # NaN or too small
-            raise self.error(key, f"{value} is out of range; it must be at least {minimum:g} {unit}")
-        return number
-
-    def optional_number(self, key: str, *, unit: str) -> float | None:
-        if not self.text(key):
-            return None
-        return self.number(key, 0.0, unit=unit, minimum=0.0)
-
-    def integer(self, key: str, default: int, *, low: int, high: int) -> int:
-        value = self.text(key)
-        if not value:
-            return default
-        try:
-            number = int(value)
-        except ValueError:
-            raise self.error(key, f"'{value}' is not a whole number") from None
-        if not low <= number <= high:
-            raise self.error(key, f"{number} is out of range ({low} to {high})")
-        return number
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.text(key).lower()
-        if not value:
-            return default
-        if value in ("yes", "true", "on", "1"):
-            return True
-        if value in ("no", "false", "off", "0"):
-            return False
-        raise self.error(key, f"'{value}' is not yes or no")
-
-    def verify(self, key: str) -> bool | str:
-        """`yes`/`no`, or the path of a CA bundle to trust (for a private certificate authority)."""
-        value = self.text(key)
-        if not value or value.lower() in ("yes", "true", "on", "1"):
-            return True
-        if value.lower() in ("no", "false", "off", "0"):
-            return False
-        path = self.loader.resolve(value)
-        if not path.is_file():
-            raise self.error(key, f"'{value}' is neither yes/no nor an existing CA bundle file")
-        return str(path)
-
-    def path(self, key: str, default: str | None = None) -> Path | None:
-        value = self.text(key, default or "")
-        return self.loader.resolve(value) if value else None
-
-    def url(self, key: str, *, required: bool) -> str:
-        value = self.text(key, required=required)
-        if value and not re.match(r"^https?://[^/\s]+", value):
-            raise self.error(key, f"'{value}' is not an http(s) URL (e.g. https://learn.example.edu)")
-        return value.rstrip("/")
-
-
-class _Loader:
-    def __init__(self, path: Path, environ: Mapping[str, str] | None) -> None:
-        self.path = path
-        self.base = path.resolve().parent
-        self.parser = configparser.ConfigParser(
-            interpolation=None, inline_comment_prefixes=(";", "#"), strict=True, default_section="\0"
-        )
-        try:
-            with path.open(encoding="utf-8") as handle:
-                self.parser.read_file(handle)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: configuration file not found (install.sh creates conf/agent.ini)") from None
-        except (configparser.Error, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot be read as an INI file: {exc}") from None
-        self.env_file: Path | None = None
-        self.environ: dict[str, str] = {}
-        self._base_environ = dict(os.environ if environ is None else environ)
-
-    def load_env(self, env_file: Path | None) -> None:
-        """Values from `.env` first, the real environment on top (systemd and cron can override)."""
-        self.env_file = env_file
-        values: dict[str, str] = {}
-        if env_file is not None and env_file.is_file():
-            values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
-        values.update(self._base_environ)
-        self.environ = values
-
-    def env_hint(self) -> str:
-        return str(self.env_file) if self.env_file else "the environment"
-
-    def substitute(self, section: _Section, key: str, value: str) -> str:
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in self.environ:
-                raise section.error(key, f"${{{name}}} is not set; define {name} in {self.env_hint()}")
-            return self.environ[name]
-
-        return _VAR.sub(replace, value)
-
-    def resolve(self, value: str) -> Path:
-        path = Path(os.path.expanduser(value))
-        return path if path.is_absolute() else (self.base / path).resolve()
-
-    def section(self, name: str, allowed: Iterable[str]) -> _Section:
-        return _Section(self, name, allowed)
 
 
 AGENT_KEYS = (
@@ -299,7 +131,7 @@ HEARTBEAT_KEYS = ("url",)
 def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Read, substitute and validate the configuration; raise ConfigError with a fix-it message."""
     config_path = Path(path) if path is not None else default_config_path()
-    loader = _Loader(config_path, environ)
+    loader = IniFile(config_path, environ)
     _check_sections(loader)
 
     agent_raw = loader.section("agent", AGENT_KEYS)
@@ -313,7 +145,7 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
     return Config(path=config_path, agent=agent, routes=routes, targets=targets, email=email, heartbeat=heartbeat)
 
 
-def _check_sections(loader: _Loader) -> None:
+def _check_sections(loader: IniFile) -> None:
     fixed = ("agent", "email", "heartbeat")
     for name in loader.parser.sections():
         if name in fixed or re.fullmatch(r"(route|target):[A-Za-z0-9_.-]+", name):
@@ -326,11 +158,11 @@ def _check_sections(loader: _Loader) -> None:
         )
 
 
-def _named(loader: _Loader, kind: str) -> list[str]:
+def _named(loader: IniFile, kind: str) -> list[str]:
     return [s.split(":", 1)[1] for s in loader.parser.sections() if s.startswith(kind + ":")]
 
 
-def _agent(s: _Section) -> AgentSettings:
+def _agent(s: Section) -> AgentSettings:
     d = _defaults(AgentSettings)
     window = s.number("batch_window_seconds", d["batch_window_seconds"], unit="seconds")
     ignore_text = s.text("ignore", ", ".join(d["ignore"]))
@@ -349,7 +181,7 @@ def _agent(s: _Section) -> AgentSettings:
     )
 
 
-def _route(loader: _Loader, name: str, targets: Mapping[str, TargetSettings]) -> RouteSettings:
+def _route(loader: IniFile, name: str, targets: Mapping[str, TargetSettings]) -> RouteSettings:
     s = loader.section(f"route:{name}", ROUTE_KEYS)
     target = s.text("target", required=True)
     if target not in targets:
@@ -371,11 +203,11 @@ def _route(loader: _Loader, name: str, targets: Mapping[str, TargetSettings]) ->
     )
 
 
-def _missing(s: _Section, key: str) -> Path:
+def _missing(s: Section, key: str) -> Path:
     raise s.error(key, "is required but missing or empty")
 
 
-def _check_route_folders(loader: _Loader, routes: tuple[RouteSettings, ...]) -> None:
+def _check_route_folders(loader: IniFile, routes: tuple[RouteSettings, ...]) -> None:
     seen: dict[Path, str] = {}
     for route in routes:
         if route.watch in seen:
@@ -386,7 +218,7 @@ def _check_route_folders(loader: _Loader, routes: tuple[RouteSettings, ...]) -> 
         seen[route.watch] = route.name
 
 
-def _target(loader: _Loader, name: str) -> TargetSettings:
+def _target(loader: IniFile, name: str) -> TargetSettings:
     section_name = f"target:{name}"
     raw_type = loader.parser[section_name].get("type", "").strip().lower()
     if raw_type not in TARGET_TYPES:
@@ -410,7 +242,7 @@ def _target(loader: _Loader, name: str) -> TargetSettings:
     )
 
 
-def _learn(s: _Section, name: str) -> LearnTargetSettings:
+def _learn(s: Section, name: str) -> LearnTargetSettings:
     d = _defaults(LearnTargetSettings)
     initial = s.number("poll_initial_seconds", d["poll_initial_seconds"], unit="seconds", minimum=0.01)
     maximum = s.number("poll_max_seconds", d["poll_max_seconds"], unit="seconds", minimum=0.01)
@@ -438,7 +270,7 @@ def _learn(s: _Section, name: str) -> LearnTargetSettings:
     )
 
 
-def _s3_fields(s: _Section, settings_class: type[S3TargetSettings | JobTargetSettings]) -> dict[str, Any]:
+def _s3_fields(s: Section, settings_class: type[S3TargetSettings | JobTargetSettings]) -> dict[str, Any]:
     d = _defaults(settings_class)
     bucket = s.text("bucket", required=True)
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
@@ -464,7 +296,7 @@ def _s3_fields(s: _Section, settings_class: type[S3TargetSettings | JobTargetSet
     }
 
 
-def _email(s: _Section) -> EmailSettings:
+def _email(s: Section) -> EmailSettings:
     d = _defaults(EmailSettings)
     transport = s.choice("transport", TRANSPORTS, d["transport"])
     security = s.choice("security", SECURITY, d["security"])

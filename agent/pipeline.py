@@ -22,7 +22,8 @@ from pathlib import Path
 from agent import archive
 from agent.clock import utcnow
 from agent.errors import StopRequested, TargetError
-from agent.feeds import FEED_TYPES, Inspection, inspect_csv, inspect_file, order_key, plan_order
+from agent.feeds import FEED_TYPES, order_key
+from agent.inspection import Inspection, inspect_csv, inspect_file, plan_order
 from agent.journal import FileRecord, Journal
 from agent.records import BatchOutcome, FileOutcome, Progress, Receipt, Reporter, Result, Status, Submission
 from agent.settings import Config, LearnTargetSettings, RouteSettings

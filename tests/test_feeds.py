@@ -11,18 +11,8 @@ from pathlib import Path
 import pytest
 
 from agent import feeds
-from agent.feeds import (
-    FEED_TYPES,
-    ORDER_EXPLANATION,
-    Inspection,
-    choose_delimiter,
-    detect_type,
-    inspect_csv,
-    inspect_file,
-    normalize_header,
-    order_key,
-    plan_order,
-)
+from agent.feeds import FEED_TYPES, ORDER_EXPLANATION, choose_delimiter, detect_type, normalize_header, order_key
+from agent.inspection import Inspection, inspect_csv, inspect_file, plan_order
 
 # A realistic header (required columns plus typical optional ones) and one data row per Learn type.
 HEADERS: dict[str, tuple[str, str]] = {
