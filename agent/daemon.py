@@ -44,7 +44,7 @@ def _prepare_folders(config: Config) -> None:
 
 
 def make_reporter(config: Config, journal: Journal) -> Reporter:
-    from agent.reports import EmailReporter
+    from agent.notify import EmailReporter
 
     return EmailReporter(config, journal)
 
@@ -448,7 +448,7 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str
 def check(config: Config, *, send_test_email: bool = False, canary: bool = False) -> list[CheckResult]:
     """`feed-agent check`: configuration, folders, every target, the mail server."""
     from agent.mailer import Mailer
-    from agent.targets import make_target
+    from agent.profiles import make_target
 
     results = [CheckResult("configuration", True, f"{config.path} is valid")]
     for route in config.routes:

@@ -31,9 +31,10 @@ from pathlib import Path
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.errors import MailError
 from agent.records import CheckResult
-from agent.reports import SUBJECT_PREFIX, RenderedEmail
+from agent.render import RenderedEmail
 from agent.retry import RetryPolicy, retrying
 from agent.settings import EmailSettings
+from agent.wording import SUBJECT_PREFIX
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from agent.errors import StopRequested, TargetError
 from agent.feeds import FEED_TYPES, order_key
 from agent.inspection import Inspection, inspect_csv, inspect_file, plan_order
 from agent.journal import FileRecord, Journal
+from agent.profiles import make_target
 from agent.records import BatchOutcome, FileOutcome, Progress, Receipt, Reporter, Result, Status, Submission
 from agent.settings import Config, LearnTargetSettings, RouteSettings
-from agent.targets import make_target
 from agent.targets.base import Target
 
 log = logging.getLogger("feed-agent")

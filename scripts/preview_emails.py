@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.records import BatchOutcome, FileOutcome, Progress, Receipt, Status
-from agent.reports import RenderedEmail, Renderer
+from agent.render import RenderedEmail, Renderer
 
 START = datetime(2026, 11, 22, 7, 0, 5, tzinfo=timezone.utc)
 DROP = Path("/srv/feed-agent/drop")

@@ -188,7 +188,7 @@ def test_templates_and_config_examples_are_installed_as_data(installed: tuple[In
     shipped = {p.name for p in (REPO / "templates").glob("*.j2")}
     assert {p.name for p in (share / "templates").glob("*.j2")} == shipped
     # The installed code must find them there (no templates/ folder beside a non-editable package).
-    probe = "from agent.reports import shipped_templates_dir; print(shipped_templates_dir())"
+    probe = "from agent.render import shipped_templates_dir; print(shipped_templates_dir())"
     found = _run([str(install.python), "-I", "-c", probe])
     assert found.returncode == 0, found.stderr
     assert Path(found.stdout.strip()).resolve() == (share / "templates").resolve()

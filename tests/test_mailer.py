@@ -13,7 +13,7 @@ import pytest
 
 from agent.errors import MailError
 from agent.mailer import Mailer, build_message, outbox_name
-from agent.reports import RenderedEmail
+from agent.render import RenderedEmail
 from agent.retry import RetryPolicy
 from agent.settings import EmailSettings, Secret
 from tests.support.clock import FakeClock

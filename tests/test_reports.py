@@ -15,21 +15,13 @@ import pytest
 
 from agent.journal import Journal
 from agent.mailer import Mailer
+from agent.notify import EmailReporter
+from agent.profiles import LEARN_LOGS
 from agent.records import BatchOutcome, FileOutcome, Progress, Receipt, Status
-from agent.reports import (
-    LEARN_LOGS,
-    TEMPLATE_NAMES,
-    EmailReporter,
-    RenderedEmail,
-    Renderer,
-    format_duration,
-    format_size,
-    format_time,
-    next_step,
-    shipped_templates_dir,
-)
+from agent.render import TEMPLATE_NAMES, RenderedEmail, Renderer, shipped_templates_dir
 from agent.retry import RetryPolicy
 from agent.settings import AgentSettings, Config, EmailSettings, HeartbeatSettings, Secret
+from agent.wording import format_duration, format_size, format_time, next_step
 from tests.support.net import free_port, serving
 from tests.support.smtp import SmtpServer, TlsCert
 

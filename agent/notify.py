@@ -1,0 +1,148 @@
+"""The Reporter the pipeline and daemon talk to: render → send → remember failures → heartbeat.
+
+It never raises: a report is never worth stopping a feed for. A message that cannot be sent is
+logged, journaled and listed in the next summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from agent.errors import MailError
+from agent.heartbeat import ping
+from agent.mailer import Mailer
+from agent.records import BatchOutcome, FileOutcome
+from agent.render import RenderedEmail, Renderer
+from agent.settings import Config
+
+log = logging.getLogger(__name__)
+
+RECENT_REPORTS = 200
+
+
+class MailJournal(Protocol):
+    """The three journal methods the reporter needs (agent.journal.Journal provides them)."""
+
+    def record_mail_failure(self, subject: str, error: str) -> None: ...
+
+    def unreported_mail_failures(self) -> list[str]: ...
+
+    def mark_mail_failures_reported(self) -> None: ...
+
+
+class EmailReporter:
+    """Sends per-file reports, batch summaries and alerts; implements agent.outcomes.Reporter.
+
+    Thread-safe (the pipeline and the daemon's MISSING check may report at the same time) and never
+    raises: a failure is logged, journaled and listed in the next summary.
+    """
+
+    def __init__(self, config: Config, journal: MailJournal | None = None, *, mailer: Mailer | None = None) -> None:
+        self.config = config
+        self.journal = journal
+        self.renderer = Renderer(config.email.templates_dir)
+        self.mailer = mailer if mailer is not None else Mailer(config.email, config.agent.outbox_dir)
+        # The latest reports only (a daemon runs for months): for narration, tests and debugging.
+        self.sent: deque[RenderedEmail] = deque(maxlen=RECENT_REPORTS)
+        self.last_paths: deque[Path] = deque(maxlen=RECENT_REPORTS)
+        self._unreported: list[str] = []  # mail failures when there is no journal
+        self._lock = threading.Lock()
+
+    # -- Reporter protocol --------------------------------------------------------------------
+
+    def file_done(self, outcome: FileOutcome) -> None:
+        if self.config.email.per_file:
+            self._report(f"report for {outcome.name}", lambda: self.renderer.file_report(outcome))
+
+    def batch_done(self, batch: BatchOutcome) -> None:
+        try:
+            problems = self._unreported_failures()
+            batch.mail_problems = list(dict.fromkeys([*batch.mail_problems, *problems]))
+            if self.config.email.summary and self._report(
+                f"summary for route {batch.route}", lambda: self.renderer.summary(batch)
+            ):
+                self._mark_reported()
+        except Exception:  # never stop the pipeline for a report
+            log.exception("the batch summary could not be prepared")
+        self._heartbeat(failed=not batch.ok)
+
+    def still_processing(self, outcome: FileOutcome, minutes: float) -> None:
+        self._report(
+            f"still-processing notice for {outcome.name}",
+            lambda: self.renderer.still_processing(outcome, minutes),
+        )
+
+    def missing(self, route: str, folder: Path, hours: float, last_arrival: datetime | None) -> None:
+        self._report(
+            f"missing-file alert for route {route}",
+            lambda: self.renderer.missing(route, folder, hours, last_arrival),
+        )
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _report(self, what: str, render: Callable[[], RenderedEmail]) -> bool:
+        """Render and send; True when the mailer took the message. Logs one line either way."""
+        try:
+            rendered: RenderedEmail = render()
+        except Exception as exc:
+            log.exception("report not sent: the %s could not be rendered", what)
+            self._record_failure(what, f"could not be rendered: {type(exc).__name__}")
+            return False
+        with self._lock:
+            self.sent.append(rendered)
+            try:
+                path = self.mailer.send(rendered)
+            except MailError as exc:
+                log.error("report not sent: %s: %s", rendered.subject, exc)
+                self._record_failure(rendered.subject, str(exc))
+                return False
+            except Exception as exc:
+                log.exception("report not sent: %s: unexpected error", rendered.subject)
+                self._record_failure(rendered.subject, f"unexpected error: {type(exc).__name__}")
+                return False
+            if path is not None:
+                self.last_paths.append(path)
+            if self.config.email.transport == "none":
+                log.info("report not sent (email is off, transport = none): %s", rendered.subject)
+            else:
+                log.info("report sent: %s", rendered.subject)
+            return True
+
+    def _record_failure(self, subject: str, error: str) -> None:
+        if self.journal is None:
+            self._unreported.append(f"{subject}: {error}")
+            return
+        try:
+            self.journal.record_mail_failure(subject, error)
+        except Exception:
+            log.exception("the mail failure could not be written to the journal")
+            self._unreported.append(f"{subject}: {error}")
+
+    def _unreported_failures(self) -> list[str]:
+        found = list(self._unreported)
+        if self.journal is not None:
+            try:
+                found = [*self.journal.unreported_mail_failures(), *found]
+            except Exception:
+                log.exception("earlier mail failures could not be read from the journal")
+        return found
+
+    def _mark_reported(self) -> None:
+        self._unreported.clear()
+        if self.journal is not None:
+            try:
+                self.journal.mark_mail_failures_reported()
+            except Exception:
+                log.exception("mail failures could not be marked as reported in the journal")
+
+    def _heartbeat(self, failed: bool) -> None:
+        url = self.config.heartbeat.url
+        if not url:
+            return
+        ping(url, failed=failed)

@@ -1,0 +1,116 @@
+"""Reports rendered to email text and HTML from Jinja templates (the shipped ones, or the admin's).
+
+A broken override falls back to the shipped template with a warning naming the broken file, so an
+editing mistake never costs a report.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sysconfig
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jinja2
+
+from agent import __version__
+from agent.records import BatchOutcome, FileOutcome
+from agent.reports import file_report, missing_report, still_processing_report, summary_report
+from agent.wording import SUBJECT_PREFIX, file_subject, format_hours, format_time, object_operation, summary_subject
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_NAMES = (
+    "base.html.j2",
+    "per_file.txt.j2",
+    "per_file.html.j2",
+    "summary.txt.j2",
+    "summary.html.j2",
+    "alert.txt.j2",
+    "alert.html.j2",
+)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def shipped_templates_dir() -> Path:
+    """The templates that come with the agent: beside the package in a checkout or editable install,
+    else where a wheel puts its data files (setup.cfg [options.data_files])."""
+    beside = Path(__file__).resolve().parent.parent / "templates"
+    if (beside / "per_file.txt.j2").is_file():
+        return beside
+    return Path(sysconfig.get_path("data")) / "share" / "feed-agent" / "templates"
+
+
+def _environment(search_path: list[Path]) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
+        undefined=jinja2.StrictUndefined,  # a typo in an edited template fails loudly, then falls back
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+class Renderer:
+    """Renders reports from `templates_dir` (searched first, one file may be overridden) and the
+    shipped templates. If an override fails to render, the shipped template is used and a warning
+    names the broken file, so an editing mistake never costs a report."""
+
+    def __init__(self, templates_dir: Path | None = None) -> None:
+        self.shipped_dir = shipped_templates_dir()
+        self.templates_dir = templates_dir
+        self._shipped = _environment([self.shipped_dir])
+        self._env = _environment([templates_dir, self.shipped_dir]) if templates_dir else self._shipped
+        self._host = socket.gethostname()
+
+    def _render(self, name: str, **context: object) -> str:
+        context["meta"] = {
+            "host": self._host,
+            "version": __version__,
+            "generated": format_time(datetime.now(timezone.utc)),
+        }
+        try:
+            return self._env.get_template(name).render(**context)
+        except Exception as exc:  # an edited template may fail in any way (syntax, None.method, ...)
+            if self._env is self._shipped:
+                raise
+            where = getattr(exc, "filename", None) or name
+            log.warning(
+                "email template %s cannot be rendered (%s: %s); using the shipped %s instead",
+                where,
+                type(exc).__name__,
+                exc,
+                name,
+            )
+            return self._shipped.get_template(name).render(**context)
+
+    def _both(self, stem: str, subject: str, **context: object) -> RenderedEmail:
+        context["subject"] = subject
+        return RenderedEmail(
+            subject=subject,
+            text=self._render(f"{stem}.txt.j2", **context),
+            html=self._render(f"{stem}.html.j2", **context),
+        )
+
+    def file_report(self, outcome: FileOutcome) -> RenderedEmail:
+        return self._both("per_file", file_subject(outcome), report=file_report(outcome))
+
+    def summary(self, batch: BatchOutcome) -> RenderedEmail:
+        return self._both("summary", summary_subject(batch), report=summary_report(batch))
+
+    def still_processing(self, outcome: FileOutcome, minutes: float) -> RenderedEmail:
+        subject = f"{SUBJECT_PREFIX} STILL PROCESSING {outcome.name} — {object_operation(outcome)}"
+        return self._both("alert", subject, report=still_processing_report(outcome, minutes))
+
+    def missing(self, route: str, folder: Path, hours: float, last_arrival: datetime | None) -> RenderedEmail:
+        subject = f"{SUBJECT_PREFIX} MISSING: no file on route {route} for {format_hours(hours)}"
+        return self._both("alert", subject, report=missing_report(route, folder, hours, last_arrival))

@@ -1,0 +1,225 @@
+"""The words of every report: formatted numbers and times, status badges, meanings, next steps, subjects.
+
+Why here and not in the templates: admins may edit the templates (layout, branding), but the facts,
+the advice and the subjects (part of the user-facing contract) stay in Python, where they are
+tested. Every number an admin reads is formatted once, here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from agent.profiles import TargetProfile, profile_for
+from agent.records import BatchOutcome, FileOutcome, Status
+
+SUBJECT_PREFIX = "[feed-agent]"
+# The order statuses are counted in, in the summary subject and table (the enum's order).
+STATUS_ORDER = tuple(Status)
+UNKNOWN = "—"
+
+
+# ----------------------------------------------------------------------------------------------
+# Formatting: every number an admin reads is formatted once, here
+
+
+def format_size(size: int | None) -> str:
+    """Bytes as B / KB / MB / GB (binary multiples, one decimal above bytes)."""
+    if size is None:
+        return UNKNOWN
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024 or unit == "GB":
+            return f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def format_duration(seconds: float | None) -> str:
+    """`42 s`, `2 min 05 s`, `1 h 03 min 10 s`: readable at a glance, sortable by eye."""
+    if seconds is None:
+        return UNKNOWN
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min {secs:02d} s"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+def format_time(moment: datetime | None) -> str:
+    """`2026-11-22 07:00:05 UTC`; a naive datetime is taken to be UTC already."""
+    if moment is None:
+        return UNKNOWN
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_count(value: int | None) -> str:
+    return UNKNOWN if value is None else f"{value:,}"
+
+
+def format_hours(hours: float) -> str:
+    """`26 hours`, `1 hour`, `1.5 hours`."""
+    text = f"{round(hours, 1):g}"
+    return f"{text} hour" if text == "1" else f"{text} hours"
+
+
+def _sentence(text: str) -> str:
+    """A message as one sentence ending in a full stop (messages come with or without one)."""
+    text = text.strip()
+    if not text:
+        return ""
+    return text if text[-1] in ".!?" else text + "."
+
+
+# ----------------------------------------------------------------------------------------------
+# Statuses: colour, meaning, next step
+
+
+@dataclass(frozen=True)
+class Badge:
+    """A status word and its colours (inline CSS; Outlook ignores stylesheets)."""
+
+    label: str
+    background: str
+    foreground: str = "#ffffff"
+
+
+_RED = ("#c62828", "#ffffff")
+BADGE_COLOURS: dict[str, tuple[str, str]] = {
+    Status.SUCCESS.value: ("#1a7f37", "#ffffff"),
+    Status.WARNINGS.value: ("#f2a900", "#1f2328"),
+    Status.ERRORS.value: ("#d9480f", "#ffffff"),
+    Status.FAILED.value: _RED,
+    Status.REJECTED.value: _RED,
+    Status.TIMED_OUT.value: _RED,
+    Status.HELD.value: ("#5b7083", "#ffffff"),
+    "STILL PROCESSING": ("#1f6feb", "#ffffff"),
+    "MISSING": _RED,
+}
+
+
+def badge(label: str) -> Badge:
+    background, foreground = BADGE_COLOURS.get(label, ("#5b7083", "#ffffff"))
+    return Badge(label, background, foreground)
+
+
+def _profile(outcome: FileOutcome) -> TargetProfile:
+    return profile_for(outcome.target_type)
+
+
+def status_meaning(outcome: FileOutcome) -> str:
+    """One sentence that says what the status word means for this file."""
+    profile = _profile(outcome)
+    where = profile.destination
+    delivered = f"{where} processed every record." if profile.learn_feeds else f"The file was delivered to {where}."
+    meanings = {
+        Status.SUCCESS: delivered,
+        Status.WARNINGS: f"{where} processed the file; some records have warnings.",
+        Status.ERRORS: f"{where} processed the file, but some records were not processed.",
+        Status.FAILED: f"{where} did not accept or could not process the file.",
+        Status.REJECTED: "The file was not sent: it failed the checks the agent makes before sending.",
+        Status.HELD: "The file was not sent: it is held until the problem below is fixed.",
+        Status.TIMED_OUT: f"{where} accepted the file but had not finished processing it in time.",
+    }
+    return meanings[outcome.status]
+
+
+def target_label(outcome: FileOutcome) -> str:
+    """`learn`, or `moodle-s3 (s3)` when the section name does not already say the type."""
+    if outcome.target == outcome.target_type:
+        return outcome.target
+    return f"{outcome.target} ({outcome.target_type})"
+
+
+def receipt_label(outcome: FileOutcome) -> str:
+    return _profile(outcome).receipt_label
+
+
+def object_label(outcome: FileOutcome) -> str:
+    return _profile(outcome).object_label(outcome.object)
+
+
+def look_up(outcome: FileOutcome) -> str:
+    """Where an admin looks a receipt up, e.g. 'reference X in Learn: System Admin → …'."""
+    return _profile(outcome).look_up(outcome.receipt.reference if outcome.receipt else None)
+
+
+def next_step(outcome: FileOutcome) -> str:
+    """What the admin should do now, in plain words (the most important line of every report)."""
+    drop = str(outcome.drop_folder) if outcome.drop_folder else "the drop folder"
+    progress = outcome.progress
+    ref = outcome.receipt.reference if outcome.receipt else None
+    what = _sentence(outcome.message)
+    status = outcome.status
+    if status is Status.SUCCESS:
+        return "Nothing to do."
+    if status is Status.WARNINGS:
+        count = f"{progress.warnings:,} record(s) have" if progress else "Some records have"
+        return (
+            f"Nothing is blocked, but {count} warnings: look up {look_up(outcome)} to see which "
+            "records and why, and correct them in the SIS if needed."
+        )
+    if status is Status.ERRORS:
+        count = f"{progress.errors:,} record(s) were" if progress else "Some records were"
+        return (
+            f"{count} not processed: look up {look_up(outcome)} to see which records and why. "
+            "Fix them in the SIS; they go out with the next export (or move a corrected file "
+            f"into {drop})."
+        )
+    if status is Status.TIMED_OUT:
+        return (
+            f"The upload was accepted with reference {ref or '(none)'}, but the agent stopped waiting "
+            f"before it finished. Check {look_up(outcome)} before re-sending: if it finished "
+            f"there, there is nothing to do; if it did not, move the file back into {drop}."
+        )
+    if status is Status.HELD:
+        return _held_step(outcome, drop, what)
+    step = f"What is wrong: {what} " if what else ""
+    if status is Status.FAILED and ref:
+        step += f"Details: look up {look_up(outcome)}. "
+    return step + f"Fix it, then move the file back into {drop}."
+
+
+def _held_step(outcome: FileOutcome, drop: str, what: str) -> str:
+    if outcome.held_by:
+        reason = f" {what}" if what else ""
+        return (
+            f"It was not sent because it depends on {outcome.held_by}, which did not reach "
+            f"{_profile(outcome).destination}.{reason} Fix {outcome.held_by} first, then move both files back "
+            f"into {drop}."
+        )
+    step = f"What is wrong: {what} " if what else ""
+    step += f"Fix it, then move the file back into {drop}."
+    if outcome.final_path:
+        step += f' If the file is right as it is, send it anyway with: feed-agent post "{outcome.final_path}" --force'
+    return step
+
+
+def object_operation(outcome: FileOutcome) -> str:
+    """The `object/operation` part of a per-file subject (`course/store`, `s3/upload`)."""
+    return _profile(outcome).subject_part(outcome.object, outcome.operation)
+
+
+def file_subject(outcome: FileOutcome) -> str:
+    return f"{SUBJECT_PREFIX} {outcome.status.value} {outcome.name} — {object_operation(outcome)}"
+
+
+def status_counts(files: list[FileOutcome]) -> list[tuple[Status, int]]:
+    """Non-zero counts per status, in the fixed order SUCCESS, WARNINGS, …, TIMED OUT."""
+    counts = {status: 0 for status in STATUS_ORDER}
+    for outcome in files:
+        counts[outcome.status] += 1
+    return [(status, n) for status, n in counts.items() if n]
+
+
+def summary_subject(batch: BatchOutcome) -> str:
+    counts = ", ".join(f"{n} {status.value}" for status, n in status_counts(batch.files))
+    head = f"{SUBJECT_PREFIX} Summary: {len(batch.files)} files"
+    return f"{head} — {counts}" if counts else head
