@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from agent.settings import AgentSettings
+
 log = logging.getLogger(__name__)
 
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -289,3 +291,9 @@ def prune_archive(archive_dir: Path, retention_days: float, now: datetime) -> li
     if removed:
         log.info("archive retention: deleted %d file(s) older than %g days", len(removed), retention_days)
     return removed
+
+
+def prepare_folders(settings: AgentSettings) -> None:
+    """Create the work folders (processing/, archive/, failed/, outbox/) if they are missing."""
+    for folder in (settings.processing_dir, settings.archive_dir, settings.failed_dir, settings.outbox_dir):
+        folder.mkdir(parents=True, exist_ok=True)

@@ -142,16 +142,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_demo(args.dir)
     config = _load(args)
     if command == "check":
-        from agent.daemon import check
+        from agent.commands import check
 
         return _print_checks(check(config, send_test_email=args.send_test_email, canary=args.canary))
     if command == "status":
-        from agent.daemon import status_report
+        from agent.commands import status_report
 
         print(status_report(config, limit=args.limit))
         return ExitStatus.OK
     if command == "post":
-        from agent.daemon import post_file
+        from agent.commands import post_file
 
         outcome = post_file(
             config,

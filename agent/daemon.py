@@ -12,41 +12,31 @@ import logging
 import os
 import signal
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
 from agent import archive
-from agent.clock import utcnow
-from agent.errors import AlreadyRunning
+from agent.clock import SYSTEM_CLOCK, Clock, utcnow
+from agent.errors import AlreadyRunning, ConfigError
 from agent.journal import Journal
+from agent.notify import EmailReporter
 from agent.pipeline import Pipeline
-from agent.records import BatchOutcome, CheckResult, FileOutcome, Reporter
+from agent.records import BatchOutcome, Reporter
+from agent.recovery import recover
+from agent.retry import RetryPolicy
 from agent.settings import Config, RouteSettings
 from agent.watcher import Candidate, FolderWatcher
 
-log = logging.getLogger("feed-agent")
+log = logging.getLogger(__name__)
 
 LOOP_SECONDS = 0.25
 HOUSEKEEPING_SECONDS = 60.0
 RECENT_BATCHES = 100
-RETRY_FIRST_SECONDS = 5.0
-RETRY_MAX_SECONDS = 300.0
-
-
-def _prepare_folders(config: Config) -> None:
-    agent = config.agent
-    for folder in (agent.processing_dir, agent.archive_dir, agent.failed_dir, agent.outbox_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-
-
-def make_reporter(config: Config, journal: Journal) -> Reporter:
-    from agent.notify import EmailReporter
-
-    return EmailReporter(config, journal)
+# Files a failed step left in processing/ are followed again after these pauses (as on a restart).
+RECOVERY_RETRY = RetryPolicy(attempts=1_000_000, first_delay=5.0, cap=300.0)
 
 
 class _WorkFolderLock:
@@ -88,14 +78,16 @@ class Agent:
         reporter: Reporter | None = None,
         narrate: Callable[[str], None] | None = None,
         stop: threading.Event | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        _prepare_folders(config)
+        archive.prepare_folders(config.agent)
         self.lock = _WorkFolderLock(config.agent.work_dir)
         self.config = config
         self.stop = stop or threading.Event()
         self.wake = threading.Event()
         self.journal = Journal(config.agent.journal_path)
-        self.reporter = reporter or make_reporter(config, self.journal)
+        self.clock = clock
+        self.reporter = reporter or EmailReporter(config, self.journal)
         self.narrate: Callable[[str], None] = narrate or (lambda _line: None)
         self.pipeline = Pipeline(config, self.journal, self.reporter, stop=self.stop, narrate=narrate)
         self.routes = {route.name: route for route in config.routes}
@@ -128,7 +120,7 @@ class Agent:
 
         A file still being written is waited for (bounded: a file whose ready marker never comes is
         left for the next run)."""
-        self._record(self.pipeline.recover())
+        self._recover()
         self.watcher.scan()
         self.watcher.wait_until_settled(timeout=2 * self.config.agent.settle_seconds + 30)
         routes = [self.config.route(route_name)] if route_name else list(self.routes.values())
@@ -141,36 +133,40 @@ class Agent:
         """Run until `stop` is set: batches as files settle, alerts, retention."""
         for route in self.routes.values():
             log.info("watching %s for route %s -> target %s", route.watch, route.name, route.target)
-        self._record(self.pipeline.recover())
+        self._recover()
         self.watcher.start()
         for route in self.routes.values():
             log.info("route %s uses the %s observer", route.name, self.watcher.observer_kind(route.name))
         next_housekeeping = 0.0
-        retry_delay, retry_at = RETRY_FIRST_SECONDS, None
+        failures, retry_at = 0, None
         while not self.stop.is_set():
             try:
-                if retry_at is not None and time.monotonic() >= retry_at:
+                if retry_at is not None and self.clock.monotonic() >= retry_at:
                     # Files a failed step left in processing/: followed again (never re-sent when
                     # they have a receipt), as on a restart.
-                    self._record(self.pipeline.recover())
-                    retry_delay, retry_at = RETRY_FIRST_SECONDS, None
+                    self._recover()
+                    failures, retry_at = 0, None
                 self._tick()
-                if time.monotonic() >= next_housekeeping:
+                if self.clock.monotonic() >= next_housekeeping:
                     self._housekeeping()
-                    next_housekeeping = time.monotonic() + self.housekeeping_seconds
+                    next_housekeeping = self.clock.monotonic() + self.housekeeping_seconds
             except Exception as exc:  # one bad step must never kill the daemon
                 if self.stop.is_set():
                     break
-                log.exception("step failed (%s); files in processing/ are retried in %g s", exc, retry_delay)
-                retry_at = time.monotonic() + retry_delay
-                retry_delay = min(RETRY_MAX_SECONDS, retry_delay * 2)
+                failures += 1
+                delay = RECOVERY_RETRY.delay(failures)
+                log.exception("step failed (%s); files in processing/ are retried in %g s", exc, delay)
+                retry_at = self.clock.monotonic() + delay
             self.wake.wait(LOOP_SECONDS)
             self.wake.clear()
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _recover(self) -> None:
+        self._record(recover(self.pipeline, self.journal, self.routes))
+
     def _tick(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for route in self.routes.values():
             pending = self.watcher.pending(route.name)
             for candidate in pending:
@@ -281,7 +277,6 @@ def run_once(config: Config, route_name: str | None = None) -> bool:
 
 
 def raise_no_routes(config: Config) -> None:
-    from agent.errors import ConfigError
 
     raise ConfigError(f"{config.path}: no [route:NAME] section; add one with a watch folder and a target")
 
@@ -322,148 +317,3 @@ def watch(config: Config) -> bool:
         agent.close()
         log.info("stopped")
     return True
-
-
-def post_file(
-    config: Config,
-    path: Path,
-    *,
-    object_slug: str | None = None,
-    operation: str | None = None,
-    route_name: str | None = None,
-    keep: bool = False,
-    force: bool = False,
-    echo: Callable[[str], None] = print,
-) -> FileOutcome:
-    """`feed-agent post`: one file by hand, narrated; archived unless `keep`."""
-    from agent.records import Status
-
-    route = config.route(route_name)
-    _prepare_folders(config)
-    with Journal(config.agent.journal_path) as journal:
-        reporter = make_reporter(config, journal)
-        pipeline = Pipeline(config, journal, reporter, narrate=echo)
-        if not path.is_file():
-            echo(f"{path}: no such file")
-            return FileOutcome(
-                name=path.name,
-                route=route.name,
-                target=route.target,
-                target_type=config.targets[route.target].type,
-                status=Status.FAILED,
-                message=f"{path}: no such file",
-            )
-        if keep:
-            file_id = journal.add_file(
-                route=route.name,
-                target=route.target,
-                name=archive.original_name(path.name),
-                source_path=path,
-                size=path.stat().st_size,
-                arrived_at=utcnow(),
-            )
-            journal.update_file(file_id, state="claimed", current_path=path, claimed_at=utcnow())
-        else:
-            claimed = pipeline.claim(route, path)
-            if claimed is None:
-                raise FileNotFoundError(path)
-            file_id = claimed
-        echo(f"posting {path.name} via route {route.name} to target {route.target}")
-        batch = pipeline.process(
-            route,
-            [file_id],
-            force=force,
-            keep=keep,
-            object_override=object_slug,
-            operation_override=operation,
-        )
-    outcome = batch.files[0]
-    counts = outcome.progress
-    echo(f"result: {outcome.status.value}" + (f" — reference {outcome.receipt.reference}" if outcome.receipt else ""))
-    if counts is not None:
-        echo(
-            f"counts: completed {counts.completed}, warnings {counts.warnings}, errors {counts.errors}, "
-            f"queued {counts.queued}"
-        )
-    if outcome.message:
-        echo(f"reason: {outcome.message}")
-    echo(f"file: {outcome.final_path}")
-    return outcome
-
-
-def status_report(config: Config, limit: int = 20) -> str:
-    """`feed-agent status`: in-flight files first, then recent files and batches."""
-    if not config.agent.journal_path.exists():
-        return "No files handled yet (no journal at " + str(config.agent.journal_path) + ")."
-    with Journal(config.agent.journal_path) as journal:
-        files = journal.recent_files(limit)
-        batches = journal.recent_batches(max(1, limit // 2))
-    lines = ["Files (in flight first):"]
-    header = ("ID", "FILE", "ROUTE", "OBJECT/OP", "STATE", "STATUS", "ROWS", "C/W/E", "REFERENCE", "UPDATED")
-    rows = []
-    for f in files:
-        counts = "/".join(str(x if x is not None else "-") for x in (f.completed, f.warnings, f.errors))
-        rows.append(
-            (
-                str(f.id),
-                f.name,
-                f.route,
-                f"{f.object or '-'}/{f.operation or '-'}",
-                f.state,
-                f.status or "-",
-                "-" if f.rows is None else str(f.rows),
-                counts,
-                f.reference or "-",
-                _short_time(f.updated_at),
-            )
-        )
-    lines += _table(header, rows) if rows else ["  (none)"]
-    lines += ["", "Batches:"]
-    batch_rows = [
-        (
-            str(b.id),
-            b.route,
-            _short_time(b.started_at),
-            _short_time(b.finished_at) if b.finished_at else "running",
-            str(b.files),
-            b.status or "-",
-        )
-        for b in batches
-    ]
-    lines += (
-        _table(("ID", "ROUTE", "STARTED", "FINISHED", "FILES", "STATUS"), batch_rows) if batch_rows else ["  (none)"]
-    )
-    return "\n".join(lines)
-
-
-def _short_time(value: datetime | None) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
-
-
-def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    return ["  " + "  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in (header, *rows)]
-
-
-def check(config: Config, *, send_test_email: bool = False, canary: bool = False) -> list[CheckResult]:
-    """`feed-agent check`: configuration, folders, every target, the mail server."""
-    from agent.mailer import Mailer
-    from agent.profiles import make_target
-
-    results = [CheckResult("configuration", True, f"{config.path} is valid")]
-    for route in config.routes:
-        ok = route.watch.is_dir() and os.access(route.watch, os.R_OK | os.W_OK | os.X_OK)
-        detail = (
-            f"{route.watch} exists and is writable"
-            if ok
-            else (f"{route.watch} is missing or not readable/writable by this user; create it or fix its permissions")
-        )
-        results.append(CheckResult(f"route {route.name} folder", ok, detail))
-    for name, settings in config.targets.items():
-        target = make_target(settings)
-        try:
-            results += target.check(canary=canary)
-        except Exception as exc:  # a check must report, not crash
-            results.append(CheckResult(f"target {name}", False, f"unexpected error: {exc}"))
-    results += Mailer(config.email, config.agent.outbox_dir).check(send_test=send_test_email)
-    return results

@@ -19,223 +19,45 @@ Threads: the daemon loop, watcher callbacks and the mail thread share one connec
 (``check_same_thread=False``) serialised by an RLock; SQLite's own busy timeout covers a second
 process (the CLI) writing at the same moment.
 
-Schema versions: ``PRAGMA user_version`` holds the number of migrations applied; ``MIGRATIONS`` is
-the ordered list. A new column or table is a new entry at the end (never edit an old one), so any
-older journal, including an empty file (version 0), is brought up to date on open.
+The schema, its migrations and the row records are in `agent.journal_schema`. Callers change a
+file's state only through the verbs below (one per step of a file's life); none of them names a
+column.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import logging
 import sqlite3
 import threading
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from agent.clock import utcnow
 from agent.errors import JournalError
-from agent.records import Receipt, Status
+from agent.journal_schema import (
+    ACCEPTED_STATUSES,
+    FILE_COLUMNS,
+    IN_FLIGHT_STATES,
+    MIGRATIONS,
+    REFRESH_OPERATIONS,
+    SCHEMA_VERSION,
+    UNSENT_STATES,
+    UPDATABLE_COLUMNS,
+    BatchRecord,
+    FileRecord,
+    FileState,
+    batch_record,
+    column_value,
+    file_record,
+    from_db_time,
+    to_db_time,
+)
+from agent.records import Progress, Receipt, Result, Status
 
 log = logging.getLogger(__name__)
 
-FILE_STATES = ("claiming", "claimed", "submitting", "submitted", "finished", "archived", "failed", "rejected", "held")
-IN_FLIGHT_STATES = FILE_STATES[:5]  # a restart must pick these up again
-TERMINAL_STATES = FILE_STATES[5:]
-STATUS_VALUES = tuple(status.value for status in Status)
-ACCEPTED_STATUSES = (Status.SUCCESS.value, Status.WARNINGS.value, Status.ERRORS.value)
-REFRESH_OPERATIONS = ("refresh", "refreshlegacy")
 BUSY_TIMEOUT_SECONDS = 30.0  # another process (the CLI) holding the write lock
-
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    # 1: the first schema.
-    (
-        """CREATE TABLE meta (
-               key   TEXT PRIMARY KEY,
-               value TEXT NOT NULL
-           )""",
-        """CREATE TABLE batches (
-               id          INTEGER PRIMARY KEY AUTOINCREMENT,
-               route       TEXT NOT NULL,
-               started_at  TEXT NOT NULL,
-               finished_at TEXT,
-               status      TEXT,
-               files       INTEGER NOT NULL DEFAULT 0
-           )""",
-        """CREATE TABLE files (
-               id               INTEGER PRIMARY KEY AUTOINCREMENT,
-               batch_id         INTEGER REFERENCES batches(id),
-               route            TEXT NOT NULL,
-               target           TEXT NOT NULL,
-               name             TEXT NOT NULL,
-               source_path      TEXT,
-               current_path     TEXT,
-               sha256           TEXT,
-               size             INTEGER,
-               "rows"           INTEGER,
-               object           TEXT,
-               operation        TEXT,
-               state            TEXT NOT NULL,
-               status           TEXT,
-               receipt          TEXT,
-               reference        TEXT,
-               queued           INTEGER,
-               completed        INTEGER,
-               warnings         INTEGER,
-               errors           INTEGER,
-               message          TEXT,
-               arrived_at       TEXT,
-               claimed_at       TEXT,
-               submitted_at     TEXT,
-               finished_at      TEXT,
-               updated_at       TEXT NOT NULL,
-               long_run_alerted INTEGER NOT NULL DEFAULT 0
-           )""",
-        """CREATE TABLE mail_failures (
-               id          INTEGER PRIMARY KEY AUTOINCREMENT,
-               subject     TEXT NOT NULL,
-               error       TEXT NOT NULL,
-               recorded_at TEXT NOT NULL,
-               reported_at TEXT
-           )""",
-        "CREATE INDEX files_state ON files(state, id)",
-        "CREATE INDEX files_route_arrival ON files(route, arrived_at)",
-        "CREATE INDEX files_refresh_guard ON files(target, object, operation, status)",
-        "CREATE INDEX files_reference ON files(reference)",
-        "CREATE INDEX files_batch ON files(batch_id)",
-        "CREATE INDEX mail_failures_unreported ON mail_failures(reported_at)",
-    ),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    """One file the agent handled: where it is, what was sent, what the destination said."""
-
-    id: int
-    batch_id: int | None
-    route: str
-    target: str
-    name: str
-    source_path: str | None
-    current_path: str | None
-    sha256: str | None
-    size: int | None
-    rows: int | None
-    object: str | None
-    operation: str | None
-    state: str
-    status: str | None  # a Status value
-    receipt: str | None  # Receipt.to_json() text
-    reference: str | None  # the receipt's reference code
-    queued: int | None
-    completed: int | None
-    warnings: int | None
-    errors: int | None
-    message: str | None
-    arrived_at: datetime | None
-    claimed_at: datetime | None
-    submitted_at: datetime | None
-    finished_at: datetime | None
-    updated_at: datetime
-    long_run_alerted: bool
-
-    @property
-    def in_flight(self) -> bool:
-        """True while a restart would still have work to do for this file."""
-        return self.state in IN_FLIGHT_STATES
-
-    def receipt_object(self) -> Receipt | None:
-        """The stored receipt, ready for Target.wait() after a restart."""
-        return Receipt.from_json(self.receipt) if self.receipt else None
-
-
-@dataclass(frozen=True)
-class BatchRecord:
-    id: int
-    route: str
-    started_at: datetime
-    finished_at: datetime | None
-    status: str | None
-    files: int
-
-
-FILE_COLUMNS = tuple(f.name for f in dataclasses.fields(FileRecord))
-UPDATABLE_COLUMNS = frozenset(FILE_COLUMNS) - {"id"}
-DATETIME_COLUMNS = frozenset({"arrived_at", "claimed_at", "submitted_at", "finished_at", "updated_at"})
-INTEGER_COLUMNS = frozenset({"batch_id", "size", "rows", "queued", "completed", "warnings", "errors"})
-BOOL_COLUMNS = frozenset({"long_run_alerted"})
-REQUIRED_COLUMNS = frozenset({"route", "target", "name", "state", "updated_at", "long_run_alerted"})
-
-
-def to_db_time(value: object) -> str:
-    """ISO-8601 in UTC with a fixed width, so text order is time order (MAX, ORDER BY work)."""
-    if not isinstance(value, datetime):
-        raise TypeError(f"expected a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("journal times must be timezone-aware (UTC); got a naive datetime")
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
-
-
-def from_db_time(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text).astimezone(timezone.utc)
-
-
-def _column_value(column: str, value: object) -> object:
-    """Python value -> SQLite value for one files column, refusing what would corrupt the ledger."""
-    if isinstance(value, enum.Enum):
-        value = value.value
-    if value is None:
-        if column in REQUIRED_COLUMNS:
-            raise ValueError(f"journal column {column!r} cannot be empty")
-        return None
-    if column in DATETIME_COLUMNS:
-        return to_db_time(value)
-    if column in BOOL_COLUMNS:
-        return 1 if value else 0
-    if column in INTEGER_COLUMNS:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"journal column {column!r} takes an integer, got {type(value).__name__}")
-        return value
-    if isinstance(value, Path):
-        value = str(value)
-    if not isinstance(value, str):
-        raise TypeError(f"journal column {column!r} takes text, got {type(value).__name__}")
-    if column == "state" and value not in FILE_STATES:
-        raise ValueError(f"unknown file state {value!r}; expected one of {', '.join(FILE_STATES)}")
-    if column == "status" and value not in STATUS_VALUES:
-        raise ValueError(f"unknown status {value!r}; expected one of {', '.join(STATUS_VALUES)}")
-    return value
-
-
-def _file_record(row: sqlite3.Row) -> FileRecord:
-    values: dict[str, Any] = {}
-    for column in FILE_COLUMNS:
-        raw = row[column]
-        if column in DATETIME_COLUMNS:
-            values[column] = from_db_time(raw)
-        elif column in BOOL_COLUMNS:
-            values[column] = bool(raw)
-        else:
-            values[column] = raw
-    return FileRecord(**values)
-
-
-def _batch_record(row: sqlite3.Row) -> BatchRecord:
-    started_at = from_db_time(row["started_at"])
-    assert started_at is not None  # NOT NULL column
-    return BatchRecord(
-        id=row["id"],
-        route=row["route"],
-        started_at=started_at,
-        finished_at=from_db_time(row["finished_at"]),
-        status=row["status"],
-        files=row["files"],
-    )
 
 
 def _quoted(column: str) -> str:
@@ -371,7 +193,7 @@ class Journal:
 
     def recent_batches(self, limit: int = 10) -> list[BatchRecord]:
         rows = self._fetchall("SELECT * FROM batches ORDER BY id DESC LIMIT ?", (limit,))
-        return [_batch_record(row) for row in rows]
+        return [batch_record(row) for row in rows]
 
     # -- files --------------------------------------------------------------------------------
 
@@ -395,32 +217,93 @@ class Journal:
             "source_path": source_path,
             "current_path": source_path,
             "size": size,
-            "state": "claiming",
+            "state": FileState.CLAIMING,
             "arrived_at": arrived_at,
             "updated_at": utcnow(),
             "long_run_alerted": False,
         }
         columns = list(values)
-        params = [_column_value(column, values[column]) for column in columns]
+        params = [column_value(column, values[column]) for column in columns]
         sql = f"INSERT INTO files ({', '.join(_quoted(c) for c in columns)}) VALUES ({_placeholders(len(columns))})"
         return int(self._execute(sql, params).lastrowid or 0)
 
-    def update_file(self, file_id: int, **fields: object) -> None:
-        """Set any FileRecord column except id; updated_at is set to now unless given.
+    def claimed(self, file_id: int, path: Path, at: datetime | None = None) -> None:
+        """The file is in processing/ (or, for a manual post, adopted where it is)."""
+        self._update(file_id, state=FileState.CLAIMED, current_path=path, claimed_at=at or utcnow())
 
-        A Receipt object is accepted for `receipt` (stored as JSON; `reference` filled from it).
-        Unknown names raise ValueError: SQL is built only from the fixed column list.
+    def abandoned(self, file_id: int, reason: str) -> None:
+        """Nothing more can be done for this file (it vanished, its route is gone); why, for `status`."""
+        self._update(file_id, state=FileState.FAILED, message=reason)
+
+    def joined_batch(self, file_id: int, batch_id: int) -> None:
+        self._update(file_id, batch_id=batch_id)
+
+    def inspected(
+        self, file_id: int, *, rows: int, size: int, object: str | None, operation: str | None, sha256: str | None
+    ) -> None:
+        """What the pre-flight check found (the state stays claimed)."""
+        self._update(file_id, rows=rows, size=size, object=object, operation=operation, sha256=sha256)
+
+    def submitting(self, file_id: int) -> None:
+        """The upload starts: a crash from here on may have reached the destination."""
+        self._update(file_id, state=FileState.SUBMITTING)
+
+    def submitted(self, file_id: int, receipt: Receipt) -> None:
+        """The destination accepted the file: from now on it is followed, never sent again."""
+        self._update(
+            file_id,
+            state=FileState.SUBMITTED,
+            receipt=receipt.to_json(),
+            reference=receipt.reference,
+            submitted_at=receipt.submitted_at,
+        )
+
+    def polled(self, file_id: int, progress: Progress) -> None:
+        """One status reading (the counts so far)."""
+        self._update(file_id, **_counts(progress))
+
+    def long_run_alerted(self, file_id: int) -> None:
+        """The STILL PROCESSING alert went out (it goes once per file)."""
+        self._update(file_id, long_run_alerted=True)
+
+    def finished(self, file_id: int, result: Result) -> None:
+        """The destination's final word; the file is not yet archived."""
+        self._update(
+            file_id,
+            state=FileState.FINISHED,
+            status=result.status,
+            finished_at=result.finished_at,
+            message=result.message or None,
+            **_counts(result.progress),
+        )
+
+    def archived(self, file_id: int, path: Path) -> None:
+        """Delivered and moved to archive/ (or left in place by a manual post)."""
+        self._update(file_id, state=FileState.ARCHIVED, current_path=path)
+
+    def ended_unsent(self, file_id: int, status: Status, reason: str, path: Path | None, at: datetime) -> None:
+        """Not delivered: rejected, held or failed, with why and where the file is now."""
+        self._update(
+            file_id,
+            state=UNSENT_STATES.get(status, FileState.FAILED),
+            status=status,
+            message=reason,
+            finished_at=at,
+            current_path=path,
+        )
+
+    def _update(self, file_id: int, **fields: object) -> None:
+        """Set FileRecord columns (validated and converted); updated_at is set to now unless given.
+
+        Private on purpose: callers use the verbs above, so no caller ever names a column, and SQL
+        is built only from the fixed column list.
         """
         unknown = sorted(set(fields) - UPDATABLE_COLUMNS)
         if unknown:
             raise ValueError(f"not journal file columns: {', '.join(unknown)}")
-        receipt = fields.get("receipt")
-        if isinstance(receipt, Receipt):
-            fields["receipt"] = receipt.to_json()
-            fields.setdefault("reference", receipt.reference)
         fields.setdefault("updated_at", utcnow())
         columns = [column for column in FILE_COLUMNS if column in fields]
-        params = [_column_value(column, fields[column]) for column in columns]
+        params = [column_value(column, fields[column]) for column in columns]
         assignments = ", ".join(f"{_quoted(column)} = ?" for column in columns)
         cursor = self._execute(f"UPDATE files SET {assignments} WHERE id = ?", [*params, file_id])
         if cursor.rowcount == 0:
@@ -430,16 +313,16 @@ class Journal:
         row = self._fetchone("SELECT * FROM files WHERE id = ?", (file_id,))
         if row is None:
             raise KeyError(f"no file with id {file_id} in the journal")
-        return _file_record(row)
+        return file_record(row)
 
     def in_flight(self, route: str | None = None) -> list[FileRecord]:
         """Files a restart must pick up (claiming..finished), oldest first."""
         sql = f"SELECT * FROM files WHERE state IN ({_placeholders(len(IN_FLIGHT_STATES))})"
-        params: list[object] = list(IN_FLIGHT_STATES)
+        params: list[object] = [state.value for state in IN_FLIGHT_STATES]
         if route is not None:
             sql += " AND route = ?"
             params.append(route)
-        return [_file_record(row) for row in self._fetchall(sql + " ORDER BY id", params)]
+        return [file_record(row) for row in self._fetchall(sql + " ORDER BY id", params)]
 
     def recent_files(self, limit: int = 20) -> list[FileRecord]:
         """For `status`: files still in flight first, then the newest finished ones."""
@@ -448,7 +331,7 @@ class Journal:
             f"CASE WHEN state IN ({_placeholders(len(IN_FLIGHT_STATES))}) THEN 0 ELSE 1 END, "
             f"id DESC LIMIT ?"
         )
-        return [_file_record(row) for row in self._fetchall(sql, [*IN_FLIGHT_STATES, limit])]
+        return [file_record(row) for row in self._fetchall(sql, [*(s.value for s in IN_FLIGHT_STATES), limit])]
 
     def last_accepted_refresh_rows(self, target: str, object: str) -> int | None:
         """Rows of the newest refresh the destination accepted, for the shrinking-refresh guard.
@@ -512,3 +395,14 @@ class Journal:
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+def _counts(progress: Progress | None) -> dict[str, int]:
+    if progress is None:
+        return {}
+    return {
+        "queued": progress.queued,
+        "completed": progress.completed,
+        "warnings": progress.warnings,
+        "errors": progress.errors,
+    }

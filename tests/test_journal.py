@@ -54,7 +54,7 @@ def add(
         route=route, target=target, name=name, source_path=Path("/drop") / name, arrived_at=arrived_at
     )
     if fields:
-        journal.update_file(file_id, **fields)
+        journal._update(file_id, **fields)
     return file_id
 
 
@@ -90,7 +90,7 @@ def test_data_survives_reopen_with_every_column(journal_path: Path) -> None:
             size=120,
             arrived_at=T0,
         )
-        journal.update_file(
+        journal._update(
             file_id,
             state="submitted",
             current_path=Path("/work/processing/users.txt"),
@@ -98,7 +98,8 @@ def test_data_survives_reopen_with_every_column(journal_path: Path) -> None:
             rows=3,
             object="person",
             operation="store",
-            receipt=receipt,
+            receipt=receipt.to_json(),
+            reference=receipt.reference,
             claimed_at=T0 + timedelta(seconds=1),
             submitted_at=T0 + timedelta(seconds=2),
             queued=3,
@@ -184,7 +185,7 @@ def test_journal_locked_by_another_process_says_so(journal_path: Path, monkeypat
         assert journal.recent_files() == []
 
 
-# -- update_file ------------------------------------------------------------------------------------
+# -- _update (the validation under every verb) ----------------------------------------------------
 
 
 @pytest.mark.parametrize("field", ["bogus", "id", "state = 'held' --", "Name"])
@@ -192,7 +193,7 @@ def test_update_file_rejects_unknown_fields(journal: Journal, field: str) -> Non
     file_id = add(journal)
     before = journal.file(file_id)
     with pytest.raises(ValueError, match="not journal file columns"):
-        journal.update_file(file_id, **{field: "x", "state": "held"})
+        journal._update(file_id, **{field: "x", "state": "held"})
     assert journal.file(file_id) == before  # nothing was written, not even the valid field
 
 
@@ -200,7 +201,7 @@ def test_update_file_converts_and_validates_values(journal: Journal) -> None:
     file_id = add(journal)
     before = journal.file(file_id).updated_at
     plus_two = timezone(timedelta(hours=2))
-    journal.update_file(
+    journal._update(
         file_id,
         status=Status.TIMED_OUT,
         finished_at=datetime(2026, 11, 22, 12, 0, tzinfo=plus_two),
@@ -216,17 +217,17 @@ def test_update_file_converts_and_validates_values(journal: Journal) -> None:
     assert record.updated_at >= before
 
     with pytest.raises(ValueError, match="timezone-aware"):
-        journal.update_file(file_id, finished_at=datetime(2026, 11, 22, 12, 0))
+        journal._update(file_id, finished_at=datetime(2026, 11, 22, 12, 0))
     with pytest.raises(ValueError, match="unknown file state"):
-        journal.update_file(file_id, state="done")
+        journal._update(file_id, state="done")
     with pytest.raises(ValueError, match="unknown status"):
-        journal.update_file(file_id, status="OK")
+        journal._update(file_id, status="OK")
     with pytest.raises(TypeError, match="integer"):
-        journal.update_file(file_id, rows="12")
+        journal._update(file_id, rows="12")
     with pytest.raises(ValueError, match="cannot be empty"):
-        journal.update_file(file_id, state=None)
+        journal._update(file_id, state=None)
     with pytest.raises(KeyError):
-        journal.update_file(file_id + 100, state="held")
+        journal._update(file_id + 100, state="held")
     with pytest.raises(KeyError):
         journal.file(file_id + 100)
     assert journal.file(file_id).status == "TIMED OUT"
@@ -234,7 +235,7 @@ def test_update_file_converts_and_validates_values(journal: Journal) -> None:
 
 def test_explicit_updated_at_is_kept(journal: Journal) -> None:
     file_id = add(journal)
-    journal.update_file(file_id, updated_at=T0)
+    journal._update(file_id, updated_at=T0)
     assert journal.file(file_id).updated_at == T0
 
 
@@ -373,8 +374,8 @@ def test_several_threads_write_at_once(journal: Journal) -> None:
             start.wait(timeout=20)
             for n in range(per_thread):
                 file_id = add(journal, f"t{index}-{n}.txt", route=f"r{index}")
-                journal.update_file(file_id, state="claimed", rows=n)
-                journal.update_file(file_id, state="archived", status=Status.SUCCESS)
+                journal._update(file_id, state="claimed", rows=n)
+                journal._update(file_id, state="archived", status=Status.SUCCESS)
                 if n % 10 == 0:
                     journal.record_mail_failure(f"t{index}", str(n))
                 journal.recent_files(5)
@@ -403,7 +404,7 @@ def test_killed_process_leaves_committed_rows(journal_path: Path) -> None:
         journal = Journal(Path(sys.argv[1]))
         file_id = journal.add_file(route="sis", target="learn", name="users.txt",
                                    source_path=Path("/drop/users.txt"))
-        journal.update_file(file_id, state="submitted", receipt='{"x": 1}', reference="ref-1")
+        journal._update(file_id, state="submitted", receipt='{"x": 1}', reference="ref-1")
         journal.record_mail_failure("subject", "error")
         os.kill(os.getpid(), signal.SIGKILL)
     """)
@@ -423,7 +424,7 @@ def test_second_journal_sees_commits_of_an_open_one(journal_path: Path) -> None:
         file_id = add(writer, state="submitting")
         with Journal(journal_path) as reader:
             assert reader.file(file_id).state == "submitting"
-            writer.update_file(file_id, state="submitted")
+            writer._update(file_id, state="submitted")
             assert reader.file(file_id).state == "submitted"
-            reader.update_file(file_id, message="seen by the CLI")
+            reader._update(file_id, message="seen by the CLI")
         assert writer.file(file_id).message == "seen by the CLI"

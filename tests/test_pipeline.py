@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from agent.journal import Journal
-from agent.pipeline import Pipeline
+from agent.pipeline import BatchContext, Pipeline
 from agent.records import Receipt, Status
+from agent.recovery import recover
 from agent.retry import RetryPolicy
 from agent.settings import Config
 from agent.simulator import LearnSimulator
@@ -175,7 +176,7 @@ def test_refresh_guard_holds_a_shrunken_refresh_until_forced(tmp_path: Path, lea
 
         held_path = held.final_path
         assert held_path is not None and held_path.exists()
-        forced = pipeline.process(config.route(), claim_all(pipeline, config, [held_path]), force=True)
+        forced = pipeline.process(config.route(), claim_all(pipeline, config, [held_path]), BatchContext(force=True))
         assert forced.files[0].status is Status.SUCCESS
         assert len(learn_sim.uploads_snapshot()) == 3
 
@@ -193,17 +194,10 @@ def test_recovery_resumes_a_receipt_without_resending(setup, learn_sim: LearnSim
     receipt = target.submit(
         Submission(path=Path(record.current_path or ""), name="users.txt", object="person", operation="store", rows=5)
     )
-    journal.update_file(
-        file_id,
-        state="submitted",
-        receipt=receipt.to_json(),
-        reference=receipt.reference,
-        rows=5,
-        object="person",
-        operation="store",
-    )
+    journal.inspected(file_id, rows=5, size=record.size or 0, object="person", operation="store", sha256=None)
+    journal.submitted(file_id, receipt)
 
-    batches = fast_pipeline(config, journal, reporter).recover()
+    batches = recover(fast_pipeline(config, journal, reporter), journal, {r.name: r for r in config.routes})
 
     assert len(learn_sim.uploads_snapshot()) == 1  # never sent twice
     outcome = batches[0].files[0]
@@ -218,9 +212,9 @@ def test_recovery_resends_a_claimed_file_without_receipt(setup, learn_sim: Learn
     people = write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(5))
     pipeline = fast_pipeline(config, journal, reporter)
     (file_id,) = claim_all(pipeline, config, [people])
-    journal.update_file(file_id, state="submitting")  # died during the upload, before any receipt
+    journal.submitting(file_id)  # died during the upload, before any receipt
 
-    fast_pipeline(config, journal, reporter).recover()
+    recover(fast_pipeline(config, journal, reporter), journal, {r.name: r for r in config.routes})
 
     assert len(learn_sim.uploads_snapshot()) == 1
     assert journal.file(file_id).state == "archived"
@@ -258,17 +252,17 @@ def test_a_file_that_breaks_inspection_is_set_aside_and_the_rest_go_on(
     setup, learn_sim: LearnSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Injected fault: the inspection raises for one file (a bug or an I/O error must not block a batch)."""
-    import agent.pipeline
+    import agent.profiles
 
     config, journal, reporter = setup
-    real = agent.pipeline.inspect_file
+    real = agent.profiles.inspect_file
 
     def flaky(path: Path, forced: str | None = None):  # type: ignore[no-untyped-def]
         if path.name == "courses.txt":
             raise MemoryError("simulated")
         return real(path, forced)
 
-    monkeypatch.setattr(agent.pipeline, "inspect_file", flaky)
+    monkeypatch.setattr(agent.profiles, "inspect_file", flaky)
     drop = config.route().watch
     people = write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(2))
     courses = write_flatfile(drop / "courses.txt", COURSE_HEADER, course_rows(1))

@@ -1,0 +1,242 @@
+"""The journal's schema: its migrations, the row records it returns, and how values are stored.
+
+Schema versions: ``PRAGMA user_version`` holds the number of migrations applied; ``MIGRATIONS`` is
+the ordered list. A new column or table is a new entry at the end (never edit an old one), so any
+older journal, including an empty file (version 0), is brought up to date on open.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from agent.records import Receipt, Status
+
+
+class FileState(str, enum.Enum):
+    """Where a file stands; written before and after each step, so a restart knows what is left."""
+
+    CLAIMING = "claiming"  # journaled, not yet moved into processing/
+    CLAIMED = "claimed"  # in processing/ (inspected or not), nothing sent
+    SUBMITTING = "submitting"  # the upload started; no receipt yet
+    SUBMITTED = "submitted"  # the destination gave a receipt; being followed
+    FINISHED = "finished"  # the destination's final word is in; not yet archived
+    ARCHIVED = "archived"  # delivered, in archive/
+    FAILED = "failed"  # not delivered, in failed/ (or gone)
+    REJECTED = "rejected"  # failed the pre-flight checks, in failed/
+    HELD = "held"  # not sent on purpose (guard, or a file it depends on), in failed/
+
+    @property
+    def in_flight(self) -> bool:
+        """True while a restart would still have work to do for this file."""
+        return self in IN_FLIGHT_STATES
+
+
+FILE_STATES = tuple(state.value for state in FileState)
+IN_FLIGHT_STATES = (
+    FileState.CLAIMING,
+    FileState.CLAIMED,
+    FileState.SUBMITTING,
+    FileState.SUBMITTED,
+    FileState.FINISHED,
+)
+TERMINAL_STATES = tuple(state for state in FileState if state not in IN_FLIGHT_STATES)
+# The state a file ends in when it was not delivered, by its final status.
+UNSENT_STATES = {Status.REJECTED: FileState.REJECTED, Status.HELD: FileState.HELD}
+STATUS_VALUES = tuple(status.value for status in Status)
+ACCEPTED_STATUSES = (Status.SUCCESS.value, Status.WARNINGS.value, Status.ERRORS.value)
+REFRESH_OPERATIONS = ("refresh", "refreshlegacy")
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the first schema.
+    (
+        """CREATE TABLE meta (
+               key   TEXT PRIMARY KEY,
+               value TEXT NOT NULL
+           )""",
+        """CREATE TABLE batches (
+               id          INTEGER PRIMARY KEY AUTOINCREMENT,
+               route       TEXT NOT NULL,
+               started_at  TEXT NOT NULL,
+               finished_at TEXT,
+               status      TEXT,
+               files       INTEGER NOT NULL DEFAULT 0
+           )""",
+        """CREATE TABLE files (
+               id               INTEGER PRIMARY KEY AUTOINCREMENT,
+               batch_id         INTEGER REFERENCES batches(id),
+               route            TEXT NOT NULL,
+               target           TEXT NOT NULL,
+               name             TEXT NOT NULL,
+               source_path      TEXT,
+               current_path     TEXT,
+               sha256           TEXT,
+               size             INTEGER,
+               "rows"           INTEGER,
+               object           TEXT,
+               operation        TEXT,
+               state            TEXT NOT NULL,
+               status           TEXT,
+               receipt          TEXT,
+               reference        TEXT,
+               queued           INTEGER,
+               completed        INTEGER,
+               warnings         INTEGER,
+               errors           INTEGER,
+               message          TEXT,
+               arrived_at       TEXT,
+               claimed_at       TEXT,
+               submitted_at     TEXT,
+               finished_at      TEXT,
+               updated_at       TEXT NOT NULL,
+               long_run_alerted INTEGER NOT NULL DEFAULT 0
+           )""",
+        """CREATE TABLE mail_failures (
+               id          INTEGER PRIMARY KEY AUTOINCREMENT,
+               subject     TEXT NOT NULL,
+               error       TEXT NOT NULL,
+               recorded_at TEXT NOT NULL,
+               reported_at TEXT
+           )""",
+        "CREATE INDEX files_state ON files(state, id)",
+        "CREATE INDEX files_route_arrival ON files(route, arrived_at)",
+        "CREATE INDEX files_refresh_guard ON files(target, object, operation, status)",
+        "CREATE INDEX files_reference ON files(reference)",
+        "CREATE INDEX files_batch ON files(batch_id)",
+        "CREATE INDEX mail_failures_unreported ON mail_failures(reported_at)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One file the agent handled: where it is, what was sent, what the destination said."""
+
+    id: int
+    batch_id: int | None
+    route: str
+    target: str
+    name: str
+    source_path: str | None
+    current_path: str | None
+    sha256: str | None
+    size: int | None
+    rows: int | None
+    object: str | None
+    operation: str | None
+    state: FileState
+    status: str | None  # a Status value
+    receipt: str | None  # Receipt.to_json() text
+    reference: str | None  # the receipt's reference code
+    queued: int | None
+    completed: int | None
+    warnings: int | None
+    errors: int | None
+    message: str | None
+    arrived_at: datetime | None
+    claimed_at: datetime | None
+    submitted_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    long_run_alerted: bool
+
+    @property
+    def in_flight(self) -> bool:
+        """True while a restart would still have work to do for this file."""
+        return self.state.in_flight
+
+    def receipt_object(self) -> Receipt | None:
+        """The stored receipt, ready for Target.wait() after a restart."""
+        return Receipt.from_json(self.receipt) if self.receipt else None
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    id: int
+    route: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str | None
+    files: int
+
+
+FILE_COLUMNS = tuple(f.name for f in dataclasses.fields(FileRecord))
+UPDATABLE_COLUMNS = frozenset(FILE_COLUMNS) - {"id"}
+DATETIME_COLUMNS = frozenset({"arrived_at", "claimed_at", "submitted_at", "finished_at", "updated_at"})
+INTEGER_COLUMNS = frozenset({"batch_id", "size", "rows", "queued", "completed", "warnings", "errors"})
+BOOL_COLUMNS = frozenset({"long_run_alerted"})
+REQUIRED_COLUMNS = frozenset({"route", "target", "name", "state", "updated_at", "long_run_alerted"})
+
+
+def to_db_time(value: object) -> str:
+    """ISO-8601 in UTC with a fixed width, so text order is time order (MAX, ORDER BY work)."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("journal times must be timezone-aware (UTC); got a naive datetime")
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def from_db_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).astimezone(timezone.utc)
+
+
+def column_value(column: str, value: object) -> object:
+    """Python value -> SQLite value for one files column, refusing what would corrupt the ledger."""
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if value is None:
+        if column in REQUIRED_COLUMNS:
+            raise ValueError(f"journal column {column!r} cannot be empty")
+        return None
+    if column in DATETIME_COLUMNS:
+        return to_db_time(value)
+    if column in BOOL_COLUMNS:
+        return 1 if value else 0
+    if column in INTEGER_COLUMNS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"journal column {column!r} takes an integer, got {type(value).__name__}")
+        return value
+    if isinstance(value, Path):
+        value = str(value)
+    if not isinstance(value, str):
+        raise TypeError(f"journal column {column!r} takes text, got {type(value).__name__}")
+    if column == "state" and value not in FILE_STATES:
+        raise ValueError(f"unknown file state {value!r}; expected one of {', '.join(FILE_STATES)}")
+    if column == "status" and value not in STATUS_VALUES:
+        raise ValueError(f"unknown status {value!r}; expected one of {', '.join(STATUS_VALUES)}")
+    return value
+
+
+def file_record(row: sqlite3.Row) -> FileRecord:
+    values: dict[str, Any] = {}
+    for column in FILE_COLUMNS:
+        raw = row[column]
+        if column in DATETIME_COLUMNS:
+            values[column] = from_db_time(raw)
+        elif column in BOOL_COLUMNS:
+            values[column] = bool(raw)
+        elif column == "state":
+            values[column] = FileState(raw)
+        else:
+            values[column] = raw
+    return FileRecord(**values)
+
+
+def batch_record(row: sqlite3.Row) -> BatchRecord:
+    started_at = from_db_time(row["started_at"])
+    assert started_at is not None  # NOT NULL column
+    return BatchRecord(
+        id=row["id"],
+        route=row["route"],
+        started_at=started_at,
+        finished_at=from_db_time(row["finished_at"]),
+        status=row["status"],
+        files=row["files"],
+    )
