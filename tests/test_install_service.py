@@ -209,10 +209,43 @@ def test_unit_file_runs_the_prefix_command_confined_to_the_state_folder(
     expected = {
         "Restart": "on-failure", "RestartSec": "10", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
         "ProtectHome": "yes", "PrivateTmp": "yes", "UMask": "0027", "KillSignal": "SIGTERM",
-        "TimeoutStopSec": "30", "WantedBy": "multi-user.target",
+        "KillMode": "mixed", "TimeoutStopSec": "30", "WantedBy": "multi-user.target",
     }  # fmt: skip
     assert {key: unit[key] for key in expected} == {key: [value] for key, value in expected.items()}
     assert not re.search(r"@[A-Z_]+@", install.unit_file.read_text(encoding="utf-8")), "unfilled placeholder"
+
+
+def test_unit_file_takes_every_privilege_the_agent_does_not_need(installed: tuple[Install, str]) -> None:
+    """What the agent needs: TCP (HTTPS, SMTP, a loopback webhook above port 1024) and local sockets,
+    files, inotify, flock. An empty capability bounding set and no way to gain privileges."""
+    install, _ = installed
+    unit = _unit_directives(install.unit_file)
+    assert unit["CapabilityBoundingSet"] == [""] and unit["AmbientCapabilities"] == [""]
+    assert unit["RestrictAddressFamilies"] == ["AF_INET AF_INET6 AF_UNIX"]
+    assert unit["SystemCallFilter"] == ["@system-service", "~@privileged @resources"]
+    assert unit["SystemCallErrorNumber"] == ["EPERM"], "a refused call must fail, not kill the agent"
+    assert "PrivateNetwork" not in unit, "the agent must reach Learn, S3, job APIs and the mail server"
+    stop_timeout = int(unit["TimeoutStopSec"][0])
+    assert stop_timeout > 10, "the agent takes up to 10 s to stop during an upload; SIGKILL must not come first"
+
+
+def _exposure(analyze: str, unit_file: Path) -> tuple[float, str]:
+    """The "Overall exposure level" that `systemd-analyze security` prints, and its whole output."""
+    result = _run([analyze, "security", "--offline=true", "--no-pager", str(unit_file)])
+    output = result.stdout + result.stderr
+    found = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", output)
+    assert result.returncode == 0 and found, output
+    return float(found.group(1)), output
+
+
+def test_unit_file_scores_at_most_2_in_systemd_analyze_security(installed: tuple[Install, str]) -> None:
+    """Issue 12: the shipped unit scored 8.5 EXPOSED. Scored offline, as the installer wrote it."""
+    install, _ = installed
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (Debian: apt-get install systemd)")
+    level, output = _exposure(analyze, install.unit_file)
+    assert level <= 2.0, output
 
 
 def test_unit_file_passes_systemd_analyze_verify(installed: tuple[Install, str]) -> None:
@@ -269,6 +302,9 @@ def test_rerun_upgrades_code_keeps_config_and_state_then_uninstall_keeps_them(tm
     assert waiting.read_text(encoding="utf-8") == "EXTERNAL_PERSON_KEY|USER_ID\n"
     assert archived.exists()
     assert not stale_code.exists(), "the code copy must be replaced, not merged"
+    unit_text = install.unit_file.read_text(encoding="utf-8")
+    assert "SupplementaryGroups" not in unit_text, "without --drop-group the agent needs no extra group"
+    assert not re.search(r"@[A-Z_]+@", unit_text), "unfilled placeholder"
     version, module = _installed_version(install).split()
     assert version == agent.__version__
     assert Path(module).is_relative_to(install.prefix / "venv")
