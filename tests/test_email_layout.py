@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.outcomes import BatchOutcome, FileOutcome, Status
-from agent.reports import RenderedEmail, Renderer
-from agent.targets.base import Progress, Receipt
+from agent.records import BatchOutcome, FileOutcome, Progress, Receipt, Status
+from agent.render import RenderedEmail, Renderer
 from tests.support.chromium import Chromium, Layout, chromium, find_chromium
 from tests.test_reports import START, outcome
 
