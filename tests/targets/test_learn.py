@@ -21,7 +21,8 @@ from agent.errors import StopRequested, TargetError
 from agent.records import Receipt, Status, Submission
 from agent.retry import RetryPolicy
 from agent.simulator import LearnSimulator
-from agent.targets.learn import LearnTarget, extract_reference, parse_status
+from agent.targets.learn import LearnTarget, extract_reference
+from agent.targets.learn_status import parse_status
 from tests.support.clock import FakeClock
 from tests.support.learn import (
     COURSE_HEADER,
@@ -542,7 +543,7 @@ def test_verify_tls_no_skips_verification(learn_tls_sim):
 
 
 def test_status_without_warning_and_error_counts_reads_them_as_zero() -> None:
-    from agent.targets.learn import parse_status
+    from agent.targets.learn_status import parse_status
 
     progress = parse_status(
         "<dataSetStatus><completedCount>3</completedCount><queuedCount>0</queuedCount></dataSetStatus>"
