@@ -16,13 +16,14 @@ from pathlib import Path
 
 from agent import __version__
 from agent.config import load_config
-from agent.errors import ConfigError
+from agent.errors import AgentError, ConfigError, os_error_message
 from agent.feeds import FEED_TYPES, ORDER_EXPLANATION
-from agent.inspection import Inspection, inspect_csv, inspect_file, plan_order
+from agent.inspection import Inspection, plan_order
+from agent.profiles import LEARN, TargetProfile, profile_for
 from agent.records import CheckResult
 from agent.settings import OPERATIONS, Config
 
-log = logging.getLogger("feed-agent")
+log = logging.getLogger(__name__)
 
 
 class ExitStatus(enum.IntEnum):
@@ -110,9 +111,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(_dispatch(args))
     except ConfigError as exc:
-        print(f"feed-agent: configuration error: {exc}", file=sys.stderr)
+        print(f"feed-agent: configuration error: {exc.message}", file=sys.stderr)
         return ExitStatus.USAGE
+    except AgentError as exc:  # every failure we foresee: one plain line, no traceback
+        print(f"feed-agent: {exc.message}", file=sys.stderr)
+        return exc.exit_status
+    except OSError as exc:  # a folder that cannot be read or written, a full disk
+        print(f"feed-agent: {os_error_message(exc)}", file=sys.stderr)
+        return ExitStatus.PROBLEM
     except KeyboardInterrupt:
+        print("feed-agent: interrupted", file=sys.stderr)
         return ExitStatus.PROBLEM
 
 
@@ -188,13 +196,13 @@ def _print_checks(results: list[CheckResult]) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    target_type, forced = "learn", args.object
+    profile, forced = LEARN, args.object
     if args.route:
         config = _load(args)
         route = config.route(args.route)
-        target_type = config.target_for(route).type
+        profile = profile_for(config.target_for(route).type)
         forced = forced or route.object
-    results = [_inspect_one(path, target_type, forced) for path in args.files]
+    results = [_inspect_one(path, profile, forced) for path in args.files]
     ordered = plan_order(results, {r.path: _mtime(Path(r.path)) for r in results})
     if args.json:
         print(json.dumps([r.to_json() for r in ordered], indent=2, ensure_ascii=False))
@@ -203,21 +211,12 @@ def _inspect(args: argparse.Namespace) -> int:
     return ExitStatus.OK if all(r.ok for r in results) else ExitStatus.PROBLEM
 
 
-def _inspect_one(path: Path, target_type: str, forced: str | None) -> Inspection:
+def _inspect_one(path: Path, profile: TargetProfile, forced: str | None) -> Inspection:
     if path.is_dir():
         result = Inspection(file=path.name, path=str(path))
         result.problems.append("is a folder, not a file")
         return result
-    if target_type == "learn":
-        return inspect_file(path, forced)
-    from agent.targets.s3keys import handshake_name_warning
-
-    result = inspect_csv(path)
-    result.object = "csv" if not result.problems else None
-    warning = handshake_name_warning(path.name) if target_type == "s3" else None
-    if warning:
-        result.notes.append(warning)
-    return result
+    return profile.inspect(path, forced)
 
 
 def _mtime(path: Path) -> float:

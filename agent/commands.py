@@ -59,7 +59,10 @@ def post_file(
             file_id = claimed
         echo(f"posting {path.name} via route {route.name} to target {route.target}")
         context = BatchContext(force=force, keep=keep, object_override=object_slug, operation_override=operation)
-        batch = pipeline.process(route, [file_id], context)
+        try:
+            batch = pipeline.process(route, [file_id], context)
+        finally:
+            pipeline.close()
     outcome = batch.files[0]
     counts = outcome.progress
     echo(f"result: {outcome.status.value}" + (f" — reference {outcome.receipt.reference}" if outcome.receipt else ""))
@@ -145,5 +148,7 @@ def check(config: Config, *, send_test_email: bool = False, canary: bool = False
             results += target.check(canary=canary)
         except Exception as exc:  # a check must report, not crash
             results.append(CheckResult(f"target {name}", False, f"unexpected error: {exc}"))
+        finally:
+            target.close()
     results += Mailer(config.email, config.agent.outbox_dir).check(send_test=send_test_email)
     return results

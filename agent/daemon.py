@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from agent import archive
-from agent.clock import SYSTEM_CLOCK, Clock, utcnow
+from agent.clock import SYSTEM_CLOCK, Clock
 from agent.errors import AlreadyRunning, ConfigError
 from agent.journal import Journal
 from agent.notify import EmailReporter
@@ -106,10 +106,11 @@ class Agent:
         self.batches: deque[BatchOutcome] = deque(maxlen=RECENT_BATCHES)
         self.all_ok = True
         self._seen: set[Path] = set()
-        self._started = utcnow()
+        self._started = self.clock.now()
 
     def close(self) -> None:
         self.watcher.stop()
+        self.pipeline.close()
         self.journal.close()
         self.lock.release()
 
@@ -212,7 +213,7 @@ class Agent:
                 self.config.agent.failed_dir,
                 name=path.name,
                 reason=f"{reason}; only regular files are processed",
-                when=utcnow(),
+                when=self.clock.now(),
             )
             log.warning("rejected: %s in route %s: %s (moved to %s)", path.name, route_name, reason, moved)
         except OSError as exc:
@@ -224,7 +225,7 @@ class Agent:
 
     def _prune_archive(self) -> None:
         removed = archive.prune_archive(
-            self.config.agent.archive_dir, self.config.agent.archive_retention_days, utcnow()
+            self.config.agent.archive_dir, self.config.agent.archive_retention_days, self.clock.now()
         )
         if removed:
             log.info(
@@ -240,7 +241,7 @@ class Agent:
                 continue
             last = self.journal.last_arrival(route.name)
             since = last or self._started
-            if utcnow() - since < timedelta(hours=route.expect_every_hours):
+            if self.clock.now() - since < timedelta(hours=route.expect_every_hours):
                 continue
             key = f"missing_alerted:{route.name}"
             if self.journal.get_meta(key) == since.isoformat():
@@ -249,7 +250,7 @@ class Agent:
             log.warning(
                 "missing: no file on route %s for %.1f hours",
                 route.name,
-                (utcnow() - since).total_seconds() / 3600,
+                (self.clock.now() - since).total_seconds() / 3600,
             )
             self.reporter.missing(route.name, route.watch, route.expect_every_hours, last)
 

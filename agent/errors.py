@@ -11,6 +11,8 @@ Messages are written for the admin and never contain a secret.
 
 from __future__ import annotations
 
+import errno
+
 
 class AgentError(Exception):
     """A failure explained in plain words, safe to show."""
@@ -74,3 +76,18 @@ class StopRequested(AgentError):
 
     def __init__(self, message: str = "feed-agent is stopping") -> None:
         super().__init__(message)
+
+
+def os_error_message(exc: OSError) -> str:
+    """An operating-system error in one line an admin can act on (which file, what went wrong)."""
+    where = exc.filename if exc.filename is not None else ""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    hints = {
+        errno.ENOSPC: "free some space on that disk",
+        errno.EACCES: "check that the agent's user may read and write there",
+        errno.EROFS: "the filesystem is mounted read-only",
+        errno.ENOENT: "check that it exists (and that its share is mounted)",
+    }
+    hint = hints.get(exc.errno or 0)
+    text = f"{where}: {what}" if where else what
+    return f"{text}; {hint}" if hint else text

@@ -172,61 +172,43 @@ ORDER_EXPLANATION = (
 )
 
 
+# Reference §3's recommended rule: (columns that must all be present, type), first match wins.
+_CATEGORY = "category"  # course or organization category: the header cannot tell, the file name decides
+DETECTION_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("std_sub_doc_key",), "standardsassociation"),
+    (("external_subject_key", "external_program_key"), "programtosubjectassociation"),
+    (("external_subject_key", "external_course_key"), "subjecttocourseassociation"),
+    (("external_subject_key", "external_org_key"), "subjecttoorgassociation"),
+    (("external_subject_key",), "subject"),
+    (("external_program_key",), "program"),
+    (("external_node_key", "external_course_key"), "courseassociation"),
+    (("external_node_key", "external_organization_key"), "organizationassociation"),
+    (("external_node_key", "external_user_key"), "userassociation"),
+    (("external_node_key",), "node"),
+    (("external_category_key", "external_course_key"), "coursecategorymembership"),
+    (("external_category_key", "external_organization_key"), "organizationcategorymembership"),
+    (("external_category_key",), _CATEGORY),
+    (("external_person_key", "external_course_key"), "membership"),
+    (("external_person_key", "external_organization_key"), "organizationmembership"),
+    (("external_course_key",), "course"),
+    (("external_organization_key",), "organization"),
+    (("external_observer_key",), "associateobserver"),
+    (("external_person_key", "role_id"), "secondaryinstrole"),
+    (("external_person_key",), "person"),
+    (("external_term_key",), "term"),
+)
+
+
 def detect_type(columns: Iterable[str], file_name: str = "") -> tuple[str | None, str | None]:
     """The Learn slug for a header, by exact tokens in reference §3's order.
 
     Returns (slug, note). The note explains a guess (course vs organization category) so the admin
     can confirm it; slug is None when no rule matches.
     """
-    cols = set(columns)
-
-    def has(*names: str) -> bool:
-        return all(n in cols for n in names)
-
-    if has("std_sub_doc_key"):
-        return "standardsassociation", None
-    if has("external_subject_key"):
-        for other, slug in (
-            ("external_program_key", "programtosubjectassociation"),
-            ("external_course_key", "subjecttocourseassociation"),
-            ("external_org_key", "subjecttoorgassociation"),
-        ):
-            if has(other):
-                return slug, None
-        return "subject", None
-    if has("external_program_key"):
-        return "program", None
-    if has("external_node_key"):
-        for other, slug in (
-            ("external_course_key", "courseassociation"),
-            ("external_organization_key", "organizationassociation"),
-            ("external_user_key", "userassociation"),
-        ):
-            if has(other):
-                return slug, None
-        return "node", None
-    if has("external_category_key"):
-        if has("external_course_key"):
-            return "coursecategorymembership", None
-        if has("external_organization_key"):
-            return "organizationcategorymembership", None
-        return _category_from_name(file_name)
-    if has("external_person_key", "external_course_key"):
-        return "membership", None
-    if has("external_person_key", "external_organization_key"):
-        return "organizationmembership", None
-    if has("external_course_key"):
-        return "course", None
-    if has("external_organization_key"):
-        return "organization", None
-    if has("external_observer_key"):
-        return "associateobserver", None
-    if has("external_person_key", "role_id"):
-        return "secondaryinstrole", None
-    if has("external_person_key"):
-        return "person", None
-    if has("external_term_key"):
-        return "term", None
+    present = set(columns)
+    for needed, slug in DETECTION_RULES:
+        if present.issuperset(needed):
+            return _category_from_name(file_name) if slug == _CATEGORY else (slug, None)
     return None, None
 
 

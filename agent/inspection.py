@@ -348,20 +348,32 @@ def inspect_csv(path: Path) -> Inspection:
     so problems must be caught here, with line numbers.
     """
     result = Inspection(file=path.name, path=str(path), delimiter=",")
+    problem = _csv_head_problem(path, result)
+    if problem is None:
+        problem = _scan_csv(path, result)
+    if problem is not None:
+        result.problems.append(problem)
+    return result
+
+
+def _csv_head_problem(path: Path, result: Inspection) -> str | None:
+    """What is wrong with the file as a whole (unreadable, empty, binary), from its first block."""
     try:
         result.size = path.stat().st_size
         with path.open("rb") as raw:
             head = raw.read(BLOCK_SIZE)
     except OSError as exc:
-        result.problems.append(f"cannot be read: {exc.strerror or exc}")
-        return result
+        return f"cannot be read: {exc.strerror or exc}"
     if not head.strip():
-        result.problems.append("the file is empty" if not head else "the file contains only blank lines")
-        return result
+        return "the file is empty" if not head else "the file contains only blank lines"
     if b"\x00" in head:
-        result.problems.append("the file is binary, not a CSV export (it contains NUL bytes)")
-        return result
+        return "the file is binary, not a CSV export (it contains NUL bytes)"
     result.bom = head.startswith(BOM)
+    return None
+
+
+def _scan_csv(path: Path, result: Inspection) -> str | None:
+    """Every row parsed as CSV: rows counted, column counts compared with the header's."""
     bad_lines: list[int] = []
     bad = 0
     try:
@@ -369,29 +381,23 @@ def inspect_csv(path: Path) -> Inspection:
             reader = csv.reader(text, strict=True)
             header = next(reader, [])
             result.columns = [c.strip() for c in header]
-            width = len(header)
             for row in reader:
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue
                 result.rows += 1
-                if len(row) != width:
+                if len(row) != len(header):
                     bad += 1
                     if len(bad_lines) < MAX_REPORTED_LINES:
                         bad_lines.append(reader.line_num)
-                if not result.non_ascii and not all(v.isascii() for v in row):
-                    result.non_ascii = True
+                result.non_ascii = result.non_ascii or not all(v.isascii() for v in row)
     except UnicodeDecodeError as exc:
-        result.problems.append(
-            f"the file is not UTF-8 text (byte 0x{exc.object[exc.start : exc.start + 1].hex().upper()} near "
-            f"byte {exc.start}); export it as UTF-8"
-        )
-        return result
+        byte = exc.object[exc.start : exc.start + 1].hex().upper()
+        return f"the file is not UTF-8 text (byte 0x{byte} near byte {exc.start}); export it as UTF-8"
     except csv.Error as exc:
-        result.problems.append(f"not a valid CSV file: {exc} (quotes must be doubled inside quoted values)")
-        return result
+        return f"not a valid CSV file: {exc} (quotes must be doubled inside quoted values)"
     result.encoding = "utf-8"
     if result.rows == 0:
-        result.problems.append("the file has a header but no data rows")
+        return "the file has a header but no data rows"
     if bad:
-        result.problems.append(_column_count_problem(bad, bad_lines, len(result.columns), "comma"))
-    return result
+        return _column_count_problem(bad, bad_lines, len(result.columns), "comma")
+    return None

@@ -26,10 +26,12 @@ column.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -77,6 +79,8 @@ def _unusable(path: Path, exc: sqlite3.Error) -> JournalError:
             f"it stayed locked by another process for {BUSY_TIMEOUT_SECONDS:g} seconds. Check for a "
             "stuck feed-agent process, then try again."
         )
+    elif "full" in text:
+        advice = "the disk holding work_dir is full; free some space, then start the agent again."
     elif isinstance(exc, sqlite3.OperationalError):
         advice = "check that work_dir exists and is writable by the agent's user."
     else:
@@ -164,17 +168,25 @@ class Journal:
         self.close()
 
     def _execute(self, sql: str, params: tuple[object, ...] | list[object] = ()) -> sqlite3.Cursor:
-        with self._lock:
+        with self._lock, self._plain_errors():
             return self._conn.execute(sql, params)
 
     def _fetchall(self, sql: str, params: tuple[object, ...] | list[object] = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, self._plain_errors():
             return self._conn.execute(sql, params).fetchall()
 
     def _fetchone(self, sql: str, params: tuple[object, ...] | list[object] = ()) -> sqlite3.Row | None:
-        with self._lock:
+        with self._lock, self._plain_errors():
             row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
             return row
+
+    @contextlib.contextmanager
+    def _plain_errors(self) -> Iterator[None]:
+        """A journal that breaks while in use (disk full, damaged) raises a JournalError in plain words."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise _unusable(self.path, exc) from exc
 
     # -- batches ------------------------------------------------------------------------------
 

@@ -111,6 +111,12 @@ class Pipeline:
         self._targets: dict[str, Target] = dict(targets or {})
         self.narrate: Narrator = narrate or (lambda _line: None)
 
+    def close(self) -> None:
+        """Close every target's connections."""
+        for target in self._targets.values():
+            target.close()
+        self._targets.clear()
+
     def target(self, name: str) -> Target:
         if name not in self._targets:
             settings = self.config.targets[name]

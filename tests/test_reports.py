@@ -343,7 +343,7 @@ def test_reporter_writes_eml_files_and_logs_each_report(
     tmp_path: Path, journal: Journal, caplog: pytest.LogCaptureFixture
 ) -> None:
     reporter = EmailReporter(config(tmp_path), journal)
-    with caplog.at_level(logging.INFO, logger="agent.reports"):
+    with caplog.at_level(logging.INFO, logger="agent.notify"):
         reporter.file_done(outcome(Status.ERRORS))
         reporter.batch_done(batch(outcome(Status.ERRORS)))
         reporter.still_processing(outcome(Status.SUCCESS, finished_at=None), 31)
@@ -372,7 +372,7 @@ def test_mail_failure_is_journaled_and_listed_in_the_next_summary(
     refused = config(tmp_path, transport="smtp", host="127.0.0.1", port=free_port(), security="none")
     no_retry = Mailer(refused.email, tmp_path / "outbox", retry=RetryPolicy(attempts=1))
     failing = EmailReporter(refused, journal, mailer=no_retry)
-    with caplog.at_level(logging.INFO, logger="agent.reports"):
+    with caplog.at_level(logging.INFO, logger="agent.notify"):
         failing.file_done(outcome(Status.ERRORS))  # must not raise
     assert "report not sent: [feed-agent] ERRORS courses.txt" in caplog.text
     [problem] = journal.unreported_mail_failures()

@@ -45,3 +45,7 @@ class Target(Protocol):
         `canary`: where nothing can be checked without writing (a write-only bucket), write one small,
         clearly named marker object; targets that can check without writing ignore it."""
         ...
+
+    def close(self) -> None:
+        """Release connections (sessions, pools); the target is not used afterwards."""
+        ...

@@ -70,6 +70,10 @@ class JobTarget:
         self.s3 = S3Target(settings, client=s3_client)
         self.session = session or requests.Session()
 
+    def close(self) -> None:
+        self.session.close()
+        self.s3.close()
+
     # -- names -----------------------------------------------------------------------------------
 
     def job_for(self, submission: Submission, now: datetime | None = None) -> str:

@@ -72,6 +72,9 @@ class LearnTarget:
         integration = quote(settings.integration, safe="")
         self.endpoint = f"{base}/webapps/bb-data-integration-flatfile-{integration}/endpoint"
 
+    def close(self) -> None:
+        self.session.close()
+
     # URLs and small helpers ------------------------------------------------------------------
     def upload_url(self, slug: str, operation: str) -> str:
         return f"{self.endpoint}/{quote(slug, safe='')}/{quote(operation, safe='')}"

@@ -144,6 +144,12 @@ class S3Target:
         self._completed: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        """Close the client's connection pool (botocore keeps sockets open otherwise)."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+
     @property
     def client(self) -> Any:
         """The boto3 client, made on first use (so `inspect` and offline `check` need no network)."""

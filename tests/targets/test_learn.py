@@ -12,6 +12,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import requests
@@ -39,6 +40,23 @@ from tests.support.net import free_port, serving
 PASSWORD = "Pa55-w0rd-that-must-never-leak"
 
 
+_OPENED: list[LearnTarget] = []
+
+
+def new_target(*args: Any, **kwargs: Any) -> LearnTarget:
+    """A LearnTarget that is closed when the test ends (its session holds sockets)."""
+    target = LearnTarget(*args, **kwargs)
+    _OPENED.append(target)
+    return target
+
+
+@pytest.fixture(autouse=True)
+def _close_targets() -> Iterator[None]:
+    yield
+    while _OPENED:
+        _OPENED.pop().close()
+
+
 @pytest.fixture
 def sim() -> Iterator[LearnSimulator]:
     """A simulator with a distinctive password, so leak checks can grep for it."""
@@ -63,7 +81,7 @@ def pauses(clock: FakeClock) -> list[float]:
 
 @pytest.fixture
 def target(sim: LearnSimulator, clock: FakeClock) -> LearnTarget:
-    return LearnTarget(learn_settings(sim), retry=fast_retry(), clock=clock)
+    return new_target(learn_settings(sim), retry=fast_retry(), clock=clock)
 
 
 def people_file(tmp_path: Path, count: int = 3, **kwargs: object) -> Path:
@@ -129,7 +147,7 @@ def status_body(queued: int, completed: int, warnings: int = 0, errors: int = 0)
 
 def scripted_target(script: Scripted, **overrides: object) -> LearnTarget:
     endpoint = SimpleNamespace(url=script.url, integration="BBLEARN", username="u", password=PASSWORD)
-    return LearnTarget(learn_settings(endpoint, **overrides), retry=fast_retry(), clock=FakeClock())
+    return new_target(learn_settings(endpoint, **overrides), retry=fast_retry(), clock=FakeClock())
 
 
 def receipt_for(uid: str, *, submitted_ago: timedelta = timedelta()) -> Receipt:
@@ -158,7 +176,7 @@ def test_submit_streams_the_file_with_a_content_length_and_returns_the_reference
 
 def test_endpoint_in_the_receipt_never_carries_credentials(sim, tmp_path):
     url = sim.url.replace("http://", f"http://{sim.username}:{PASSWORD}@")
-    target = LearnTarget(learn_settings(sim, url=url))
+    target = new_target(learn_settings(sim, url=url))
     receipt = target.submit(submission(people_file(tmp_path)))
     assert receipt.details["endpoint"] == sim.upload_url("person", "store")
 
@@ -176,7 +194,7 @@ def test_endpoint_in_the_receipt_never_carries_credentials(sim, tmp_path):
 )
 def test_bom_is_added_as_configured(sim, tmp_path, add_bom, non_ascii, has_bom, expect_bom):
     path = people_file(tmp_path, 2, bom=has_bom)
-    target = LearnTarget(learn_settings(sim, add_bom=add_bom))
+    target = new_target(learn_settings(sim, add_bom=add_bom))
 
     receipt = target.submit(submission(path, rows=2, non_ascii=non_ascii, has_bom=has_bom))
 
@@ -204,7 +222,7 @@ def test_server_errors_are_retried_with_exponential_backoff(sim, target, pauses,
 def test_retries_stop_after_max_attempts_with_the_last_problem(sim, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     sim.faults.fail_uploads = 10
-    target = LearnTarget(learn_settings(sim), retry=fast_retry(3), clock=FakeClock())
+    target = new_target(learn_settings(sim), retry=fast_retry(3), clock=FakeClock())
 
     with pytest.raises(TargetError) as caught:
         target.submit(submission(people_file(tmp_path)))
@@ -225,7 +243,7 @@ def test_a_dropped_connection_is_retried(sim, target, tmp_path):
 
 def test_a_read_timeout_is_retried_then_reported(sim, tmp_path):
     sim.faults.slow_seconds = 5.0
-    target = LearnTarget(learn_settings(sim), retry=fast_retry(2), clock=FakeClock(), timeout=(10.0, 0.2))
+    target = new_target(learn_settings(sim), retry=fast_retry(2), clock=FakeClock(), timeout=(10.0, 0.2))
     with pytest.raises(TargetError) as caught:
         target.submit(submission(people_file(tmp_path)))
     assert caught.value.retryable and "did not answer in time" in caught.value.message
@@ -248,7 +266,7 @@ def test_a_200_without_a_reference_code_fails_at_once_quoting_the_answer(sim, ta
 
 def test_a_wrong_password_is_final_and_explained_without_leaking(sim, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    target = LearnTarget(learn_settings(sim, password=PASSWORD + "-typo"), clock=FakeClock())
+    target = new_target(learn_settings(sim, password=PASSWORD + "-typo"), clock=FakeClock())
 
     with pytest.raises(TargetError) as caught:
         target.submit(submission(people_file(tmp_path)))
@@ -266,7 +284,7 @@ def test_a_wrong_integration_or_url_is_no_such_endpoint(sim, tmp_path, override)
         learn_settings(sim, url=sim.url + "/learn") if "url_suffix" in override else learn_settings(sim, **override)
     )
     with pytest.raises(TargetError) as caught:
-        LearnTarget(settings, clock=FakeClock()).submit(submission(people_file(tmp_path)))
+        new_target(settings, clock=FakeClock()).submit(submission(people_file(tmp_path)))
     assert "no such endpoint: check url and integration" in caught.value.message
     assert not caught.value.retryable and caught.value.http_status == 404
 
@@ -384,7 +402,7 @@ def test_wrong_order_shows_up_as_record_errors(sim, target, tmp_path):
 
 def test_a_stuck_data_set_times_out(sim, tmp_path):
     sim.faults.stuck = True
-    target = LearnTarget(learn_settings(sim, timeout_minutes=0.01))
+    target = new_target(learn_settings(sim, timeout_minutes=0.01))
     receipt = target.submit(submission(people_file(tmp_path)))
 
     result = target.wait(receipt, 3)
@@ -430,7 +448,7 @@ def test_a_refused_status_request_is_final(sim, target, tmp_path):
     calls: list[int] = []
     session = requests.Session()
     session.hooks["response"].append(lambda response, *args, **kwargs: calls.append(response.status_code))
-    wrong = LearnTarget(learn_settings(sim, password="nope"), session=session)
+    wrong = new_target(learn_settings(sim, password="nope"), session=session)
 
     result = wrong.wait(receipt, 3)
 
@@ -473,7 +491,7 @@ def test_stop_before_waiting_raises_at_once(sim, target, tmp_path):
 def test_stop_interrupts_a_long_pause_between_polls(sim, tmp_path):
     sim.faults.stuck = True
     settings = learn_settings(sim, poll_initial_seconds=600, poll_max_seconds=600, timeout_minutes=60)
-    target = LearnTarget(settings)
+    target = new_target(settings)
     receipt = target.submit(submission(people_file(tmp_path)))
     stop = threading.Event()
     threading.Timer(0.1, stop.set).start()
@@ -483,7 +501,7 @@ def test_stop_interrupts_a_long_pause_between_polls(sim, tmp_path):
 
 def test_stop_set_during_progress_callback_raises(sim, tmp_path):
     sim.faults.stuck = True
-    target = LearnTarget(learn_settings(sim))
+    target = new_target(learn_settings(sim))
     receipt = target.submit(submission(people_file(tmp_path)))
     stop = threading.Event()
     with pytest.raises(StopRequested):
@@ -504,7 +522,7 @@ def test_check_reaches_learn_without_posting(sim, target):
 
 def test_check_explains_a_wrong_password(sim, caplog):
     caplog.set_level(logging.DEBUG)
-    [result] = LearnTarget(learn_settings(sim, password="wrong-" + PASSWORD)).check()
+    [result] = new_target(learn_settings(sim, password="wrong-" + PASSWORD)).check()
     assert not result.ok
     assert result.detail.startswith("Learn refused the username/password of integration BBLEARN (HTTP 401)")
     assert_no_leak(result.detail)
@@ -512,24 +530,24 @@ def test_check_explains_a_wrong_password(sim, caplog):
 
 
 def test_check_explains_a_wrong_integration(sim):
-    [result] = LearnTarget(learn_settings(sim, integration="bb_bb60")).check()
+    [result] = new_target(learn_settings(sim, integration="bb_bb60")).check()
     assert not result.ok and "no such endpoint: check url and integration" in result.detail
 
 
 def test_check_explains_an_unreachable_server(sim):
     url = f"http://127.0.0.1:{free_port()}"
-    [result] = LearnTarget(learn_settings(sim, url=url)).check()
+    [result] = new_target(learn_settings(sim, url=url)).check()
     assert not result.ok
     assert f"could not reach Learn at {url}" in result.detail and "refused" in result.detail.lower()
 
 
 def test_check_explains_an_untrusted_certificate(learn_tls_sim):
-    [result] = LearnTarget(learn_settings(learn_tls_sim)).check()
+    [result] = new_target(learn_settings(learn_tls_sim)).check()
     assert not result.ok and "set verify_tls = <CA bundle path> for a private CA" in result.detail
 
 
 def test_a_ca_bundle_path_makes_tls_work(learn_tls_sim, tmp_path):
-    target = LearnTarget(learn_settings(learn_tls_sim, verify_tls=learn_tls_sim.ca_bundle))
+    target = new_target(learn_settings(learn_tls_sim, verify_tls=learn_tls_sim.ca_bundle))
     [result] = target.check()
     assert result.ok, result.detail
     receipt = target.submit(submission(people_file(tmp_path)))
@@ -538,7 +556,7 @@ def test_a_ca_bundle_path_makes_tls_work(learn_tls_sim, tmp_path):
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_verify_tls_no_skips_verification(learn_tls_sim):
-    [result] = LearnTarget(learn_settings(learn_tls_sim, verify_tls=False)).check()
+    [result] = new_target(learn_settings(learn_tls_sim, verify_tls=False)).check()
     assert result.ok, result.detail
 
 
