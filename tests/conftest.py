@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["tests.support.learn", "tests.support.smtp", "tests.support.s3"]
+pytest_plugins = ["tests.support.learn", "tests.support.smtp", "tests.support.s3", "tests.support.pipeline"]
 
 
 @pytest.fixture(autouse=True)

@@ -6,22 +6,17 @@ delimiter, rows, problems and planned position; exit 0 only when every file is r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from agent.cli import main
 from agent.feeds import ORDER_EXPLANATION
-from agent.simulator import LearnSimulator
-from tests.support.agentconf import write_config
-from tests.support.learn import PEOPLE_HEADER, person_rows, write_flatfile
+from tests.support.cli import run
 
 PERSON = "external_person_key|data_source_key|firstname|lastname|user_id\nP1|SIS|Jane|Doe|jdoe\nP2|SIS|Bo|Ng|bn\n"
 COURSE = "external_course_key|course_id|course_name|data_source_key\nC1|MATH101|Calculus|SIS\n"
@@ -35,12 +30,6 @@ def write(folder: Path, name: str, content: str | bytes, mtime: float | None = N
     if mtime is not None:
         os.utime(path, (mtime, mtime))
     return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
-    status = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,116 +173,6 @@ def test_inspect_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None
 
 # ------------------------------------------------------------------------------------------------
 # post, status, check, demo, simulate: the other commands, through main([...])
-
-
-def _post_setup(tmp_path: Path, sim: LearnSimulator, **kwargs: Any) -> tuple[Path, Path]:
-    ini = write_config(tmp_path, sim.url, **kwargs)
-    users = write_flatfile(tmp_path / "users.txt", PEOPLE_HEADER, person_rows(5))
-    return ini, users
-
-
-def test_post_sends_exact_bytes_polls_prints_code_and_archives(
-    tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str]
-) -> None:
-    ini, users = _post_setup(tmp_path, learn_sim)
-    digest = hashlib.sha256(users.read_bytes()).hexdigest()
-
-    assert main(["-c", str(ini), "post", str(users)]) == 0
-
-    (upload,) = learn_sim.uploads_snapshot()
-    assert (upload.slug, upload.operation, upload.sha256) == ("person", "store", digest)
-    out = capsys.readouterr().out
-    assert upload.uid in out and "poll:" in out and "result: SUCCESS" in out
-    (archived,) = (tmp_path / "var" / "archive").iterdir()
-    assert re.fullmatch(r"users\.\d{8}T\d{6}Z\.txt", archived.name)
-    assert f"file: {archived}" in out and not users.exists()
-
-
-def test_post_with_object_operation_and_keep(tmp_path: Path, learn_sim: LearnSimulator) -> None:
-    ini, users = _post_setup(tmp_path, learn_sim)
-    assert main(["-c", str(ini), "post", str(users), "--operation", "delete", "--keep"]) == 0
-    assert [(u.slug, u.operation) for u in learn_sim.uploads_snapshot()] == [("person", "delete")]
-    assert users.exists()
-
-
-def test_post_wrong_password_fails_plainly_without_the_password(
-    tmp_path: Path, learn_sim: LearnSimulator, capfd: pytest.CaptureFixture[str]
-) -> None:
-    ini, users = _post_setup(tmp_path, learn_sim, password="not-the-right-pw")
-
-    assert main(["-c", str(ini), "post", str(users)]) == 1
-
-    captured = capfd.readouterr()
-    assert "refused the username/password" in captured.out
-    assert (tmp_path / "var" / "failed" / "users.txt").exists()
-    reason = (tmp_path / "var" / "failed" / "users.txt.reason.txt").read_text(encoding="utf-8")
-    everything = (
-        captured.out
-        + captured.err
-        + reason
-        + "".join(p.read_text(encoding="utf-8", errors="replace") for p in (tmp_path / "var" / "outbox").iterdir())
-    )
-    assert "not-the-right-pw" not in everything
-
-
-def test_post_two_500s_then_success(
-    tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The real back-off (1 s, then 2 s) is kept: this is what an admin's post goes through."""
-    ini, users = _post_setup(tmp_path, learn_sim)
-    learn_sim.faults.fail_uploads = 2
-    assert main(["-c", str(ini), "post", str(users)]) == 0
-    assert "result: SUCCESS" in capsys.readouterr().out
-    assert learn_sim.upload_attempts == 3 and len(learn_sim.uploads_snapshot()) == 1
-
-
-def test_post_never_finishing_ends_timed_out(
-    tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str]
-) -> None:
-    ini, users = _post_setup(tmp_path, learn_sim, timeout_minutes=0.01)
-    learn_sim.faults.stuck = True
-    assert main(["-c", str(ini), "post", str(users)]) == 1
-    assert "result: TIMED OUT" in capsys.readouterr().out
-
-
-def test_post_refresh_guard_and_force(
-    tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str]
-) -> None:
-    ini = write_config(tmp_path, learn_sim.url, operation="refresh")
-    full = write_flatfile(tmp_path / "users.txt", PEOPLE_HEADER, person_rows(50))
-    assert main(["-c", str(ini), "post", str(full)]) == 0
-    short = write_flatfile(tmp_path / "users.txt", PEOPLE_HEADER, person_rows(10))
-    assert main(["-c", str(ini), "post", str(short)]) == 1
-    out = capsys.readouterr().out
-    assert "result: HELD" in out and "--force" in out
-    held = tmp_path / "var" / "failed" / "users.txt"
-    assert main(["-c", str(ini), "post", str(held), "--force"]) == 0
-    assert len(learn_sim.uploads_snapshot()) == 2
-
-
-def test_status_lists_files_and_batches(
-    tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str]
-) -> None:
-    ini, users = _post_setup(tmp_path, learn_sim)
-    assert main(["-c", str(ini), "status"]) == 0
-    assert "No files handled yet" in capsys.readouterr().out
-    assert main(["-c", str(ini), "post", str(users)]) == 0
-    capsys.readouterr()
-    assert main(["-c", str(ini), "status", "--limit", "5"]) == 0
-    out = capsys.readouterr().out
-    assert "users.txt" in out and "SUCCESS" in out and learn_sim.uploads_snapshot()[0].uid in out
-
-
-def test_check_reports_each_item(tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str]) -> None:
-    ini = write_config(tmp_path, learn_sim.url)
-    assert main(["-c", str(ini), "check"]) == 0
-    out = capsys.readouterr().out
-    assert "OK" in out and "credentials accepted" in out and "FAIL" not in out
-    assert learn_sim.uploads_snapshot() == []
-    bad = write_config(tmp_path, learn_sim.url, password="wrong-password-here")
-    assert main(["-c", str(bad), "check"]) == 1
-    out = capsys.readouterr().out
-    assert "FAIL" in out and "wrong-password-here" not in out
 
 
 def test_config_error_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,7 +20,7 @@ import pytest
 from agent.records import BatchOutcome, FileOutcome, Progress, Receipt, Status
 from agent.render import RenderedEmail, Renderer
 from tests.support.chromium import Chromium, Layout, chromium, find_chromium
-from tests.test_reports import START, outcome
+from tests.support.outcomes import START, outcome
 
 CODE = "8f3c2a61d4e94b0f9a1c7e2b5d6f8a90"
 DROP = Path("/mnt/sis-exports/registrar_office/nightly_student_information_system_exports/drop")

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agent.journal import Journal
-from agent.pipeline import BatchContext, Pipeline
-from agent.records import Receipt, Status
-from agent.recovery import recover
-from agent.retry import RetryPolicy
-from agent.settings import Config
+from agent.pipeline import BatchContext
+from agent.records import Status
 from agent.simulator import LearnSimulator
-from agent.targets.learn import LearnTarget
 from tests.support.agentconf import load
 from tests.support.learn import (
     COURSE_HEADER,
@@ -26,42 +21,12 @@ from tests.support.learn import (
     person_rows,
     write_flatfile,
 )
+from tests.support.pipeline import claim_all, drop_standard_files, fast_pipeline
 from tests.support.recording import RecordingReporter
 
 
-@pytest.fixture
-def setup(tmp_path: Path, learn_sim: LearnSimulator) -> Iterator[tuple[Config, Journal, RecordingReporter]]:
-    config = load(tmp_path, learn_sim.url)
-    journal = Journal(config.agent.journal_path)
-    try:
-        yield config, journal, RecordingReporter()
-    finally:
-        journal.close()
-
-
-def fast_pipeline(config: Config, journal: Journal, reporter: RecordingReporter, **kwargs: object) -> Pipeline:
-    """A pipeline whose Learn target retries quickly, so failure paths finish in milliseconds."""
-    target = LearnTarget(config.targets["learn"], retry=RetryPolicy(attempts=2, first_delay=0.01))
-    return Pipeline(config, journal, reporter, targets={"learn": target}, **kwargs)  # type: ignore[arg-type]
-
-
-def drop_standard_files(drop: Path) -> dict[str, Path]:
-    return {
-        "memberships": write_flatfile(drop / "enrol.txt", MEMBERSHIP_HEADER, membership_rows(6, courses=2)),
-        "courses": write_flatfile(drop / "courses.txt", COURSE_HEADER, course_rows(2)),
-        "people": write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(6)),
-    }
-
-
-def claim_all(pipeline: Pipeline, config: Config, paths: list[Path]) -> list[int]:
-    route = config.route()
-    ids = [pipeline.claim(route, path) for path in paths]
-    assert all(i is not None for i in ids)
-    return [i for i in ids if i is not None]
-
-
-def test_batch_is_sent_in_dependency_order_and_archived(setup, learn_sim: LearnSimulator) -> None:
-    config, journal, reporter = setup
+def test_batch_is_sent_in_dependency_order_and_archived(pipeline_env, learn_sim: LearnSimulator) -> None:
+    config, journal, reporter = pipeline_env
     files = drop_standard_files(config.route().watch)
     digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files.values()}
     pipeline = fast_pipeline(config, journal, reporter)
@@ -86,8 +51,8 @@ def test_batch_is_sent_in_dependency_order_and_archived(setup, learn_sim: LearnS
     assert records["users.txt"].sha256 == digests["users.txt"]
 
 
-def test_failed_file_holds_later_files_but_not_earlier_ones(setup, learn_sim: LearnSimulator) -> None:
-    config, journal, reporter = setup
+def test_failed_file_holds_later_files_but_not_earlier_ones(pipeline_env, learn_sim: LearnSimulator) -> None:
+    config, journal, reporter = pipeline_env
     files = drop_standard_files(config.route().watch)
     pipeline = fast_pipeline(config, journal, reporter)
     ids = claim_all(pipeline, config, list(files.values()))
@@ -122,8 +87,8 @@ def test_on_failure_continue_sends_dependents_anyway(tmp_path: Path, learn_sim: 
     assert [u.slug for u in learn_sim.uploads_snapshot()] == ["course", "membership"]
 
 
-def test_rejected_file_goes_to_failed_with_reason_and_holds_dependents(setup, learn_sim: LearnSimulator) -> None:
-    config, journal, reporter = setup
+def test_rejected_file_goes_to_failed_with_reason_and_holds_dependents(pipeline_env, learn_sim: LearnSimulator) -> None:
+    config, journal, reporter = pipeline_env
     drop = config.route().watch
     people = drop / "users.txt"
     people.write_bytes(b"external_person_key|firstname|lastname|user_id\nP1|Ren\xe9|X|rx\n")  # Latin-1
@@ -142,8 +107,8 @@ def test_rejected_file_goes_to_failed_with_reason_and_holds_dependents(setup, le
     assert learn_sim.uploads_snapshot() == []
 
 
-def test_record_errors_are_reported_but_do_not_hold(setup, learn_sim: LearnSimulator) -> None:
-    config, journal, reporter = setup
+def test_record_errors_are_reported_but_do_not_hold(pipeline_env, learn_sim: LearnSimulator) -> None:
+    config, journal, reporter = pipeline_env
     drop = config.route().watch
     members = write_flatfile(drop / "enrol.txt", MEMBERSHIP_HEADER, membership_rows(3))  # nobody exists yet
     courses = write_flatfile(drop / "zcourses.txt", COURSE_HEADER, course_rows(1))
@@ -181,46 +146,6 @@ def test_refresh_guard_holds_a_shrunken_refresh_until_forced(tmp_path: Path, lea
         assert len(learn_sim.uploads_snapshot()) == 3
 
 
-def test_recovery_resumes_a_receipt_without_resending(setup, learn_sim: LearnSimulator) -> None:
-    config, journal, reporter = setup
-    people = write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(5))
-    target = LearnTarget(config.targets["learn"])
-    pipeline = fast_pipeline(config, journal, reporter)
-    (file_id,) = claim_all(pipeline, config, [people])
-    record = journal.file(file_id)
-    # As if the agent died right after Learn acknowledged the upload:
-    from agent.records import Submission
-
-    receipt = target.submit(
-        Submission(path=Path(record.current_path or ""), name="users.txt", object="person", operation="store", rows=5)
-    )
-    journal.inspected(file_id, rows=5, size=record.size or 0, object="person", operation="store", sha256=None)
-    journal.submitted(file_id, receipt)
-
-    batches = recover(fast_pipeline(config, journal, reporter), journal, {r.name: r for r in config.routes})
-
-    assert len(learn_sim.uploads_snapshot()) == 1  # never sent twice
-    outcome = batches[0].files[0]
-    assert outcome.status is Status.SUCCESS and outcome.receipt is not None
-    assert outcome.receipt.reference == receipt.reference
-    assert journal.file(file_id).state == "archived"
-    assert Receipt.from_json(journal.file(file_id).receipt or "").reference == receipt.reference
-
-
-def test_recovery_resends_a_claimed_file_without_receipt(setup, learn_sim: LearnSimulator) -> None:
-    config, journal, reporter = setup
-    people = write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(5))
-    pipeline = fast_pipeline(config, journal, reporter)
-    (file_id,) = claim_all(pipeline, config, [people])
-    journal.submitting(file_id)  # died during the upload, before any receipt
-
-    recover(fast_pipeline(config, journal, reporter), journal, {r.name: r for r in config.routes})
-
-    assert len(learn_sim.uploads_snapshot()) == 1
-    assert journal.file(file_id).state == "archived"
-    assert journal.in_flight() == []
-
-
 def test_stuck_processing_ends_timed_out_and_is_archived(tmp_path: Path, learn_sim: LearnSimulator) -> None:
     config = load(tmp_path, learn_sim.url, timeout_minutes=0.01)  # 0.6 s
     reporter = RecordingReporter()
@@ -249,12 +174,12 @@ def test_long_processing_sends_one_still_processing_notice(tmp_path: Path) -> No
 
 
 def test_a_file_that_breaks_inspection_is_set_aside_and_the_rest_go_on(
-    setup, learn_sim: LearnSimulator, monkeypatch: pytest.MonkeyPatch
+    pipeline_env, learn_sim: LearnSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Injected fault: the inspection raises for one file (a bug or an I/O error must not block a batch)."""
     import agent.profiles
 
-    config, journal, reporter = setup
+    config, journal, reporter = pipeline_env
     real = agent.profiles.inspect_file
 
     def flaky(path: Path, forced: str | None = None):  # type: ignore[no-untyped-def]

@@ -23,7 +23,6 @@ from agent.records import Receipt, Status, Submission
 from agent.retry import RetryPolicy
 from agent.simulator import LearnSimulator
 from agent.targets.learn import LearnTarget, extract_reference
-from agent.targets.learn_status import parse_status
 from tests.support.clock import FakeClock
 from tests.support.learn import (
     COURSE_HEADER,
@@ -346,20 +345,6 @@ def test_status_keeps_every_field(sim, target, tmp_path):
     assert {"machineName", "startDate", "lastEntryDate", "queuedCount"} <= set(progress.fields)
 
 
-def test_status_xml_with_a_doctype_or_entity_is_refused():
-    laughs = (
-        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>'
-        "<dataSetStatus><completedCount>&lol2;</completedCount></dataSetStatus>"
-    )
-    for body in (laughs, '<!ENTITY x "y"><dataSetStatus/>'):
-        with pytest.raises(TargetError, match="DOCTYPE or ENTITY"):
-            parse_status(body)
-    with pytest.raises(TargetError, match="not XML"):
-        parse_status("<html><body>oops")
-    with pytest.raises(TargetError, match="queuedCount"):
-        parse_status("<dataSetStatus><completedCount>1</completedCount></dataSetStatus>")
-
-
 def test_wait_reports_success_with_counts_and_calls_back(sim, target, tmp_path):
     receipt = target.submit(submission(people_file(tmp_path, 40), rows=40))
     seen = []
@@ -558,14 +543,3 @@ def test_a_ca_bundle_path_makes_tls_work(learn_tls_sim, tmp_path):
 def test_verify_tls_no_skips_verification(learn_tls_sim):
     [result] = new_target(learn_settings(learn_tls_sim, verify_tls=False)).check()
     assert result.ok, result.detail
-
-
-def test_status_without_warning_and_error_counts_reads_them_as_zero() -> None:
-    from agent.targets.learn_status import parse_status
-
-    progress = parse_status(
-        "<dataSetStatus><completedCount>3</completedCount><queuedCount>0</queuedCount></dataSetStatus>"
-    )
-    assert progress.counts() == (0, 3, 0, 0)
-    with pytest.raises(TargetError, match="queuedCount"):
-        parse_status("<dataSetStatus><completedCount>3</completedCount></dataSetStatus>")

@@ -12,20 +12,17 @@ import hashlib
 import logging
 import os
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from agent.errors import TargetError
 from agent.records import Progress, Status, Submission
 from agent.settings import Secret
 from agent.targets.s3 import S3Target
-from agent.targets.s3errors import ReadBlockedError, explain_s3_error
-from agent.targets.s3keys import handshake_name_warning, normalized_prefix, render_template
+from agent.targets.s3errors import ReadBlockedError
 from tests.support.net import free_port
 from tests.support.s3 import SentRequest, WriteOnlyBucket, record_requests
 
@@ -61,42 +58,6 @@ def methods(sent: list[SentRequest]) -> set[str]:
 
 # ----------------------------------------------------------------------------------------------
 # Templates and names (pure)
-
-
-def test_render_template_fills_every_field_in_utc() -> None:
-    evening_in_chicago = datetime(2024, 1, 1, 23, 30, tzinfo=timezone(timedelta(hours=-6)))
-    sub = Submission(path=Path("x"), name="users.csv", object="person", operation="upload", rows=1)
-    rendered = render_template("{date:%Y-%m-%d}/{stem}-{object}{suffix}|{name}|{date}", sub, evening_in_chicago)
-    assert rendered == "2024-01-02/users-person.csv|users.csv|20240102"
-
-
-def test_render_template_treats_a_naive_time_as_utc() -> None:
-    sub = make_submission(Path("x"), name="users.csv")
-    assert render_template("{date:%H%M}_{name}", sub, datetime(2024, 5, 6, 7, 8)) == "0708_users.csv"
-
-
-@pytest.mark.parametrize("template", ["{nope}_{name}", "{}_{name}", "{name.upper}", "{date:%Y"])
-def test_render_template_rejects_unknown_or_broken_fields_in_plain_words(template: str) -> None:
-    sub = make_submission(Path("x"), name="users.csv")
-    with pytest.raises(ValueError) as caught:
-        render_template(template, sub, datetime(2024, 1, 2, tzinfo=timezone.utc))
-    assert template in str(caught.value)
-
-
-def test_prefix_gets_exactly_one_trailing_slash() -> None:
-    assert normalized_prefix("/importer-production-uni") == "importer-production-uni/"
-    assert normalized_prefix("production/warehouse/") == "production/warehouse/"
-    assert normalized_prefix("") == ""
-
-
-@pytest.mark.parametrize("name", ["TEST_users.csv", "20240102_users_sample.csv", "Contest.csv"])
-def test_handshake_warns_about_names_it_never_processes(name: str) -> None:
-    warning = handshake_name_warning(name)
-    assert warning is not None and name in warning and "never processes" in warning
-
-
-def test_handshake_has_no_warning_for_a_normal_name() -> None:
-    assert handshake_name_warning("20240102_users.csv") is None
 
 
 def test_key_for_uses_prefix_and_default_date_template(write_only_s3: WriteOnlyBucket, tmp_path: Path) -> None:
@@ -290,24 +251,6 @@ def test_wrong_region_is_explained(
     if error_fields.get("Region") or headers:
         assert "the bucket is in eu-west-2" in message
     assert not caught.value.retryable
-
-
-@pytest.mark.parametrize(
-    ("code", "status", "retryable", "words"),
-    [
-        ("SlowDown", 503, True, "SlowDown"),
-        ("InternalError", 500, True, "InternalError"),
-        ("RequestTimeTooSkewed", 403, False, "clock is wrong"),
-        ("EntityTooLarge", 400, False, "EntityTooLarge"),
-    ],
-)
-def test_other_s3_answers_are_mapped_by_status(code: str, status: int, retryable: bool, words: str) -> None:
-    """Answers moto cannot be made to give; the mapping is a pure function of the error response."""
-    response: Any = {"Error": {"Code": code, "Message": "said"}, "ResponseMetadata": {"HTTPStatusCode": status}}
-    error = ClientError(response, "PutObject")
-    explained = explain_s3_error(error, bucket="b-ucket", key="in/x.csv", region="eu-central-1")
-    assert explained.retryable is retryable and words in explained.message
-    assert explained.message.startswith("Upload to s3://b-ucket/in/x.csv failed")
 
 
 def test_logs_and_receipts_never_show_the_secret(

@@ -1,0 +1,177 @@
+"""The EmailReporter end to end: outbox files, switches, mail failures remembered, heartbeat, no secrets."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from email import message_from_bytes, policy
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+
+from agent.journal import Journal
+from agent.mailer import Mailer
+from agent.notify import EmailReporter
+from agent.records import Status
+from agent.render import RenderedEmail
+from agent.retry import RetryPolicy
+from agent.settings import Secret
+from tests.support.net import free_port, serving
+from tests.support.outcomes import DROP, SMTP_PASSWORD, SMTP_USER, START, batch, body, config, outcome, parse
+from tests.support.smtp import SmtpServer, TlsCert
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    with Journal(tmp_path / "journal.sqlite3") as opened:
+        yield opened
+
+
+def test_reporter_writes_eml_files_and_logs_each_report(
+    tmp_path: Path, journal: Journal, caplog: pytest.LogCaptureFixture
+) -> None:
+    reporter = EmailReporter(config(tmp_path), journal)
+    with caplog.at_level(logging.INFO, logger="agent.notify"):
+        reporter.file_done(outcome(Status.ERRORS))
+        reporter.batch_done(batch(outcome(Status.ERRORS)))
+        reporter.still_processing(outcome(Status.SUCCESS, finished_at=None), 31)
+        reporter.missing("sis", DROP, 26, None)
+
+    assert len(reporter.sent) == 4 and len(reporter.last_paths) == 4
+    subjects = [parse(p)["Subject"] for p in reporter.last_paths]
+    assert subjects == [r.subject for r in reporter.sent]
+    assert all(p.parent == tmp_path / "var" / "outbox" for p in reporter.last_paths)
+    for subject in subjects:
+        assert f"report sent: {subject}" in caplog.text
+
+
+def test_per_file_and_summary_switches(tmp_path: Path) -> None:
+    reporter = EmailReporter(config(tmp_path, per_file=False, summary=False))
+    reporter.file_done(outcome())
+    reporter.batch_done(batch(outcome()))
+    assert not reporter.sent and not reporter.last_paths
+    reporter.missing("sis", DROP, 26, None)  # alerts are not per-file reports: still sent
+    assert len(reporter.last_paths) == 1
+
+
+def test_mail_failure_is_journaled_and_listed_in_the_next_summary(
+    tmp_path: Path, journal: Journal, caplog: pytest.LogCaptureFixture
+) -> None:
+    refused = config(tmp_path, transport="smtp", host="127.0.0.1", port=free_port(), security="none")
+    no_retry = Mailer(refused.email, tmp_path / "outbox", retry=RetryPolicy(attempts=1))
+    failing = EmailReporter(refused, journal, mailer=no_retry)
+    with caplog.at_level(logging.INFO, logger="agent.notify"):
+        failing.file_done(outcome(Status.ERRORS))  # must not raise
+    assert "report not sent: [feed-agent] ERRORS courses.txt" in caplog.text
+    [problem] = journal.unreported_mail_failures()
+    assert problem.startswith("[feed-agent] ERRORS courses.txt — course/store: connection refused")
+
+    working = EmailReporter(config(tmp_path), journal)  # the mail server is back (file outbox here)
+    run = batch(outcome(Status.SUCCESS))
+    working.batch_done(run)
+    assert run.mail_problems == [problem]
+    summary = parse(working.last_paths[-1])
+    assert "connection refused" in body(summary, "plain") and "connection refused" in body(summary, "html")
+    assert journal.unreported_mail_failures() == []  # reported once, not in every summary
+
+    second = batch(outcome(Status.SUCCESS))
+    working.batch_done(second)
+    assert second.mail_problems == []
+
+
+def test_without_a_journal_failures_are_kept_in_memory(tmp_path: Path) -> None:
+    refused = config(tmp_path, transport="smtp", host="127.0.0.1", port=free_port(), security="none")
+    no_retry = Mailer(refused.email, tmp_path / "o", retry=RetryPolicy(attempts=1))
+    reporter = EmailReporter(refused, mailer=no_retry)
+    reporter.file_done(outcome())
+    run = batch(outcome())
+    reporter.batch_done(run)  # the summary fails too: both stay listed for the next one
+    assert len(run.mail_problems) == 1 and "courses.txt" in run.mail_problems[0]
+    again = batch(outcome())
+    reporter.batch_done(again)
+    assert any("Summary" in p for p in again.mail_problems)
+
+
+def test_reporter_never_raises(tmp_path: Path) -> None:
+    class Exploding(Mailer):
+        def send(self, rendered: RenderedEmail) -> Path | None:
+            raise RuntimeError("disk on fire")
+
+    settings = config(tmp_path)
+    reporter = EmailReporter(settings, mailer=Exploding(settings.email, tmp_path))
+    reporter.file_done(outcome())
+    reporter.still_processing(outcome(), 40)
+    reporter.missing("sis", DROP, 2, None)
+    run = batch(outcome())
+    reporter.batch_done(run)
+    assert len(run.mail_problems) == 3 and all("unexpected error" in p for p in run.mail_problems)
+
+
+@pytest.fixture
+def ping_server() -> Iterator[tuple[str, list[str]]]:
+    """A monitoring endpoint that records the path of every heartbeat GET."""
+    paths: list[str] = []
+
+    class Pings(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            paths.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with serving(Pings) as base:
+        yield f"{base}/ping/abc", paths
+
+
+def test_batch_done_pings_the_heartbeat(tmp_path: Path, ping_server: tuple[str, list[str]]) -> None:
+    url, paths = ping_server
+    reporter = EmailReporter(config(tmp_path, heartbeat=url))
+    reporter.batch_done(batch(outcome(Status.SUCCESS)))
+    reporter.batch_done(batch(outcome(Status.SUCCESS), outcome(Status.FAILED, "b.txt")))
+    assert paths == ["/ping/abc", "/ping/abc/fail"]
+
+
+# -- secrets ------------------------------------------------------------------------------------------------
+
+
+def test_no_message_ever_contains_an_smtp_secret(
+    smtp_server: Callable[..., SmtpServer],
+    tls_cert: TlsCert,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = smtp_server(tls="starttls", users={SMTP_USER: SMTP_PASSWORD}, auth_required=True)
+    settings = config(
+        tmp_path,
+        transport="smtp",
+        host=server.host,
+        port=server.port,
+        security="starttls",
+        verify_tls=str(tls_cert.cert),
+        username=Secret(SMTP_USER),
+        password=Secret(SMTP_PASSWORD),
+    )
+    reporter = EmailReporter(settings)
+    with caplog.at_level(logging.DEBUG):
+        for status in Status:
+            reporter.file_done(outcome(status, f"{status.name.lower()}.txt"))
+        reporter.still_processing(outcome(), 35)
+        reporter.missing("sis", DROP, 26, START)
+        reporter.batch_done(batch(*(outcome(s, f"{s.name}.txt") for s in Status)))
+        reporter.mailer.check(send_test=True)
+
+    assert len(server.messages) == len(Status) + 4 and server.logins  # every report went through AUTH
+    secrets = settings.secrets()
+    assert sorted(secrets) == sorted([SMTP_USER, SMTP_PASSWORD])
+    for raw in server.messages:
+        message = message_from_bytes(raw, policy=policy.default)
+        decoded = "".join(str(part.get_content()) for part in message.walk() if not part.is_multipart())
+        for secret in secrets:
+            assert secret.encode() not in raw
+            assert secret not in decoded
+    for secret in secrets:
+        assert secret not in caplog.text

@@ -1,0 +1,36 @@
+"""Rendering: the shipped templates, an admin's override, and a broken override falling back."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from agent.records import Status
+from agent.render import TEMPLATE_NAMES, Renderer, shipped_templates_dir
+from tests.support.outcomes import batch, outcome
+
+
+def test_shipped_templates_are_all_there() -> None:
+    folder = shipped_templates_dir()
+    assert sorted(p.name for p in folder.glob("*.j2")) == sorted(TEMPLATE_NAMES)
+
+
+def test_templates_dir_overrides_one_file_and_keeps_the_rest(tmp_path: Path) -> None:
+    (tmp_path / "per_file.txt.j2").write_text("CUSTOM {{ report.status.label }} {{ report.name }}\n")
+    rendered = Renderer(tmp_path).file_report(outcome(Status.WARNINGS))
+    assert rendered.text == "CUSTOM WARNINGS courses.txt\n"
+    assert "What to do next" in rendered.html  # shipped HTML still used
+    assert Renderer(tmp_path).summary(batch(outcome())).text.startswith("SUCCESS: summary")
+
+
+def test_a_broken_override_falls_back_to_the_shipped_template(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "per_file.html.j2").write_text("<p>{{ report.no_such_field }}</p>")
+    with caplog.at_level(logging.WARNING, logger="agent.reports"):
+        rendered = Renderer(tmp_path).file_report(outcome(Status.SUCCESS))
+    assert "What to do next" in rendered.html
+    assert "per_file.html.j2" in caplog.text and "using the shipped" in caplog.text
+
+
+# -- EmailReporter ------------------------------------------------------------------------------------------
