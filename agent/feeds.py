@@ -165,6 +165,44 @@ FEED_TYPES: dict[str, FeedType] = {
     )
 }
 
+# What each object's records point at, by the reference's columns (§2): a file is held only when a file
+# of one of these objects did not reach Learn (people never wait for courses, nor courses for people).
+# Objects that point at records of their own type (parent nodes, categories, template courses) are
+# ordered by the SIS within one file, so a type never depends on itself here.
+DEPENDS_ON: dict[str, frozenset[str]] = {
+    slug: frozenset(needs.split())
+    for slug, needs in {
+        "term": "",
+        "node": "",
+        "person": "",
+        "secondaryinstrole": "person",
+        "associateobserver": "person",
+        "coursecategory": "",
+        "organizationcategory": "",
+        "course": "term node",  # term_key, primary_external_node_key
+        "organization": "term node",
+        "subject": "",
+        "program": "",
+        "userassociation": "person node",
+        "courseassociation": "course node",
+        "organizationassociation": "organization node",
+        "programtosubjectassociation": "program subject",
+        "subjecttocourseassociation": "subject course",
+        "subjecttoorgassociation": "subject organization",
+        "membership": "person course",
+        "organizationmembership": "person organization",
+        "coursecategorymembership": "coursecategory course",
+        "organizationcategorymembership": "organizationcategory organization",
+        "standardsassociation": "course",
+    }.items()
+}
+
+
+def depends_on(slug: str | None, other: str | None) -> bool:
+    """Whether records of `slug` can point at records of `other` (so `slug` waits for `other`)."""
+    return slug is not None and other is not None and other in DEPENDS_ON.get(slug, frozenset())
+
+
 ORDER_EXPLANATION = (
     "terms and hierarchy nodes first, then users, their roles and observers, categories, courses and "
     "organizations, curriculum, associations, then memberships (which name users and courses that "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agent.advice import post_command
 from agent.journal import Journal
 from agent.records import FileOutcome
 from agent.settings import LearnTargetSettings, TargetSettings
@@ -33,8 +34,10 @@ def refresh_guard(journal: Journal, settings: TargetSettings, outcome: FileOutco
             f"it has {rows:,} rows, {shrink:.0f}% fewer than the {previous:,} rows of the last accepted "
             f"{outcome.operation} of {outcome.object} (limit: {settings.refresh_guard_percent:g}%)"
         )
-    held_path = failed_dir / outcome.name
+    command = post_command(
+        outcome.config_path, failed_dir / outcome.name, route=outcome.route, operation=outcome.operation, force=True
+    )
     return (
         f"Held by the refresh guard: {why}. A {outcome.operation} disables everything missing from the "
-        f"file. If the file is complete, send it anyway with: feed-agent post {held_path} --force"
+        f"file. If the file is complete, send it anyway with: {command}"
     )

@@ -26,7 +26,7 @@ from pathlib import Path
 from agent import archive
 from agent.clock import utcnow
 from agent.errors import StopRequested, TargetError
-from agent.feeds import FEED_TYPES, order_key, sort_key
+from agent.feeds import FEED_TYPES, depends_on, order_key, sort_key
 from agent.guard import refresh_guard
 from agent.inspection import Inspection
 from agent.journal import Journal
@@ -194,18 +194,19 @@ class Pipeline:
     def _deliver_in_order(
         self, route: RouteSettings, profile: TargetProfile, ordered: list[_Item], context: BatchContext
     ) -> None:
-        """Send each file in turn; a file that did not arrive holds the files of later order."""
+        """Send each file in turn; a file that did not arrive holds only the files that depend on it
+        (`feeds.DEPENDS_ON`), and a held file in turn holds its own dependents."""
         holds = profile.holds_dependents and route.on_failure == "hold"
-        blocker: _Item | None = None
+        blockers: list[_Item] = []
         for item in ordered:
             if item.outcome.finished_at is None:  # not already rejected at inspection
-                if blocker is not None and item.rank > blocker.rank:
+                blocker = next((b for b in blockers if depends_on(item.outcome.object, b.outcome.object)), None)
+                if blocker is not None:
                     self._hold_for(item, blocker)
-                    continue
-                if not self._guarded(item, context):
+                elif not self._guarded(item, context):
                     self._deliver(route, item, context)
-            if holds and blocker is None and item.outcome.object and item.outcome.status.blocks_dependents:
-                blocker = item
+            if holds and item.outcome.object and item.outcome.status.blocks_dependents:
+                blockers.append(item)
 
     def _item(
         self, route: RouteSettings, profile: TargetProfile, file_id: int, batch_id: int, context: BatchContext
@@ -227,6 +228,7 @@ class Pipeline:
             drop_folder=route.watch,
             file_id=file_id,
             sha256=record.sha256,
+            config_path=self.config.path,
         )
         receipt = Receipt.from_json(record.receipt) if record.receipt else None
         outcome.receipt = receipt

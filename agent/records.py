@@ -159,6 +159,7 @@ class FileOutcome:
     held_by: str | None = None  # the file this one waited for
     sha256: str | None = None
     file_id: int | None = None
+    config_path: Path | None = None  # the configuration in use, for commands the report suggests
 
     @property
     def duration_seconds(self) -> float | None:

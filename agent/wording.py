@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from agent.advice import post_command
 from agent.profiles import TargetProfile, profile_for
 from agent.records import BatchOutcome, FileOutcome, Status
 
@@ -197,8 +198,11 @@ def _held_step(outcome: FileOutcome, drop: str, what: str) -> str:
         )
     step = f"What is wrong: {what} " if what else ""
     step += f"Fix it, then move the file back into {drop}."
-    if outcome.final_path:
-        step += f' If the file is right as it is, send it anyway with: feed-agent post "{outcome.final_path}" --force'
+    if outcome.final_path and "--force" not in what:
+        command = post_command(
+            outcome.config_path, outcome.final_path, route=outcome.route, operation=outcome.operation, force=True
+        )
+        step += f" If the file is right as it is, send it anyway with: {command}"
     return step
 
 

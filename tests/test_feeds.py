@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from agent.feeds import (
+    DEPENDS_ON,
     DETECTION_RULES,
     FEED_TYPES,
     ORDER_EXPLANATION,
     choose_delimiter,
+    depends_on,
     detect_type,
     order_key,
     sort_key,
@@ -50,3 +52,13 @@ def test_sort_key_is_type_then_arrival_then_name() -> None:
     files = [("membership", 1.0, "a"), ("person", 5.0, "z"), ("person", 5.0, "b"), ("person", 2.0, "c")]
     ordered = sorted(files, key=lambda f: sort_key(*f))
     assert ordered == [("person", 2.0, "c"), ("person", 5.0, "b"), ("person", 5.0, "z"), ("membership", 1.0, "a")]
+
+
+def test_dependencies_follow_the_columns_that_point_at_other_records() -> None:
+    assert depends_on("membership", "person") and depends_on("membership", "course")
+    assert not depends_on("course", "person") and not depends_on("person", "course")
+    assert depends_on("course", "term") and depends_on("standardsassociation", "course")
+    assert not depends_on("person", "person") and not depends_on(None, "person")
+    assert set(DEPENDS_ON) == set(FEED_TYPES)
+    for slug, needs in DEPENDS_ON.items():  # a dependency always goes out first
+        assert all(order_key(other) < order_key(slug) for other in needs), slug

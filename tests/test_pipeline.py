@@ -51,7 +51,8 @@ def test_batch_is_sent_in_dependency_order_and_archived(pipeline_env, learn_sim:
     assert records["users.txt"].sha256 == digests["users.txt"]
 
 
-def test_failed_file_holds_later_files_but_not_earlier_ones(pipeline_env, learn_sim: LearnSimulator) -> None:
+def test_a_failed_file_holds_only_the_files_that_depend_on_it(pipeline_env, learn_sim: LearnSimulator) -> None:
+    """People failed: memberships (which name people) wait; courses (which name no people) go out."""
     config, journal, reporter = pipeline_env
     files = drop_standard_files(config.route().watch)
     pipeline = fast_pipeline(config, journal, reporter)
@@ -63,11 +64,10 @@ def test_failed_file_holds_later_files_but_not_earlier_ones(pipeline_env, learn_
     by_name = {f.name: f for f in batch.files}
     assert by_name["users.txt"].status is Status.FAILED
     assert "500" in by_name["users.txt"].message
-    for name in ("courses.txt", "enrol.txt"):
-        assert by_name[name].status is Status.HELD
-        assert by_name[name].held_by == "users.txt"
-        assert "users.txt" in (config.agent.failed_dir / f"{name}.reason.txt").read_text(encoding="utf-8")
-    assert learn_sim.uploads_snapshot() == [] or all(u.slug == "person" for u in learn_sim.uploads_snapshot())
+    assert by_name["courses.txt"].status is Status.SUCCESS
+    assert by_name["enrol.txt"].status is Status.HELD and by_name["enrol.txt"].held_by == "users.txt"
+    assert "users.txt" in (config.agent.failed_dir / "enrol.txt.reason.txt").read_text(encoding="utf-8")
+    assert [u.slug for u in learn_sim.uploads_snapshot()] == ["course"]
     assert not batch.ok
 
 

@@ -111,7 +111,7 @@ def test_alert_subjects() -> None:
             [
                 "the refresh file shrank by 40%",
                 f"move the file back into {DROP}",
-                'feed-agent post "/srv/sis/var/failed/stamped_courses.txt" --force',
+                "post /srv/sis/var/failed/stamped_courses.txt --route sis --operation store --force",
             ],
         ),
         (
