@@ -44,7 +44,8 @@ _sequence_lock = threading.Lock()
 
 
 def build_message(rendered: RenderedEmail, settings: EmailSettings) -> EmailMessage:
-    """A multipart/alternative UTF-8 message (text first, HTML preferred by clients that can)."""
+    """A multipart/alternative UTF-8 message (text first, HTML preferred by clients that can), with any
+    attachments after it (then the whole message is multipart/mixed)."""
     message = EmailMessage()
     message["Subject"] = rendered.subject
     message["From"] = settings.from_addr
@@ -56,6 +57,9 @@ def build_message(rendered: RenderedEmail, settings: EmailSettings) -> EmailMess
     message["X-Mailer"] = "feed-agent"
     message.set_content(rendered.text, charset="utf-8")
     message.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    for attachment in rendered.attachments:
+        maintype, _, subtype = attachment.mimetype.partition("/")
+        message.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename)
     return message
 
 

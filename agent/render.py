@@ -34,10 +34,25 @@ TEMPLATE_NAMES = (
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with a report (a CSV of every record, every key…): the body stays short, nothing is lost."""
+
+    filename: str
+    data: bytes
+    mimetype: str = "text/csv"
+
+
+@dataclass(frozen=True)
 class RenderedEmail:
     subject: str
     text: str
     html: str
+    attachments: tuple[Attachment, ...] = ()
+
+    @property
+    def size(self) -> int:
+        """Bytes of content (before MIME encoding adds about a third to attachments)."""
+        return len(self.text.encode()) + len(self.html.encode()) + sum(len(a.data) for a in self.attachments)
 
 
 def shipped_templates_dir() -> Path:

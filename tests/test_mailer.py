@@ -348,3 +348,21 @@ def test_smtp_without_recipients_is_a_clear_final_error(smtp_server: StartServer
     with pytest.raises(MailError, match="no recipients"):
         mailer(smtp_settings(server, to=()), tmp_path).send(RENDERED)
     assert server.data_attempts == 0
+
+
+def test_attachments_follow_the_two_bodies(tmp_path: Path) -> None:
+    from agent.render import Attachment
+
+    rendered = RenderedEmail(
+        subject="[feed-agent] ERRORS x",
+        text="t",
+        html="<p>h</p>",
+        attachments=(Attachment("x.log.csv", b"level,message\nError,bad\n"),),
+    )
+    path = mailer(EmailSettings(transport="file", to=("a@x.edu",)), tmp_path).send(rendered)
+    assert path is not None
+    message = parse(path.read_bytes())
+    assert message.get_content_type() == "multipart/mixed"
+    [attached] = list(message.iter_attachments())
+    assert attached.get_filename() == "x.log.csv" and attached.get_content() == "level,message\nError,bad\n"
+    assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
