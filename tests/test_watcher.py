@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from agent.watcher import Candidate, FolderWatcher, choose_observer, mount_of, parse_mounts
+from agent.mounts import choose_observer, mount_of, parse_mounts
+from agent.watcher import Candidate, FolderWatcher
 
 SETTLE = 0.3
 TIMEOUT = 20.0
