@@ -9,6 +9,11 @@
   stat'ing them) and so costs almost nothing per ignored file. The scan feeds the same table as
   events and rescans do, so correctness is the scan's: new, changed and vanished files are all
   seen, one interval late at most.
+* **Moves out are not held back.** watchdog holds each inotify IN_MOVED_FROM for 0.5 s, hoping to
+  pair it with an IN_MOVED_TO, and its queue is first-in first-out: every later event of the folder
+  waits behind it. Each claim by the daemon (a rename out of the folder) is such a move, so files
+  arriving just after a claim were seen up to 0.5 s late. We do not need the pairing (to us a move
+  is "this name left, that name arrived", paired or not), so :func:`launch` shortens that wait.
 * **Overflow**: watchdog only *logs* an inotify queue overflow (the lost events are gone for good);
   :class:`OverflowListener` turns that log record into a call, so the watcher rescans at once.
 * **Health**: :class:`FolderObservers` restarts a watch whose thread died (the events it lost are
@@ -30,11 +35,19 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
+try:  # watchdog >= 7; older versions name it InotifyBuffer and keep their 0.5 s
+    from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
+except ImportError:  # pragma: no cover - depends on the installed watchdog
+    InotifyMoveEventGrouper = None  # type: ignore[assignment,misc]
+
 from agent.mounts import NATIVE, POLLING, choose_observer, mount_of, read_mounts
 
 logger = logging.getLogger(__name__)
 
 JOIN_SECONDS = 10.0
+# How long watchdog may hold a move-out to pair it (its default is 0.5 s): both halves of one rename
+# arrive in the same inotify read, microseconds apart, so pairing still works within the folder.
+MOVE_PAIRING_SECONDS = 0.01
 INOTIFY_LOGGER = "watchdog.observers.inotify_c"
 
 
@@ -116,6 +129,8 @@ def launch(
         poller = FolderPoller(poll, interval, folder)
         poller.start()
         return poller
+    if InotifyMoveEventGrouper is not None:
+        InotifyMoveEventGrouper.delay = min(InotifyMoveEventGrouper.delay, MOVE_PAIRING_SECONDS)
     observer = Observer()
     try:
         observer.schedule(_Forwarder(on_event), str(folder), recursive=False)
