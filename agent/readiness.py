@@ -342,10 +342,6 @@ class CandidateTable:
         """Those of `paths` still tracked and not ready."""
         return [p for p in paths if p in self._tracked and not self._tracked[p].candidate.ready]
 
-    def is_ready(self, path: Path) -> bool:
-        entry = self._tracked.get(path)
-        return entry is not None and entry.candidate.ready
-
     # ------------------------------------------------------------------ the rule
 
     def _deadline(self, entry: _Entry) -> float | None:
