@@ -20,6 +20,7 @@ of (ready - last write - settle_seconds) per observer kind and the ratio to nati
 from __future__ import annotations
 
 import argparse
+import operator
 import os
 import random
 import statistics
@@ -30,6 +31,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +89,7 @@ def watcher_runs(kind: str, runs: int, settle: float, rng: random.Random) -> lis
                 path = drop / f"users{serial:03d}.txt"
                 last_write = write_file(path, serial)
                 with arrived:
-                    if not arrived.wait_for(lambda p=path: p in ready_at, timeout=WAIT_SECONDS):  # type: ignore[misc]
+                    if not arrived.wait_for(partial(operator.contains, ready_at, path), timeout=WAIT_SECONDS):
                         raise SystemExit(f"{kind}: {path.name} was not ready within {WAIT_SECONDS:.0f} s")
                 latencies.append((ready_at[path] - last_write - settle) * 1000)
                 watcher.take([path])
