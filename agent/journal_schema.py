@@ -110,6 +110,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX files_batch ON files(batch_id)",
         "CREATE INDEX mail_failures_unreported ON mail_failures(reported_at)",
     ),
+    # 2: feed history: the data source keys a refreshlegacy covered (its guard baseline is per key
+    # set) and, for refreshes, how many keys the file disabled and added against the last delivery.
+    (
+        "ALTER TABLE files ADD COLUMN data_source_keys TEXT",
+        "ALTER TABLE files ADD COLUMN disabled_keys INTEGER",
+        "ALTER TABLE files ADD COLUMN added_keys INTEGER",
+        "CREATE INDEX files_feed_history ON files(target, object, operation, finished_at)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -145,6 +153,9 @@ class FileRecord:
     finished_at: datetime | None
     updated_at: datetime
     long_run_alerted: bool
+    data_source_keys: str | None = None  # refreshlegacy: the file's data source keys, comma-separated
+    disabled_keys: int | None = None  # refresh: keys of the last delivery missing from this file
+    added_keys: int | None = None  # refresh: keys of this file that the last delivery did not have
 
     @property
     def in_flight(self) -> bool:
@@ -169,7 +180,9 @@ class BatchRecord:
 FILE_COLUMNS = tuple(f.name for f in dataclasses.fields(FileRecord))
 UPDATABLE_COLUMNS = frozenset(FILE_COLUMNS) - {"id"}
 DATETIME_COLUMNS = frozenset({"arrived_at", "claimed_at", "submitted_at", "finished_at", "updated_at"})
-INTEGER_COLUMNS = frozenset({"batch_id", "size", "rows", "queued", "completed", "warnings", "errors"})
+INTEGER_COLUMNS = frozenset(
+    {"batch_id", "size", "rows", "queued", "completed", "warnings", "errors", "disabled_keys", "added_keys"}
+)
 BOOL_COLUMNS = frozenset({"long_run_alerted"})
 REQUIRED_COLUMNS = frozenset({"route", "target", "name", "state", "updated_at", "long_run_alerted"})
 

@@ -24,10 +24,11 @@ from datetime import datetime
 from pathlib import Path
 
 from agent import archive
+from agent.advice import post_command
 from agent.clock import utcnow
 from agent.errors import StopRequested, TargetError
 from agent.feeds import FEED_TYPES, depends_on, order_key, sort_key
-from agent.guard import refresh_guard
+from agent.guard import Guards
 from agent.inspection import Inspection
 from agent.journal import Journal
 from agent.journal_schema import FileRecord
@@ -110,6 +111,7 @@ class Pipeline:
         self.stop = stop or threading.Event()
         self._targets: dict[str, Target] = dict(targets or {})
         self.narrate: Narrator = narrate or (lambda _line: None)
+        self.guards = Guards(journal, config.agent.keysets_dir)
 
     def close(self) -> None:
         """Close every target's connections."""
@@ -298,15 +300,22 @@ class Pipeline:
         self._end_unsent(item, Status.HELD, reason, AUTOMATIC)
 
     def _guarded(self, item: _Item, context: BatchContext) -> bool:
-        """The refresh guard: True when the file was held (and ended) instead of sent."""
-        if item.receipt is not None or context.force:
+        """The guards: True when the file was held (and ended) instead of sent.
+
+        A forced refresh is still compared (the history keeps what it disabled), but never held.
+        """
+        outcome = item.outcome
+        if item.receipt is not None or (context.force and outcome.operation not in ("refresh", "refreshlegacy")):
             return False
-        settings = self.config.targets[item.outcome.target]
-        reason = refresh_guard(self.journal, settings, item.outcome, self.config.agent.failed_dir)
-        if reason is None:
+        verdict = self.guards.check(self.config.targets[outcome.target], outcome, item.path)
+        outcome.notice = verdict.notice
+        if verdict.held is None or context.force:
+            if verdict.keys_csv is not None:
+                verdict.keys_csv.unlink(missing_ok=True)
             return False
-        self.narrate(f"  {item.outcome.name}: HELD by the refresh guard")
-        self._end_unsent(item, Status.HELD, reason, context)
+        outcome.keys_csv = verdict.keys_csv
+        self.narrate(f"  {outcome.name}: HELD by the {outcome.operation} guard")
+        self._end_unsent(item, Status.HELD, verdict.held, context, offer_force=True)
         return True
 
     # -- deliver -----------------------------------------------------------------------------------
@@ -333,6 +342,8 @@ class Pipeline:
         outcome.progress = result.progress
         self.journal.finished(item.file_id, result)
         outcome.status, outcome.message, outcome.finished_at = result.status, result.message, result.finished_at
+        if outcome.status in (Status.SUCCESS, Status.WARNINGS, Status.ERRORS):
+            self.guards.delivered(outcome)
         if context.keep:
             outcome.final_path = item.path
         else:
@@ -400,8 +411,13 @@ class Pipeline:
 
         return target.wait(receipt, outcome.rows or 0, on_progress=on_progress, stop=self.stop)
 
-    def _end_unsent(self, item: _Item, status: Status, reason: str, context: BatchContext) -> None:
-        """A file that did not reach its destination: failed/ with a reason file, journal, report."""
+    def _end_unsent(
+        self, item: _Item, status: Status, reason: str, context: BatchContext, *, offer_force: bool = False
+    ) -> None:
+        """A file that did not reach its destination: failed/ with a reason file, journal, report.
+
+        `offer_force`: held by a guard, so the report gives the one line that sends it anyway (built
+        from where the file ended up)."""
         outcome = item.outcome
         outcome.status, outcome.message, outcome.finished_at = status, reason, utcnow()
         if context.keep:
@@ -409,6 +425,10 @@ class Pipeline:
         else:
             outcome.final_path = archive.fail(
                 item.path, self.config.agent.failed_dir, name=outcome.name, reason=reason, when=outcome.finished_at
+            )
+        if offer_force:
+            outcome.force_command = post_command(
+                outcome.config_path, outcome.final_path, route=outcome.route, operation=outcome.operation, force=True
             )
         self.journal.ended_unsent(item.file_id, status, reason, outcome.final_path, outcome.finished_at)
         log.warning("%s: %s -> %s: %s", status.value.lower(), outcome.name, outcome.final_path, reason)

@@ -160,6 +160,9 @@ class FileOutcome:
     sha256: str | None = None
     file_id: int | None = None
     config_path: Path | None = None  # the configuration in use, for commands the report suggests
+    notice: str = ""  # unusual but sent: a store far below its feed's usual size
+    keys_csv: Path | None = None  # held by a guard: every key it would disable or delete (attached)
+    force_command: str = ""  # held by a guard: the one line that sends it anyway
 
     @property
     def duration_seconds(self) -> float | None:
