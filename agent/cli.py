@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent import __version__
+from agent import __version__, failpoints
 from agent.config import load_config
 from agent.errors import AgentError, ConfigError, os_error_message
 from agent.feeds import FEED_TYPES, ORDER_EXPLANATION
@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.simulator import add_arguments
 
     add_arguments(simulate)
+    # Not in the main help (no `help=`): the crash-test points, for FEED_AGENT_FAILPOINT=NAME[:N].
+    sub.add_parser("failpoints", description="The crash-test points of FEED_AGENT_FAILPOINT=NAME[:N] (testing only).")
     return parser
 
 
@@ -138,6 +140,11 @@ def _load(args: argparse.Namespace) -> Config:
 
 def _dispatch(args: argparse.Namespace) -> int:
     command = args.command
+    if command == "failpoints":
+        print(failpoints.describe())
+        return ExitStatus.OK
+    if failpoints.PROBLEM:
+        raise ConfigError(failpoints.PROBLEM)
     if command == "inspect":
         return _inspect(args)
     if command == "simulate":

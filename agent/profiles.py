@@ -42,6 +42,7 @@ class TargetProfile:
     learn_feeds: bool  # files are Learn flat files: typed by their header, sent with an operation
     holds_dependents: bool  # a file that did not arrive holds the later-order files (on_failure = hold)
     where_to_look: str  # where an admin looks a receipt up; {ref} is the receipt
+    recent_uploads: str  # where an admin sees what arrived lately, when there is no receipt (UNCONFIRMED)
     name_warning: Callable[[str], str | None] = field(default=lambda _name: None)
 
     def inspect(self, path: Path, forced_object: str | None = None) -> Inspection:
@@ -110,6 +111,7 @@ LEARN = TargetProfile(
     learn_feeds=True,
     holds_dependents=True,
     where_to_look="reference {ref} in " + LEARN_LOGS,
+    recent_uploads=LEARN_LOGS,
 )
 S3 = TargetProfile(
     kind="s3",
@@ -118,6 +120,7 @@ S3 = TargetProfile(
     learn_feeds=False,
     holds_dependents=False,
     where_to_look="s3 key {ref} in the S3 console",
+    recent_uploads="the S3 console (the objects' Last modified)",
     name_warning=handshake_name_warning,
 )
 JOB = TargetProfile(
@@ -127,6 +130,7 @@ JOB = TargetProfile(
     learn_feeds=False,
     holds_dependents=False,
     where_to_look="job id {ref} in the job service's log",
+    recent_uploads="the job service's log",
 )
 PROFILES = {profile.kind: profile for profile in (LEARN, S3, JOB)}
 

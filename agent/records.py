@@ -28,6 +28,7 @@ class Status(str, enum.Enum):
     REJECTED = "REJECTED"
     HELD = "HELD"
     TIMED_OUT = "TIMED OUT"
+    UNCONFIRMED = "UNCONFIRMED"  # the whole body went out, the answer never came: maybe accepted
 
     @property
     def ok(self) -> bool:
@@ -37,7 +38,7 @@ class Status(str, enum.Enum):
     @property
     def blocks_dependents(self) -> bool:
         """A file that never reached its destination holds the files that depend on it."""
-        return self in (Status.FAILED, Status.TIMED_OUT, Status.REJECTED, Status.HELD)
+        return self in (Status.FAILED, Status.TIMED_OUT, Status.UNCONFIRMED, Status.REJECTED, Status.HELD)
 
 
 # Worst last: the summary's overall status is the worst of its files.
@@ -48,6 +49,7 @@ SEVERITY = (
     Status.HELD,
     Status.REJECTED,
     Status.TIMED_OUT,
+    Status.UNCONFIRMED,
     Status.FAILED,
 )
 
@@ -160,6 +162,8 @@ class FileOutcome:
     sha256: str | None = None
     file_id: int | None = None
     config_path: Path | None = None  # the configuration in use, for commands the report suggests
+    sent_at: datetime | None = None  # when the whole body went out (UNCONFIRMED: when to look for it)
+    report_key: str | None = None  # the same for every attempt to send this file's report (no duplicates)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -176,6 +180,7 @@ class BatchOutcome:
     files: list[FileOutcome] = field(default_factory=list)
     batch_id: int | None = None
     mail_problems: list[str] = field(default_factory=list)  # earlier emails that could not be sent
+    report_key: str | None = None  # the same for every attempt to send this summary (no duplicates)
 
     @property
     def ok(self) -> bool:

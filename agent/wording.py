@@ -100,6 +100,7 @@ BADGE_COLOURS: dict[str, tuple[str, str]] = {
     Status.FAILED.value: _RED,
     Status.REJECTED.value: _RED,
     Status.TIMED_OUT.value: _RED,
+    Status.UNCONFIRMED.value: ("#8250df", "#ffffff"),  # violet: not a failure we know of, an unknown
     Status.HELD.value: ("#5b7083", "#ffffff"),
     "STILL PROCESSING": ("#1f6feb", "#ffffff"),
     "MISSING": _RED,
@@ -128,6 +129,10 @@ def status_meaning(outcome: FileOutcome) -> str:
         Status.REJECTED: "The file was not sent: it failed the checks the agent makes before sending.",
         Status.HELD: "The file was not sent: it is held until the problem below is fixed.",
         Status.TIMED_OUT: f"{where} accepted the file but had not finished processing it in time.",
+        Status.UNCONFIRMED: (
+            f"The whole file was sent, but {where}'s answer never came: {where} may have accepted it. "
+            "The agent does not send it again by itself."
+        ),
     }
     return meanings[outcome.status]
 
@@ -182,10 +187,27 @@ def next_step(outcome: FileOutcome) -> str:
         )
     if status is Status.HELD:
         return _held_step(outcome, drop, what)
+    if status is Status.UNCONFIRMED:
+        return _unconfirmed_step(outcome, drop)
     step = f"What is wrong: {what} " if what else ""
     if status is Status.FAILED and ref:
-        step += f"Details: look up {look_up(outcome)}. "
+        # Accepted: moving it back would send it twice unless Learn shows it never ran.
+        return step + (
+            f"The upload was accepted, so check {look_up(outcome)} before anything else: if it was "
+            f"processed there, do not send it again; if not, fix the problem, then move the file back into {drop}."
+        )
     return step + f"Fix it, then move the file back into {drop}."
+
+
+def _unconfirmed_step(outcome: FileOutcome, drop: str) -> str:
+    profile = _profile(outcome)
+    when = format_time(outcome.sent_at or outcome.finished_at)
+    return (
+        f"Do not move it back yet: {profile.destination} may already have it. Look in "
+        f"{profile.recent_uploads} for a data set received at about {when}. If you find one, the file was "
+        f"accepted: leave it in failed/ (and follow that data set there). If there is none, move the file "
+        f"back into {drop} to send it again."
+    )
 
 
 def _held_step(outcome: FileOutcome, drop: str, what: str) -> str:

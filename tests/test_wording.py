@@ -69,7 +69,8 @@ def test_summary_subject_counts_statuses_in_fixed_order() -> None:
     assert Renderer().summary(batch(*files)).subject == "[feed-agent] Summary: 3 files — 2 SUCCESS, 1 ERRORS"
     every = [outcome(s, f"{s.name}.txt") for s in reversed(Status)]
     assert Renderer().summary(batch(*every)).subject == (
-        "[feed-agent] Summary: 7 files — 1 SUCCESS, 1 WARNINGS, 1 ERRORS, 1 FAILED, 1 REJECTED, 1 HELD, 1 TIMED OUT"
+        "[feed-agent] Summary: 8 files — 1 SUCCESS, 1 WARNINGS, 1 ERRORS, 1 FAILED, 1 REJECTED, 1 HELD, 1 TIMED OUT, "
+        "1 UNCONFIRMED"
     )
 
 
@@ -96,7 +97,9 @@ def test_alert_subjects() -> None:
             Status.FAILED,
             [
                 "What is wrong: Learn rejected the upload: HTTP 400 bad header.",
-                f"Fix it, then move the file back into {DROP}.",
+                f"check reference REF-8f3c2a61 in {LEARN_LOGS} before anything else",
+                "if it was processed there, do not send it again",
+                f"move the file back into {DROP}.",
             ],
         ),
         (
@@ -120,6 +123,14 @@ def test_alert_subjects() -> None:
                 "The upload was accepted with reference REF-8f3c2a61",
                 f"Check reference REF-8f3c2a61 in {LEARN_LOGS} before re-sending",
                 f"move the file back into {DROP}",
+            ],
+        ),
+        (
+            Status.UNCONFIRMED,
+            [
+                "Do not move it back yet: Learn may already have it.",
+                f"Look in {LEARN_LOGS} for a data set received at about 2026-11-22 07:02:10 UTC.",
+                f"If there is none, move the file back into {DROP} to send it again.",
             ],
         ),
     ],
