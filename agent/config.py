@@ -96,6 +96,7 @@ LEARN_KEYS = (
     "long_run_minutes",
     "refresh_guard_percent",
     "add_bom",
+    "read_timeout_seconds",
 )
 S3_KEYS = (
     "type",
@@ -267,6 +268,7 @@ def _learn(s: Section, name: str) -> LearnTargetSettings:
         long_run_minutes=s.number("long_run_minutes", d["long_run_minutes"], unit="minutes"),
         refresh_guard_percent=guard,
         add_bom=s.choice("add_bom", ADD_BOM, d["add_bom"]),
+        read_timeout_seconds=s.number("read_timeout_seconds", d["read_timeout_seconds"], unit="seconds", minimum=1.0),
     )
 
 

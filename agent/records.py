@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -56,7 +57,13 @@ SEVERITY = (
 
 @dataclass(frozen=True)
 class Submission:
-    """What a target needs to know about the file it sends."""
+    """What a target needs to know about the file it sends.
+
+    The two hooks let the pipeline journal the one moment that decides what a crash means: before
+    the last byte goes out, a crash leaves an incomplete request the destination cannot accept (the
+    file may be sent again); after it, the destination may have the file (UNCONFIRMED, never re-sent).
+    A target that can tell calls them; `stop` lets a pause between attempts end early.
+    """
 
     path: Path  # where the bytes are now (processing/)
     name: str  # the name the file arrived with
@@ -65,6 +72,9 @@ class Submission:
     rows: int
     non_ascii: bool = False  # decides add_bom = auto
     has_bom: bool = False
+    before_last_byte: Callable[[], None] | None = None  # called before the body's last piece is sent
+    refused: Callable[[], None] | None = None  # an answer proved it was not taken; it may go again
+    stop: threading.Event | None = None  # a stop request ends a pause between attempts
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,7 @@ class LearnTargetSettings:
     long_run_minutes: float = 30.0
     refresh_guard_percent: float = 10.0
     add_bom: str = "auto"
+    read_timeout_seconds: float = 300.0  # for Learn's answer to an upload; then the file is UNCONFIRMED
     type: str = "learn"
 
 

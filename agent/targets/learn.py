@@ -5,8 +5,12 @@ Protocol facts are in `shared/reference/learn-snapshot-flatfile.md`. The choices
   so Learn sees an ordinary upload rather than a chunked one;
 - the reference code is the 32-hex token anywhere in a 200 answer, because the sentence around it is
   localized; a 200 without one is a failure (Blackboard's own script says so);
-- network trouble, 429 and 5xx are retried with capped exponential backoff; 401/403/404 are final
-  and explained, since retrying a wrong password only locks accounts;
+- an upload is retried only when it provably did not reach Learn: a connection that failed before
+  the last byte went out, or an answer of 429 or 5xx (its `Retry-After` honoured). Once the whole
+  body went out, a missing answer (read timeout, dropped connection) is `DeliveryUnknown`, never a
+  retry: Learn may have queued the data set, and a second copy would be a second data set (issue 13:
+  one read timeout became four data sets). 401/403/404 are final and explained, since retrying a
+  wrong password only locks accounts;
 - status XML is parsed only after refusing DTDs and entities, so a hostile or broken proxy cannot
   make the agent expand entities.
 """
@@ -16,15 +20,17 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from typing import NoReturn
 from urllib.parse import quote
 
 import requests
 import requests.adapters
 
+from agent import failpoints, interrupts
 from agent.clock import SYSTEM_CLOCK, Clock
-from agent.errors import TargetError
+from agent.errors import DeliveryUnknown, TargetError
 from agent.records import CheckResult, Progress, Receipt, Result, Submission
-from agent.retry import RetryPolicy, retrying
+from agent.retry import RetryPolicy, parse_retry_after, retrying
 from agent.settings import LearnTargetSettings
 from agent.targets.base import ProgressCallback
 from agent.targets.http import StreamedBody, new_session, read_start, root_cause, start, without_credentials
@@ -35,7 +41,7 @@ log = logging.getLogger(__name__)
 BOM = b"\xef\xbb\xbf"
 OPERATIONS = ("store", "refresh", "refreshlegacy", "delete")
 CONNECT_TIMEOUT = 10.0
-READ_TIMEOUT = 120.0
+READ_TIMEOUT = 120.0  # status and check requests; an upload's answer waits read_timeout_seconds
 UPLOAD_RETRY = RetryPolicy(attempts=5, first_delay=1.0, cap=60.0)
 CHECK_UID = "0" * 32  # a data set that cannot exist, for check()
 
@@ -60,13 +66,14 @@ class LearnTarget:
         session: requests.Session | None = None,
         retry: RetryPolicy = UPLOAD_RETRY,
         clock: Clock = SYSTEM_CLOCK,
-        timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
+        timeout: tuple[float, float] | None = None,
     ) -> None:
         self.settings = settings
         self.name = settings.name
         self.session = session or new_session()
         self.retry = retry
-        self.timeout = timeout
+        self.timeout = timeout or (CONNECT_TIMEOUT, READ_TIMEOUT)
+        self.upload_timeout = timeout or (CONNECT_TIMEOUT, settings.read_timeout_seconds)
         self.clock = clock
         base = without_credentials(settings.url.rstrip("/"))
         integration = quote(settings.integration, safe="")
@@ -122,7 +129,9 @@ class LearnTarget:
         return b""
 
     def submit(self, submission: Submission) -> Receipt:
-        """Post the file; retried on network trouble, 429 and 5xx. Raises TargetError."""
+        """Post the file; retried only when it provably did not arrive (see the module docstring).
+
+        Raises TargetError, or DeliveryUnknown when the whole body went out and no answer came."""
         if submission.object is None:
             raise ValueError("a Learn submission needs the object slug (Submission.object is None)")
         if submission.operation not in OPERATIONS:
@@ -136,7 +145,9 @@ class LearnTarget:
             return self._post_once(submission, url, prefix)
 
         try:
-            uid, sent = retrying(post, self.retry, what=f"posting {submission.name} to Learn", clock=self.clock)
+            uid, sent = retrying(
+                post, self.retry, what=f"posting {submission.name} to Learn", clock=self.clock, stop=submission.stop
+            )
         except TargetError as exc:
             if not exc.retryable:
                 raise
@@ -164,18 +175,30 @@ class LearnTarget:
     def _post_once(self, submission: Submission, url: str, prefix: bytes) -> tuple[str, int]:
         """One POST; returns (reference code, bytes sent) or raises TargetError (retryable or not)."""
         headers = {"Content-Type": "text/plain; charset=utf-8"}
-        with StreamedBody(submission.path, prefix) as body:
+        before_last = submission.before_last_byte
+
+        def last_piece() -> None:
+            if before_last is not None:
+                with interrupts.deferred():  # the journal write that decides what a crash means
+                    before_last()
+
+        with StreamedBody(
+            submission.path, prefix, before_last=last_piece, after_last=lambda: failpoints.hit("body-sent")
+        ) as body:
             try:
-                response = self.session.post(
-                    url,
-                    data=body,
-                    headers=headers,
-                    auth=self._auth,
-                    timeout=self.timeout,
-                    verify=self.settings.verify_tls,
-                    allow_redirects=False,
-                )
+                with interrupts.abortable():  # a service stop may cut a blocked upload short
+                    response = self.session.post(
+                        url,
+                        data=body,
+                        headers=headers,
+                        auth=self._auth,
+                        timeout=self.upload_timeout,
+                        verify=self.settings.verify_tls,
+                        allow_redirects=False,
+                    )
             except requests.RequestException as exc:
+                if body.complete:
+                    raise DeliveryUnknown(self._no_answer(submission, exc, url)) from None
                 raise TargetError(self._network_problem(exc, url), retryable=True) from None
             sent = body.sent
         with response:
@@ -190,13 +213,22 @@ class LearnTarget:
                     http_status=200,
                 )
             return uid, sent
+        if submission.refused is not None:
+            submission.refused()  # an answer that is not an acceptance: nothing was queued
+        return self._refusal(submission, response, code, text, url)
+
+    def _refusal(self, submission: Submission, response: requests.Response, code: int, text: str, url: str) -> NoReturn:
+        """Raise the TargetError that explains a non-200 answer (retryable for 429 and 5xx)."""
         if code in (401, 403):
             raise TargetError(self._refused(code), http_status=code)
         if code == 404:
             raise TargetError(self._no_endpoint(url), http_status=404)
         if code == 429 or code >= 500:
             raise TargetError(
-                f"Learn answered HTTP {code}; the answer began: {start(text)}", retryable=True, http_status=code
+                f"Learn answered HTTP {code}; the answer began: {start(text)}",
+                retryable=True,
+                http_status=code,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         if 300 <= code < 400:
             where = response.headers.get("Location", "?")
@@ -207,6 +239,16 @@ class LearnTarget:
             )
         raise TargetError(
             f"Learn rejected {submission.name} (HTTP {code}); the answer began: {start(text)}", http_status=code
+        )
+
+    def _no_answer(self, submission: Submission, exc: requests.RequestException, url: str) -> str:
+        if isinstance(exc, requests.exceptions.Timeout):
+            why = f"no answer within {self.upload_timeout[1]:g} seconds (read_timeout_seconds of [target:{self.name}])"
+        else:
+            why = f"the connection ended without an answer ({root_cause(exc)})"
+        return self._scrub(
+            f"the whole of {submission.name} was sent to {without_credentials(url)}, but {why}. Learn may have "
+            "accepted it, so it was not sent again"
         )
 
     # status / wait ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from agent.clock import utcnow
-from agent.errors import StopRequested, TargetError
+from agent.errors import DeliveryUnknown, StopRequested, TargetError
 from agent.records import Receipt, Status, Submission
 from agent.retry import RetryPolicy
 from agent.simulator import LearnSimulator
@@ -101,7 +101,7 @@ def assert_no_leak(text: str) -> None:
 
 @dataclass
 class Scripted:
-    answers: list[tuple[int, str]]
+    answers: list[tuple[Any, ...]]  # (code, body) or (code, body, headers)
     requests: list[tuple[str, str, bool]] = field(default_factory=list)  # method, path, had Authorization
     url: str = ""
 
@@ -121,9 +121,11 @@ def scripted() -> Iterator[Scripted]:
             while length > 0:
                 length -= len(self.rfile.read(min(length, 65536)))
             script.requests.append((self.command, self.path, "Authorization" in self.headers))
-            code, body = script.answers.pop(0) if len(script.answers) > 1 else script.answers[0]
+            code, body, *extra = script.answers.pop(0) if len(script.answers) > 1 else script.answers[0]
             data = body.encode("utf-8")
             self.send_response(code)
+            for name, value in (extra[0] if extra else {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -233,20 +235,73 @@ def test_retries_stop_after_max_attempts_with_the_last_problem(sim, tmp_path, ca
     assert_no_leak(caplog.text)
 
 
-def test_a_dropped_connection_is_retried(sim, target, tmp_path):
-    sim.faults.drop_uploads = 2
-    receipt = target.submit(submission(people_file(tmp_path)))
-    assert receipt.details["attempts"] == "3"
-    assert receipt.reference == sim.uploads[-1].uid
+class Hooks:
+    """Counts the calls of a Submission's hooks."""
+
+    def __init__(self) -> None:
+        self.last_byte = 0
+        self.refused = 0
+
+    def on_last_byte(self) -> None:
+        self.last_byte += 1
+
+    def on_refused(self) -> None:
+        self.refused += 1
+
+    def submission(self, path: Path, **kwargs: object) -> Submission:
+        return submission(path, before_last_byte=self.on_last_byte, refused=self.on_refused, **kwargs)
 
 
-def test_a_read_timeout_is_retried_then_reported(sim, tmp_path):
+def test_a_connection_dropped_after_the_whole_body_is_never_sent_again(sim, target, tmp_path):
+    """Issue 13: Learn read the whole file, so it may have queued it; a second copy would be a second data set."""
+    sim.faults.drop_uploads = 1
+    hooks = Hooks()
+    with pytest.raises(DeliveryUnknown) as caught:
+        target.submit(hooks.submission(people_file(tmp_path)))
+    assert not caught.value.retryable
+    assert "the whole of people.txt was sent" in caught.value.message
+    assert "may have accepted it, so it was not sent again" in caught.value.message
+    assert sim.upload_attempts == 1
+    assert (hooks.last_byte, hooks.refused) == (1, 0)
+
+
+def test_a_read_timeout_after_the_whole_body_is_never_sent_again(sim, tmp_path):
     sim.faults.slow_seconds = 5.0
-    target = new_target(learn_settings(sim), retry=fast_retry(2), clock=FakeClock(), timeout=(10.0, 0.2))
+    target = new_target(learn_settings(sim, read_timeout_seconds=0.2), retry=fast_retry(3), clock=FakeClock())
+    hooks = Hooks()
+    with pytest.raises(DeliveryUnknown) as caught:
+        target.submit(hooks.submission(people_file(tmp_path)))
+    assert "no answer within 0.2 seconds (read_timeout_seconds of [target:learn])" in caught.value.message
+    assert sim.upload_attempts == 1 and hooks.last_byte == 1
+    assert_no_leak(caught.value.message)
+
+
+def test_a_connection_that_never_opens_is_retried(tmp_path):
+    """Nothing reached Learn: trying again cannot make a second data set."""
+    endpoint = SimpleNamespace(url=f"http://127.0.0.1:{free_port()}", integration="BBLEARN", username="u", password="p")
+    clock = FakeClock()
+    hooks = Hooks()
+    target = new_target(learn_settings(endpoint), retry=fast_retry(3), clock=clock)
     with pytest.raises(TargetError) as caught:
-        target.submit(submission(people_file(tmp_path)))
-    assert caught.value.retryable and "did not answer in time" in caught.value.message
-    assert sim.upload_attempts == 2
+        target.submit(hooks.submission(people_file(tmp_path)))
+    assert caught.value.retryable and not isinstance(caught.value, DeliveryUnknown)
+    assert "after 3 attempts" in caught.value.message and len(clock.sleeps) == 2
+    assert hooks.last_byte == 0
+
+
+def test_a_stop_during_the_pause_between_attempts_ends_the_upload(sim, tmp_path):
+    sim.faults.fail_uploads = 5
+    stop = threading.Event()
+    hooks = Hooks()
+
+    def refused_then_stop() -> None:
+        hooks.on_refused()
+        stop.set()  # as if SIGTERM came while Learn answered 500
+
+    target = new_target(learn_settings(sim), retry=fast_retry(5), clock=FakeClock())
+    with pytest.raises(StopRequested):
+        target.submit(submission(people_file(tmp_path), refused=refused_then_stop, stop=stop))
+    assert sim.upload_attempts == 1 and hooks.refused == 1
 
 
 def test_a_slow_but_answering_learn_is_fine(sim, target, tmp_path):
@@ -286,6 +341,18 @@ def test_a_wrong_integration_or_url_is_no_such_endpoint(sim, tmp_path, override)
         new_target(settings, clock=FakeClock()).submit(submission(people_file(tmp_path)))
     assert "no such endpoint: check url and integration" in caught.value.message
     assert not caught.value.retryable and caught.value.http_status == 404
+
+
+def test_retry_after_of_429_and_503_is_honoured(scripted, tmp_path):
+    code = "a" * 32
+    scripted.answers = [(429, "slow down", {"Retry-After": "7"}), (503, "busy", {"Retry-After": "2"}), (200, code)]
+    clock = FakeClock()
+    hooks = Hooks()
+    endpoint = SimpleNamespace(url=scripted.url, integration="BBLEARN", username="u", password=PASSWORD)
+    target = new_target(learn_settings(endpoint), retry=RetryPolicy(attempts=5, first_delay=1.0), clock=clock)
+    assert target.submit(hooks.submission(people_file(tmp_path))).reference == code
+    assert clock.sleeps == [7.0, 2.0]  # never less than asked (the back-off alone would say 1, 2)
+    assert (hooks.last_byte, hooks.refused) == (3, 2)
 
 
 def test_429_is_retried_and_a_localized_sentence_still_yields_the_code(scripted, tmp_path):
