@@ -22,7 +22,7 @@ MAX_LINES = 500
 # Floor of each module, lowest first. A module may import modules of its own floor or lower floors.
 FLOORS: dict[int, tuple[str, ...]] = {
     0: ("agent", "agent.errors", "agent.clock"),
-    1: ("agent.retry", "agent.records", "agent.settings", "agent.feeds", "agent.advice"),
+    1: ("agent.retry", "agent.records", "agent.settings", "agent.feeds", "agent.advice", "agent.callbacks"),
     2: (
         "agent.linescan",
         "agent.mounts",
@@ -36,6 +36,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.targets.base",
         "agent.targets.http",
         "agent.targets.s3keys",
+        "agent.receiver",
     ),
     3: (
         "agent.config",
@@ -46,7 +47,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.observers",
     ),
     4: ("agent.journal", "agent.targets.learn", "agent.targets.s3", "agent.watcher"),
-    5: ("agent.targets.jobapi",),
+    5: ("agent.targets.jobapi", "agent.completions"),
     6: ("agent.profiles",),
     7: ("agent.wording", "agent.guard"),
     8: ("agent.reports",),
