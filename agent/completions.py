@@ -26,10 +26,15 @@ log = logging.getLogger(__name__)
 
 
 def configured_base_url(webhook: WebhookSettings) -> str | None:
-    """The base of the job URLs when no receiver runs in this process (`run`, `post`): public_url or listen."""
+    """The base of the job URLs when no receiver runs in this process (`run`, `post`): public_url or listen.
+
+    None when off, or when listen asks for any free port (0) and no public_url says where that will be.
+    """
     if not webhook.enabled:
         return None
-    return webhook.public_url or f"http://{webhook.listen}"
+    if webhook.public_url:
+        return webhook.public_url
+    return None if webhook.address[1] == 0 else f"http://{webhook.listen}"
 
 
 class JobFollowUp:

@@ -11,6 +11,7 @@ What a notification *means* is decided by the `settle` callback (the follow-up o
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +30,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = READ_TIMEOUT_SECONDS
     server_version = "feed-agent"
     sys_version = ""
+    error_message_format = ""  # a malformed request gets its status and nothing else
 
     def do_POST(self) -> None:
         token = token_in(self.path)
@@ -85,6 +87,7 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], settle: Settle) -> None:
         self.settle = settle
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
 
 

@@ -48,14 +48,16 @@ def alumniq() -> Iterator[JobApiSimulator]:
         yield jobs
 
 
-def job_config(root: Path, bucket: WriteOnlyBucket, jobs: JobApiSimulator, *, webhook: bool = True) -> Config:
+def job_config(
+    root: Path, bucket: WriteOnlyBucket, jobs: JobApiSimulator, *, webhook: str | None = "listen = 127.0.0.1:0\n"
+) -> Config:
     (root / "drop").mkdir(parents=True, exist_ok=True)
     (root / ".env").write_text(
         f"AQ_KEY={bucket.writer.access_key_id}\nAQ_SECRET={bucket.writer.secret_access_key}\n"
         f"AQ_API_KEY={jobs.api_key}\n",
         encoding="utf-8",
     )
-    section = "[webhook]\nlisten = 127.0.0.1:0\n" if webhook else ""
+    section = f"[webhook]\n{webhook}" if webhook else ""
     ini = root / "agent.ini"
     ini.write_text(
         f"""[agent]
@@ -207,7 +209,9 @@ def test_run_raises_the_dead_mans_switch_without_watch(
     tmp_path: Path, write_only_s3: WriteOnlyBucket, alumniq: JobApiSimulator
 ) -> None:
     """`run` from cron: nobody listens, yet the silence past the deadline is reported, once."""
-    config = job_config(tmp_path, write_only_s3, alumniq)
+    # The receiver runs elsewhere (behind the proxy); this install only sends jobs from cron.
+    webhook = "listen = 127.0.0.1:0\npublic_url = https://feeds.example.edu/alumniq\n"
+    config = job_config(tmp_path, write_only_s3, alumniq, webhook=webhook)
     drop(config, "gifts.csv")
     assert run_once(config)  # QUEUED is not a failure for cron
 
@@ -218,6 +222,7 @@ def test_run_raises_the_dead_mans_switch_without_watch(
     with Journal(config.agent.journal_path) as journal:
         [job] = journal.jobs()
     assert job.state is JobState.AWAITING and job.job_id == alumniq.queued[0]
+    assert str(alumniq.requests[0].body["notifyWebhook"]).startswith("https://feeds.example.edu/alumniq/jobs/")
     assert job.notify_by is not None
     # The next cron runs happen after the deadline (their clock says so); only the first one alerts.
     clock = FakeClock(start=job.notify_by)
@@ -234,7 +239,7 @@ def test_run_raises_the_dead_mans_switch_without_watch(
 def test_without_a_webhook_the_report_says_queued_and_how_to_hear_the_end(
     tmp_path: Path, write_only_s3: WriteOnlyBucket, alumniq: JobApiSimulator
 ) -> None:
-    config = job_config(tmp_path, write_only_s3, alumniq, webhook=False)
+    config = job_config(tmp_path, write_only_s3, alumniq, webhook=None)
     drop(config, "warehouse.csv")
     assert run_once(config)
 
@@ -246,3 +251,21 @@ def test_without_a_webhook_the_report_says_queued_and_how_to_hear_the_end(
     assert "add a [webhook] section" in " ".join(text.split())
     with Journal(config.agent.journal_path) as journal:
         assert journal.jobs() == []
+
+
+@pytest.mark.parametrize(
+    ("listen", "public_url", "expected"),
+    [
+        ("", "", None),
+        ("127.0.0.1:8787", "", "http://127.0.0.1:8787"),
+        ("127.0.0.1:0", "", None),  # nobody could know where to call
+        ("127.0.0.1:0", "https://feeds.example.edu/aq", "https://feeds.example.edu/aq"),
+    ],
+)
+def test_the_job_urls_base_without_a_receiver_in_this_process(
+    listen: str, public_url: str, expected: str | None
+) -> None:
+    from agent.completions import configured_base_url
+    from agent.settings import WebhookSettings
+
+    assert configured_base_url(WebhookSettings(listen=listen, public_url=public_url)) == expected
