@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from agent import archive
 from agent.completions import JobFollowUp, configured_base_url
 from agent.journal import Journal
-from agent.journal_schema import JobRecord
+from agent.journal_schema import JobRecord, JobState
 from agent.mailer import Mailer
 from agent.notify import EmailReporter
 from agent.pipeline import BatchContext, Pipeline
@@ -91,6 +91,7 @@ def status_report(config: Config, limit: int = 20) -> str:
         files = journal.recent_files(limit)
         batches = journal.recent_batches(max(1, limit // 2))
         awaiting = journal.jobs(awaiting_only=True, limit=limit)
+        ended = [j for j in journal.jobs(limit=limit) if j.state in (JobState.SUCCEEDED, JobState.FAILED)]
     lines = ["Files (in flight first):"]
     header = ("ID", "FILE", "ROUTE", "OBJECT/OP", "STATE", "STATUS", "ROWS", "C/W/E", "REFERENCE", "UPDATED")
     rows = []
@@ -126,9 +127,24 @@ def status_report(config: Config, limit: int = 20) -> str:
     lines += (
         _table(("ID", "ROUTE", "STARTED", "FINISHED", "FILES", "STATUS"), batch_rows) if batch_rows else ["  (none)"]
     )
-    if awaiting or config.webhook.enabled:
+    if awaiting or ended or config.webhook.enabled:
         lines += ["", "Jobs awaiting notification:", *_awaiting_table(awaiting)]
+        lines += ["", "Jobs ended (as AlumnIQ reported):", *_ended_table(ended)]
     return "\n".join(lines)
+
+
+def _ended_table(jobs: Sequence[JobRecord]) -> list[str]:
+    rows = [
+        (
+            job.name,
+            job.job_id or "-",
+            "SUCCESS" if job.state is JobState.SUCCEEDED else "FAILED",
+            _short_time(job.notified_at),
+            (job.message or "")[:60],
+        )
+        for job in jobs
+    ]
+    return _table(("FILE", "JOB ID", "RESULT", "NOTIFIED", "MESSAGE"), rows) if rows else ["  (none)"]
 
 
 def _awaiting_table(jobs: Sequence[JobRecord]) -> list[str]:

@@ -13,7 +13,7 @@ later still settles the job and its report says it is the follow-up.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from agent.callbacks import job_link, new_token, read_verdict, token_digest
 from agent.clock import SYSTEM_CLOCK, Clock
@@ -93,8 +93,8 @@ class JobFollowUp:
                 "not notified: job %s for %s, queued at %s, no word from AlumnIQ by %s",
                 record.job_id,
                 record.name,
-                record.queued_at,
-                record.notify_by,
+                _utc(record.queued_at),
+                _utc(record.notify_by),
             )
             self.reporter.job_not_notified(self._notice(record, None))
             alerted += 1
@@ -123,3 +123,7 @@ class JobFollowUp:
             location=record.location,
             drop_folder=drop,
         )
+
+
+def _utc(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agent.callbacks import new_token
+from agent.callbacks import new_token, token_digest
 from agent.cli import main
 from agent.clock import utcnow
 from agent.config import load_config
@@ -147,6 +147,11 @@ def test_status_lists_jobs_awaiting_notification_with_their_age(
             journal.job_expected(file_id, new_token())
             queued = now - timedelta(hours=hours_ago)
             journal.job_queued(file_id, job_id, queued, queued + timedelta(hours=3))
+        done = journal.add_file(route="sis", target="learn", name="donors.csv", source_path=tmp_path / "d")
+        token = new_token()
+        journal.job_expected(done, token_digest(token))
+        journal.job_queued(done, "J-DONE", now, now + timedelta(hours=3))
+        journal.job_settled(token_digest(token), succeeded=False, message="Row 12 is bad", payload=b"{}", at=now)
 
     assert main(["-c", str(ini), "status"]) == 0
 
@@ -156,6 +161,9 @@ def test_status_lists_jobs_awaiting_notification_with_their_age(
     new = next(line for line in section.splitlines() if "J-NEW" in line)
     assert "warehouse.csv" in old and "4 h 00 min" in old and "NOT NOTIFIED" in old
     assert "gifts.csv" in new and "30 min" in new and "NOT NOTIFIED" not in new
+    ended = out.split("Jobs ended (as AlumnIQ reported):", 1)[1]
+    assert "J-DONE" not in section.split("Jobs ended")[0]
+    assert re.search(r"donors\.csv\s+J-DONE\s+FAILED\s+\S+ \S+\s+Row 12 is bad", ended)
 
 
 def test_check_reaches_the_listener_and_warns_about_plain_http(
