@@ -135,7 +135,7 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
     _check_sections(loader)
 
     agent_raw = loader.section("agent", AGENT_KEYS)
-    loader.load_env(agent_raw.path("env_file", DEFAULT_ENV_FILE))
+    loader.load_env(agent_raw.path("env_file", DEFAULT_ENV_FILE), explicit=agent_raw.has("env_file"))
     agent = _agent(agent_raw)
     targets = {name: _target(loader, name) for name in _named(loader, "target")}
     routes = tuple(_route(loader, name, targets) for name in _named(loader, "route"))

@@ -22,7 +22,7 @@ MAX_LINES = 500
 # Floor of each module, lowest first. A module may import modules of its own floor or lower floors.
 FLOORS: dict[int, tuple[str, ...]] = {
     0: ("agent", "agent.errors", "agent.clock"),
-    1: ("agent.retry", "agent.records", "agent.settings", "agent.feeds", "agent.advice"),
+    1: ("agent.retry", "agent.records", "agent.settings", "agent.feeds", "agent.advice", "agent.envfile"),
     2: (
         "agent.linescan",
         "agent.ini",
