@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from agent.logs import setup_logging
 
-    setup_logging(verbose=args.verbose, fmt=args.log_format)
+    setup_logging(verbose=args.verbose, fmt=args.log_format, console_level=_console_level(args))
     try:
         return int(_dispatch(args))
     except ConfigError as exc:
@@ -122,6 +122,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("feed-agent: interrupted", file=sys.stderr)
         return ExitStatus.PROBLEM
+
+
+def _console_level(args: argparse.Namespace) -> int | None:
+    """What reaches stderr besides a command's own output: `post` narrates each step on stdout, so
+    its INFO lines would say everything twice (each poll too); `run --quiet` prints only its summary."""
+    from agent.logs import QUIET
+
+    if args.command == "post":
+        return logging.WARNING
+    if args.command == "run" and getattr(args, "quiet", False):
+        return QUIET
+    return None
 
 
 def entry_point() -> None:
