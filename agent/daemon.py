@@ -85,7 +85,11 @@ class Agent:
         self.config = config
         self.stop = stop or threading.Event()
         self.wake = threading.Event()
-        self.journal = Journal(config.agent.journal_path)
+        try:
+            self.journal = Journal(config.agent.journal_path)
+        except BaseException:
+            self.lock.release()  # an unusable journal must not leave the work folder locked
+            raise
         self.clock = clock
         self.reporter = reporter or EmailReporter(config, self.journal)
         self.narrate: Callable[[str], None] = narrate or (lambda _line: None)

@@ -124,7 +124,7 @@ class JsonFormatter(logging.Formatter):
         return f"<{syslog_priority(record.levelno)}>{text}" if self.journald else text
 
 
-class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]  # subscripting fails at run time on 3.10
     """Writes to whatever sys.stderr is at the moment of each record, not the one at set-up.
 
     Why: a handler that keeps the set-up stream writes into a closed file once a caller (a test

@@ -16,6 +16,8 @@ import pytest
 
 from agent.cli import main
 from agent.feeds import ORDER_EXPLANATION
+from agent.simulator import LearnSimulator
+from tests.support.agentconf import write_config
 from tests.support.cli import run
 
 PERSON = "external_person_key|data_source_key|firstname|lastname|user_id\nP1|SIS|Jane|Doe|jdoe\nP2|SIS|Bo|Ng|bn\n"
@@ -203,3 +205,18 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_python_dash_m_agent_runs_the_cli(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "agent", "--version"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("feed-agent ")
+
+
+@pytest.mark.parametrize("command", ["status", "run"])
+def test_a_corrupt_journal_is_one_plain_line_not_a_traceback(
+    tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    ini = write_config(tmp_path, learn_sim.url)
+    journal = tmp_path / "var" / "journal.sqlite3"
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    journal.write_bytes(b"this is not a database, whatever happened to it" * 100)
+    status, out, err = run(capsys, "-c", ini, command)
+    assert status == 1 and out == ""
+    lines = [line for line in err.splitlines() if line.startswith("feed-agent:")]
+    assert len(lines) == 1 and str(journal) in lines[0] and "Traceback" not in err
+    assert "move it aside" in lines[0]

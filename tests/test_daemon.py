@@ -176,7 +176,7 @@ def test_sigkill_after_upload_then_restart_never_uploads_twice(tmp_path: Path) -
             wait_for(lambda: len(sim.uploads_snapshot()) == 1, what="the upload")
             with Journal(config.agent.journal_path) as journal:
                 wait_for(lambda: any(r.reference for r in journal.in_flight()), what="the receipt in the journal")
-            assert sim.dataset(sim.uploads_snapshot()[0].uid).queued > 0  # still processing: mid-poll
+            assert sim.dataset(sim.uploads_snapshot()[0].uid).finished is False  # still processing: mid-poll
             first.send_signal(signal.SIGKILL)
             first.wait(WAIT)
         finally:
@@ -212,7 +212,7 @@ def test_sigterm_stops_watch_cleanly(tmp_path: Path, learn_sim: LearnSimulator) 
 
 @pytest.mark.parametrize("count", [300])
 def test_many_files_at_once_none_missed(tmp_path: Path, count: int) -> None:
-    with LearnSimulator(rows_per_second=100000.0) as sim:
+    with LearnSimulator(rows_per_second=100000.0, start_delay=0) as sim:  # instant: the burst is under test
         config = load(tmp_path, sim.url, settle=0.2, window=0.3)
         drop = config.route().watch
         for i in range(count):
