@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("watch", help="watch the drop folders until stopped (SIGTERM/SIGINT)")
     run = sub.add_parser("run", help="process every file present now, wait for each, then exit (for cron)")
     run.add_argument("--route", help="only this route's folder (e.g. a weekly refresh route)")
+    run.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print nothing when every file succeeded or there was nothing to do; else a short summary "
+        "on stderr (cron mails only the nights that need a look)",
+    )
 
     post = sub.add_parser("post", help="send one file by hand and follow it to the end")
     post.add_argument("file", type=Path)
@@ -187,7 +193,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "run":
         from agent.daemon import run_once
 
-        return ExitStatus.OK if run_once(config, route_name=args.route) else ExitStatus.PROBLEM
+        verdict = run_once(config, route_name=args.route)
+        for line in verdict.attention:
+            print(f"feed-agent: {line}", file=sys.stderr)
+        return ExitStatus.OK if verdict.ok else ExitStatus.PROBLEM
     if command == "watch":
         from agent.daemon import watch
 

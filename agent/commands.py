@@ -21,6 +21,7 @@ from agent.pipeline import BatchContext, Pipeline
 from agent.profiles import make_target
 from agent.records import CheckResult, FileOutcome, Status
 from agent.settings import Config
+from agent.spool import describe, spool_state
 
 
 def post_file(
@@ -39,6 +40,7 @@ def post_file(
     archive.prepare_folders(config.agent)
     with Journal(config.agent.journal_path) as journal:
         reporter = EmailReporter(config, journal)
+        reporter.deliver_waiting(force=True)  # reports an earlier run could not send go first
         pipeline = Pipeline(config, journal, reporter, narrate=echo)
         if not path.is_file():
             echo(f"{path}: no such file")
@@ -79,8 +81,9 @@ def post_file(
 
 def status_report(config: Config, limit: int = 20) -> str:
     """`feed-agent status`: in-flight files first, then recent files and batches."""
+    reports = ["", "Reports:", *[f"  {line}" for line in describe(spool_state(config)) or ["none waiting"]]]
     if not config.agent.journal_path.exists():
-        return "No files handled yet (no journal at " + str(config.agent.journal_path) + ")."
+        return "\n".join([f"No files handled yet (no journal at {config.agent.journal_path}).", *reports])
     with Journal(config.agent.journal_path) as journal:
         files = journal.recent_files(limit)
         batches = journal.recent_batches(max(1, limit // 2))
@@ -119,7 +122,7 @@ def status_report(config: Config, limit: int = 20) -> str:
     lines += (
         _table(("ID", "ROUTE", "STARTED", "FINISHED", "FILES", "STATUS"), batch_rows) if batch_rows else ["  (none)"]
     )
-    return "\n".join(lines)
+    return "\n".join([*lines, *reports])
 
 
 def _short_time(value: datetime | None) -> str:

@@ -24,6 +24,7 @@ from agent.settings import (
     OBSERVERS,
     ON_FAILURE,
     OPERATIONS,
+    PER_FILE,
     SECURITY,
     TARGET_TYPES,
     TRANSPORTS,
@@ -124,6 +125,7 @@ EMAIL_KEYS = (
     "templates_dir",
     "timeout_seconds",
     "verify_tls",
+    "give_up_hours",
 )
 HEARTBEAT_KEYS = ("url",)
 
@@ -324,9 +326,22 @@ def _email(s: Section) -> EmailSettings:
         password=password if password else None,
         from_addr=s.text("from", d["from_addr"]),
         to=recipients,
-        per_file=s.flag("per_file", d["per_file"]),
+        per_file=_per_file(s, d["per_file"]),
         summary=s.flag("summary", d["summary"]),
         templates_dir=s.path("templates_dir"),
         timeout_seconds=s.number("timeout_seconds", d["timeout_seconds"], unit="seconds", minimum=1.0),
         verify_tls=s.verify("verify_tls"),
+        give_up_hours=s.number("give_up_hours", d["give_up_hours"], unit="hours", minimum=0.01),
     )
+
+
+def _per_file(s: Section, default_value: str) -> str:
+    """`yes` / `no` (with the synonyms every flag takes), or `problems`: only files that need attention."""
+    value = s.text("per_file", default_value).lower()
+    if value in PER_FILE:
+        return value
+    if value in ("true", "on", "1"):
+        return "yes"
+    if value in ("false", "off", "0"):
+        return "no"
+    raise s.error("per_file", f"'{value}' is not allowed; use one of: {', '.join(PER_FILE)}")

@@ -51,7 +51,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     7: ("agent.wording", "agent.guard"),
     8: ("agent.reports",),
     9: ("agent.render", "agent.mailer"),
-    10: ("agent.notify", "agent.pipeline"),
+    10: ("agent.spool", "agent.notify", "agent.pipeline"),
     11: ("agent.recovery",),
     12: ("agent.daemon", "agent.commands"),
     13: ("agent.demo", "agent.cli", "agent.__main__"),

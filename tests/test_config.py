@@ -232,7 +232,8 @@ def test_full_config_loads_every_section(layout: Path) -> None:
     assert email.username is not None and email.username.reveal() == "mailer"
     assert email.password is not None and email.password.reveal() == PASSWORDS["SMTP_PASSWORD"]
     assert (email.from_addr, email.to) == ("feed-agent@example.edu", ("a@example.edu", "b@example.edu"))
-    assert (email.per_file, email.summary, email.templates_dir) == (False, True, root / "templates")
+    assert (email.per_file, email.summary, email.templates_dir) == ("no", True, root / "templates")
+    assert email.give_up_hours == 72
 
     assert config.heartbeat.url == "https://hc.example.org/ping/abc"
 
@@ -488,6 +489,21 @@ def test_email_choice_and_port(layout: Path) -> None:
     assert "[email] port: 99999 is out of range (1 to 65535)" in load_error(path)
     path = write_config(layout, minimal("[email]\ntransport = smtp\nto = a@x.edu\n"))
     assert "[email] host: is required when transport = smtp" in load_error(path)
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"), [("yes", "yes"), ("On", "yes"), ("0", "no"), ("problems", "problems")]
+)
+def test_per_file_takes_yes_no_or_problems(layout: Path, written: str, expected: str) -> None:
+    config = load_config(write_config(layout, minimal(f"[email]\nper_file = {written}\n")), environ={})
+    assert config.email.per_file == expected
+
+
+def test_per_file_and_give_up_hours_refuse_other_values(layout: Path) -> None:
+    path = write_config(layout, minimal("[email]\nper_file = errors\n"))
+    assert "[email] per_file: 'errors' is not allowed; use one of: yes, no, problems" in load_error(path)
+    path = write_config(layout, minimal("[email]\ngive_up_hours = soon\n"))
+    assert "[email] give_up_hours: 'soon' is not a number of hours" in load_error(path)
 
 
 def test_route_naming_a_missing_target(layout: Path) -> None:

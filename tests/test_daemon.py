@@ -103,7 +103,7 @@ def test_run_empties_the_folder_and_returns_true(tmp_path: Path, learn_sim: Lear
     write_flatfile(drop / "b-enrol.txt", MEMBERSHIP_HEADER, membership_rows(4, courses=1))
     write_flatfile(drop / "a-courses.txt", COURSE_HEADER, course_rows(1))
     write_flatfile(drop / "c-users.txt", PEOPLE_HEADER, person_rows(4))
-    assert run_once(config) is True
+    assert run_once(config).ok is True
     assert not any(drop.iterdir())
     assert [u.slug for u in learn_sim.uploads_snapshot()] == ["person", "course", "membership"]
     assert len(list(config.agent.outbox_dir.glob("*.eml"))) == 4  # three per-file reports + summary
@@ -113,7 +113,7 @@ def test_run_empties_the_folder_and_returns_true(tmp_path: Path, learn_sim: Lear
 def test_run_returns_false_when_anything_needs_attention(tmp_path: Path, learn_sim: LearnSimulator) -> None:
     config = load(tmp_path, learn_sim.url, settle=0.2)
     (config.route().watch / "junk.txt").write_bytes(b"\x00\x01binary")
-    assert run_once(config) is False
+    assert run_once(config).ok is False
     assert (config.agent.failed_dir / "junk.txt").exists()
     assert "binary" in (config.agent.failed_dir / "junk.txt.reason.txt").read_text(encoding="utf-8")
 
@@ -217,7 +217,7 @@ def test_many_files_at_once_none_missed(tmp_path: Path, count: int) -> None:
         drop = config.route().watch
         for i in range(count):
             write_flatfile(drop / f"users{i:04d}.txt", PEOPLE_HEADER, [(f"K{i}", "SIS", "A", "B", f"u{i}", "e@x")])
-        assert run_once(config) is True
+        assert run_once(config).ok is True
         assert len(sim.uploads_snapshot()) == count
         assert len(archived_files(config)) == count
 
@@ -415,7 +415,7 @@ def test_run_applies_archive_retention(tmp_path: Path, learn_sim: LearnSimulator
     old.write_text("old\n", encoding="utf-8")
     recent = config.agent.archive_dir / f"users.{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.txt"
     recent.write_text("new\n", encoding="utf-8")
-    assert run_once(config) is True
+    assert run_once(config).ok is True
     assert not old.exists() and recent.exists()
 
 
@@ -460,9 +460,9 @@ def test_only_one_watch_or_run_per_work_folder(
     try:
         with pytest.raises(AlreadyRunning, match=str(os.getpid())):
             Agent(config, reporter=RecordingReporter())
-        assert run_once(config) is False  # cron while the service runs: nothing done
+        assert run_once(config).ok is False  # cron while the service runs: nothing done
         assert "already watching or running" in caplog.text
         assert (config.route().watch / "users.txt").exists()
     finally:
         first.close()
-    assert run_once(config) is True  # once it is gone, the folder is free
+    assert run_once(config).ok is True  # once it is gone, the folder is free
