@@ -19,6 +19,7 @@ from agent.feeds import ORDER_EXPLANATION
 from agent.simulator import LearnSimulator
 from tests.support.agentconf import write_config
 from tests.support.cli import run
+from tests.support.learn import PEOPLE_HEADER, person_rows, write_flatfile
 
 PERSON = "external_person_key|data_source_key|firstname|lastname|user_id\nP1|SIS|Jane|Doe|jdoe\nP2|SIS|Bo|Ng|bn\n"
 COURSE = "external_course_key|course_id|course_name|data_source_key\nC1|MATH101|Calculus|SIS\n"
@@ -220,3 +221,36 @@ def test_a_corrupt_journal_is_one_plain_line_not_a_traceback(
     lines = [line for line in err.splitlines() if line.startswith("feed-agent:")]
     assert len(lines) == 1 and str(journal) in lines[0] and "Traceback" not in err
     assert "move it aside" in lines[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# run --quiet: what cron mails
+
+
+def test_run_quiet_prints_nothing_on_a_good_night_and_names_the_file_on_a_bad_one(
+    tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = write_config(tmp_path, learn_sim.url)
+    drop = tmp_path / "drop"
+    assert run(capsys, "-c", ini, "run", "--quiet") == (0, "", "")  # nothing to do
+    write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(2))
+    assert run(capsys, "-c", ini, "run", "--quiet") == (0, "", "")  # every file succeeded
+
+    (drop / "junk.txt").write_bytes(b"\x00\x01binary")
+    status, out, err = run(capsys, "-c", ini, "run", "--quiet")
+    assert (status, out) == (1, "")
+    [line] = err.splitlines()
+    assert line.startswith("feed-agent: junk.txt REJECTED: ") and str(tmp_path / "var" / "failed") in line
+
+
+def test_run_with_a_missing_drop_folder_exits_1_naming_it(
+    tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = write_config(tmp_path, learn_sim.url)
+    (tmp_path / "drop").rmdir()  # an unmounted share
+    status, out, err = run(capsys, "-c", ini, "run", "--quiet")
+    assert (status, out) == (1, "")
+    assert err == (
+        f"feed-agent: route sis: the watched folder {tmp_path / 'drop'} is missing (an unmounted share?); "
+        "nothing was taken from it: mount or create it, or fix its permissions\n"
+    )

@@ -153,6 +153,31 @@ def test_missing_alert_once_per_silence(tmp_path: Path, learn_sim: LearnSimulato
     assert route == "sis" and folder == config.route().watch and hours == 2 and last is None
 
 
+def test_run_sends_missing_alerts_once_per_silence_across_runs(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    """Cron: every run is a new process; the silence's start and the alert live in the journal."""
+    config = load(tmp_path, learn_sim.url, route_extra="expect_every_hours = 2")
+    clock = FakeClock(datetime.now(timezone.utc))
+
+    def nightly_run() -> tuple[RecordingReporter, Agent]:
+        reporter = RecordingReporter()
+        agent = Agent(config, reporter=reporter, clock=clock)
+        try:
+            agent.run_once()
+        finally:
+            agent.close()
+        return reporter, agent
+
+    reporter, agent = nightly_run()
+    assert reporter.missing_alerts == [] and agent.all_ok  # first look at the folder: not silent yet
+    clock.advance(3 * 3600)
+    reporter, agent = nightly_run()
+    assert len(reporter.missing_alerts) == 1 and not agent.all_ok
+    assert agent.attention == ["route sis: no file arrived for 3.0 hours (missing-file alert sent)"]
+    clock.advance(3600)
+    reporter, agent = nightly_run()
+    assert reporter.missing_alerts == [] and agent.all_ok  # the same silence: no second alert
+
+
 # ------------------------------------------------------------------------------------------------
 # Real processes: SIGKILL mid-poll, then restart; SIGTERM stops cleanly
 
