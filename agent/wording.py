@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from agent.advice import post_command
+from agent.advice import command_start, post_command
 from agent.profiles import TargetProfile, profile_for
 from agent.records import BatchOutcome, FileOutcome, Status
 
@@ -72,10 +72,11 @@ def format_hours(hours: float) -> str:
 
 
 def _sentence(text: str) -> str:
-    """A message as one sentence ending in a full stop (messages come with or without one)."""
+    """A message as one sentence ending in a full stop (messages come with or without one); not
+    after a command that ends it (a copied `--force.` would not run)."""
     text = text.strip()
-    if not text:
-        return ""
+    if not text or command_start() in text:
+        return text
     return text if text[-1] in ".!?" else text + "."
 
 
@@ -196,7 +197,8 @@ def _held_step(outcome: FileOutcome, drop: str, what: str) -> str:
             f"{_profile(outcome).destination}.{reason} Fix {outcome.held_by} first, then move both files back "
             f"into {drop}."
         )
-    step = f"What is wrong: {what} " if what else ""
+    # A command in the reason (the refresh guard's) ends its line: the text email keeps it whole.
+    step = f"What is wrong: {what}" + ("\n" if command_start() in what else " ") if what else ""
     step += f"Fix it, then move the file back into {drop}."
     if outcome.final_path and "--force" not in what:
         command = post_command(
