@@ -178,6 +178,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return ExitStatus.OK
     if command == "post":
         from agent.commands import post_file
+        from agent.meter import terminal_meter
 
         outcome = post_file(
             config,
@@ -188,6 +189,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             keep=args.keep,
             force=args.force,
             echo=print,
+            upload_progress=terminal_meter(sys.stdout),
         )
         return ExitStatus.OK if outcome.status.ok else ExitStatus.PROBLEM
     if command == "run":

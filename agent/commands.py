@@ -19,7 +19,7 @@ from agent.mailer import Mailer
 from agent.notify import EmailReporter
 from agent.pipeline import BatchContext, Pipeline
 from agent.profiles import make_target
-from agent.records import CheckResult, FileOutcome, Status
+from agent.records import CheckResult, FileOutcome, Status, UploadProgress
 from agent.settings import Config
 from agent.spool import describe, spool_state
 
@@ -34,14 +34,16 @@ def post_file(
     keep: bool = False,
     force: bool = False,
     echo: Callable[[str], None] = print,
+    upload_progress: UploadProgress | None = None,
 ) -> FileOutcome:
-    """`feed-agent post`: one file by hand, narrated; archived unless `keep`."""
+    """`feed-agent post`: one file by hand, narrated; archived unless `keep`; `upload_progress` hears
+    the upload's bytes (the CLI's meter on a terminal)."""
     route = config.route(route_name)
     archive.prepare_folders(config.agent)
     with Journal(config.agent.journal_path) as journal:
         reporter = EmailReporter(config, journal)
         reporter.deliver_waiting(force=True)  # reports an earlier run could not send go first
-        pipeline = Pipeline(config, journal, reporter, narrate=echo)
+        pipeline = Pipeline(config, journal, reporter, narrate=echo, upload_progress=upload_progress)
         if not path.is_file():
             echo(f"{path}: no such file")
             return FileOutcome(

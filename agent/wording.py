@@ -52,6 +52,17 @@ def format_duration(seconds: float | None) -> str:
     return f"{secs} s"
 
 
+def upload_line(sent: int, total: int, seconds: float, *, done: bool = False) -> str:
+    """`post`'s progress on a terminal: `uploading: 12.0 MB of 300.0 MB (4%), 2.0 MB/s, about 2 min 24 s left`."""
+    rate = sent / seconds if seconds > 0 else 0.0
+    speed = f"{format_size(round(rate))}/s" if rate else "measuring speed"
+    if done:
+        return f"  uploaded: {format_size(sent)} in {format_duration(seconds)}" + (f" ({speed})" if rate else "")
+    share = f" ({sent * 100 // total}%)" if total else ""
+    left = f", about {format_duration((total - sent) / rate)} left" if rate else ""
+    return f"  uploading: {format_size(sent)} of {format_size(total)}{share}, {speed}{left}"
+
+
 def format_time(moment: datetime | None) -> str:
     """`2026-11-22 07:00:05 UTC`; a naive datetime is taken to be UTC already."""
     if moment is None:

@@ -49,7 +49,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     5: ("agent.targets.jobapi",),
     6: ("agent.profiles",),
     7: ("agent.wording", "agent.guard"),
-    8: ("agent.reports",),
+    8: ("agent.reports", "agent.meter"),
     9: ("agent.render", "agent.mailer"),
     10: ("agent.spool", "agent.notify", "agent.pipeline"),
     11: ("agent.recovery",),

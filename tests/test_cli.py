@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -254,3 +255,48 @@ def test_run_with_a_missing_drop_folder_exits_1_naming_it(
         f"feed-agent: route sis: the watched folder {tmp_path / 'drop'} is missing (an unmounted share?); "
         "nothing was taken from it: mount or create it, or fix its permissions\n"
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# post: upload progress on a terminal, nothing extra when piped
+
+
+def post_command(ini: Path, file: Path) -> list[str]:
+    return [sys.executable, "-m", "agent", "-c", str(ini), "post", str(file)]
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("FEED_AGENT")}
+
+
+def test_post_shows_upload_progress_on_a_terminal_and_nothing_extra_when_piped(
+    tmp_path: Path, learn_sim: LearnSimulator
+) -> None:
+    ini = write_config(tmp_path, learn_sim.url)
+    first, second = tmp_path / "users.txt", tmp_path / "more-users.txt"
+    write_flatfile(first, PEOPLE_HEADER, person_rows(2000))
+    write_flatfile(second, PEOPLE_HEADER, person_rows(2000))
+    size = f"{first.stat().st_size / 1024:.1f} KB"  # post archives the file
+
+    master, terminal = pty.openpty()
+    with subprocess.Popen(post_command(ini, first), stdout=terminal, stderr=subprocess.PIPE, env=clean_env()) as post:
+        os.close(terminal)
+        shown = bytearray()
+        while True:
+            try:
+                piece = os.read(master, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not piece:
+                break
+            shown += piece
+        assert post.wait(timeout=120) == 0, post.stderr.read() if post.stderr else ""
+    os.close(master)
+    text = shown.decode()
+    assert f"\r  uploaded: {size} in " in text  # a local simulator takes it too fast for a rate
+
+    piped = subprocess.run(post_command(ini, second), capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    assert "uploading:" not in piped.stdout and "uploaded:" not in piped.stdout and "\r" not in piped.stdout
+    assert piped.stderr == ""
+    assert "result: SUCCESS" in piped.stdout
