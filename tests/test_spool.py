@@ -13,6 +13,7 @@ import pytest
 from agent.cli import main
 from agent.commands import status_report
 from agent.config import load_config
+from agent.daemon import Agent
 from agent.mailer import Mailer
 from agent.settings import Config
 from agent.simulator import LearnSimulator
@@ -144,3 +145,38 @@ def test_a_refused_message_stays_queued_and_does_not_block_the_rest(
     assert first.exists() and not second.exists() and "451" in (spool.last_error or "")
     assert spool.deliver(force=True) == 1
     assert [str(m["Subject"]) for m in server.parsed()] == ["[feed-agent] second", "[feed-agent] first"]
+
+
+def test_a_message_the_server_never_confirmed_is_set_aside_not_sent_twice(
+    tmp_path: Path, smtp_server: Callable[..., SmtpServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = smtp_server(answer_delay=3.0)  # longer than the client's timeout
+    ini = write_config(
+        tmp_path,
+        "http://127.0.0.1:9",
+        email=f"transport = smtp\nhost = 127.0.0.1\nport = {server.port}\nsecurity = none\n"
+        "to = a@example.edu\ntimeout_seconds = 1\n",
+    )
+    config = load_config(ini, environ={})
+    spool = MailSpool(config, Mailer(config.email, config.agent.outbox_dir), clock=FakeClock())
+    spooled(spool, "[feed-agent] in doubt")
+    assert spool.deliver(force=True) == 0
+    assert "report may or may not have arrived" in caplog.text and "in doubt" in caplog.text
+    state = spool_state(config)
+    assert (state.waiting, state.unconfirmed) == (0, 1)
+    assert spool.deliver(force=True) == 0  # never sent again automatically
+    assert "1 report in " in status_report(config) and "never confirmed" in status_report(config)
+
+
+def test_watch_housekeeping_sends_what_waits(tmp_path: Path, smtp_server: Callable[..., SmtpServer]) -> None:
+    port = free_port()
+    config = spool_config(tmp_path, port)
+    spooled(MailSpool(config, Mailer(config.email, config.agent.outbox_dir)), "[feed-agent] from last night")
+    server = smtp_server(port=port)
+    agent = Agent(config, clock=FakeClock())
+    try:
+        agent._housekeeping()  # what `watch` runs every minute
+    finally:
+        agent.close()
+    assert [str(m["Subject"]) for m in server.parsed()] == ["[feed-agent] from last night"]
+    assert spool_state(config).waiting == 0
