@@ -23,8 +23,9 @@ from agent.mailer import Mailer
 from agent.notify import EmailReporter
 from agent.pipeline import BatchContext, Pipeline
 from agent.profiles import make_target
-from agent.records import CheckResult, FileOutcome, Status
+from agent.records import CheckResult, FileOutcome, Status, UploadProgress
 from agent.settings import Config, WebhookSettings
+from agent.spool import describe, spool_state
 from agent.wording import format_duration
 
 
@@ -38,14 +39,19 @@ def post_file(
     keep: bool = False,
     force: bool = False,
     echo: Callable[[str], None] = print,
+    upload_progress: UploadProgress | None = None,
 ) -> FileOutcome:
-    """`feed-agent post`: one file by hand, narrated; archived unless `keep`."""
+    """`feed-agent post`: one file by hand, narrated; archived unless `keep`; `upload_progress` hears
+    the upload's bytes (the CLI's meter on a terminal)."""
     route = config.route(route_name)
     archive.prepare_folders(config.agent)
     with Journal(config.agent.journal_path) as journal:
         reporter = EmailReporter(config, journal)
+        reporter.deliver_waiting(force=True)  # reports an earlier run could not send go first
         follow_up = JobFollowUp(config, journal, reporter, base_url=configured_base_url(config.webhook))
-        pipeline = Pipeline(config, journal, reporter, narrate=echo, follow_up=follow_up)
+        pipeline = Pipeline(
+            config, journal, reporter, narrate=echo, upload_progress=upload_progress, follow_up=follow_up
+        )
         if not path.is_file():
             echo(f"{path}: no such file")
             return FileOutcome(
@@ -85,8 +91,9 @@ def post_file(
 
 def status_report(config: Config, limit: int = 20) -> str:
     """`feed-agent status`: in-flight files first, then recent files and batches."""
+    reports = ["", "Reports:", *[f"  {line}" for line in describe(spool_state(config)) or ["none waiting"]]]
     if not config.agent.journal_path.exists():
-        return "No files handled yet (no journal at " + str(config.agent.journal_path) + ")."
+        return "\n".join([f"No files handled yet (no journal at {config.agent.journal_path}).", *reports])
     with Journal(config.agent.journal_path) as journal:
         files = journal.recent_files(limit)
         batches = journal.recent_batches(max(1, limit // 2))
@@ -130,7 +137,7 @@ def status_report(config: Config, limit: int = 20) -> str:
     if awaiting or ended or config.webhook.enabled:
         lines += ["", "Jobs awaiting notification:", *_awaiting_table(awaiting)]
         lines += ["", "Jobs ended (as AlumnIQ reported):", *_ended_table(ended)]
-    return "\n".join(lines)
+    return "\n".join([*lines, *reports])
 
 
 def _ended_table(jobs: Sequence[JobRecord]) -> list[str]:

@@ -33,7 +33,17 @@ from agent.inspection import Inspection
 from agent.journal import Journal
 from agent.journal_schema import FileRecord
 from agent.profiles import TargetProfile, profile_for
-from agent.records import BatchOutcome, FileOutcome, Progress, Receipt, Reporter, Result, Status, Submission
+from agent.records import (
+    BatchOutcome,
+    FileOutcome,
+    Progress,
+    Receipt,
+    Reporter,
+    Result,
+    Status,
+    Submission,
+    UploadProgress,
+)
 from agent.settings import Config, RouteSettings
 from agent.targets.base import Target
 
@@ -105,9 +115,11 @@ class Pipeline:
         targets: dict[str, Target] | None = None,
         narrate: Narrator | None = None,
         follow_up: JobFollowUp | None = None,
+        upload_progress: UploadProgress | None = None,
     ) -> None:
         self.config = config
         self.follow_up = follow_up  # gives queued jobs their notification URL ([webhook])
+        self.upload_progress = upload_progress  # `post` on a terminal: bytes, rate, time left
         self.journal = journal
         self.reporter = reporter
         self.stop = stop or threading.Event()
@@ -363,6 +375,7 @@ class Pipeline:
             non_ascii=bool(inspection and inspection.non_ascii),
             has_bom=bool(inspection and inspection.bom),
             notify_url=notify_url,
+            on_sent=self.upload_progress,
         )
         receipt = target.submit(submission)
         self.journal.submitted(item.file_id, receipt)
