@@ -23,6 +23,7 @@ class Status(str, enum.Enum):
     """A file's final status; the values are the words used in email subjects."""
 
     SUCCESS = "SUCCESS"
+    QUEUED = "QUEUED"  # delivered, and a job that runs later was queued (AlumnIQ); its end is reported apart
     WARNINGS = "WARNINGS"
     ERRORS = "ERRORS"
     FAILED = "FAILED"
@@ -33,8 +34,8 @@ class Status(str, enum.Enum):
 
     @property
     def ok(self) -> bool:
-        """True when the contract's exit status would be 0 for this file."""
-        return self is Status.SUCCESS
+        """True when the contract's exit status would be 0 for this file (a queued job is not a problem yet)."""
+        return self in (Status.SUCCESS, Status.QUEUED)
 
     @property
     def blocks_dependents(self) -> bool:
@@ -45,6 +46,7 @@ class Status(str, enum.Enum):
 # Worst last: the summary's overall status is the worst of its files.
 SEVERITY = (
     Status.SUCCESS,
+    Status.QUEUED,
     Status.WARNINGS,
     Status.ERRORS,
     Status.HELD,
@@ -55,6 +57,10 @@ SEVERITY = (
 )
 
 
+# (bytes sent so far, bytes in all): called as an upload streams, for `post`'s progress line.
+UploadProgress = Callable[[int, int], None]
+
+
 @dataclass(frozen=True)
 class Submission:
     """What a target needs to know about the file it sends.
@@ -62,7 +68,8 @@ class Submission:
     The two hooks let the pipeline journal the one moment that decides what a crash means: before
     the last byte goes out, a crash leaves an incomplete request the destination cannot accept (the
     file may be sent again); after it, the destination may have the file (UNCONFIRMED, never re-sent).
-    A target that can tell calls them; `stop` lets a pause between attempts end early.
+    A target that can tell calls them; `stop` lets a pause between attempts end early; `on_sent` hears
+    how far the upload is.
     """
 
     path: Path  # where the bytes are now (processing/)
@@ -75,6 +82,8 @@ class Submission:
     before_last_byte: Callable[[], None] | None = None  # called before the body's last piece is sent
     refused: Callable[[], None] | None = None  # an answer proved it was not taken; it may go again
     stop: threading.Event | None = None  # a stop request ends a pause between attempts
+    notify_url: str | None = None  # this job's own notification URL (secret: never logged or reported)
+    on_sent: UploadProgress | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,7 @@ class CheckResult:
     item: str
     ok: bool
     detail: str = ""
+    warning: bool = False  # OK, but worth a look (e.g. a public webhook URL that is not https)
 
 
 @dataclass
@@ -202,6 +212,27 @@ class BatchOutcome:
         return max((f.status for f in self.files), key=SEVERITY.index, default=Status.SUCCESS)
 
 
+@dataclass(frozen=True)
+class JobNotice:
+    """A queued job's end as AlumnIQ told it (SUCCESS / FAILED), or its silence past the deadline.
+
+    `status` is None for the NOT NOTIFIED alert; `late` marks a notification that came after it.
+    """
+
+    name: str  # the file the job consumes
+    route: str
+    target: str
+    job_id: str
+    queued_at: datetime | None
+    notify_by: datetime | None
+    status: Status | None = None
+    message: str = ""  # AlumnIQ's own words
+    finished_at: datetime | None = None  # when the notification arrived
+    late: bool = False
+    location: str | None = None  # where the delivered file is now (archive/)
+    drop_folder: str | None = None  # where to move it back to reprocess
+
+
 class Reporter(Protocol):
     """Where the pipeline and daemon send what admins must hear about (emails, logs)."""
 
@@ -212,3 +243,7 @@ class Reporter(Protocol):
     def still_processing(self, outcome: FileOutcome, minutes: float) -> None: ...
 
     def missing(self, route: str, folder: Path, hours: float, last_arrival: datetime | None) -> None: ...
+
+    def job_finished(self, notice: JobNotice) -> None: ...
+
+    def job_not_notified(self, notice: JobNotice) -> None: ...

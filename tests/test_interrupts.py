@@ -15,20 +15,18 @@ def test_outside_an_abortable_region_a_stop_is_only_a_flag() -> None:
 
 
 def test_inside_an_abortable_region_a_stop_raises() -> None:
-    with pytest.raises(StopRequested, match="the upload in progress was abandoned"):
-        with interrupts.abortable():
-            interrupts.interrupt_if_abortable()
+    with pytest.raises(StopRequested, match="the upload in progress was abandoned"), interrupts.abortable():
+        interrupts.interrupt_if_abortable()
     interrupts.interrupt_if_abortable()  # and the region is over
 
 
 def test_a_deferred_stretch_finishes_first_then_the_stop_is_raised() -> None:
     done = []
-    with pytest.raises(StopRequested):
-        with interrupts.abortable():
-            with interrupts.deferred():
-                interrupts.interrupt_if_abortable()  # as if the signal came during the journal write
-                done.append("journaled")
-            done.append("never reached")
+    with pytest.raises(StopRequested), interrupts.abortable():
+        with interrupts.deferred():
+            interrupts.interrupt_if_abortable()  # as if the signal came during the journal write
+            done.append("journaled")
+        done.append("never reached")
     assert done == ["journaled"]
 
 

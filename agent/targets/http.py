@@ -20,6 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 import requests.adapters
 
+from agent.records import UploadProgress
+
 PIECE = 64 * 1024
 SEND_BLOCK = 256 * 1024  # bytes per socket write
 
@@ -53,6 +55,7 @@ class StreamedBody:
         self,
         path: Path,
         prefix: bytes = b"",
+        on_sent: UploadProgress | None = None,
         *,
         before_last: Callable[[], None] | None = None,
         after_last: Callable[[], None] | None = None,
@@ -60,6 +63,7 @@ class StreamedBody:
         self._prefix = prefix
         self._file: BinaryIO = path.open("rb")
         self._length = len(prefix) + path.stat().st_size
+        self._on_sent = on_sent
         self._before_last = before_last
         self._after_last = after_last
         self.sent = 0
@@ -86,6 +90,8 @@ class StreamedBody:
             if self._before_last is not None:
                 self._before_last()
         self.sent += len(data)
+        if self._on_sent is not None:
+            self._on_sent(self.sent, self._length)
         return data
 
     def __iter__(self) -> Iterator[bytes]:

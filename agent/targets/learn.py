@@ -183,7 +183,11 @@ class LearnTarget:
                     before_last()
 
         with StreamedBody(
-            submission.path, prefix, before_last=last_piece, after_last=lambda: failpoints.hit("body-sent")
+            submission.path,
+            prefix,
+            submission.on_sent,
+            before_last=last_piece,
+            after_last=lambda: failpoints.hit("body-sent"),
         ) as body:
             try:
                 with interrupts.abortable():  # a service stop may cut a blocked upload short

@@ -59,7 +59,7 @@ def _close_targets() -> Iterator[None]:
 @pytest.fixture
 def sim() -> Iterator[LearnSimulator]:
     """A simulator with a distinctive password, so leak checks can grep for it."""
-    simulator = LearnSimulator(rows_per_second=2000, password=PASSWORD).start()
+    simulator = LearnSimulator(rows_per_second=2000, start_delay=0, password=PASSWORD).start()
     yield simulator
     simulator.stop()
 
@@ -478,6 +478,7 @@ def test_the_timeout_counts_from_the_start_of_wait(sim, target, tmp_path):
 
 def test_five_status_failures_in_a_row_are_tolerated(sim, target, tmp_path):
     receipt = target.submit(submission(people_file(tmp_path)))
+    assert sim.wait_idle(20)  # processed already, so the sixth reading is the last
     sim.faults.status_503 = 5
     assert target.wait(receipt, 3).status is Status.SUCCESS
     assert sim.status_requests == 6
