@@ -71,6 +71,24 @@ def test_a_failed_file_holds_only_the_files_that_depend_on_it(pipeline_env, lear
     assert not batch.ok
 
 
+def test_a_200_sign_in_page_fails_the_file_and_holds_its_dependents(pipeline_env, learn_sim: LearnSimulator) -> None:
+    """Issue 13.2: a sign-in page with a 32-hex nonce is no receipt: FAILED, nothing polled, dependents held."""
+    config, journal, reporter = pipeline_env
+    files = drop_standard_files(config.route().watch)
+    pipeline = fast_pipeline(config, journal, reporter)
+    ids = claim_all(pipeline, config, [files["people"], files["memberships"]])
+    learn_sim.faults.html_page = True
+
+    batch = pipeline.process(config.route(), ids)
+
+    by_name = {f.name: f for f in batch.files}
+    assert by_name["users.txt"].status is Status.FAILED
+    assert "a web page (HTML), not an upload receipt" in by_name["users.txt"].message
+    assert by_name["enrol.txt"].status is Status.HELD
+    assert (config.agent.failed_dir / "users.txt").exists()
+    assert learn_sim.status_requests == 0 and learn_sim.uploads_snapshot() == []
+
+
 def test_on_failure_continue_sends_dependents_anyway(tmp_path: Path, learn_sim: LearnSimulator) -> None:
     config = load(tmp_path, learn_sim.url, on_failure="continue")
     reporter = RecordingReporter()

@@ -3,8 +3,10 @@
 Protocol facts are in `shared/reference/learn-snapshot-flatfile.md`. The choices that matter:
 - the body is streamed from disk (a 1 GiB file must not become 1 GiB of RAM), with a Content-Length
   so Learn sees an ordinary upload rather than a chunked one;
-- the reference code is the 32-hex token anywhere in a 200 answer, because the sentence around it is
-  localized; a 200 without one is a failure (Blackboard's own script says so);
+- a receipt is a 200, non-HTML answer holding exactly one 32-hex token, the reference code; the
+  sentence around it is localized, so its words are never matched. An SSO or load-balancer sign-in
+  page also answers 200 and may carry a 32-hex nonce: HTML, no token or several tokens is a failure
+  quoting the first line of what came back (Blackboard's own script fails a 200 without a code);
 - network trouble, 429 and 5xx are retried with capped exponential backoff; 401/403/404 are final
   and explained, since retrying a wrong password only locks accounts;
 - status XML is parsed only after refusing DTDs and entities, so a hostile or broken proxy cannot
@@ -42,10 +44,37 @@ CHECK_UID = "0" * 32  # a data set that cannot exist, for check()
 _REFERENCE = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32}(?![0-9A-Fa-f])")
 
 
-def extract_reference(body: str) -> str | None:
-    """The reference code (uid) in an upload answer, in any language; lowercase, or None."""
-    match = _REFERENCE.search(body)
-    return match.group(0).lower() if match else None
+_HTML_START = re.compile(r"\s*(<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>])", re.IGNORECASE)
+
+
+def extract_reference(body: str, content_type: str = "") -> str | None:
+    """The reference code (uid) of a receipt, in any language; lowercase, or None when `body` is no receipt.
+
+    A receipt is not HTML (by its Content-Type or its first tag) and holds exactly one 32-hex token:
+    a sign-in page's nonce or a page listing several ids must never be taken for an accepted upload.
+    """
+    if "html" in content_type.lower() or _HTML_START.match(body):
+        return None
+    tokens = {token.lower() for token in _REFERENCE.findall(body)}
+    return tokens.pop() if len(tokens) == 1 else None
+
+
+def not_a_receipt(body: str, content_type: str = "") -> str:
+    """Why a 200 answer is not a receipt, for the admin: what it was, and its first line."""
+    if "html" in content_type.lower() or _HTML_START.match(body):
+        what = "a web page (HTML), not an upload receipt (a sign-in page or a proxy in front of Learn?)"
+    else:
+        count = len({token.lower() for token in _REFERENCE.findall(body)})
+        what = "without a reference code" if count == 0 else f"with {count} candidate reference codes, not one"
+    return f"{what}; its first line: {first_line(body)}"
+
+
+def first_line(body: str) -> str:
+    """The first non-blank line of an answer, quoted and short."""
+    for line in body.splitlines():
+        if line.strip():
+            return start(line)
+    return "(empty)"
 
 
 class LearnTarget:
@@ -182,11 +211,12 @@ class LearnTarget:
             text = read_start(response)
         code = response.status_code
         if code == 200:
-            uid = extract_reference(text)
+            content_type = response.headers.get("Content-Type", "")
+            uid = extract_reference(text, content_type)
             if uid is None:
                 raise TargetError(
-                    f"Learn answered HTTP 200 for {submission.name} but without a reference "
-                    f"code, so the upload cannot be tracked; the answer began: {start(text)}",
+                    f"Learn answered HTTP 200 for {submission.name} but {not_a_receipt(text, content_type)}; "
+                    "the upload is not taken as accepted and cannot be tracked",
                     http_status=200,
                 )
             return uid, sent

@@ -259,8 +259,38 @@ def test_a_200_without_a_reference_code_fails_at_once_quoting_the_answer(sim, ta
     with pytest.raises(TargetError) as caught:
         target.submit(submission(people_file(tmp_path)))
     assert not caught.value.retryable and caught.value.http_status == 200
-    assert "without a reference code" in caught.value.message and "Processing error" in caught.value.message
+    assert "not taken as accepted" in caught.value.message and "Processing error" in caught.value.message
     assert sim.upload_attempts == 1
+
+
+def test_a_200_sign_in_page_with_a_32_hex_nonce_is_not_a_receipt(sim, target, tmp_path):
+    """Issue 13.2: an SSO page in front of Learn answers 200 with a nonce; it was taken as accepted, then polled."""
+    sim.faults.html_page = True
+    with pytest.raises(TargetError) as caught:
+        target.submit(submission(people_file(tmp_path)))
+    message = caught.value.message
+    assert not caught.value.retryable and caught.value.http_status == 200
+    assert "a web page (HTML), not an upload receipt" in message
+    assert "its first line: '<!DOCTYPE html>'" in message
+    assert sim.uploads == [] and sim.status_requests == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("<!doctype html><p>ref 0123456789abcdef0123456789abcdef</p>", "a web page (HTML)"),
+        (f"codes {'a' * 32} and {'b' * 32}\nsecond line", "with 2 candidate reference codes"),
+        ("Erfolg: Datei hochgeladen.\nkein Code", "without a reference code"),
+    ],
+)
+def test_a_200_that_is_html_or_holds_no_single_code_fails_quoting_its_first_line(scripted, tmp_path, body, why):
+    scripted.answers = [(200, body)]
+    with pytest.raises(TargetError) as caught:
+        scripted_target(scripted).submit(submission(people_file(tmp_path)))
+    assert why in caught.value.message and not caught.value.retryable
+    assert f"its first line: {body.splitlines()[0][:200]!r}"[:40] in caught.value.message
+    assert "second line" not in caught.value.message and "kein Code" not in caught.value.message
+    assert len(scripted.requests) == 1
 
 
 def test_a_wrong_password_is_final_and_explained_without_leaking(sim, tmp_path, caplog):
@@ -326,6 +356,8 @@ def test_reference_extraction_ignores_the_wording():
     assert extract_reference(f"referencia: {upper}.") == upper.lower()
     assert extract_reference("Success: Feed File Uploaded.  Use the reference code to track") is None
     assert extract_reference("0123456789abcdef0123456789abcdef0") is None  # 33 hex digits is not a code
+    assert extract_reference(f"{upper} again {upper.lower()}") == upper.lower()  # one code, said twice
+    assert extract_reference(f"ok {upper}", "text/html; charset=UTF-8") is None
 
 
 # ------------------------------------------------------------------------------------------------
