@@ -17,11 +17,11 @@ from pathlib import Path
 from agent import __version__
 from agent.config import load_config
 from agent.errors import AgentError, ConfigError, os_error_message
-from agent.feeds import FEED_TYPES, ORDER_EXPLANATION
+from agent.feeds import DELIMITER_NAMES, FEED_TYPES, ORDER_EXPLANATION
 from agent.inspection import Inspection, plan_order
 from agent.profiles import LEARN, TargetProfile, profile_for
 from agent.records import CheckResult
-from agent.settings import OPERATIONS, Config
+from agent.settings import OPERATIONS, Config, TargetSettings
 
 log = logging.getLogger(__name__)
 
@@ -196,13 +196,14 @@ def _print_checks(results: list[CheckResult]) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    profile, forced = LEARN, args.object
+    profile, forced, settings = LEARN, args.object, None
     if args.route:
         config = _load(args)
         route = config.route(args.route)
-        profile = profile_for(config.target_for(route).type)
+        settings = config.target_for(route)
+        profile = profile_for(settings.type)
         forced = forced or route.object
-    results = [_inspect_one(path, profile, forced) for path in args.files]
+    results = [_inspect_one(path, profile, forced, settings) for path in args.files]
     ordered = plan_order(results, {r.path: _mtime(Path(r.path)) for r in results})
     if args.json:
         print(json.dumps([r.to_json() for r in ordered], indent=2, ensure_ascii=False))
@@ -211,12 +212,12 @@ def _inspect(args: argparse.Namespace) -> int:
     return ExitStatus.OK if all(r.ok for r in results) else ExitStatus.PROBLEM
 
 
-def _inspect_one(path: Path, profile: TargetProfile, forced: str | None) -> Inspection:
+def _inspect_one(path: Path, profile: TargetProfile, forced: str | None, settings: TargetSettings | None) -> Inspection:
     if path.is_dir():
         result = Inspection(file=path.name, path=str(path))
         result.problems.append("is a folder, not a file")
         return result
-    return profile.inspect(path, forced)
+    return profile.inspect(path, forced, settings)
 
 
 def _mtime(path: Path) -> float:
@@ -233,7 +234,9 @@ def render_inspection_table(results: list[Inspection]) -> str:
     for r in results:
         encoding = (r.encoding or "?") + (" +BOM" if r.bom else "")
         verdict = "ok" if r.ok else f"{len(r.problems)} problem{'s' if len(r.problems) != 1 else ''}"
-        delimiter = {"|": "pipe", "\t": "tab", ",": "comma", ";": "semicolon"}.get(r.delimiter or "", "-")
+        delimiter = DELIMITER_NAMES.get(r.delimiter or "", "-")
+        if r.expected_delimiter and delimiter not in ("-", r.expected_delimiter):
+            delimiter += f" ({r.expected_delimiter} expected)"
         rows.append((str(r.order or ""), r.file, r.object or "unknown", delimiter, f"{r.rows:,}", encoding, verdict))
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(headers)).rstrip()]
@@ -244,6 +247,9 @@ def render_inspection_table(results: list[Inspection]) -> str:
         details += [f"  {r.file}: note: {note}" for note in r.notes]
     if details:
         lines += ["", "Details:", *details]
+    expected = sorted({r.expected_delimiter for r in results if r.expected_delimiter})
+    if expected:
+        lines += ["", f"Delimiter: the route's Learn integration reads {' or '.join(expected)}-delimited files only."]
     if len(results) > 1:
         lines += ["", f"Order: {ORDER_EXPLANATION}."]
     return "\n".join(lines)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError
-from agent.feeds import FEED_TYPES
+from agent.feeds import FEED_TYPES, LEARN_DELIMITERS
 from agent.ini import IniFile, Section
 from agent.settings import (
     ADD_BOM,
@@ -96,6 +96,7 @@ LEARN_KEYS = (
     "long_run_minutes",
     "refresh_guard_percent",
     "add_bom",
+    "delimiter",
 )
 S3_KEYS = (
     "type",
@@ -267,6 +268,7 @@ def _learn(s: Section, name: str) -> LearnTargetSettings:
         long_run_minutes=s.number("long_run_minutes", d["long_run_minutes"], unit="minutes"),
         refresh_guard_percent=guard,
         add_bom=s.choice("add_bom", ADD_BOM, d["add_bom"]),
+        delimiter=s.choice("delimiter", tuple(LEARN_DELIMITERS), d["delimiter"]),
     )
 
 

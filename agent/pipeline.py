@@ -257,7 +257,8 @@ class Pipeline:
         outcome = item.outcome
         if item.receipt is not None:  # recovered after upload: inspected before the crash
             return
-        result = profile.inspect(item.path, context.object_override or route.object)
+        target = self.config.target_for(route)
+        result = profile.inspect(item.path, context.object_override or route.object, target)
         item.inspection = result
         outcome.rows, outcome.size = result.rows, result.size
         outcome.object = profile.sent_object(result)

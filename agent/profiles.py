@@ -44,16 +44,26 @@ class TargetProfile:
     where_to_look: str  # where an admin looks a receipt up; {ref} is the receipt
     name_warning: Callable[[str], str | None] = field(default=lambda _name: None)
 
-    def inspect(self, path: Path, forced_object: str | None = None) -> Inspection:
-        """The pre-flight check for this kind of destination (no network)."""
+    def inspect(
+        self, path: Path, forced_object: str | None = None, settings: TargetSettings | None = None
+    ) -> Inspection:
+        """The pre-flight check for this kind of destination (no network).
+
+        With the target's `settings`, a Learn file must also use the integration's delimiter."""
         if self.learn_feeds:
-            return inspect_file(path, forced_object)
+            return inspect_file(path, forced_object, self.expected_delimiter(settings))
         result = inspect_csv(path)
         result.object = "csv" if not result.problems else None
         warning = self.name_warning(path.name)
         if warning:
             result.notes.append(warning)
         return result
+
+    def expected_delimiter(self, settings: TargetSettings | None) -> str | None:
+        """The delimiter name a file must use for this target (Learn: its integration's), or None: any."""
+        if self.learn_feeds and isinstance(settings, LearnTargetSettings):
+            return settings.delimiter
+        return None
 
     def sendable(self, inspection: Inspection) -> bool:
         return inspection.ok

@@ -113,6 +113,7 @@ class LearnTargetSettings:
     long_run_minutes: float = 30.0
     refresh_guard_percent: float = 10.0
     add_bom: str = "auto"
+    delimiter: str = "pipe"  # the integration's "Feed File Delimiter" in Learn (pipe is Learn's default)
     type: str = "learn"
 
 
