@@ -35,6 +35,7 @@ from agent.profiles import TargetProfile, profile_for
 from agent.records import BatchOutcome, FileOutcome, Progress, Receipt, Reporter, Result, Status, Submission
 from agent.settings import Config, RouteSettings
 from agent.targets.base import Target
+from agent.wording import format_time_left
 
 log = logging.getLogger(__name__)
 
@@ -387,9 +388,10 @@ class Pipeline:
                     receipt.reference,
                     *progress.counts(),
                 )
+                left = format_time_left(progress.eta_seconds)
                 self.narrate(
                     f"    poll: queued {progress.queued}, completed {progress.completed}, "
-                    f"warnings {progress.warnings}, errors {progress.errors}"
+                    f"warnings {progress.warnings}, errors {progress.errors}" + (f", {left}" if left else "")
                 )
             minutes = (utcnow() - receipt.submitted_at).total_seconds() / 60
             if long_run and minutes >= long_run and not alerted[0]:

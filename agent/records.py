@@ -108,6 +108,7 @@ class Progress:
     errors: int = 0
     fields: Mapping[str, str] = field(default_factory=dict)  # every field as the server sent it
     polled_at: datetime = field(default_factory=utcnow)
+    eta_seconds: float | None = None  # the agent's estimate of the time left (Learn), when it has one
 
     @property
     def processed(self) -> int:

@@ -21,6 +21,7 @@ from agent.wording import (
     format_hours,
     format_size,
     format_time,
+    format_time_left,
     look_up,
     next_step,
     object_label,
@@ -239,12 +240,16 @@ def still_processing_report(outcome: FileOutcome, minutes: float) -> AlertReport
                 f"warnings, {progress.errors:,} errors, {progress.queued:,} queued",
             )
         )
+    left = format_time_left(progress.eta_seconds if progress is not None else None)
+    if left:
+        facts.append(Fact("Time left (estimate)", left.removesuffix(" left")))
+    pace = f" ({left} at the pace so far)" if left else ""
     return AlertReport(
         status=badge("STILL PROCESSING"),
         title=f"{outcome.name} is still being processed",
         meaning=(
             f"{where} accepted {outcome.name} {format_duration(minutes * 60)} ago and is still working on "
-            "it. Large files or a busy server can take this long; the agent keeps checking and sends "
+            f"it{pace}. Large files or a busy server can take this long; the agent keeps checking and sends "
             "the final report when it is done."
         ),
         next_step=(

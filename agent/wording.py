@@ -52,6 +52,19 @@ def format_duration(seconds: float | None) -> str:
     return f"{secs} s"
 
 
+def format_time_left(seconds: float | None) -> str:
+    """`about 12 min left`: an estimate, so rounded to what an admin plans with; "" when unknown."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return "under a minute left"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"about {minutes} min left"
+    hours, minutes = divmod(minutes, 60)
+    return f"about {hours} h {minutes:02d} min left"
+
+
 def format_time(moment: datetime | None) -> str:
     """`2026-11-22 07:00:05 UTC`; a naive datetime is taken to be UTC already."""
     if moment is None:

@@ -35,6 +35,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.targets",
         "agent.targets.base",
         "agent.targets.http",
+        "agent.targets.pacing",
         "agent.targets.s3keys",
     ),
     3: (

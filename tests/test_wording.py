@@ -9,7 +9,7 @@ import pytest
 from agent.profiles import LEARN_LOGS
 from agent.records import Receipt, Status
 from agent.render import Renderer
-from agent.wording import format_duration, format_size, format_time, next_step
+from agent.wording import format_duration, format_size, format_time, format_time_left, next_step
 from tests.support.outcomes import DROP, START, batch, outcome
 
 # -- formatting ---------------------------------------------------------------------------------------
@@ -143,3 +143,16 @@ def test_next_step_names_the_job_id_for_job_targets() -> None:
 
 
 # -- rendering ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (None, ""),
+        (20, "under a minute left"),
+        (12 * 60 + 10, "about 12 min left"),
+        (3 * 3600 + 5 * 60, "about 3 h 05 min left"),
+    ],
+)
+def test_time_left_is_an_estimate_in_round_figures(seconds, words) -> None:
+    assert format_time_left(seconds) == words

@@ -24,7 +24,7 @@ import requests.adapters
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.errors import TargetError
 from agent.records import CheckResult, Progress, Receipt, Result, Submission
-from agent.retry import RetryPolicy, retrying
+from agent.retry import RetryPolicy, parse_retry_after, retrying
 from agent.settings import LearnTargetSettings
 from agent.targets.base import ProgressCallback
 from agent.targets.http import StreamedBody, new_session, read_start, root_cause, start, without_credentials
@@ -227,6 +227,7 @@ class LearnTarget:
                 f"Learn answered HTTP {code} for the status of {receipt.reference}; the answer began: {start(text)}",
                 retryable=True,
                 http_status=code,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         return parse_status(text)
 
