@@ -24,6 +24,7 @@ from agent.settings import (
     OBSERVERS,
     ON_FAILURE,
     OPERATIONS,
+    PER_FILE,
     SECURITY,
     TARGET_TYPES,
     TRANSPORTS,
@@ -36,6 +37,7 @@ from agent.settings import (
     RouteSettings,
     S3TargetSettings,
     TargetSettings,
+    WebhookSettings,
     default,
 )
 from agent.targets.s3keys import template_fields
@@ -109,7 +111,7 @@ S3_KEYS = (
     "verify_tls",
     "multipart_threshold_mb",
 )
-JOB_KEYS = (*S3_KEYS, "job_url", "job", "api_key", "notify_email", "notify_webhook")
+JOB_KEYS = (*S3_KEYS, "job_url", "job", "api_key", "notify_email", "notify_webhook", "notify_within_hours")
 EMAIL_KEYS = (
     "transport",
     "host",
@@ -124,8 +126,10 @@ EMAIL_KEYS = (
     "templates_dir",
     "timeout_seconds",
     "verify_tls",
+    "give_up_hours",
 )
 HEARTBEAT_KEYS = ("url",)
+WEBHOOK_KEYS = ("listen", "public_url")
 
 
 def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -135,18 +139,28 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
     _check_sections(loader)
 
     agent_raw = loader.section("agent", AGENT_KEYS)
-    loader.load_env(agent_raw.path("env_file", DEFAULT_ENV_FILE))
+    loader.load_env(agent_raw.path("env_file", DEFAULT_ENV_FILE), explicit=agent_raw.has("env_file"))
     agent = _agent(agent_raw)
     targets = {name: _target(loader, name) for name in _named(loader, "target")}
     routes = tuple(_route(loader, name, targets) for name in _named(loader, "route"))
     _check_route_folders(loader, routes)
     email = _email(loader.section("email", EMAIL_KEYS))
     heartbeat = HeartbeatSettings(url=loader.section("heartbeat", HEARTBEAT_KEYS).url("url", required=False))
-    return Config(path=config_path, agent=agent, routes=routes, targets=targets, email=email, heartbeat=heartbeat)
+    webhook = _webhook(loader.section("webhook", WEBHOOK_KEYS))
+    _check_static_webhooks(loader, targets, webhook)
+    return Config(
+        path=config_path,
+        agent=agent,
+        routes=routes,
+        targets=targets,
+        email=email,
+        heartbeat=heartbeat,
+        webhook=webhook,
+    )
 
 
 def _check_sections(loader: IniFile) -> None:
-    fixed = ("agent", "email", "heartbeat")
+    fixed = ("agent", "email", "heartbeat", "webhook")
     for name in loader.parser.sections():
         if name in fixed or re.fullmatch(r"(route|target):[A-Za-z0-9_.-]+", name):
             continue
@@ -154,7 +168,7 @@ def _check_sections(loader: IniFile) -> None:
         suggestion = f"; did you mean [{hint[0]}]?" if hint else ""
         raise ConfigError(
             f"{loader.path} [{name}]: unknown section{suggestion} "
-            "(allowed: [agent], [route:NAME], [target:NAME], [email], [heartbeat])"
+            "(allowed: [agent], [route:NAME], [target:NAME], [email], [heartbeat], [webhook])"
         )
 
 
@@ -239,7 +253,39 @@ def _target(loader: IniFile, name: str) -> TargetSettings:
         api_key=s.secret("api_key", required=True),
         notify_email=s.optional_text("notify_email"),
         notify_webhook=s.url("notify_webhook", required=False) or None,
+        notify_within_hours=s.number(
+            "notify_within_hours", default(JobTargetSettings, "notify_within_hours"), unit="hours", minimum=0.0001
+        ),
     )
+
+
+def _webhook(s: Section) -> WebhookSettings:
+    """`listen` is host:port (port 0: any free one); `public_url` an http(s) URL without a query."""
+    listen = s.text("listen")
+    if listen:
+        host, sep, port = listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise s.error("listen", f"'{listen}' is not host:port (e.g. 127.0.0.1:8787)")
+    public_url = s.url("public_url", required=False).rstrip("/")
+    if public_url and not listen:
+        raise s.error(
+            "listen", "is empty but public_url is set; set listen (e.g. 127.0.0.1:8787) to receive notifications"
+        )
+    if "?" in public_url or "#" in public_url:
+        raise s.error("public_url", f"'{public_url}' has a query or fragment; give the base address only")
+    return WebhookSettings(listen=listen, public_url=public_url)
+
+
+def _check_static_webhooks(loader: IniFile, targets: Mapping[str, TargetSettings], webhook: WebhookSettings) -> None:
+    """With [webhook] on, each job gets its own URL: a fixed notify_webhook would be silently ignored."""
+    if not webhook.enabled:
+        return
+    for name, settings in targets.items():
+        if isinstance(settings, JobTargetSettings) and settings.notify_webhook:
+            raise ConfigError(
+                f"{loader.path} [target:{name}] notify_webhook: remove it; with [webhook] listen set, "
+                "feed-agent gives each job its own notification URL"
+            )
 
 
 def _learn(s: Section, name: str) -> LearnTargetSettings:
@@ -324,9 +370,22 @@ def _email(s: Section) -> EmailSettings:
         password=password if password else None,
         from_addr=s.text("from", d["from_addr"]),
         to=recipients,
-        per_file=s.flag("per_file", d["per_file"]),
+        per_file=_per_file(s, d["per_file"]),
         summary=s.flag("summary", d["summary"]),
         templates_dir=s.path("templates_dir"),
         timeout_seconds=s.number("timeout_seconds", d["timeout_seconds"], unit="seconds", minimum=1.0),
         verify_tls=s.verify("verify_tls"),
+        give_up_hours=s.number("give_up_hours", d["give_up_hours"], unit="hours", minimum=0.01),
     )
+
+
+def _per_file(s: Section, default_value: str) -> str:
+    """`yes` / `no` (with the synonyms every flag takes), or `problems`: only files that need attention."""
+    value = s.text("per_file", default_value).lower()
+    if value in PER_FILE:
+        return value
+    if value in ("true", "on", "1"):
+        return "yes"
+    if value in ("false", "off", "0"):
+        return "no"
+    raise s.error("per_file", f"'{value}' is not allowed; use one of: {', '.join(PER_FILE)}")
