@@ -55,7 +55,7 @@ from agent.journal_schema import (
     from_db_time,
     to_db_time,
 )
-from agent.records import Progress, Receipt, Result, Status
+from agent.records import Progress, Receipt, RecordLog, Result, Status
 
 log = logging.getLogger(__name__)
 
@@ -364,6 +364,40 @@ class Journal:
         """When a file last arrived on the route (for the MISSING alert)."""
         row = self._fetchone("SELECT MAX(COALESCE(arrived_at, claimed_at)) FROM files WHERE route = ?", (route,))
         return None if row is None else from_db_time(row[0])
+
+    # -- record-level logs ---------------------------------------------------------------------
+
+    def record_log_saved(self, file_id: int, record: RecordLog) -> None:
+        """Learn's record log of a file was read (wholly or in part): counts per level and the CSV."""
+        errors, warnings = record.counts.get("Error", 0), record.counts.get("Warning", 0)
+        self._execute(
+            "INSERT OR REPLACE INTO record_logs (file_id, errors, warnings, other, path, complete, problem, saved_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                file_id,
+                errors,
+                warnings,
+                record.total - errors - warnings,
+                str(record.csv_path) if record.csv_path else None,
+                int(record.complete),
+                record.problem,
+                to_db_time(utcnow()),
+            ),
+        )
+
+    def record_log_path(self, file_id: int) -> Path | None:
+        """Where the complete record log of a file was saved, if it was."""
+        row = self._fetchone("SELECT path FROM record_logs WHERE file_id = ? AND complete = 1", (file_id,))
+        return Path(row[0]) if row is not None and row[0] else None
+
+    def delivered(self, name_or_reference: str) -> FileRecord | None:
+        """The newest file with this reference code or arrival name that reached its destination."""
+        sql = (
+            "SELECT * FROM files WHERE (reference IN (?, ?) OR name = ?) AND reference IS NOT NULL "
+            "ORDER BY id DESC LIMIT 1"
+        )
+        row = self._fetchone(sql, (name_or_reference, name_or_reference.lower(), name_or_reference))
+        return None if row is None else file_record(row)
 
     # -- mail failures ------------------------------------------------------------------------
 

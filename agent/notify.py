@@ -46,7 +46,7 @@ class EmailReporter:
     def __init__(self, config: Config, journal: MailJournal | None = None, *, mailer: Mailer | None = None) -> None:
         self.config = config
         self.journal = journal
-        self.renderer = Renderer(config.email.templates_dir)
+        self.renderer = Renderer(config.email.templates_dir, config.email.max_message_mb)
         self.mailer = mailer if mailer is not None else Mailer(config.email, config.agent.outbox_dir)
         # The latest reports only (a daemon runs for months): for narration, tests and debugging.
         self.sent: deque[RenderedEmail] = deque(maxlen=RECENT_REPORTS)

@@ -51,7 +51,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     5: ("agent.targets.jobapi",),
     6: ("agent.profiles",),
     7: ("agent.wording", "agent.guard"),
-    8: ("agent.reports",),
+    8: ("agent.reports", "agent.logreport"),
     9: ("agent.render", "agent.mailer"),
     10: ("agent.notify", "agent.pipeline"),
     11: ("agent.recovery",),
