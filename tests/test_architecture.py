@@ -55,7 +55,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     9: ("agent.render", "agent.mailer"),
     10: ("agent.notify", "agent.pipeline"),
     11: ("agent.recovery",),
-    12: ("agent.daemon", "agent.commands"),
+    12: ("agent.daemon", "agent.commands", "agent.errorlog"),
     13: ("agent.demo", "agent.cli", "agent.__main__"),
 }
 SIMULATOR = "agent.simulator"

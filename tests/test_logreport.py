@@ -9,65 +9,10 @@ import logging
 import sqlite3
 from pathlib import Path
 
-import pytest
-
-from agent.config import load_config
-from agent.journal import Journal
 from agent.mailer import build_message
-from agent.pipeline import Pipeline
-from agent.records import FileOutcome, Status
+from agent.records import Status
 from agent.render import Renderer
-from agent.retry import RetryPolicy
-from agent.settings import Config
-from agent.simulator import LearnSimulator
-from agent.targets.learn import LearnTarget
-from tests.simulator.client import feed, upload_and_finish
-from tests.support.agentconf import write_config
-from tests.support.learn import (
-    COURSE_HEADER,
-    MEMBERSHIP_HEADER,
-    PEOPLE_HEADER,
-    course_rows,
-    person_rows,
-    write_flatfile,
-)
-from tests.support.pipeline import claim_all
-from tests.support.recording import RecordingReporter
-
-REST_SECRET = "rest-secret-Zq81xx"
-
-
-def configure(tmp_path: Path, sim: LearnSimulator, *, rest: bool = True, extra: str = "") -> Config:
-    target_extra = "rest_key = ${REST_KEY}\nrest_secret = ${REST_SECRET}\nlog_wait_minutes = 0.5\n" if rest else ""
-    ini = write_config(tmp_path, sim.url, target_extra=target_extra + extra)
-    with (tmp_path / ".env").open("a", encoding="utf-8") as env:
-        env.write(f"REST_KEY={sim.rest_key}\nREST_SECRET={sim.rest_secret}\n")
-    return load_config(ini, environ={})
-
-
-@pytest.fixture
-def sim() -> LearnSimulator:
-    simulator = LearnSimulator(rows_per_second=5000.0, rest_secret=REST_SECRET).start()
-    yield simulator
-    simulator.stop()
-
-
-def deliver_memberships(tmp_path: Path, sim: LearnSimulator, config: Config, total: int, unknown: int) -> FileOutcome:
-    """People and a course stored first; then `total` memberships, the first `unknown` naming nobody."""
-    upload_and_finish(sim, "person", feed(PEOPLE_HEADER, person_rows(total)))
-    upload_and_finish(sim, "course", feed(COURSE_HEADER, course_rows(1)))
-    rows = [("C001", f"GHOST{i:05d}" if i <= unknown else f"P{i:05d}", "SIS", "Student") for i in range(1, total + 1)]
-    path = write_flatfile(tmp_path / "drop" / "enrol.txt", MEMBERSHIP_HEADER, rows)
-    journal = Journal(config.agent.journal_path)
-    reporter = RecordingReporter()
-    target = LearnTarget(config.targets["learn"], retry=RetryPolicy(attempts=2, first_delay=0.01))
-    pipeline = Pipeline(config, journal, reporter, targets={"learn": target})  # type: ignore[arg-type]
-    try:
-        batch = pipeline.process(config.route(), claim_all(pipeline, config, [path]))
-    finally:
-        journal.close()
-    (outcome,) = batch.files
-    return outcome
+from tests.support.recordlog import REST_SECRET, configure, deliver_memberships
 
 
 def attachment_rows(message_bytes: bytes, filename: str) -> list[dict[str, str]]:
@@ -75,11 +20,11 @@ def attachment_rows(message_bytes: bytes, filename: str) -> list[dict[str, str]]
     return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
 
 
-def test_the_errors_email_names_every_rejected_record_and_why(tmp_path, sim, caplog):
+def test_the_errors_email_names_every_rejected_record_and_why(tmp_path, rest_sim, caplog):
     caplog.set_level(logging.DEBUG)
-    config = configure(tmp_path, sim)
+    config = configure(tmp_path, rest_sim)
 
-    outcome = deliver_memberships(tmp_path, sim, config, total=25, unknown=12)
+    outcome = deliver_memberships(tmp_path, rest_sim, config, total=25, unknown=12)
     rendered = Renderer().file_report(outcome)
 
     assert outcome.status is Status.ERRORS
@@ -103,10 +48,10 @@ def test_the_errors_email_names_every_rejected_record_and_why(tmp_path, sim, cap
     assert not any(REST_SECRET.encode() in blob for blob in everything)
 
 
-def test_250_errors_keep_the_body_short_while_the_attachment_has_them_all(tmp_path, sim):
-    config = configure(tmp_path, sim)
+def test_250_errors_keep_the_body_short_while_the_attachment_has_them_all(tmp_path, rest_sim):
+    config = configure(tmp_path, rest_sim)
 
-    outcome = deliver_memberships(tmp_path, sim, config, total=260, unknown=250)
+    outcome = deliver_memberships(tmp_path, rest_sim, config, total=260, unknown=250)
     rendered = Renderer().file_report(outcome)
 
     assert outcome.record_log is not None and len(outcome.record_log.groups) == 1
@@ -118,9 +63,9 @@ def test_250_errors_keep_the_body_short_while_the_attachment_has_them_all(tmp_pa
     assert len(rendered.text) < 20_000
 
 
-def test_a_log_too_big_for_the_email_cap_is_cut_and_the_full_file_named(tmp_path, sim):
-    config = configure(tmp_path, sim)
-    outcome = deliver_memberships(tmp_path, sim, config, total=3000, unknown=3000)
+def test_a_log_too_big_for_the_email_cap_is_cut_and_the_full_file_named(tmp_path, rest_sim):
+    config = configure(tmp_path, rest_sim)
+    outcome = deliver_memberships(tmp_path, rest_sim, config, total=3000, unknown=3000)
 
     rendered = Renderer(max_message_mb=0.1).file_report(outcome)
 
@@ -133,10 +78,10 @@ def test_a_log_too_big_for_the_email_cap_is_cut_and_the_full_file_named(tmp_path
     assert "too big for one email" in rendered.text
 
 
-def test_without_rest_keys_the_email_says_how_to_get_record_details(tmp_path, sim):
-    config = configure(tmp_path, sim, rest=False)
+def test_without_rest_keys_the_email_says_how_to_get_record_details(tmp_path, rest_sim):
+    config = configure(tmp_path, rest_sim, rest=False)
 
-    outcome = deliver_memberships(tmp_path, sim, config, total=25, unknown=12)
+    outcome = deliver_memberships(tmp_path, rest_sim, config, total=25, unknown=12)
     rendered = Renderer().file_report(outcome)
 
     assert outcome.record_log is None and not rendered.attachments
@@ -145,11 +90,11 @@ def test_without_rest_keys_the_email_says_how_to_get_record_details(tmp_path, si
     assert not list(config.agent.archive_dir.glob("*.log.csv"))
 
 
-def test_a_forbidden_log_never_blocks_the_file_and_the_email_says_why(tmp_path, sim):
-    config = configure(tmp_path, sim)
-    sim.faults.rest_forbidden = True
+def test_a_forbidden_log_never_blocks_the_file_and_the_email_says_why(tmp_path, rest_sim):
+    config = configure(tmp_path, rest_sim)
+    rest_sim.faults.rest_forbidden = True
 
-    outcome = deliver_memberships(tmp_path, sim, config, total=25, unknown=12)
+    outcome = deliver_memberships(tmp_path, rest_sim, config, total=25, unknown=12)
     rendered = Renderer().file_report(outcome)
 
     assert outcome.status is Status.ERRORS

@@ -159,3 +159,26 @@ def test_probe_tells_401_403_and_ready_apart(learn_sim):
     learn_sim.faults.rest_forbidden = True
     ok, why = client_for(learn_sim).probe()
     assert not ok and ENTITLEMENT in why
+
+
+def test_check_of_a_learn_target_tells_wrong_keys_missing_entitlement_and_ready_apart(learn_sim):
+    from agent.targets.learn import LearnTarget
+
+    def check(**overrides: object) -> list:
+        target = LearnTarget(rest_settings(learn_sim, **overrides))
+        try:
+            return target.check()
+        finally:
+            target.close()
+
+    ready = check()
+    assert [r.ok for r in ready] == [True, True]
+    assert "REST log" in ready[1].item and "ready" in ready[1].detail
+    wrong = check(rest_secret=Secret("not-it"))[1]
+    assert not wrong.ok and "rest_key and rest_secret" in wrong.detail and "not-it" not in wrong.detail
+    learn_sim.faults.rest_forbidden = True
+    forbidden = check()[1]
+    assert not forbidden.ok and ENTITLEMENT in forbidden.detail
+    without_keys = LearnTarget(learn_settings(learn_sim))
+    assert len(without_keys.check()) == 1
+    without_keys.close()
