@@ -49,7 +49,8 @@ class EntryView:
 
     @property
     def label(self) -> str:
-        return f"{self.level} (line {self.line})" if self.line else self.level
+        named = self.line and f"line {self.line}" in self.message.lower()  # Learn wrote it already
+        return f"{self.level} (line {self.line})" if self.line and not named else self.level
 
     @property
     def value(self) -> str:
