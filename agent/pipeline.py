@@ -367,7 +367,8 @@ class Pipeline:
         archive_dir = self.config.agent.archive_dir
         csv_path = archive.record_log_path(outcome.final_path, archive_dir, name=outcome.name, when=outcome.finished_at)
         try:
-            record = target.record_log(outcome.receipt, csv_path, self.stop)
+            finished = outcome.status is not Status.TIMED_OUT
+            record = target.record_log(outcome.receipt, csv_path, self.stop, finished=finished)
         except OSError as exc:
             record = RecordLog(outcome.receipt.reference, complete=False, problem=f"the log could not be saved: {exc}")
         if record is None:

@@ -56,7 +56,10 @@ class Target(Protocol):
 class RecordLogSource(Protocol):
     """A destination that can say why each record failed (Learn with REST keys)."""
 
-    def record_log(self, receipt: Receipt, csv_path: Path, stop: threading.Event | None = None) -> RecordLog | None:
+    def record_log(
+        self, receipt: Receipt, csv_path: Path, stop: threading.Event | None = None, *, finished: bool = True
+    ) -> RecordLog | None:
         """Save the record-level log as CSV at `csv_path` and digest it; None when not configured.
-        Never raises for a log that cannot be read: the result's `problem` says why."""
+        Never raises for a log that cannot be read: the result's `problem` says why. `finished`
+        False (TIMED OUT): whatever the log holds now, without waiting for the destination."""
         ...

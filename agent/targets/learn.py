@@ -248,11 +248,14 @@ class LearnTarget:
     def rest_client(self) -> LearnLogClient:
         return LearnLogClient(self.settings, session=self.session, clock=self.clock)
 
-    def record_log(self, receipt: Receipt, csv_path: Path, stop: threading.Event | None = None) -> RecordLog | None:
+    def record_log(
+        self, receipt: Receipt, csv_path: Path, stop: threading.Event | None = None, *, finished: bool = True
+    ) -> RecordLog | None:
         """Learn's record-level log over REST, streamed to `csv_path`; None without REST keys."""
         if not self.settings.rest_enabled:
             return None
-        return collect(receipt.reference, self.rest_client().entries(receipt.reference, stop), csv_path)
+        entries = self.rest_client().entries(receipt.reference, stop, patient=finished)
+        return collect(receipt.reference, entries, csv_path)
 
     # check -----------------------------------------------------------------------------------
     def _check_rest(self) -> list[CheckResult]:

@@ -213,9 +213,11 @@ class LearnLogClient:
             raise LogLocked("Learn is still processing this integration's data sets (HTTP 423)", http_status=423)
         raise self._unexpected(code, text, response, f"the log of {uid}")
 
-    def _page(self, url: str, uid: str, stop: threading.Event | None) -> dict[str, Any]:
-        """One page, waiting out 423 Locked up to log_wait_minutes and retrying 429/5xx/network."""
-        deadline = self.clock.monotonic() + self.settings.log_wait_minutes * 60
+    def _page(self, url: str, uid: str, stop: threading.Event | None, patient: bool) -> dict[str, Any]:
+        """One page, waiting out 423 Locked up to log_wait_minutes (not at all unless `patient`) and
+        retrying 429/5xx/network."""
+        wait = self.settings.log_wait_minutes * 60 if patient else 0.0
+        deadline = self.clock.monotonic() + wait
         attempt = 0
         while True:
             try:
@@ -226,9 +228,10 @@ class LearnLogClient:
                 attempt += 1
                 remaining = deadline - self.clock.monotonic()
                 if remaining <= 0:
+                    waited = f"for {self.settings.log_wait_minutes:g} minutes (log_wait_minutes of {self._section})"
                     raise TargetError(
                         f"Learn kept the log locked (HTTP 423: still processing this integration's data sets) "
-                        f"for {self.settings.log_wait_minutes:g} minutes (log_wait_minutes of {self._section})",
+                        f"{waited if patient else 'while the data set was still processing'}",
                         retryable=True,
                         http_status=423,
                     ) from None
@@ -237,12 +240,13 @@ class LearnLogClient:
                 if self.clock.sleep(pause, stop):
                     raise StopRequested() from None
 
-    def entries(self, uid: str, stop: threading.Event | None = None) -> Iterator[LogEntry]:
-        """Every entry at log_level or above, page by page, as Learn wrote them."""
+    def entries(self, uid: str, stop: threading.Event | None = None, *, patient: bool = True) -> Iterator[LogEntry]:
+        """Every entry at log_level or above, page by page, as Learn wrote them. `patient=False`
+        (a data set still processing): take what the log holds now, never wait out a 423."""
         url: str | None = self.log_url(uid)
         pages = 0
         while url:
-            answer = self._page(url, uid, stop)
+            answer = self._page(url, uid, stop, patient)
             pages += 1
             for item in answer["results"]:
                 if isinstance(item, dict):

@@ -182,3 +182,15 @@ def test_check_of_a_learn_target_tells_wrong_keys_missing_entitlement_and_ready_
     without_keys = LearnTarget(learn_settings(learn_sim))
     assert len(without_keys.check()) == 1
     without_keys.close()
+
+
+def test_a_timed_out_data_set_takes_what_the_log_holds_without_waiting(learn_sim):
+    uid = memberships_with_unknown_people(learn_sim, 25, 12)
+    learn_sim.faults.log_locked_seconds = 3600.0
+    clock = FakeClock()
+
+    with pytest.raises(TargetError) as refused:
+        list(client_for(learn_sim, clock=clock, log_wait_minutes=10.0).entries(uid, patient=False))
+
+    assert refused.value.http_status == 423 and "still processing" in refused.value.message
+    assert clock.sleeps == []
