@@ -19,8 +19,9 @@ from agent.mailer import Mailer
 from agent.notify import EmailReporter
 from agent.pipeline import BatchContext, Pipeline
 from agent.profiles import make_target
-from agent.records import CheckResult, FileOutcome, Status
+from agent.records import CheckResult, FileOutcome, Status, UploadProgress
 from agent.settings import Config
+from agent.spool import describe, spool_state
 
 
 def post_file(
@@ -33,13 +34,16 @@ def post_file(
     keep: bool = False,
     force: bool = False,
     echo: Callable[[str], None] = print,
+    upload_progress: UploadProgress | None = None,
 ) -> FileOutcome:
-    """`feed-agent post`: one file by hand, narrated; archived unless `keep`."""
+    """`feed-agent post`: one file by hand, narrated; archived unless `keep`; `upload_progress` hears
+    the upload's bytes (the CLI's meter on a terminal)."""
     route = config.route(route_name)
     archive.prepare_folders(config.agent)
     with Journal(config.agent.journal_path) as journal:
         reporter = EmailReporter(config, journal)
-        pipeline = Pipeline(config, journal, reporter, narrate=echo)
+        reporter.deliver_waiting(force=True)  # reports an earlier run could not send go first
+        pipeline = Pipeline(config, journal, reporter, narrate=echo, upload_progress=upload_progress)
         if not path.is_file():
             echo(f"{path}: no such file")
             return FileOutcome(
@@ -79,8 +83,9 @@ def post_file(
 
 def status_report(config: Config, limit: int = 20) -> str:
     """`feed-agent status`: in-flight files first, then recent files and batches."""
+    reports = ["", "Reports:", *[f"  {line}" for line in describe(spool_state(config)) or ["none waiting"]]]
     if not config.agent.journal_path.exists():
-        return "No files handled yet (no journal at " + str(config.agent.journal_path) + ")."
+        return "\n".join([f"No files handled yet (no journal at {config.agent.journal_path}).", *reports])
     with Journal(config.agent.journal_path) as journal:
         files = journal.recent_files(limit)
         batches = journal.recent_batches(max(1, limit // 2))
@@ -119,7 +124,7 @@ def status_report(config: Config, limit: int = 20) -> str:
     lines += (
         _table(("ID", "ROUTE", "STARTED", "FINISHED", "FILES", "STATUS"), batch_rows) if batch_rows else ["  (none)"]
     )
-    return "\n".join(lines)
+    return "\n".join([*lines, *reports])
 
 
 def _short_time(value: datetime | None) -> str:

@@ -25,6 +25,7 @@ from agent.settings import (
     OBSERVERS,
     ON_FAILURE,
     OPERATIONS,
+    PER_FILE,
     SECURITY,
     TARGET_TYPES,
     TRANSPORTS,
@@ -132,6 +133,7 @@ EMAIL_KEYS = (
     "timeout_seconds",
     "verify_tls",
     "max_message_mb",
+    "give_up_hours",
 )
 HEARTBEAT_KEYS = ("url",)
 
@@ -143,7 +145,7 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
     _check_sections(loader)
 
     agent_raw = loader.section("agent", AGENT_KEYS)
-    loader.load_env(agent_raw.path("env_file", DEFAULT_ENV_FILE))
+    loader.load_env(agent_raw.path("env_file", DEFAULT_ENV_FILE), explicit=agent_raw.has("env_file"))
     agent = _agent(agent_raw)
     targets = {name: _target(loader, name) for name in _named(loader, "target")}
     routes = tuple(_route(loader, name, targets) for name in _named(loader, "route"))
@@ -349,10 +351,23 @@ def _email(s: Section) -> EmailSettings:
         password=password if password else None,
         from_addr=s.text("from", d["from_addr"]),
         to=recipients,
-        per_file=s.flag("per_file", d["per_file"]),
+        per_file=_per_file(s, d["per_file"]),
         summary=s.flag("summary", d["summary"]),
         templates_dir=s.path("templates_dir"),
         timeout_seconds=s.number("timeout_seconds", d["timeout_seconds"], unit="seconds", minimum=1.0),
         verify_tls=s.verify("verify_tls"),
         max_message_mb=s.number("max_message_mb", d["max_message_mb"], unit="MB", minimum=0.1),
+        give_up_hours=s.number("give_up_hours", d["give_up_hours"], unit="hours", minimum=0.01),
     )
+
+
+def _per_file(s: Section, default_value: str) -> str:
+    """`yes` / `no` (with the synonyms every flag takes), or `problems`: only files that need attention."""
+    value = s.text("per_file", default_value).lower()
+    if value in PER_FILE:
+        return value
+    if value in ("true", "on", "1"):
+        return "yes"
+    if value in ("false", "off", "0"):
+        return "no"
+    raise s.error("per_file", f"'{value}' is not allowed; use one of: {', '.join(PER_FILE)}")

@@ -42,6 +42,7 @@ from agent.records import (
     Result,
     Status,
     Submission,
+    UploadProgress,
 )
 from agent.settings import Config, RouteSettings
 from agent.targets.base import RecordLogSource, Target
@@ -114,8 +115,10 @@ class Pipeline:
         stop: threading.Event | None = None,
         targets: dict[str, Target] | None = None,
         narrate: Narrator | None = None,
+        upload_progress: UploadProgress | None = None,
     ) -> None:
         self.config = config
+        self.upload_progress = upload_progress  # `post` on a terminal: bytes, rate, time left
         self.journal = journal
         self.reporter = reporter
         self.stop = stop or threading.Event()
@@ -394,6 +397,7 @@ class Pipeline:
             rows=outcome.rows or 0,
             non_ascii=bool(inspection and inspection.non_ascii),
             has_bom=bool(inspection and inspection.bom),
+            on_sent=self.upload_progress,
         )
         receipt = target.submit(submission)
         self.journal.submitted(item.file_id, receipt)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -52,9 +52,13 @@ SEVERITY = (
 )
 
 
+# (bytes sent so far, bytes in all): called as an upload streams, for `post`'s progress line.
+UploadProgress = Callable[[int, int], None]
+
+
 @dataclass(frozen=True)
 class Submission:
-    """What a target needs to know about the file it sends."""
+    """What a target needs to know about the file it sends; `on_sent` hears how far the upload is."""
 
     path: Path  # where the bytes are now (processing/)
     name: str  # the name the file arrived with
@@ -63,6 +67,7 @@ class Submission:
     rows: int
     non_ascii: bool = False  # decides add_bom = auto
     has_bom: bool = False
+    on_sent: UploadProgress | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

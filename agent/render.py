@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 import sysconfig
+import textwrap
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import jinja2
 
 from agent import __version__
+from agent.advice import command_start
 from agent.logreport import log_file
 from agent.records import BatchOutcome, FileOutcome
 from agent.reports import file_report, missing_report, still_processing_report, summary_report
@@ -67,8 +69,23 @@ def shipped_templates_dir() -> Path:
     return Path(sysconfig.get_path("data")) / "share" / "feed-agent" / "templates"
 
 
+def prose(text: str, width: int = 74, indent: str = "  ") -> str:
+    """Wrap text for the plain-text emails, but never a suggested command: it runs from the
+    executable to the end of its line and stays on one line, so it can be copied and run as printed.
+    Continuation lines start with `indent` (the first line's indent is the template's)."""
+    start = command_start()
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        at = paragraph.find(start)
+        words, command = (paragraph, "") if at < 0 else (paragraph[:at], paragraph[at:].strip())
+        lines += textwrap.wrap(words, width, break_long_words=False, break_on_hyphens=False)
+        if command:
+            lines.append(command)
+    return f"\n{indent}".join(lines)
+
+
 def _environment(search_path: list[Path]) -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
         undefined=jinja2.StrictUndefined,  # a typo in an edited template fails loudly, then falls back
@@ -76,6 +93,8 @@ def _environment(search_path: list[Path]) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    environment.filters["prose"] = prose
+    return environment
 
 
 class Renderer:

@@ -20,6 +20,7 @@ ON_FAILURE = ("hold", "continue")
 TARGET_TYPES = ("learn", "s3", "job")
 TRANSPORTS = ("smtp", "file", "none")
 SECURITY = ("starttls", "ssl", "none")
+PER_FILE = ("yes", "no", "problems")  # problems: only files that did not end SUCCESS get their own email
 ADD_BOM = ("auto", "yes", "no")
 LOG_LEVELS = ("error", "warning")
 
@@ -175,12 +176,13 @@ class EmailSettings:
     password: Secret | None = None
     from_addr: str = "feed-agent@localhost"
     to: tuple[str, ...] = ()
-    per_file: bool = True
+    per_file: str = "yes"  # one of PER_FILE
     summary: bool = True
     templates_dir: Path | None = None
     timeout_seconds: float = 30.0
     verify_tls: bool | str = True  # yes | no | path of a CA bundle for a private mail relay
     max_message_mb: float = 10.0  # many campus mail systems refuse bigger messages
+    give_up_hours: float = 72.0  # an unsent report is retried this long, then set aside (outbox/gave-up)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from agent.advice import errors_command, post_command
+from agent.advice import command_start, errors_command, post_command
 from agent.profiles import TargetProfile, profile_for
 from agent.records import BatchOutcome, FileOutcome, RecordLog, Status
 
@@ -52,6 +52,17 @@ def format_duration(seconds: float | None) -> str:
     return f"{secs} s"
 
 
+def upload_line(sent: int, total: int, seconds: float, *, done: bool = False) -> str:
+    """`post`'s progress on a terminal: `uploading: 12.0 MB of 300.0 MB (4%), 2.0 MB/s, about 2 min 24 s left`."""
+    rate = sent / seconds if seconds > 0 else 0.0
+    speed = f"{format_size(round(rate))}/s" if rate else "measuring speed"
+    if done:
+        return f"  uploaded: {format_size(sent)} in {format_duration(seconds)}" + (f" ({speed})" if rate else "")
+    share = f" ({sent * 100 // total}%)" if total else ""
+    left = f", about {format_duration((total - sent) / rate)} left" if rate else ""
+    return f"  uploading: {format_size(sent)} of {format_size(total)}{share}, {speed}{left}"
+
+
 def format_time(moment: datetime | None) -> str:
     """`2026-11-22 07:00:05 UTC`; a naive datetime is taken to be UTC already."""
     if moment is None:
@@ -72,10 +83,11 @@ def format_hours(hours: float) -> str:
 
 
 def _sentence(text: str) -> str:
-    """A message as one sentence ending in a full stop (messages come with or without one)."""
+    """A message as one sentence ending in a full stop (messages come with or without one); not
+    after a command that ends it (a copied `--force.` would not run)."""
     text = text.strip()
-    if not text:
-        return ""
+    if not text or command_start() in text:
+        return text
     return text if text[-1] in ".!?" else text + "."
 
 
@@ -203,7 +215,8 @@ def _held_step(outcome: FileOutcome, drop: str, what: str) -> str:
             f"{_profile(outcome).destination}.{reason} Fix {outcome.held_by} first, then move both files back "
             f"into {drop}."
         )
-    step = f"What is wrong: {what} " if what else ""
+    # A command in the reason (the refresh guard's) ends its line: the text email keeps it whole.
+    step = f"What is wrong: {what}" + ("\n" if command_start() in what else " ") if what else ""
     step += f"Fix it, then move the file back into {drop}."
     if outcome.final_path and "--force" not in what:
         command = post_command(

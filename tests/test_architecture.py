@@ -22,7 +22,7 @@ MAX_LINES = 500
 # Floor of each module, lowest first. A module may import modules of its own floor or lower floors.
 FLOORS: dict[int, tuple[str, ...]] = {
     0: ("agent", "agent.errors", "agent.clock"),
-    1: ("agent.retry", "agent.records", "agent.settings", "agent.feeds", "agent.advice"),
+    1: ("agent.retry", "agent.records", "agent.settings", "agent.feeds", "agent.advice", "agent.envfile"),
     2: (
         "agent.linescan",
         "agent.mounts",
@@ -51,9 +51,9 @@ FLOORS: dict[int, tuple[str, ...]] = {
     5: ("agent.targets.jobapi",),
     6: ("agent.profiles",),
     7: ("agent.wording", "agent.guard"),
-    8: ("agent.reports", "agent.logreport"),
+    8: ("agent.reports", "agent.logreport", "agent.meter"),
     9: ("agent.render", "agent.mailer"),
-    10: ("agent.notify", "agent.pipeline"),
+    10: ("agent.spool", "agent.notify", "agent.pipeline"),
     11: ("agent.recovery",),
     12: ("agent.daemon", "agent.commands", "agent.errorlog"),
     13: ("agent.demo", "agent.cli", "agent.__main__"),

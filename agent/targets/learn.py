@@ -167,7 +167,7 @@ class LearnTarget:
     def _post_once(self, submission: Submission, url: str, prefix: bytes) -> tuple[str, int]:
         """One POST; returns (reference code, bytes sent) or raises TargetError (retryable or not)."""
         headers = {"Content-Type": "text/plain; charset=utf-8"}
-        with StreamedBody(submission.path, prefix) as body:
+        with StreamedBody(submission.path, prefix, submission.on_sent) as body:
             try:
                 response = self.session.post(
                     url,
