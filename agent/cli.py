@@ -218,7 +218,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _print_checks(results: list[CheckResult]) -> int:
     width = max((len(r.item) for r in results), default=0)
     for result in results:
-        mark = "OK  " if result.ok else "FAIL"
+        mark = ("WARN" if result.warning else "OK  ") if result.ok else "FAIL"
         print(f"{mark} {result.item.ljust(width)}  {result.detail}".rstrip())
     return ExitStatus.OK if all(r.ok for r in results) else ExitStatus.PROBLEM
 

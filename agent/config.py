@@ -39,6 +39,7 @@ from agent.settings import (
     S3TargetSettings,
     Secret,
     TargetSettings,
+    WebhookSettings,
     default,
 )
 from agent.targets.s3keys import template_fields
@@ -117,7 +118,7 @@ S3_KEYS = (
     "verify_tls",
     "multipart_threshold_mb",
 )
-JOB_KEYS = (*S3_KEYS, "job_url", "job", "api_key", "notify_email", "notify_webhook")
+JOB_KEYS = (*S3_KEYS, "job_url", "job", "api_key", "notify_email", "notify_webhook", "notify_within_hours")
 EMAIL_KEYS = (
     "transport",
     "host",
@@ -136,6 +137,7 @@ EMAIL_KEYS = (
     "give_up_hours",
 )
 HEARTBEAT_KEYS = ("url",)
+WEBHOOK_KEYS = ("listen", "public_url")
 
 
 def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -152,11 +154,21 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
     _check_route_folders(loader, routes)
     email = _email(loader.section("email", EMAIL_KEYS))
     heartbeat = HeartbeatSettings(url=loader.section("heartbeat", HEARTBEAT_KEYS).url("url", required=False))
-    return Config(path=config_path, agent=agent, routes=routes, targets=targets, email=email, heartbeat=heartbeat)
+    webhook = _webhook(loader.section("webhook", WEBHOOK_KEYS))
+    _check_static_webhooks(loader, targets, webhook)
+    return Config(
+        path=config_path,
+        agent=agent,
+        routes=routes,
+        targets=targets,
+        email=email,
+        heartbeat=heartbeat,
+        webhook=webhook,
+    )
 
 
 def _check_sections(loader: IniFile) -> None:
-    fixed = ("agent", "email", "heartbeat")
+    fixed = ("agent", "email", "heartbeat", "webhook")
     for name in loader.parser.sections():
         if name in fixed or re.fullmatch(r"(route|target):[A-Za-z0-9_.-]+", name):
             continue
@@ -164,7 +176,7 @@ def _check_sections(loader: IniFile) -> None:
         suggestion = f"; did you mean [{hint[0]}]?" if hint else ""
         raise ConfigError(
             f"{loader.path} [{name}]: unknown section{suggestion} "
-            "(allowed: [agent], [route:NAME], [target:NAME], [email], [heartbeat])"
+            "(allowed: [agent], [route:NAME], [target:NAME], [email], [heartbeat], [webhook])"
         )
 
 
@@ -249,7 +261,39 @@ def _target(loader: IniFile, name: str) -> TargetSettings:
         api_key=s.secret("api_key", required=True),
         notify_email=s.optional_text("notify_email"),
         notify_webhook=s.url("notify_webhook", required=False) or None,
+        notify_within_hours=s.number(
+            "notify_within_hours", default(JobTargetSettings, "notify_within_hours"), unit="hours", minimum=0.0001
+        ),
     )
+
+
+def _webhook(s: Section) -> WebhookSettings:
+    """`listen` is host:port (port 0: any free one); `public_url` an http(s) URL without a query."""
+    listen = s.text("listen")
+    if listen:
+        host, sep, port = listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise s.error("listen", f"'{listen}' is not host:port (e.g. 127.0.0.1:8787)")
+    public_url = s.url("public_url", required=False).rstrip("/")
+    if public_url and not listen:
+        raise s.error(
+            "listen", "is empty but public_url is set; set listen (e.g. 127.0.0.1:8787) to receive notifications"
+        )
+    if "?" in public_url or "#" in public_url:
+        raise s.error("public_url", f"'{public_url}' has a query or fragment; give the base address only")
+    return WebhookSettings(listen=listen, public_url=public_url)
+
+
+def _check_static_webhooks(loader: IniFile, targets: Mapping[str, TargetSettings], webhook: WebhookSettings) -> None:
+    """With [webhook] on, each job gets its own URL: a fixed notify_webhook would be silently ignored."""
+    if not webhook.enabled:
+        return
+    for name, settings in targets.items():
+        if isinstance(settings, JobTargetSettings) and settings.notify_webhook:
+            raise ConfigError(
+                f"{loader.path} [target:{name}] notify_webhook: remove it; with [webhook] listen set, "
+                "feed-agent gives each job its own notification URL"
+            )
 
 
 def _learn(s: Section, name: str) -> LearnTargetSettings:

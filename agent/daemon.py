@@ -21,10 +21,12 @@ from types import FrameType
 
 from agent import archive
 from agent.clock import SYSTEM_CLOCK, Clock
-from agent.errors import AlreadyRunning, ConfigError
+from agent.completions import JobFollowUp, configured_base_url
+from agent.errors import AgentError, AlreadyRunning, ConfigError
 from agent.journal import Journal
 from agent.notify import EmailReporter
 from agent.pipeline import Pipeline
+from agent.receiver import Receiver
 from agent.records import BatchOutcome, FileOutcome, Reporter
 from agent.recovery import recover
 from agent.retry import RetryPolicy
@@ -99,7 +101,13 @@ class Agent:
             self.email = reporter = EmailReporter(config, self.journal)
         self.reporter: Reporter = reporter
         self.narrate: Callable[[str], None] = narrate or (lambda _line: None)
-        self.pipeline = Pipeline(config, self.journal, self.reporter, stop=self.stop, narrate=narrate)
+        self.follow_up = JobFollowUp(
+            config, self.journal, self.reporter, base_url=configured_base_url(config.webhook), clock=clock
+        )
+        self.receiver: Receiver | None = None
+        self.pipeline = Pipeline(
+            config, self.journal, self.reporter, stop=self.stop, narrate=narrate, follow_up=self.follow_up
+        )
         self.routes = {route.name: route for route in config.routes}
         self.watcher = FolderWatcher(
             {route.name: route.watch for route in config.routes},
@@ -119,6 +127,8 @@ class Agent:
         self._seen: set[Path] = set()
 
     def close(self) -> None:
+        if self.receiver is not None:
+            self.receiver.stop()
         self.watcher.stop()
         self.pipeline.close()
         self.journal.close()
@@ -141,6 +151,7 @@ class Agent:
             self._run_batch(route, [c for c in self.watcher.pending(route.name) if c.ready])
         self._missing_alerts()  # cron installs have no daemon to do it
         self._prune_archive()
+        self.follow_up.check_deadlines()  # the dead-man's switch works without watch
         return self.all_ok
 
     def _folder_readable(self, route: RouteSettings) -> bool:
@@ -162,6 +173,7 @@ class Agent:
         """Run until `stop` is set: batches as files settle, alerts, retention."""
         for route in self.routes.values():
             log.info("watching %s for route %s -> target %s", route.watch, route.name, route.target)
+        self.serve_webhook()
         self._deliver_reports(force=True)
         self._recover()
         self.watcher.start()
@@ -189,6 +201,20 @@ class Agent:
                 retry_at = self.clock.monotonic() + delay
             self.wake.wait(LOOP_SECONDS)
             self.wake.clear()
+
+    def serve_webhook(self) -> None:
+        """Start the job-notification receiver when [webhook] listen is set (its own thread)."""
+        settings = self.config.webhook
+        if not settings.enabled or self.receiver is not None:
+            return
+        try:
+            self.receiver = Receiver(settings.address, self.follow_up.settle).start()
+        except OSError as exc:
+            raise AgentError(
+                f"[webhook] listen: cannot listen on {settings.listen} ({exc.strerror or exc}); another program "
+                "may use that port, or the address is not this machine's"
+            ) from None
+        self.follow_up.base_url = settings.public_url or self.receiver.url
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -251,6 +277,7 @@ class Agent:
     def _housekeeping(self) -> None:
         self._deliver_reports()
         self._missing_alerts()
+        self.follow_up.check_deadlines()
         self._prune_archive()
 
     def _deliver_reports(self, *, force: bool = False) -> None:

@@ -19,7 +19,7 @@ from typing import Protocol
 from agent.errors import MailError
 from agent.heartbeat import ping
 from agent.mailer import Mailer, build_message
-from agent.records import BatchOutcome, FileOutcome, Status
+from agent.records import BatchOutcome, FileOutcome, JobNotice, Status
 from agent.render import RenderedEmail, Renderer
 from agent.settings import Config
 from agent.spool import MailSpool
@@ -95,6 +95,13 @@ class EmailReporter:
             f"missing-file alert for route {route}",
             lambda: self.renderer.missing(route, folder, hours, last_arrival),
         )
+
+    def job_finished(self, notice: JobNotice) -> None:
+        """Sent whatever per_file says: it is the only word on the job's real end."""
+        self._report(f"job report for {notice.name}", lambda: self.renderer.job(notice))
+
+    def job_not_notified(self, notice: JobNotice) -> None:
+        self._report(f"not-notified alert for {notice.name}", lambda: self.renderer.job(notice))
 
     def deliver_waiting(self, *, force: bool = False) -> None:
         """Send the reports that wait in the mail spool (SMTP only); `force` ignores the pause after a failure."""

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from agent import archive
 from agent.clock import utcnow
+from agent.completions import JobFollowUp
 from agent.errors import StopRequested, TargetError
 from agent.feeds import FEED_TYPES, depends_on, order_key, sort_key
 from agent.guard import refresh_guard
@@ -115,9 +116,11 @@ class Pipeline:
         stop: threading.Event | None = None,
         targets: dict[str, Target] | None = None,
         narrate: Narrator | None = None,
+        follow_up: JobFollowUp | None = None,
         upload_progress: UploadProgress | None = None,
     ) -> None:
         self.config = config
+        self.follow_up = follow_up  # gives queued jobs their notification URL ([webhook])
         self.upload_progress = upload_progress  # `post` on a terminal: bytes, rate, time left
         self.journal = journal
         self.reporter = reporter
@@ -330,7 +333,7 @@ class Pipeline:
         target = self.target(route.target)
         if item.receipt is None:
             try:
-                item.receipt = self._submit(target, item)
+                item.receipt = self._submit(target, item, self.profile(route))
             except (TargetError, OSError) as exc:
                 message = exc.message if isinstance(exc, TargetError) else f"the file could not be read: {exc}"
                 log.error("failed: %s was not accepted by %s: %s", outcome.name, target.name, message)
@@ -342,6 +345,8 @@ class Pipeline:
                 "resuming: %s has reference %s; following it, not re-sending", outcome.name, item.receipt.reference
             )
             self.narrate(f"  {outcome.name}: resuming reference {item.receipt.reference} (not re-sent)")
+            if self.follow_up is not None and self.profile(route).ends_later:
+                self.follow_up.queued(item.file_id, outcome.target, item.receipt)  # no-op if already recorded
         outcome.receipt = item.receipt
         result = self._wait(target, item)
         outcome.progress = result.progress
@@ -386,9 +391,11 @@ class Pipeline:
             f"    record log: {record.total} entries → {where}{'; ' + record.problem if record.problem else ''}"
         )
 
-    def _submit(self, target: Target, item: _Item) -> Receipt:
+    def _submit(self, target: Target, item: _Item, profile: TargetProfile) -> Receipt:
         outcome, inspection = item.outcome, item.inspection
         self.journal.submitting(item.file_id)
+        follow_up = self.follow_up if profile.ends_later else None
+        notify_url = follow_up.link_for(item.file_id) if follow_up is not None else None
         submission = Submission(
             path=item.path,
             name=outcome.name,
@@ -397,10 +404,13 @@ class Pipeline:
             rows=outcome.rows or 0,
             non_ascii=bool(inspection and inspection.non_ascii),
             has_bom=bool(inspection and inspection.bom),
+            notify_url=notify_url,
             on_sent=self.upload_progress,
         )
         receipt = target.submit(submission)
         self.journal.submitted(item.file_id, receipt)
+        if follow_up is not None and notify_url is not None:
+            follow_up.queued(item.file_id, outcome.target, receipt)
         log.info(
             "posted: %s to %s as %s/%s, reference %s",
             outcome.name,

@@ -44,6 +44,7 @@ class TargetProfile:
     where_to_look: str  # where an admin looks a receipt up; {ref} is the receipt
     name_warning: Callable[[str], str | None] = field(default=lambda _name: None)
     record_logs: bool = False  # can say why each record failed (Learn, given a REST application)
+    ends_later: bool = False  # the receipt is a queued job; its end comes as a notification ([webhook])
 
     def inspect(self, path: Path, forced_object: str | None = None) -> Inspection:
         """The pre-flight check for this kind of destination (no network)."""
@@ -129,6 +130,7 @@ JOB = TargetProfile(
     learn_feeds=False,
     holds_dependents=False,
     where_to_look="job id {ref} in the job service's log",
+    ends_later=True,
 )
 PROFILES = {profile.kind: profile for profile in (LEARN, S3, JOB)}
 

@@ -22,6 +22,7 @@ class Status(str, enum.Enum):
     """A file's final status; the values are the words used in email subjects."""
 
     SUCCESS = "SUCCESS"
+    QUEUED = "QUEUED"  # delivered, and a job that runs later was queued (AlumnIQ); its end is reported apart
     WARNINGS = "WARNINGS"
     ERRORS = "ERRORS"
     FAILED = "FAILED"
@@ -31,8 +32,8 @@ class Status(str, enum.Enum):
 
     @property
     def ok(self) -> bool:
-        """True when the contract's exit status would be 0 for this file."""
-        return self is Status.SUCCESS
+        """True when the contract's exit status would be 0 for this file (a queued job is not a problem yet)."""
+        return self in (Status.SUCCESS, Status.QUEUED)
 
     @property
     def blocks_dependents(self) -> bool:
@@ -43,6 +44,7 @@ class Status(str, enum.Enum):
 # Worst last: the summary's overall status is the worst of its files.
 SEVERITY = (
     Status.SUCCESS,
+    Status.QUEUED,
     Status.WARNINGS,
     Status.ERRORS,
     Status.HELD,
@@ -67,6 +69,7 @@ class Submission:
     rows: int
     non_ascii: bool = False  # decides add_bom = auto
     has_bom: bool = False
+    notify_url: str | None = None  # this job's own notification URL (secret: never logged or reported)
     on_sent: UploadProgress | None = field(default=None, compare=False, repr=False)
 
 
@@ -178,6 +181,7 @@ class CheckResult:
     item: str
     ok: bool
     detail: str = ""
+    warning: bool = False  # OK, but worth a look (e.g. a public webhook URL that is not https)
 
 
 @dataclass
@@ -232,6 +236,27 @@ class BatchOutcome:
         return max((f.status for f in self.files), key=SEVERITY.index, default=Status.SUCCESS)
 
 
+@dataclass(frozen=True)
+class JobNotice:
+    """A queued job's end as AlumnIQ told it (SUCCESS / FAILED), or its silence past the deadline.
+
+    `status` is None for the NOT NOTIFIED alert; `late` marks a notification that came after it.
+    """
+
+    name: str  # the file the job consumes
+    route: str
+    target: str
+    job_id: str
+    queued_at: datetime | None
+    notify_by: datetime | None
+    status: Status | None = None
+    message: str = ""  # AlumnIQ's own words
+    finished_at: datetime | None = None  # when the notification arrived
+    late: bool = False
+    location: str | None = None  # where the delivered file is now (archive/)
+    drop_folder: str | None = None  # where to move it back to reprocess
+
+
 class Reporter(Protocol):
     """Where the pipeline and daemon send what admins must hear about (emails, logs)."""
 
@@ -242,3 +267,7 @@ class Reporter(Protocol):
     def still_processing(self, outcome: FileOutcome, minutes: float) -> None: ...
 
     def missing(self, route: str, folder: Path, hours: float, last_arrival: datetime | None) -> None: ...
+
+    def job_finished(self, notice: JobNotice) -> None: ...
+
+    def job_not_notified(self, notice: JobNotice) -> None: ...

@@ -19,9 +19,17 @@ import jinja2
 from agent import __version__
 from agent.advice import command_start
 from agent.logreport import log_file
-from agent.records import BatchOutcome, FileOutcome
-from agent.reports import file_report, missing_report, still_processing_report, summary_report
-from agent.wording import SUBJECT_PREFIX, file_subject, format_hours, format_time, object_operation, summary_subject
+from agent.records import BatchOutcome, FileOutcome, JobNotice
+from agent.reports import file_report, job_report, missing_report, still_processing_report, summary_report
+from agent.wording import (
+    SUBJECT_PREFIX,
+    file_subject,
+    format_hours,
+    format_time,
+    job_subject,
+    object_operation,
+    summary_subject,
+)
 
 log = logging.getLogger(__name__)
 
@@ -162,3 +170,7 @@ class Renderer:
     def missing(self, route: str, folder: Path, hours: float, last_arrival: datetime | None) -> RenderedEmail:
         subject = f"{SUBJECT_PREFIX} MISSING: no file on route {route} for {format_hours(hours)}"
         return self._both("alert", subject, report=missing_report(route, folder, hours, last_arrival))
+
+    def job(self, notice: JobNotice) -> RenderedEmail:
+        """A queued job's end (SUCCESS / FAILED) or the NOT NOTIFIED alert."""
+        return self._both("alert", job_subject(notice), report=job_report(notice))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from agent.logreport import RecordLogView, record_log_view
 from agent.profiles import profile_for
-from agent.records import BatchOutcome, FileOutcome, Status
+from agent.records import BatchOutcome, FileOutcome, JobNotice, Status
 from agent.wording import (
     UNKNOWN,
     Badge,
@@ -22,6 +22,10 @@ from agent.wording import (
     format_hours,
     format_size,
     format_time,
+    job_label,
+    job_meaning,
+    job_next_step,
+    job_title,
     largest_group,
     look_up,
     next_step,
@@ -284,4 +288,32 @@ def missing_report(route: str, folder: Path, hours: float, last_arrival: datetim
             Fact("Expected every", format_hours(hours)),
             Fact("Last file arrived", last),
         ),
+    )
+
+
+def job_report(notice: JobNotice) -> AlertReport:
+    """A queued job's end (SUCCESS / FAILED with AlumnIQ's message) or its silence (NOT NOTIFIED)."""
+    facts = [
+        Fact("File", notice.name),
+        Fact("Route", notice.route),
+        Fact("Target", notice.target),
+        Fact("Job id", notice.job_id),
+        Fact("Queued at", format_time(notice.queued_at)),
+    ]
+    if notice.status is None:
+        facts.append(Fact("Expected by", format_time(notice.notify_by)))
+    else:
+        facts += [
+            Fact("Finished at", format_time(notice.finished_at)),
+            Fact("AlumnIQ said", notice.message or UNKNOWN),
+        ]
+        if notice.queued_at and notice.finished_at:
+            facts.append(Fact("Queued for", format_duration((notice.finished_at - notice.queued_at).total_seconds())))
+    facts.append(Fact("File is now in", notice.location or "not known"))
+    return AlertReport(
+        status=badge(job_label(notice)),
+        title=job_title(notice),
+        meaning=job_meaning(notice),
+        next_step=job_next_step(notice),
+        facts=tuple(facts),
     )

@@ -160,6 +160,7 @@ class JobTargetSettings:
     job: str = "{stem}"
     notify_email: str | None = None
     notify_webhook: str | None = None
+    notify_within_hours: float = 3.0  # the dead-man's switch: NOT NOTIFIED when AlumnIQ stays silent this long
     type: str = "job"
 
 
@@ -191,6 +192,28 @@ class HeartbeatSettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """Where `watch` hears job notifications (`listen`, off when empty) and the address AlumnIQ calls.
+
+    `public_url` is what goes into each job's notifyWebhook (e.g. the campus reverse proxy); empty
+    means `http://{listen}` as bound, which suits a loopback test or a server AlumnIQ reaches directly.
+    """
+
+    listen: str = ""  # host:port; port 0 picks a free one (tests)
+    public_url: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.listen)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """`listen` as (host, port); config validation guarantees the shape."""
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     agent: AgentSettings
@@ -198,6 +221,7 @@ class Config:
     targets: Mapping[str, TargetSettings] = field(default_factory=dict)
     email: EmailSettings = field(default_factory=EmailSettings)
     heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
 
     def route(self, name: str | None = None) -> RouteSettings:
         """The named route, or the first one (the usual single-route install)."""

@@ -12,12 +12,18 @@ from datetime import datetime, timezone
 
 from agent.advice import command_start, errors_command, post_command
 from agent.profiles import TargetProfile, profile_for
-from agent.records import BatchOutcome, FileOutcome, RecordLog, Status
+from agent.records import BatchOutcome, FileOutcome, JobNotice, RecordLog, Status
 
 SUBJECT_PREFIX = "[feed-agent]"
 # The order statuses are counted in, in the summary subject and table (the enum's order).
 STATUS_ORDER = tuple(Status)
 UNKNOWN = "—"
+NOT_NOTIFIED = "NOT NOTIFIED"
+WEBHOOK_HOW_TO = (
+    "To have feed-agent report each job's real end (SUCCESS or FAILED, and NOT NOTIFIED when AlumnIQ stays "
+    "silent), add a [webhook] section with listen (and public_url, the address AlumnIQ can reach) and run "
+    "feed-agent watch."
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -113,8 +119,10 @@ BADGE_COLOURS: dict[str, tuple[str, str]] = {
     Status.REJECTED.value: _RED,
     Status.TIMED_OUT.value: _RED,
     Status.HELD.value: ("#5b7083", "#ffffff"),
+    Status.QUEUED.value: ("#1f6feb", "#ffffff"),
     "STILL PROCESSING": ("#1f6feb", "#ffffff"),
     "MISSING": _RED,
+    NOT_NOTIFIED: _RED,
 }
 
 
@@ -140,6 +148,10 @@ def status_meaning(outcome: FileOutcome) -> str:
         Status.REJECTED: "The file was not sent: it failed the checks the agent makes before sending.",
         Status.HELD: "The file was not sent: it is held until the problem below is fixed.",
         Status.TIMED_OUT: f"{where} accepted the file but had not finished processing it in time.",
+        Status.QUEUED: (
+            f"The file was delivered and {where} queued job {_reference(outcome)} to consume it; the job runs "
+            "later (big files: 30-60 minutes), so whether it succeeds is not known yet."
+        ),
     }
     return meanings[outcome.status]
 
@@ -180,6 +192,8 @@ def next_step(outcome: FileOutcome) -> str:
     status = outcome.status
     if status is Status.SUCCESS:
         return "Nothing to do."
+    if status is Status.QUEUED:
+        return _queued_step(outcome)
     if status is Status.WARNINGS:
         count = f"{progress.warnings:,} record(s) have" if progress else "Some records have"
         return (
@@ -205,6 +219,26 @@ def next_step(outcome: FileOutcome) -> str:
     if status is Status.FAILED and ref:
         step += f"Details: look up {look_up(outcome)}. "
     return step + f"Fix it, then move the file back into {drop}."
+
+
+def _reference(outcome: FileOutcome) -> str:
+    return outcome.receipt.reference if outcome.receipt else "(none)"
+
+
+def _queued_step(outcome: FileOutcome) -> str:
+    """Who will hear about the job's end, from the receipt (`completion`: webhook, email or none)."""
+    details = outcome.receipt.details if outcome.receipt else {}
+    completion = details.get("completion", "none")
+    if completion == "webhook":
+        hours = format_hours(float(details.get("notify_within_hours") or 0))
+        return (
+            "Nothing yet. When AlumnIQ calls back, feed-agent sends a SUCCESS or FAILED report for this job; "
+            f"if it has not called back within {hours}, a NOT NOTIFIED alert."
+        )
+    if completion == "email":
+        address = details.get("notify_email", "the notify_email address")
+        return f"AlumnIQ emails {address} when the job ends. {WEBHOOK_HOW_TO}"
+    return f"Nobody will be told when the job ends (no notify_email, no webhook). {WEBHOOK_HOW_TO}"
 
 
 def _held_step(outcome: FileOutcome, drop: str, what: str) -> str:
@@ -299,3 +333,57 @@ def largest_group(outcome: FileOutcome) -> str:
         return ""
     group = record.groups[0]
     return f"{group.count:,} × {group.shape}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Jobs that end later: the completion report and the NOT NOTIFIED alert
+
+
+def job_label(notice: JobNotice) -> str:
+    return notice.status.value if notice.status is not None else NOT_NOTIFIED
+
+
+def job_subject(notice: JobNotice) -> str:
+    """Same shape as a per-file subject: `[feed-agent] FAILED warehouse.csv — job/upload`."""
+    return f"{SUBJECT_PREFIX} {job_label(notice)} {notice.name} — {profile_for('job').subject_part(None, None)}"
+
+
+def job_title(notice: JobNotice) -> str:
+    if notice.status is None:
+        return f"No word from AlumnIQ about job {notice.job_id} ({notice.name})"
+    ended = "succeeded" if notice.status is Status.SUCCESS else "failed"
+    return f"Job {notice.job_id} for {notice.name} {ended}"
+
+
+def job_meaning(notice: JobNotice) -> str:
+    queued = format_time(notice.queued_at)
+    if notice.status is None:
+        return (
+            f"Job {notice.job_id} was queued at {queued} to consume {notice.name}, and AlumnIQ has not said "
+            f"whether it ran by {format_time(notice.notify_by)}. It may still be waiting in AlumnIQ's queue or "
+            "failing and being retried, or the notification could not reach feed-agent."
+        )
+    late = " (after the NOT NOTIFIED alert: this is its follow-up)" if notice.late else ""
+    said = f' AlumnIQ said: "{notice.message}".' if notice.message else ""
+    return (
+        f"AlumnIQ reported that job {notice.job_id} for {notice.name} "
+        f"{'succeeded' if notice.status is Status.SUCCESS else 'failed'}: queued at {queued}, "
+        f"finished at {format_time(notice.finished_at)}{late}.{said}"
+    )
+
+
+def job_next_step(notice: JobNotice) -> str:
+    if notice.status is Status.SUCCESS:
+        return "Nothing to do."
+    if notice.status is None:
+        return (
+            f"Look up job {notice.job_id} in AlumnIQ Admin (Tasks, Webhooks). If it finished there, check that "
+            "AlumnIQ can reach the webhook (feed-agent check; public_url behind the proxy). A notification that "
+            "still arrives is reported as a follow-up."
+        )
+    return (
+        f"Read AlumnIQ's message above and look up job {notice.job_id} in AlumnIQ Admin; AlumnIQ retries "
+        f"failed jobs up to 5 times before it reports a failure. Fix the cause, then move the file from "
+        f"{notice.location or 'archive/'} back into {notice.drop_folder or 'the drop folder'} to upload it and "
+        "queue the job again."
+    )

@@ -22,7 +22,15 @@ MAX_LINES = 500
 # Floor of each module, lowest first. A module may import modules of its own floor or lower floors.
 FLOORS: dict[int, tuple[str, ...]] = {
     0: ("agent", "agent.errors", "agent.clock"),
-    1: ("agent.retry", "agent.records", "agent.settings", "agent.feeds", "agent.advice", "agent.envfile"),
+    1: (
+        "agent.retry",
+        "agent.records",
+        "agent.settings",
+        "agent.feeds",
+        "agent.advice",
+        "agent.envfile",
+        "agent.callbacks",
+    ),
     2: (
         "agent.linescan",
         "agent.mounts",
@@ -37,6 +45,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.targets.http",
         "agent.targets.s3keys",
         "agent.logdigest",
+        "agent.receiver",
     ),
     3: (
         "agent.config",
@@ -48,7 +57,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.observers",
     ),
     4: ("agent.journal", "agent.targets.learn", "agent.targets.s3", "agent.watcher"),
-    5: ("agent.targets.jobapi",),
+    5: ("agent.targets.jobapi", "agent.completions"),
     6: ("agent.profiles",),
     7: ("agent.wording", "agent.guard"),
     8: ("agent.reports", "agent.logreport", "agent.meter"),

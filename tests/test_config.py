@@ -624,3 +624,60 @@ def test_cli_check_with_a_bad_config_exits_2(layout: Path, capsys: pytest.Captur
 def test_cli_with_a_missing_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-c", str(tmp_path / "absent.ini"), "status"]) == 2
     assert "configuration file not found" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# [webhook] and the dead-man's switch of job targets
+
+JOB_TARGET = (
+    "[route:alumniq]\nwatch = ../var/drop-alumniq\ntarget = alumniq\n\n"
+    "[target:alumniq]\ntype = job\nbucket = private-school\naccess_key_id = AKIAEXAMPLE\n"
+    "secret_access_key = ${JOB_SECRET}\njob_url = https://school.alumniq.com/api/warehouse/{job}\n"
+    "api_key = ${JOB_API_KEY}\n"
+)
+
+
+def test_webhook_is_off_by_default_and_the_deadline_is_three_hours(layout: Path) -> None:
+    config = load_config(write_config(layout, minimal(JOB_TARGET)), environ={})
+    assert not config.webhook.enabled and config.webhook.public_url == ""
+    job = config.targets["alumniq"]
+    assert isinstance(job, JobTargetSettings) and job.notify_within_hours == 3.0
+
+
+def test_webhook_listen_public_url_and_a_fractional_deadline(layout: Path) -> None:
+    text = minimal(
+        JOB_TARGET + "notify_within_hours = 0.25\n\n[webhook]\nlisten = 0.0.0.0:8787\n"
+        "public_url = https://feeds.example.edu/alumniq/\n"
+    )
+    config = load_config(write_config(layout, text), environ={})
+    assert config.webhook.address == ("0.0.0.0", 8787)
+    assert config.webhook.public_url == "https://feeds.example.edu/alumniq"
+    job = config.targets["alumniq"]
+    assert isinstance(job, JobTargetSettings) and job.notify_within_hours == 0.25
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ("listen = 8787\n", "[webhook] listen: '8787' is not host:port"),
+        ("listen = localhost:http\n", "[webhook] listen: 'localhost:http' is not host:port"),
+        ("listen = 127.0.0.1:70000\n", "is not host:port"),
+        ("public_url = https://x.example.edu\n", "[webhook] listen: is empty but public_url is set"),
+        ("listen = 127.0.0.1:8787\npublic_url = ftp://x\n", "[webhook] public_url: 'ftp://x' is not an http(s) URL"),
+        ("listen = 127.0.0.1:8787\npublic_url = https://x.edu/?a=1\n", "has a query or fragment"),
+        ("listen = 127.0.0.1:8787\nport = 1\n", "[webhook] port"),
+    ],
+)
+def test_bad_webhook_settings_say_what_is_wrong(layout: Path, section: str, expected: str) -> None:
+    assert expected in load_error(write_config(layout, minimal(JOB_TARGET + "\n[webhook]\n" + section)))
+
+
+def test_a_fixed_notify_webhook_conflicts_with_the_receiver(layout: Path) -> None:
+    text = minimal(JOB_TARGET + "notify_webhook = https://hooks.example.edu/x\n\n[webhook]\nlisten = 127.0.0.1:0\n")
+    message = load_error(write_config(layout, text))
+    assert "[target:alumniq] notify_webhook: remove it" in message
+
+
+def test_a_deadline_of_zero_is_refused(layout: Path) -> None:
+    message = load_error(write_config(layout, minimal(JOB_TARGET + "notify_within_hours = 0\n")))
+    assert "notify_within_hours" in message and "at least" in message
