@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="S3 targets: write a small, clearly named test object (a write-only bucket allows nothing else)",
     )
 
+    errors = sub.add_parser("errors", help="print a delivered file's record log from Learn (saved, or fetched now)")
+    errors.add_argument("file", help="the file's name as it arrived, or its reference code")
+    errors.add_argument("--csv", action="store_true", help="print the log as CSV")
+
     demo = sub.add_parser("demo", help="a self-contained demonstration against the built-in simulator")
     demo.add_argument("--dir", type=Path, help="work folder (default: ./demo-run)")
 
@@ -192,6 +196,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             upload_progress=terminal_meter(sys.stdout),
         )
         return ExitStatus.OK if outcome.status.ok else ExitStatus.PROBLEM
+    if command == "errors":
+        from agent.errorlog import print_record_log, record_log_for
+
+        print_record_log(record_log_for(config, args.file), as_csv=args.csv)
+        return ExitStatus.OK
     if command == "run":
         from agent.daemon import run_once
 

@@ -38,6 +38,7 @@ from agent.records import (
     FileOutcome,
     Progress,
     Receipt,
+    RecordLog,
     Reporter,
     Result,
     Status,
@@ -45,7 +46,7 @@ from agent.records import (
     UploadProgress,
 )
 from agent.settings import Config, RouteSettings
-from agent.targets.base import Target
+from agent.targets.base import RecordLogSource, Target
 from agent.wording import format_time_left
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class BatchContext:
 
 
 AUTOMATIC = BatchContext()
+RECORD_LOG_STATUSES = (Status.ERRORS, Status.WARNINGS, Status.TIMED_OUT)
 
 
 def sha256_of(path: Path) -> str:
@@ -360,7 +362,35 @@ class Pipeline:
             log.info("archived: %s -> %s", outcome.name, outcome.final_path)
         self.journal.archived(item.file_id, outcome.final_path)
         self.narrate(f"  {outcome.name}: {outcome.status.value}{_count_text(result.progress)} → {outcome.final_path}")
+        self._fetch_record_log(target, item)
         self.reporter.file_done(outcome)
+
+    def _fetch_record_log(self, target: Target, item: _Item) -> None:
+        """Why records failed, from the destination's record log (Learn with REST keys); a log that
+        cannot be read never blocks the batch: the report says why the details are missing."""
+        outcome = item.outcome
+        if outcome.status not in RECORD_LOG_STATUSES or outcome.receipt is None:
+            return
+        if not isinstance(target, RecordLogSource) or outcome.finished_at is None:
+            return
+        archive_dir = self.config.agent.archive_dir
+        csv_path = archive.record_log_path(outcome.final_path, archive_dir, name=outcome.name, when=outcome.finished_at)
+        try:
+            finished = outcome.status is not Status.TIMED_OUT
+            record = target.record_log(outcome.receipt, csv_path, self.stop, finished=finished)
+        except OSError as exc:
+            record = RecordLog(outcome.receipt.reference, complete=False, problem=f"the log could not be saved: {exc}")
+        if record is None:
+            return
+        outcome.record_log = record
+        self.journal.record_log_saved(item.file_id, record)
+        where = record.csv_path or "not saved"
+        log.info("record log: %s %s entries %s → %s", outcome.name, record.total, dict(record.counts), where)
+        if record.problem:
+            log.warning("record log of %s incomplete: %s", outcome.name, record.problem)
+        self.narrate(
+            f"    record log: {record.total} entries → {where}{'; ' + record.problem if record.problem else ''}"
+        )
 
     def _submit(self, target: Target, item: _Item, profile: TargetProfile) -> Receipt:
         outcome, inspection = item.outcome, item.inspection

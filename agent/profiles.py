@@ -43,6 +43,7 @@ class TargetProfile:
     holds_dependents: bool  # a file that did not arrive holds the later-order files (on_failure = hold)
     where_to_look: str  # where an admin looks a receipt up; {ref} is the receipt
     name_warning: Callable[[str], str | None] = field(default=lambda _name: None)
+    record_logs: bool = False  # can say why each record failed (Learn, given a REST application)
     ends_later: bool = False  # the receipt is a queued job; its end comes as a notification ([webhook])
 
     def inspect(self, path: Path, forced_object: str | None = None) -> Inspection:
@@ -111,6 +112,7 @@ LEARN = TargetProfile(
     learn_feeds=True,
     holds_dependents=True,
     where_to_look="reference {ref} in " + LEARN_LOGS,
+    record_logs=True,
 )
 S3 = TargetProfile(
     kind="s3",

@@ -137,6 +137,45 @@ class Result:
 
 
 @dataclass(frozen=True)
+class LogEntry:
+    """One entry of Learn's record-level log, as Learn wrote it (`line` when the message names one)."""
+
+    level: str  # Error | Warning | Information | Debug
+    message: str
+    line: int | None = None
+    created: str = ""
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class MessageGroup:
+    """Log messages of one shape (keys and numbers replaced by placeholders), with a few examples."""
+
+    level: str
+    shape: str
+    count: int
+    examples: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RecordLog:
+    """What Learn said about a data set's records: counts, groups largest first, the first entries,
+    and where the complete log was saved. `problem` says why it is missing or incomplete."""
+
+    reference: str
+    counts: Mapping[str, int] = field(default_factory=dict)  # entries per level
+    groups: tuple[MessageGroup, ...] = ()
+    first: tuple[LogEntry, ...] = ()
+    csv_path: Path | None = None
+    complete: bool = True
+    problem: str = ""
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
 class CheckResult:
     """One line of `feed-agent check`: an item, whether it is OK, and the precise problem."""
 
@@ -170,6 +209,7 @@ class FileOutcome:
     sha256: str | None = None
     file_id: int | None = None
     config_path: Path | None = None  # the configuration in use, for commands the report suggests
+    record_log: RecordLog | None = None  # Learn's record-level log, when REST keys are configured
 
     @property
     def duration_seconds(self) -> float | None:
