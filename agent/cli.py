@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("watch", help="watch the drop folders until stopped (SIGTERM/SIGINT)")
     run = sub.add_parser("run", help="process every file present now, wait for each, then exit (for cron)")
     run.add_argument("--route", help="only this route's folder (e.g. a weekly refresh route)")
+    run.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print nothing when every file succeeded or there was nothing to do; else a short summary "
+        "on stderr (cron mails only the nights that need a look)",
+    )
 
     post = sub.add_parser("post", help="send one file by hand and follow it to the end")
     post.add_argument("file", type=Path)
@@ -92,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="S3 targets: write a small, clearly named test object (a write-only bucket allows nothing else)",
     )
 
+    errors = sub.add_parser("errors", help="print a delivered file's record log from Learn (saved, or fetched now)")
+    errors.add_argument("file", help="the file's name as it arrived, or its reference code")
+    errors.add_argument("--csv", action="store_true", help="print the log as CSV")
+
     demo = sub.add_parser("demo", help="a self-contained demonstration against the built-in simulator")
     demo.add_argument("--dir", type=Path, help="work folder (default: ./demo-run)")
 
@@ -107,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from agent.logs import setup_logging
 
-    setup_logging(verbose=args.verbose, fmt=args.log_format)
+    setup_logging(verbose=args.verbose, fmt=args.log_format, console_level=_console_level(args))
     try:
         return int(_dispatch(args))
     except ConfigError as exc:
@@ -122,6 +132,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("feed-agent: interrupted", file=sys.stderr)
         return ExitStatus.PROBLEM
+
+
+def _console_level(args: argparse.Namespace) -> int | None:
+    """What reaches stderr besides a command's own output: `post` narrates each step on stdout, so
+    its INFO lines would say everything twice (each poll too); `run --quiet` prints only its summary."""
+    from agent.logs import QUIET
+
+    if args.command == "post":
+        return logging.WARNING
+    if args.command == "run" and getattr(args, "quiet", False):
+        return QUIET
+    return None
 
 
 def entry_point() -> None:
@@ -160,6 +182,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return ExitStatus.OK
     if command == "post":
         from agent.commands import post_file
+        from agent.meter import terminal_meter
 
         outcome = post_file(
             config,
@@ -170,12 +193,21 @@ def _dispatch(args: argparse.Namespace) -> int:
             keep=args.keep,
             force=args.force,
             echo=print,
+            upload_progress=terminal_meter(sys.stdout),
         )
         return ExitStatus.OK if outcome.status.ok else ExitStatus.PROBLEM
+    if command == "errors":
+        from agent.errorlog import print_record_log, record_log_for
+
+        print_record_log(record_log_for(config, args.file), as_csv=args.csv)
+        return ExitStatus.OK
     if command == "run":
         from agent.daemon import run_once
 
-        return ExitStatus.OK if run_once(config, route_name=args.route) else ExitStatus.PROBLEM
+        verdict = run_once(config, route_name=args.route)
+        for line in verdict.attention:
+            print(f"feed-agent: {line}", file=sys.stderr)
+        return ExitStatus.OK if verdict.ok else ExitStatus.PROBLEM
     if command == "watch":
         from agent.daemon import watch
 
@@ -186,7 +218,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _print_checks(results: list[CheckResult]) -> int:
     width = max((len(r.item) for r in results), default=0)
     for result in results:
-        mark = "OK  " if result.ok else "FAIL"
+        mark = ("WARN" if result.warning else "OK  ") if result.ok else "FAIL"
         print(f"{mark} {result.item.ljust(width)}  {result.detail}".rstrip())
     return ExitStatus.OK if all(r.ok for r in results) else ExitStatus.PROBLEM
 

@@ -71,6 +71,13 @@ class MailError(AgentError):
         return self.retryable
 
 
+class MailUnconfirmed(MailError):
+    """The whole message went out but the server's answer never came: it may have been accepted.
+
+    Such a report is not sent again automatically (a second copy would be a duplicate if the first
+    arrived); the mail spool sets it aside and says so."""
+
+
 class StopRequested(AgentError):
     """The agent is stopping (a signal): the current step ends and the file resumes on the next start."""
 

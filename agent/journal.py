@@ -41,7 +41,9 @@ from agent.journal_schema import (
     ACCEPTED_STATUSES,
     FILE_COLUMNS,
     IN_FLIGHT_STATES,
+    JOB_SELECT,
     MIGRATIONS,
+    OPEN_JOB_STATES,
     REFRESH_OPERATIONS,
     SCHEMA_VERSION,
     UNSENT_STATES,
@@ -49,13 +51,16 @@ from agent.journal_schema import (
     BatchRecord,
     FileRecord,
     FileState,
+    JobRecord,
+    JobState,
     batch_record,
     column_value,
     file_record,
     from_db_time,
+    job_record,
     to_db_time,
 )
-from agent.records import Progress, Receipt, Result, Status
+from agent.records import Progress, Receipt, RecordLog, Result, Status
 
 log = logging.getLogger(__name__)
 
@@ -364,6 +369,81 @@ class Journal:
         """When a file last arrived on the route (for the MISSING alert)."""
         row = self._fetchone("SELECT MAX(COALESCE(arrived_at, claimed_at)) FROM files WHERE route = ?", (route,))
         return None if row is None else from_db_time(row[0])
+
+    # -- jobs that end later (notified by a webhook) --------------------------------------------
+
+    def job_expected(self, file_id: int, token_digest: str) -> None:
+        """A notification URL is about to be sent with the job call (a re-send replaces the old one)."""
+        self._execute(
+            "INSERT INTO jobs (file_id, token_digest, state) VALUES (?, ?, ?) ON CONFLICT(file_id) DO UPDATE SET "
+            "token_digest = excluded.token_digest, state = excluded.state, job_id = NULL, queued_at = NULL, "
+            "notify_by = NULL, alerted_at = NULL, notified_at = NULL, message = NULL, payload = NULL",
+            (file_id, token_digest, JobState.SENDING.value),
+        )
+
+    def job_queued(self, file_id: int, job_id: str, queued_at: datetime, notify_by: datetime) -> None:
+        """The job API queued it; from now on the dead-man's switch watches `notify_by` (once per job)."""
+        self._execute(
+            "UPDATE jobs SET job_id = ?, queued_at = ?, notify_by = ?, "
+            "state = CASE WHEN state = ? THEN ? ELSE state END WHERE file_id = ? AND job_id IS NULL",
+            (
+                job_id,
+                to_db_time(queued_at),
+                to_db_time(notify_by),
+                JobState.SENDING.value,
+                JobState.AWAITING.value,
+                file_id,
+            ),
+        )
+
+    def job_settled(
+        self, token_digest: str, *, succeeded: bool, message: str, payload: bytes, at: datetime
+    ) -> JobRecord | None:
+        """The notification for an open job: it ends, once; None for an unknown or already settled URL."""
+        state = JobState.SUCCEEDED if succeeded else JobState.FAILED
+        with self._lock:
+            cursor = self._execute(
+                "UPDATE jobs SET state = ?, message = ?, payload = ?, notified_at = ? "
+                f"WHERE token_digest = ? AND state IN ({_placeholders(len(OPEN_JOB_STATES))})",
+                (state.value, message, payload, to_db_time(at), token_digest, *OPEN_JOB_STATES),
+            )
+            if cursor.rowcount == 0:
+                return None
+            row = self._fetchone(f"{JOB_SELECT} WHERE jobs.token_digest = ?", (token_digest,))
+        return None if row is None else job_record(row)
+
+    def jobs_overdue(self, now: datetime) -> list[JobRecord]:
+        """Queued jobs past their deadline with no notification and no NOT NOTIFIED alert yet."""
+        sql = f"{JOB_SELECT} WHERE jobs.state = ? AND jobs.notify_by <= ? AND jobs.alerted_at IS NULL ORDER BY jobs.id"
+        return [job_record(row) for row in self._fetchall(sql, (JobState.AWAITING.value, to_db_time(now)))]
+
+    def job_alerted(self, job_row_id: int, at: datetime) -> bool:
+        """Claim the NOT NOTIFIED alert for a job; False when another process already sent it."""
+        cursor = self._execute(
+            "UPDATE jobs SET alerted_at = ? WHERE id = ? AND alerted_at IS NULL", (to_db_time(at), job_row_id)
+        )
+        return cursor.rowcount == 1
+
+    def jobs(self, *, awaiting_only: bool = False, limit: int = 50) -> list[JobRecord]:
+        """For `status` and tests: the newest jobs first (only those still awaiting, if asked)."""
+        where = f" WHERE jobs.state = '{JobState.AWAITING.value}'" if awaiting_only else ""
+        return [job_record(r) for r in self._fetchall(f"{JOB_SELECT}{where} ORDER BY jobs.id DESC LIMIT ?", (limit,))]
+
+    def record_log_saved(self, file_id: int, record: RecordLog) -> None:
+        """Learn's record log of a file was read (wholly or in part): counts per level and the CSV."""
+        errors, warnings = record.counts.get("Error", 0), record.counts.get("Warning", 0)
+        path, other = str(record.csv_path) if record.csv_path else None, record.total - errors - warnings
+        sql = "INSERT OR REPLACE INTO record_logs VALUES (?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+        self._execute(sql, (file_id, errors, warnings, other, path, int(record.complete), record.problem))
+
+    def record_log_path(self, file_id: int) -> Path | None:
+        row = self._fetchone("SELECT path FROM record_logs WHERE file_id = ? AND complete = 1", (file_id,))
+        return Path(row[0]) if row is not None and row[0] else None
+
+    def delivered(self, key: str) -> FileRecord | None:
+        sql = "SELECT * FROM files WHERE (reference IN (?, ?) OR name = ?) AND reference IS NOT NULL ORDER BY id DESC"
+        row = self._fetchone(sql, (key, key.lower(), key))
+        return None if row is None else file_record(row)
 
     # -- mail failures ------------------------------------------------------------------------
 

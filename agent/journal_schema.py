@@ -110,6 +110,36 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX files_batch ON files(batch_id)",
         "CREATE INDEX mail_failures_unreported ON mail_failures(reported_at)",
     ),
+    # 2: jobs that finish later (AlumnIQ): the notification URL's token digest, the deadline, the end.
+    (
+        """CREATE TABLE jobs (
+               id           INTEGER PRIMARY KEY AUTOINCREMENT,
+               file_id      INTEGER NOT NULL UNIQUE REFERENCES files(id),
+               token_digest TEXT NOT NULL UNIQUE,
+               state        TEXT NOT NULL,
+               job_id       TEXT,
+               queued_at    TEXT,
+               notify_by    TEXT,
+               alerted_at   TEXT,
+               notified_at  TEXT,
+               message      TEXT,
+               payload      BLOB
+           )""",
+        "CREATE INDEX jobs_state_deadline ON jobs(state, notify_by)",
+    ),
+    # 3: Learn's record-level log of a delivered file: counts per level and where the CSV was saved.
+    (
+        """CREATE TABLE record_logs (
+               file_id   INTEGER PRIMARY KEY REFERENCES files(id),
+               errors    INTEGER NOT NULL,
+               warnings  INTEGER NOT NULL,
+               other     INTEGER NOT NULL,
+               path      TEXT,
+               complete  INTEGER NOT NULL,
+               problem   TEXT NOT NULL,
+               saved_at  TEXT NOT NULL
+           )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -154,6 +184,63 @@ class FileRecord:
     def receipt_object(self) -> Receipt | None:
         """The stored receipt, ready for Target.wait() after a restart."""
         return Receipt.from_json(self.receipt) if self.receipt else None
+
+
+class JobState(str, enum.Enum):
+    """A job that finishes after its file was delivered: its notification URL is out, then it ends."""
+
+    SENDING = "sending"  # the URL is made, the job call is under way
+    AWAITING = "awaiting"  # queued; waiting for the notification
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+OPEN_JOB_STATES = (JobState.SENDING.value, JobState.AWAITING.value)
+# Jobs with their file's name, route, target and place, for reports and `status`.
+JOB_SELECT = (
+    "SELECT jobs.*, files.name, files.route, files.target, files.current_path "
+    "FROM jobs JOIN files ON files.id = jobs.file_id"
+)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A queued job and its file, as the completion report, the dead-man's switch and `status` see it."""
+
+    id: int
+    file_id: int
+    name: str
+    route: str
+    target: str
+    location: str | None
+    state: JobState
+    job_id: str | None
+    queued_at: datetime | None
+    notify_by: datetime | None
+    alerted_at: datetime | None
+    notified_at: datetime | None
+    message: str | None
+    payload: bytes | None
+
+
+def job_record(row: sqlite3.Row) -> JobRecord:
+    payload = row["payload"]
+    return JobRecord(
+        id=row["id"],
+        file_id=row["file_id"],
+        name=row["name"],
+        route=row["route"],
+        target=row["target"],
+        location=row["current_path"],
+        state=JobState(row["state"]),
+        job_id=row["job_id"],
+        queued_at=from_db_time(row["queued_at"]),
+        notify_by=from_db_time(row["notify_by"]),
+        alerted_at=from_db_time(row["alerted_at"]),
+        notified_at=from_db_time(row["notified_at"]),
+        message=row["message"],
+        payload=None if payload is None else bytes(payload),
+    )
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from agent import archive
 from agent.clock import utcnow
+from agent.completions import JobFollowUp
 from agent.errors import StopRequested, TargetError
 from agent.feeds import FEED_TYPES, depends_on, order_key, sort_key
 from agent.guard import refresh_guard
@@ -32,9 +33,21 @@ from agent.inspection import Inspection
 from agent.journal import Journal
 from agent.journal_schema import FileRecord
 from agent.profiles import TargetProfile, profile_for
-from agent.records import BatchOutcome, FileOutcome, Progress, Receipt, Reporter, Result, Status, Submission
+from agent.records import (
+    BatchOutcome,
+    FileOutcome,
+    Progress,
+    Receipt,
+    RecordLog,
+    Reporter,
+    Result,
+    Status,
+    Submission,
+    UploadProgress,
+)
 from agent.settings import Config, RouteSettings
-from agent.targets.base import Target
+from agent.targets.base import RecordLogSource, Target
+from agent.wording import format_time_left
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +65,7 @@ class BatchContext:
 
 
 AUTOMATIC = BatchContext()
+RECORD_LOG_STATUSES = (Status.ERRORS, Status.WARNINGS, Status.TIMED_OUT)
 
 
 def sha256_of(path: Path) -> str:
@@ -103,8 +117,12 @@ class Pipeline:
         stop: threading.Event | None = None,
         targets: dict[str, Target] | None = None,
         narrate: Narrator | None = None,
+        follow_up: JobFollowUp | None = None,
+        upload_progress: UploadProgress | None = None,
     ) -> None:
         self.config = config
+        self.follow_up = follow_up  # gives queued jobs their notification URL ([webhook])
+        self.upload_progress = upload_progress  # `post` on a terminal: bytes, rate, time left
         self.journal = journal
         self.reporter = reporter
         self.stop = stop or threading.Event()
@@ -317,7 +335,7 @@ class Pipeline:
         target = self.target(route.target)
         if item.receipt is None:
             try:
-                item.receipt = self._submit(target, item)
+                item.receipt = self._submit(target, item, self.profile(route))
             except (TargetError, OSError) as exc:
                 message = exc.message if isinstance(exc, TargetError) else f"the file could not be read: {exc}"
                 log.error("failed: %s was not accepted by %s: %s", outcome.name, target.name, message)
@@ -329,6 +347,8 @@ class Pipeline:
                 "resuming: %s has reference %s; following it, not re-sending", outcome.name, item.receipt.reference
             )
             self.narrate(f"  {outcome.name}: resuming reference {item.receipt.reference} (not re-sent)")
+            if self.follow_up is not None and self.profile(route).ends_later:
+                self.follow_up.queued(item.file_id, outcome.target, item.receipt)  # no-op if already recorded
         outcome.receipt = item.receipt
         result = self._wait(target, item)
         outcome.progress = result.progress
@@ -343,11 +363,41 @@ class Pipeline:
             log.info("archived: %s -> %s", outcome.name, outcome.final_path)
         self.journal.archived(item.file_id, outcome.final_path)
         self.narrate(f"  {outcome.name}: {outcome.status.value}{_count_text(result.progress)} → {outcome.final_path}")
+        self._fetch_record_log(target, item)
         self.reporter.file_done(outcome)
 
-    def _submit(self, target: Target, item: _Item) -> Receipt:
+    def _fetch_record_log(self, target: Target, item: _Item) -> None:
+        """Why records failed, from the destination's record log (Learn with REST keys); a log that
+        cannot be read never blocks the batch: the report says why the details are missing."""
+        outcome = item.outcome
+        if outcome.status not in RECORD_LOG_STATUSES or outcome.receipt is None:
+            return
+        if not isinstance(target, RecordLogSource) or outcome.finished_at is None:
+            return
+        archive_dir = self.config.agent.archive_dir
+        csv_path = archive.record_log_path(outcome.final_path, archive_dir, name=outcome.name, when=outcome.finished_at)
+        try:
+            finished = outcome.status is not Status.TIMED_OUT
+            record = target.record_log(outcome.receipt, csv_path, self.stop, finished=finished)
+        except OSError as exc:
+            record = RecordLog(outcome.receipt.reference, complete=False, problem=f"the log could not be saved: {exc}")
+        if record is None:
+            return
+        outcome.record_log = record
+        self.journal.record_log_saved(item.file_id, record)
+        where = record.csv_path or "not saved"
+        log.info("record log: %s %s entries %s → %s", outcome.name, record.total, dict(record.counts), where)
+        if record.problem:
+            log.warning("record log of %s incomplete: %s", outcome.name, record.problem)
+        self.narrate(
+            f"    record log: {record.total} entries → {where}{'; ' + record.problem if record.problem else ''}"
+        )
+
+    def _submit(self, target: Target, item: _Item, profile: TargetProfile) -> Receipt:
         outcome, inspection = item.outcome, item.inspection
         self.journal.submitting(item.file_id)
+        follow_up = self.follow_up if profile.ends_later else None
+        notify_url = follow_up.link_for(item.file_id) if follow_up is not None else None
         submission = Submission(
             path=item.path,
             name=outcome.name,
@@ -356,9 +406,13 @@ class Pipeline:
             rows=outcome.rows or 0,
             non_ascii=bool(inspection and inspection.non_ascii),
             has_bom=bool(inspection and inspection.bom),
+            notify_url=notify_url,
+            on_sent=self.upload_progress,
         )
         receipt = target.submit(submission)
         self.journal.submitted(item.file_id, receipt)
+        if follow_up is not None and notify_url is not None:
+            follow_up.queued(item.file_id, outcome.target, receipt)
         log.info(
             "posted: %s to %s as %s/%s, reference %s",
             outcome.name,
@@ -388,9 +442,10 @@ class Pipeline:
                     receipt.reference,
                     *progress.counts(),
                 )
+                left = format_time_left(progress.eta_seconds)
                 self.narrate(
                     f"    poll: queued {progress.queued}, completed {progress.completed}, "
-                    f"warnings {progress.warnings}, errors {progress.errors}"
+                    f"warnings {progress.warnings}, errors {progress.errors}" + (f", {left}" if left else "")
                 )
             minutes = (utcnow() - receipt.submitted_at).total_seconds() / 60
             if long_run and minutes >= long_run and not alerted[0]:

@@ -43,6 +43,8 @@ class TargetProfile:
     holds_dependents: bool  # a file that did not arrive holds the later-order files (on_failure = hold)
     where_to_look: str  # where an admin looks a receipt up; {ref} is the receipt
     name_warning: Callable[[str], str | None] = field(default=lambda _name: None)
+    record_logs: bool = False  # can say why each record failed (Learn, given a REST application)
+    ends_later: bool = False  # the receipt is a queued job; its end comes as a notification ([webhook])
 
     def inspect(
         self, path: Path, forced_object: str | None = None, settings: TargetSettings | None = None
@@ -120,6 +122,7 @@ LEARN = TargetProfile(
     learn_feeds=True,
     holds_dependents=True,
     where_to_look="reference {ref} in " + LEARN_LOGS,
+    record_logs=True,
 )
 S3 = TargetProfile(
     kind="s3",
@@ -137,6 +140,7 @@ JOB = TargetProfile(
     learn_feeds=False,
     holds_dependents=False,
     where_to_look="job id {ref} in the job service's log",
+    ends_later=True,
 )
 PROFILES = {profile.kind: profile for profile in (LEARN, S3, JOB)}
 

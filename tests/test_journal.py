@@ -15,6 +15,7 @@ import pytest
 
 from agent.errors import JournalError
 from agent.journal import SCHEMA_VERSION, FileRecord, Journal
+from agent.journal_schema import MIGRATIONS, JobState
 from agent.records import Receipt, Status
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -428,3 +429,82 @@ def test_second_journal_sees_commits_of_an_open_one(journal_path: Path) -> None:
             assert reader.file(file_id).state == "submitted"
             reader._update(file_id, message="seen by the CLI")
         assert writer.file(file_id).message == "seen by the CLI"
+
+
+# -- jobs that end later (AlumnIQ) -------------------------------------------------------------------
+
+
+def queued_job(journal: Journal, name: str = "warehouse.csv", digest: str = "d" * 64, job_id: str = "J-1") -> int:
+    file_id = add(journal, name, route="alumniq", target="alumniq")
+    journal.job_expected(file_id, digest)
+    journal.job_queued(file_id, job_id, T0, T0 + timedelta(hours=3))
+    return file_id
+
+
+def test_a_version_1_journal_gains_the_jobs_table_and_keeps_its_files(journal_path: Path) -> None:
+    journal_path.parent.mkdir(parents=True)
+    connection = sqlite3.connect(str(journal_path))
+    for statement in MIGRATIONS[0]:
+        connection.execute(statement)
+    connection.execute(
+        "INSERT INTO files (route, target, name, state, updated_at) VALUES ('sis', 'learn', 'old.txt', 'archived', ?)",
+        (T0.isoformat(),),
+    )
+    connection.execute("PRAGMA user_version = 1")
+    connection.commit()
+    connection.close()
+    with Journal(journal_path) as journal:
+        assert [f.name for f in journal.recent_files()] == ["old.txt"]
+        file_id = queued_job(journal)
+        assert journal.jobs()[0].file_id == file_id
+    assert pragma(journal_path, "user_version") == SCHEMA_VERSION
+
+
+def test_a_job_settles_once_and_keeps_the_raw_body(journal: Journal) -> None:
+    queued_job(journal)
+    settled = journal.job_settled("d" * 64, succeeded=False, message="bad row", payload=b'{"x": 1}', at=T0)
+    assert settled is not None and settled.state is JobState.FAILED and settled.name == "warehouse.csv"
+    assert (settled.job_id, settled.message, settled.payload, settled.notified_at) == (
+        "J-1",
+        "bad row",
+        b'{"x": 1}',
+        T0,
+    )
+    assert journal.job_settled("d" * 64, succeeded=True, message="", payload=b"", at=T0) is None  # replay
+    assert journal.job_settled("e" * 64, succeeded=True, message="", payload=b"", at=T0) is None  # unknown
+    assert journal.jobs()[0].state is JobState.FAILED and journal.jobs()[0].payload == b'{"x": 1}'
+
+
+def test_overdue_jobs_are_alerted_once(journal: Journal) -> None:
+    queued_job(journal, "a.csv", "a" * 64, "J-A")
+    queued_job(journal, "b.csv", "b" * 64, "J-B")
+    journal.job_settled("b" * 64, succeeded=True, message="ok", payload=b"{}", at=T0)
+    assert journal.jobs_overdue(T0 + timedelta(hours=2)) == []
+    [late] = journal.jobs_overdue(T0 + timedelta(hours=3))
+    assert late.job_id == "J-A" and late.notify_by == T0 + timedelta(hours=3)
+    assert journal.job_alerted(late.id, T0 + timedelta(hours=3))
+    assert not journal.job_alerted(late.id, T0 + timedelta(hours=4))  # a second process lost the race
+    assert journal.jobs_overdue(T0 + timedelta(hours=9)) == []
+    assert [j.job_id for j in journal.jobs(awaiting_only=True)] == ["J-A"]
+
+
+def test_a_resend_replaces_the_url_and_a_second_queued_changes_nothing(journal: Journal) -> None:
+    file_id = add(journal, "w.csv")
+    journal.job_expected(file_id, "1" * 64)
+    journal.job_expected(file_id, "2" * 64)  # the job call is made again after a crash
+    assert journal.job_settled("1" * 64, succeeded=True, message="", payload=b"", at=T0) is None
+    journal.job_queued(file_id, "J-2", T0, T0 + timedelta(hours=1))
+    journal.job_queued(file_id, "J-2", T0 + timedelta(hours=5), T0 + timedelta(hours=6))  # resumed after restart
+    [job] = journal.jobs()
+    assert (job.state, job.job_id, job.notify_by) == (JobState.AWAITING, "J-2", T0 + timedelta(hours=1))
+
+
+def test_a_notification_racing_the_job_calls_answer_still_settles(journal: Journal) -> None:
+    file_id = add(journal, "w.csv")
+    journal.job_expected(file_id, "3" * 64)
+    assert journal.job_settled("3" * 64, succeeded=True, message="", payload=b"{}", at=T0) is not None
+    journal.job_queued(file_id, "J-3", T0, T0 + timedelta(hours=1))
+    [job] = journal.jobs()
+    assert (
+        job.state is JobState.SUCCEEDED and job.job_id == "J-3" and journal.jobs_overdue(T0 + timedelta(days=1)) == []
+    )

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 import requests.adapters
 
+from agent.records import UploadProgress
+
 PIECE = 64 * 1024
 SEND_BLOCK = 256 * 1024  # bytes per socket write
 
@@ -44,10 +46,11 @@ class StreamedBody:
     Content-Length header, so the file goes out in pieces and never as one bytes object.
     """
 
-    def __init__(self, path: Path, prefix: bytes = b"") -> None:
+    def __init__(self, path: Path, prefix: bytes = b"", on_sent: UploadProgress | None = None) -> None:
         self._prefix = prefix
         self._file: BinaryIO = path.open("rb")
         self._length = len(prefix) + path.stat().st_size
+        self._on_sent = on_sent
         self.sent = 0
 
     def __len__(self) -> int:
@@ -61,6 +64,8 @@ class StreamedBody:
         else:
             data = self._file.read(size if size and size > 0 else PIECE)
         self.sent += len(data)
+        if self._on_sent is not None:
+            self._on_sent(self.sent, self._length)
         return data
 
     def __iter__(self) -> Iterator[bytes]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from pathlib import Path
 from urllib.parse import quote
 
 import requests
@@ -25,11 +26,13 @@ import requests.adapters
 
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.errors import TargetError
-from agent.records import CheckResult, Progress, Receipt, Result, Submission
-from agent.retry import RetryPolicy, retrying
+from agent.logdigest import collect
+from agent.records import CheckResult, Progress, Receipt, RecordLog, Result, Submission
+from agent.retry import RetryPolicy, parse_retry_after, retrying
 from agent.settings import LearnTargetSettings
 from agent.targets.base import ProgressCallback
 from agent.targets.http import StreamedBody, new_session, read_start, root_cause, start, without_credentials
+from agent.targets.learn_rest import LearnLogClient
 from agent.targets.learn_status import Follower, parse_status
 
 log = logging.getLogger(__name__)
@@ -193,7 +196,7 @@ class LearnTarget:
     def _post_once(self, submission: Submission, url: str, prefix: bytes) -> tuple[str, int]:
         """One POST; returns (reference code, bytes sent) or raises TargetError (retryable or not)."""
         headers = {"Content-Type": "text/plain; charset=utf-8"}
-        with StreamedBody(submission.path, prefix) as body:
+        with StreamedBody(submission.path, prefix, submission.on_sent) as body:
             try:
                 response = self.session.post(
                     url,
@@ -257,6 +260,7 @@ class LearnTarget:
                 f"Learn answered HTTP {code} for the status of {receipt.reference}; the answer began: {start(text)}",
                 retryable=True,
                 http_status=code,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         return parse_status(text)
 
@@ -271,7 +275,27 @@ class LearnTarget:
         """Poll until Learn is done with the data set, the timeout passes, or polling keeps failing."""
         return Follower(self.status, self.settings, self.clock, receipt, expected_rows, on_progress, stop).run()
 
+    # record log ------------------------------------------------------------------------------
+    def rest_client(self) -> LearnLogClient:
+        return LearnLogClient(self.settings, session=self.session, clock=self.clock)
+
+    def record_log(
+        self, receipt: Receipt, csv_path: Path, stop: threading.Event | None = None, *, finished: bool = True
+    ) -> RecordLog | None:
+        """Learn's record-level log over REST, streamed to `csv_path`; None without REST keys."""
+        if not self.settings.rest_enabled:
+            return None
+        entries = self.rest_client().entries(receipt.reference, stop, patient=finished)
+        return collect(receipt.reference, entries, csv_path)
+
     # check -----------------------------------------------------------------------------------
+    def _check_rest(self) -> list[CheckResult]:
+        """With REST keys: token and entitlement, telling 401, 403 and ready (404) apart."""
+        if not self.settings.rest_enabled:
+            return []
+        ok, detail = self.rest_client().probe()
+        return [CheckResult(f"target {self.name} (Learn REST log)", ok, detail)]
+
     def check(self, canary: bool = False) -> list[CheckResult]:
         """Reach Learn without posting data: endpoint first (no credentials), then the credentials.
 
@@ -296,5 +320,6 @@ class LearnTarget:
                 True,
                 f"reached Learn at {without_credentials(base)}, integration "
                 f"{self.settings.integration}, credentials accepted",
-            )
+            ),
+            *self._check_rest(),
         ]

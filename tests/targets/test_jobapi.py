@@ -88,7 +88,7 @@ def test_notify_fields_are_left_out_when_not_configured(
     assert job_api.calls[0].body == {"apiKey": job_api.api_key, "filename": "warehouse.csv"}
 
 
-def test_wait_is_success_at_once_and_names_who_is_notified(
+def test_wait_is_queued_at_once_and_names_who_is_notified(
     write_only_s3: WriteOnlyBucket, job_api: JobApiStandIn, tmp_path: Path
 ) -> None:
     target = make_target(write_only_s3, job_api, notify_email="sis-admins@example.edu")
@@ -97,13 +97,41 @@ def test_wait_is_success_at_once_and_names_who_is_notified(
 
     result = target.wait(receipt, 2, on_progress=seen.append)
 
-    assert result.status is Status.SUCCESS
+    assert result.status is Status.QUEUED  # the job runs later: SUCCESS only when AlumnIQ says so
+    assert receipt.details["completion"] == "email"
     assert result.message == (
         f"queued as job {receipt.reference}; AlumnIQ notifies sis-admins@example.edu when it completes"
     )
     assert result.progress is not None and result.progress.completed == 2
     assert [p.fields["job_id"] for p in seen] == [receipt.reference]
     assert target.status(receipt).fields["state"] == "queued"
+
+
+def test_a_submission_with_its_own_notification_url_sends_it_and_keeps_it_out_of_the_receipt(
+    write_only_s3: WriteOnlyBucket, job_api: JobApiStandIn, tmp_path: Path
+) -> None:
+    target = make_target(write_only_s3, job_api, notify_email="sis-admins@example.edu", notify_within_hours=2.5)
+    own_url = "https://agent.example.edu/jobs/" + "t" * 43
+    submission = replace(make_submission(warehouse_file(tmp_path)), notify_url=own_url)
+
+    receipt = target.submit(submission)
+    result = target.wait(receipt, 2)
+
+    assert job_api.calls[0].body["notifyWebhook"] == own_url
+    assert job_api.calls[0].body["notifyEmail"] == "sis-admins@example.edu"
+    assert own_url not in receipt.to_json()  # the URL is a capability: only its digest is kept (journal)
+    assert receipt.details["completion"] == "webhook" and receipt.details["notify_within_hours"] == "2.5"
+    assert result.status is Status.QUEUED
+    assert result.message == f"queued as job {receipt.reference}; AlumnIQ calls feed-agent back when it completes"
+
+
+def test_without_any_notification_the_queued_message_says_nobody_hears(
+    write_only_s3: WriteOnlyBucket, job_api: JobApiStandIn, tmp_path: Path
+) -> None:
+    target = make_target(write_only_s3, job_api)
+    receipt = target.submit(make_submission(warehouse_file(tmp_path)))
+    assert receipt.details["completion"] == "none"
+    assert target.wait(receipt, 2).message.endswith("nobody will be told when it completes")
 
 
 @pytest.mark.parametrize(

@@ -388,6 +388,25 @@ def test_wait_reports_success_with_counts_and_calls_back(sim, target, tmp_path):
     assert seen and seen[-1] == result.progress
 
 
+@pytest.mark.timeout(60)
+def test_wait_estimates_the_time_left_from_the_pace_and_polls_few_times(tmp_path):
+    simulator = LearnSimulator(rows_per_second=1000, start_delay=0.3, password=PASSWORD).start()
+    try:
+        settings = learn_settings(simulator, poll_initial_seconds=0.5, poll_max_seconds=5)
+        target = new_target(settings)
+        receipt = target.submit(submission(people_file(tmp_path, 2000), rows=2000))
+        seen = []
+
+        result = target.wait(receipt, 2000, on_progress=seen.append)
+
+        assert result.status is Status.SUCCESS
+        estimates = [p.eta_seconds for p in seen if p.eta_seconds is not None]
+        assert estimates and all(0 <= eta <= 2.5 for eta in estimates)  # 2,000 rows at 1,000 rows/s
+        assert simulator.status_requests <= 7  # a 0.1 s poller would take about 23
+    finally:
+        simulator.stop()
+
+
 def test_wait_reports_warnings(sim, target, tmp_path):
     rows = [(*row, "Maybe") for row in person_rows(2)]
     path = write_flatfile(tmp_path / "p.txt", (*PEOPLE_HEADER, "available_ind"), rows)
@@ -449,16 +468,36 @@ def test_five_status_failures_in_a_row_are_tolerated(sim, target, tmp_path):
     assert sim.status_requests == 6
 
 
-def test_the_sixth_status_failure_ends_as_failed_naming_the_reference(sim, target, tmp_path):
+def test_a_status_outage_longer_than_five_polls_is_waited_out(sim, target, clock, tmp_path):
     receipt = target.submit(submission(people_file(tmp_path)))
-    sim.faults.status_503 = 100
+    assert sim.wait_idle(20)
+    sim.faults.status_failures = 20
+    sim.faults.retry_after = 1
 
-    result = target.wait(receipt, 3)
+    assert target.wait(receipt, 3).status is Status.SUCCESS
+    assert sim.status_requests == 21
+    assert all(pause >= 1 for pause in clock.sleeps[:20])  # Retry-After honoured between failed polls
 
-    assert result.status is Status.FAILED
-    assert sim.status_requests == 6
-    assert receipt.reference in result.message and "upload itself was accepted" in result.message
-    assert "HTTP 503" in result.message
+
+def test_a_status_outage_until_the_timeout_is_timed_out_with_the_last_reading_and_the_errors(
+    sim, target, clock, tmp_path
+):
+    sim.faults.stuck = True
+    receipt = target.submit(submission(people_file(tmp_path)))
+    sim.faults.retry_after = None
+
+    def outage_after_first_reading(progress: object) -> None:
+        sim.faults.status_failures = 10**6
+
+    result = target.wait(receipt, 3, on_progress=outage_after_first_reading)
+
+    assert result.status is Status.TIMED_OUT
+    assert result.progress is not None and result.progress.counts() == (3, 0, 0, 0)
+    failed = sim.status_requests - 1
+    assert failed > 100  # 30 s of polls paced at most 0.2 s apart
+    assert f"{failed} status polls failed" in result.message and "HTTP 503" in result.message
+    assert "last reading: 3 queued, 0 completed" in result.message and receipt.reference in result.message
+    assert sum(clock.sleeps) == pytest.approx(30, abs=0.01) and max(clock.sleeps) <= 0.2
 
 
 def test_a_refused_status_request_is_final(sim, target, tmp_path):
@@ -491,9 +530,10 @@ def test_counts_that_stop_moving_end_the_wait(scripted):
 
 def test_hostile_status_xml_counts_as_a_failed_poll(scripted):
     scripted.answers = [(200, '<!DOCTYPE x [<!ENTITY a "b">]><dataSetStatus/>')]
-    result = scripted_target(scripted).wait(receipt_for("a" * 32), 1)
-    assert result.status is Status.FAILED and "DOCTYPE or ENTITY" in result.message
-    assert len(scripted.requests) == 6
+    result = scripted_target(scripted, timeout_minutes=0.05).wait(receipt_for("a" * 32), 1)
+    assert result.status is Status.TIMED_OUT and "DOCTYPE or ENTITY" in result.message
+    assert result.progress is None and "could not be read in 0.05 minutes" in result.message
+    assert f"{len(scripted.requests)} status polls failed" in result.message
 
 
 def test_stop_before_waiting_raises_at_once(sim, target, tmp_path):
