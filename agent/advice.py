@@ -47,3 +47,8 @@ def post_command(
     if force:
         args.append("--force")
     return command_line(config_path, *args)
+
+
+def errors_command(config_path: Path | None, reference: str) -> str:
+    """The command that prints (and if need be fetches) a delivered file's record log."""
+    return command_line(config_path, "errors", reference)

@@ -17,11 +17,11 @@ from pathlib import Path
 from agent import __version__, failpoints
 from agent.config import load_config
 from agent.errors import AgentError, ConfigError, os_error_message
-from agent.feeds import FEED_TYPES, ORDER_EXPLANATION
+from agent.feeds import DELIMITER_NAMES, FEED_TYPES, ORDER_EXPLANATION
 from agent.inspection import Inspection, plan_order
 from agent.profiles import LEARN, TargetProfile, profile_for
 from agent.records import CheckResult
-from agent.settings import OPERATIONS, Config
+from agent.settings import OPERATIONS, Config, TargetSettings
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="S3 targets: write a small, clearly named test object (a write-only bucket allows nothing else)",
     )
 
+    errors = sub.add_parser("errors", help="print a delivered file's record log from Learn (saved, or fetched now)")
+    errors.add_argument("file", help="the file's name as it arrived, or its reference code")
+    errors.add_argument("--csv", action="store_true", help="print the log as CSV")
+
     demo = sub.add_parser("demo", help="a self-contained demonstration against the built-in simulator")
     demo.add_argument("--dir", type=Path, help="work folder (default: ./demo-run)")
 
@@ -156,13 +160,21 @@ def _load(args: argparse.Namespace) -> Config:
     return config
 
 
-def _dispatch(args: argparse.Namespace) -> int:
-    command = args.command
+def _failpoints_first(command: str) -> int | None:
+    """The hidden `failpoints` command, and a bad FEED_AGENT_FAILPOINT refused before any command runs."""
     if command == "failpoints":
         print(failpoints.describe())
         return ExitStatus.OK
     if failpoints.PROBLEM:
         raise ConfigError(failpoints.PROBLEM)
+    return None
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command = args.command
+    listed = _failpoints_first(command)
+    if listed is not None:
+        return listed
     if command == "inspect":
         return _inspect(args)
     if command == "simulate":
@@ -199,6 +211,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             upload_progress=terminal_meter(sys.stdout),
         )
         return ExitStatus.OK if outcome.status.ok else ExitStatus.PROBLEM
+    if command == "errors":
+        from agent.errorlog import print_record_log, record_log_for
+
+        print_record_log(record_log_for(config, args.file), as_csv=args.csv)
+        return ExitStatus.OK
     if command == "run":
         from agent.daemon import run_once
 
@@ -226,13 +243,14 @@ def _print_checks(results: list[CheckResult]) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    profile, forced = LEARN, args.object
+    profile, forced, settings = LEARN, args.object, None
     if args.route:
         config = _load(args)
         route = config.route(args.route)
-        profile = profile_for(config.target_for(route).type)
+        settings = config.target_for(route)
+        profile = profile_for(settings.type)
         forced = forced or route.object
-    results = [_inspect_one(path, profile, forced) for path in args.files]
+    results = [_inspect_one(path, profile, forced, settings) for path in args.files]
     ordered = plan_order(results, {r.path: _mtime(Path(r.path)) for r in results})
     if args.json:
         print(json.dumps([r.to_json() for r in ordered], indent=2, ensure_ascii=False))
@@ -241,12 +259,12 @@ def _inspect(args: argparse.Namespace) -> int:
     return ExitStatus.OK if all(r.ok for r in results) else ExitStatus.PROBLEM
 
 
-def _inspect_one(path: Path, profile: TargetProfile, forced: str | None) -> Inspection:
+def _inspect_one(path: Path, profile: TargetProfile, forced: str | None, settings: TargetSettings | None) -> Inspection:
     if path.is_dir():
         result = Inspection(file=path.name, path=str(path))
         result.problems.append("is a folder, not a file")
         return result
-    return profile.inspect(path, forced)
+    return profile.inspect(path, forced, settings)
 
 
 def _mtime(path: Path) -> float:
@@ -263,7 +281,9 @@ def render_inspection_table(results: list[Inspection]) -> str:
     for r in results:
         encoding = (r.encoding or "?") + (" +BOM" if r.bom else "")
         verdict = "ok" if r.ok else f"{len(r.problems)} problem{'s' if len(r.problems) != 1 else ''}"
-        delimiter = {"|": "pipe", "\t": "tab", ",": "comma", ";": "semicolon"}.get(r.delimiter or "", "-")
+        delimiter = DELIMITER_NAMES.get(r.delimiter or "", "-")
+        if r.expected_delimiter and delimiter not in ("-", r.expected_delimiter):
+            delimiter += f" ({r.expected_delimiter} expected)"
         rows.append((str(r.order or ""), r.file, r.object or "unknown", delimiter, f"{r.rows:,}", encoding, verdict))
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(headers)).rstrip()]
@@ -274,6 +294,9 @@ def render_inspection_table(results: list[Inspection]) -> str:
         details += [f"  {r.file}: note: {note}" for note in r.notes]
     if details:
         lines += ["", "Details:", *details]
+    expected = sorted({r.expected_delimiter for r in results if r.expected_delimiter})
+    if expected:
+        lines += ["", f"Delimiter: the route's Learn integration reads {' or '.join(expected)}-delimited files only."]
     if len(results) > 1:
         lines += ["", f"Order: {ORDER_EXPLANATION}."]
     return "\n".join(lines)

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError
-from agent.feeds import FEED_TYPES
+from agent.feeds import FEED_TYPES, LEARN_DELIMITERS
 from agent.ini import IniFile, Section
 from agent.settings import (
     ADD_BOM,
+    LOG_LEVELS,
     OBSERVERS,
     ON_FAILURE,
     OPERATIONS,
@@ -36,6 +37,7 @@ from agent.settings import (
     LearnTargetSettings,
     RouteSettings,
     S3TargetSettings,
+    Secret,
     TargetSettings,
     WebhookSettings,
     default,
@@ -99,6 +101,12 @@ LEARN_KEYS = (
     "refresh_guard_percent",
     "add_bom",
     "read_timeout_seconds",
+    "delimiter",
+    "rest_key",
+    "rest_secret",
+    "rest_url",
+    "log_level",
+    "log_wait_minutes",
 )
 S3_KEYS = (
     "type",
@@ -127,6 +135,7 @@ EMAIL_KEYS = (
     "templates_dir",
     "timeout_seconds",
     "verify_tls",
+    "max_message_mb",
     "give_up_hours",
 )
 HEARTBEAT_KEYS = ("url",)
@@ -315,7 +324,25 @@ def _learn(s: Section, name: str) -> LearnTargetSettings:
         refresh_guard_percent=guard,
         add_bom=s.choice("add_bom", ADD_BOM, d["add_bom"]),
         read_timeout_seconds=s.number("read_timeout_seconds", d["read_timeout_seconds"], unit="seconds", minimum=1.0),
+        delimiter=s.choice("delimiter", tuple(LEARN_DELIMITERS), d["delimiter"]),
+        **_learn_rest(s, d),
     )
+
+
+def _learn_rest(s: Section, d: dict[str, Any]) -> dict[str, Any]:
+    """The optional REST application that reads Learn's record-level log: both keys or neither."""
+    key = s.secret("rest_key", required=False) if s.has("rest_key") else Secret("")
+    secret = s.secret("rest_secret", required=False) if s.has("rest_secret") else Secret("")
+    if bool(key) != bool(secret):
+        missing = "rest_secret" if key else "rest_key"
+        raise s.error(missing, "is empty but the other REST key is set; set both in .env (or neither)")
+    return {
+        "rest_key": key,
+        "rest_secret": secret,
+        "rest_url": s.url("rest_url", required=False) or "",
+        "log_level": s.choice("log_level", LOG_LEVELS, d["log_level"]),
+        "log_wait_minutes": s.number("log_wait_minutes", d["log_wait_minutes"], unit="minutes"),
+    }
 
 
 def _s3_fields(s: Section, settings_class: type[S3TargetSettings | JobTargetSettings]) -> dict[str, Any]:
@@ -377,6 +404,7 @@ def _email(s: Section) -> EmailSettings:
         templates_dir=s.path("templates_dir"),
         timeout_seconds=s.number("timeout_seconds", d["timeout_seconds"], unit="seconds", minimum=1.0),
         verify_tls=s.verify("verify_tls"),
+        max_message_mb=s.number("max_message_mb", d["max_message_mb"], unit="MB", minimum=0.1),
         give_up_hours=s.number("give_up_hours", d["give_up_hours"], unit="hours", minimum=0.01),
     )
 

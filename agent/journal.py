@@ -60,7 +60,7 @@ from agent.journal_schema import (
     job_record,
     to_db_time,
 )
-from agent.records import Progress, Receipt, Result, Status
+from agent.records import Progress, Receipt, RecordLog, Result, Status
 
 log = logging.getLogger(__name__)
 
@@ -428,6 +428,22 @@ class Journal:
         """For `status` and tests: the newest jobs first (only those still awaiting, if asked)."""
         where = f" WHERE jobs.state = '{JobState.AWAITING.value}'" if awaiting_only else ""
         return [job_record(r) for r in self._fetchall(f"{JOB_SELECT}{where} ORDER BY jobs.id DESC LIMIT ?", (limit,))]
+
+    def record_log_saved(self, file_id: int, record: RecordLog) -> None:
+        """Learn's record log of a file was read (wholly or in part): counts per level and the CSV."""
+        errors, warnings = record.counts.get("Error", 0), record.counts.get("Warning", 0)
+        path, other = str(record.csv_path) if record.csv_path else None, record.total - errors - warnings
+        sql = "INSERT OR REPLACE INTO record_logs VALUES (?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+        self._execute(sql, (file_id, errors, warnings, other, path, int(record.complete), record.problem))
+
+    def record_log_path(self, file_id: int) -> Path | None:
+        row = self._fetchone("SELECT path FROM record_logs WHERE file_id = ? AND complete = 1", (file_id,))
+        return Path(row[0]) if row is not None and row[0] else None
+
+    def delivered(self, key: str) -> FileRecord | None:
+        sql = "SELECT * FROM files WHERE (reference IN (?, ?) OR name = ?) AND reference IS NOT NULL ORDER BY id DESC"
+        row = self._fetchone(sql, (key, key.lower(), key))
+        return None if row is None else file_record(row)
 
     # -- mail failures ------------------------------------------------------------------------
 

@@ -127,6 +127,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
            )""",
         "CREATE INDEX jobs_state_deadline ON jobs(state, notify_by)",
     ),
+    # 3: Learn's record-level log of a delivered file: counts per level and where the CSV was saved.
+    (
+        """CREATE TABLE record_logs (
+               file_id   INTEGER PRIMARY KEY REFERENCES files(id),
+               errors    INTEGER NOT NULL,
+               warnings  INTEGER NOT NULL,
+               other     INTEGER NOT NULL,
+               path      TEXT,
+               complete  INTEGER NOT NULL,
+               problem   TEXT NOT NULL,
+               saved_at  TEXT NOT NULL
+           )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -56,7 +56,7 @@ class EmailReporter:
     ) -> None:
         self.config = config
         self.journal = journal
-        self.renderer = Renderer(config.email.templates_dir)
+        self.renderer = Renderer(config.email.templates_dir, config.email.max_message_mb)
         self.mailer = mailer if mailer is not None else Mailer(config.email, config.agent.outbox_dir)
         self.spool = spool if spool is not None else MailSpool(config, self.mailer)
         # The latest reports only (a daemon runs for months): for narration, tests and debugging.

@@ -38,6 +38,7 @@ from agent.records import (
     FileOutcome,
     Progress,
     Receipt,
+    RecordLog,
     Reporter,
     Result,
     Status,
@@ -45,7 +46,8 @@ from agent.records import (
     UploadProgress,
 )
 from agent.settings import Config, RouteSettings
-from agent.targets.base import Target
+from agent.targets.base import RecordLogSource, Target
+from agent.wording import format_time_left
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class BatchContext:
 
 
 AUTOMATIC = BatchContext()
+RECORD_LOG_STATUSES = (Status.ERRORS, Status.WARNINGS, Status.TIMED_OUT)
 
 
 def sha256_of(path: Path) -> str:
@@ -272,7 +275,8 @@ class Pipeline:
         outcome = item.outcome
         if item.receipt is not None:  # recovered after upload: inspected before the crash
             return
-        result = profile.inspect(item.path, context.object_override or route.object)
+        target = self.config.target_for(route)
+        result = profile.inspect(item.path, context.object_override or route.object, target)
         item.inspection = result
         outcome.rows, outcome.size = result.rows, result.size
         outcome.object = profile.sent_object(result)
@@ -359,7 +363,35 @@ class Pipeline:
             log.info("archived: %s -> %s", outcome.name, outcome.final_path)
         self.journal.archived(item.file_id, outcome.final_path)
         self.narrate(f"  {outcome.name}: {outcome.status.value}{_count_text(result.progress)} → {outcome.final_path}")
+        self._fetch_record_log(target, item)
         self.reporter.file_done(outcome)
+
+    def _fetch_record_log(self, target: Target, item: _Item) -> None:
+        """Why records failed, from the destination's record log (Learn with REST keys); a log that
+        cannot be read never blocks the batch: the report says why the details are missing."""
+        outcome = item.outcome
+        if outcome.status not in RECORD_LOG_STATUSES or outcome.receipt is None:
+            return
+        if not isinstance(target, RecordLogSource) or outcome.finished_at is None:
+            return
+        archive_dir = self.config.agent.archive_dir
+        csv_path = archive.record_log_path(outcome.final_path, archive_dir, name=outcome.name, when=outcome.finished_at)
+        try:
+            finished = outcome.status is not Status.TIMED_OUT
+            record = target.record_log(outcome.receipt, csv_path, self.stop, finished=finished)
+        except OSError as exc:
+            record = RecordLog(outcome.receipt.reference, complete=False, problem=f"the log could not be saved: {exc}")
+        if record is None:
+            return
+        outcome.record_log = record
+        self.journal.record_log_saved(item.file_id, record)
+        where = record.csv_path or "not saved"
+        log.info("record log: %s %s entries %s → %s", outcome.name, record.total, dict(record.counts), where)
+        if record.problem:
+            log.warning("record log of %s incomplete: %s", outcome.name, record.problem)
+        self.narrate(
+            f"    record log: {record.total} entries → {where}{'; ' + record.problem if record.problem else ''}"
+        )
 
     def _submit(self, target: Target, item: _Item, profile: TargetProfile) -> Receipt:
         outcome, inspection = item.outcome, item.inspection
@@ -410,9 +442,10 @@ class Pipeline:
                     receipt.reference,
                     *progress.counts(),
                 )
+                left = format_time_left(progress.eta_seconds)
                 self.narrate(
                     f"    poll: queued {progress.queued}, completed {progress.completed}, "
-                    f"warnings {progress.warnings}, errors {progress.errors}"
+                    f"warnings {progress.warnings}, errors {progress.errors}" + (f", {left}" if left else "")
                 )
             minutes = (utcnow() - receipt.submitted_at).total_seconds() / 60
             if long_run and minutes >= long_run and not alerted[0]:

@@ -44,18 +44,29 @@ class TargetProfile:
     where_to_look: str  # where an admin looks a receipt up; {ref} is the receipt
     recent_uploads: str  # where an admin sees what arrived lately, when there is no receipt (UNCONFIRMED)
     name_warning: Callable[[str], str | None] = field(default=lambda _name: None)
+    record_logs: bool = False  # can say why each record failed (Learn, given a REST application)
     ends_later: bool = False  # the receipt is a queued job; its end comes as a notification ([webhook])
 
-    def inspect(self, path: Path, forced_object: str | None = None) -> Inspection:
-        """The pre-flight check for this kind of destination (no network)."""
+    def inspect(
+        self, path: Path, forced_object: str | None = None, settings: TargetSettings | None = None
+    ) -> Inspection:
+        """The pre-flight check for this kind of destination (no network).
+
+        With the target's `settings`, a Learn file must also use the integration's delimiter."""
         if self.learn_feeds:
-            return inspect_file(path, forced_object)
+            return inspect_file(path, forced_object, self.expected_delimiter(settings))
         result = inspect_csv(path)
         result.object = "csv" if not result.problems else None
         warning = self.name_warning(path.name)
         if warning:
             result.notes.append(warning)
         return result
+
+    def expected_delimiter(self, settings: TargetSettings | None) -> str | None:
+        """The delimiter name a file must use for this target (Learn: its integration's), or None: any."""
+        if self.learn_feeds and isinstance(settings, LearnTargetSettings):
+            return settings.delimiter
+        return None
 
     def sendable(self, inspection: Inspection) -> bool:
         return inspection.ok
@@ -113,6 +124,7 @@ LEARN = TargetProfile(
     holds_dependents=True,
     where_to_look="reference {ref} in " + LEARN_LOGS,
     recent_uploads=LEARN_LOGS,
+    record_logs=True,
 )
 S3 = TargetProfile(
     kind="s3",

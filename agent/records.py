@@ -129,6 +129,7 @@ class Progress:
     errors: int = 0
     fields: Mapping[str, str] = field(default_factory=dict)  # every field as the server sent it
     polled_at: datetime = field(default_factory=utcnow)
+    eta_seconds: float | None = None  # the agent's estimate of the time left (Learn), when it has one
 
     @property
     def processed(self) -> int:
@@ -146,6 +147,45 @@ class Result:
     progress: Progress | None = None
     message: str = ""
     finished_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One entry of Learn's record-level log, as Learn wrote it (`line` when the message names one)."""
+
+    level: str  # Error | Warning | Information | Debug
+    message: str
+    line: int | None = None
+    created: str = ""
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class MessageGroup:
+    """Log messages of one shape (keys and numbers replaced by placeholders), with a few examples."""
+
+    level: str
+    shape: str
+    count: int
+    examples: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RecordLog:
+    """What Learn said about a data set's records: counts, groups largest first, the first entries,
+    and where the complete log was saved. `problem` says why it is missing or incomplete."""
+
+    reference: str
+    counts: Mapping[str, int] = field(default_factory=dict)  # entries per level
+    groups: tuple[MessageGroup, ...] = ()
+    first: tuple[LogEntry, ...] = ()
+    csv_path: Path | None = None
+    complete: bool = True
+    problem: str = ""
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
 
 
 @dataclass(frozen=True)
@@ -184,6 +224,7 @@ class FileOutcome:
     config_path: Path | None = None  # the configuration in use, for commands the report suggests
     sent_at: datetime | None = None  # when the whole body went out (UNCONFIRMED: when to look for it)
     report_key: str | None = None  # the same for every attempt to send this file's report (no duplicates)
+    record_log: RecordLog | None = None  # Learn's record-level log, when REST keys are configured
 
     @property
     def duration_seconds(self) -> float | None:

@@ -10,7 +10,7 @@ import logging
 import socket
 import sysconfig
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import jinja2
 
 from agent import __version__
 from agent.advice import command_start
+from agent.logreport import log_file
 from agent.records import BatchOutcome, FileOutcome, JobNotice
 from agent.reports import file_report, job_report, missing_report, still_processing_report, summary_report
 from agent.wording import (
@@ -31,6 +32,8 @@ from agent.wording import (
 )
 
 log = logging.getLogger(__name__)
+
+HEADROOM = 8 * 1024  # headers, MIME boundaries and the note the attachment adds to the bodies
 
 TEMPLATE_NAMES = (
     "base.html.j2",
@@ -107,7 +110,8 @@ class Renderer:
     shipped templates. If an override fails to render, the shipped template is used and a warning
     names the broken file, so an editing mistake never costs a report."""
 
-    def __init__(self, templates_dir: Path | None = None) -> None:
+    def __init__(self, templates_dir: Path | None = None, max_message_mb: float = 10.0) -> None:
+        self.max_message_bytes = int(max_message_mb * 1024 * 1024)
         self.shipped_dir = shipped_templates_dir()
         self.templates_dir = templates_dir
         self._shipped = _environment([self.shipped_dir])
@@ -144,7 +148,17 @@ class Renderer:
         )
 
     def file_report(self, outcome: FileOutcome) -> RenderedEmail:
-        return self._both("per_file", file_subject(outcome), report=file_report(outcome))
+        """The per-file report; with a record log, the log attached within max_message_mb."""
+        subject = file_subject(outcome)
+        plain = self._both("per_file", subject, report=file_report(outcome))
+        if outcome.record_log is None:
+            return plain
+        budget = self.max_message_bytes - plain.size * 4 // 3 - HEADROOM  # bodies may be base64-encoded too
+        attached = log_file(outcome, budget)
+        if attached is None:
+            return plain
+        rendered = self._both("per_file", subject, report=file_report(outcome, attached.note))
+        return replace(rendered, attachments=(Attachment(attached.filename, attached.data, attached.mimetype),))
 
     def summary(self, batch: BatchOutcome) -> RenderedEmail:
         return self._both("summary", summary_subject(batch), report=summary_report(batch))

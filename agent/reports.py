@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from agent.logreport import RecordLogView, record_log_view
 from agent.profiles import profile_for
 from agent.records import BatchOutcome, FileOutcome, JobNotice, Status
 from agent.wording import (
@@ -21,15 +22,18 @@ from agent.wording import (
     format_hours,
     format_size,
     format_time,
+    format_time_left,
     job_label,
     job_meaning,
     job_next_step,
     job_title,
+    largest_group,
     look_up,
     next_step,
     object_label,
     object_operation,
     receipt_label,
+    record_details_hint,
     status_counts,
     status_meaning,
     target_label,
@@ -70,6 +74,8 @@ class FileReport:
     queued: str
     location: str
     drop_folder: str
+    record_log: RecordLogView | None = None  # Learn's record-level log, when it was fetched
+    record_hint: str = ""  # without REST keys: how to get the records and reasons in this email
 
     @property
     def facts(self) -> tuple[Fact, ...]:
@@ -89,7 +95,7 @@ class FileReport:
         )
 
 
-def file_report(outcome: FileOutcome) -> FileReport:
+def file_report(outcome: FileOutcome, attachment_note: str = "") -> FileReport:
     progress = outcome.progress
     receipt = outcome.receipt
     return FileReport(
@@ -116,6 +122,8 @@ def file_report(outcome: FileOutcome) -> FileReport:
         queued=format_count(progress.queued if progress else None),
         location=str(outcome.final_path) if outcome.final_path else "not known",
         drop_folder=str(outcome.drop_folder) if outcome.drop_folder else "the drop folder",
+        record_log=record_log_view(outcome, attachment_note),
+        record_hint=record_details_hint(outcome),
     )
 
 
@@ -129,6 +137,7 @@ class SummaryRow:
     warnings: str
     errors: str
     code: str  # receipt reference; empty when the file was never accepted
+    largest_group: str = ""  # the record log's largest group of messages, with its count
 
 
 @dataclass(frozen=True)
@@ -163,6 +172,7 @@ def _summary_row(outcome: FileOutcome) -> SummaryRow:
         warnings=format_count(progress.warnings if progress else None),
         errors=format_count(progress.errors if progress else None),
         code=outcome.receipt.reference if outcome.receipt else "",
+        largest_group=largest_group(outcome),
     )
 
 
@@ -243,12 +253,16 @@ def still_processing_report(outcome: FileOutcome, minutes: float) -> AlertReport
                 f"warnings, {progress.errors:,} errors, {progress.queued:,} queued",
             )
         )
+    left = format_time_left(progress.eta_seconds if progress is not None else None)
+    if left:
+        facts.append(Fact("Time left (estimate)", left.removesuffix(" left")))
+    pace = f" ({left} at the pace so far)" if left else ""
     return AlertReport(
         status=badge("STILL PROCESSING"),
         title=f"{outcome.name} is still being processed",
         meaning=(
             f"{where} accepted {outcome.name} {format_duration(minutes * 60)} ago and is still working on "
-            "it. Large files or a busy server can take this long; the agent keeps checking and sends "
+            f"it{pace}. Large files or a busy server can take this long; the agent keeps checking and sends "
             "the final report when it is done."
         ),
         next_step=(

@@ -22,6 +22,7 @@ TRANSPORTS = ("smtp", "file", "none")
 SECURITY = ("starttls", "ssl", "none")
 PER_FILE = ("yes", "no", "problems")  # problems: only files that did not end SUCCESS get their own email
 ADD_BOM = ("auto", "yes", "no")
+LOG_LEVELS = ("error", "warning")
 
 
 class Secret:
@@ -115,7 +116,18 @@ class LearnTargetSettings:
     refresh_guard_percent: float = 10.0
     add_bom: str = "auto"
     read_timeout_seconds: float = 300.0  # for Learn's answer to an upload; then the file is UNCONFIRMED
+    delimiter: str = "pipe"  # the integration's "Feed File Delimiter" in Learn (pipe is Learn's default)
+    rest_key: Secret = field(default_factory=lambda: Secret(""))  # REST application: record-level log
+    rest_secret: Secret = field(default_factory=lambda: Secret(""))
+    rest_url: str = ""  # empty: the target's url
+    log_level: str = "warning"  # error | warning: the lowest level of log entries fetched
+    log_wait_minutes: float = 10.0  # how long a 423 Locked log is waited out
     type: str = "learn"
+
+    @property
+    def rest_enabled(self) -> bool:
+        """Record details are fetched only when both REST credentials are configured."""
+        return bool(self.rest_key) and bool(self.rest_secret)
 
 
 @dataclass(frozen=True)
@@ -172,6 +184,7 @@ class EmailSettings:
     templates_dir: Path | None = None
     timeout_seconds: float = 30.0
     verify_tls: bool | str = True  # yes | no | path of a CA bundle for a private mail relay
+    max_message_mb: float = 10.0  # many campus mail systems refuse bigger messages
     give_up_hours: float = 72.0  # an unsent report is retried this long, then set aside (outbox/gave-up)
 
 

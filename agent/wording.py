@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from agent.advice import command_start, post_command
+from agent.advice import command_start, errors_command, post_command
 from agent.profiles import TargetProfile, profile_for
-from agent.records import BatchOutcome, FileOutcome, JobNotice, Status
+from agent.records import BatchOutcome, FileOutcome, JobNotice, RecordLog, Status
 
 SUBJECT_PREFIX = "[feed-agent]"
 # The order statuses are counted in, in the summary subject and table (the enum's order).
@@ -56,6 +56,19 @@ def format_duration(seconds: float | None) -> str:
     if minutes:
         return f"{minutes} min {secs:02d} s"
     return f"{secs} s"
+
+
+def format_time_left(seconds: float | None) -> str:
+    """`about 12 min left`: an estimate, so rounded to what an admin plans with; "" when unknown."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return "under a minute left"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"about {minutes} min left"
+    hours, minutes = divmod(minutes, 60)
+    return f"about {hours} h {minutes:02d} min left"
 
 
 def upload_line(sent: int, total: int, seconds: float, *, done: bool = False) -> str:
@@ -181,6 +194,13 @@ def look_up(outcome: FileOutcome) -> str:
     return _profile(outcome).look_up(outcome.receipt.reference if outcome.receipt else None)
 
 
+def _which_records(outcome: FileOutcome) -> str:
+    record = outcome.record_log
+    if record is not None and record.total:
+        return "the records and the reasons Learn gave are listed below (every entry is in the attached log)"
+    return f"look up {look_up(outcome)} to see which records and why"
+
+
 def next_step(outcome: FileOutcome) -> str:
     """What the admin should do now, in plain words (the most important line of every report)."""
     drop = str(outcome.drop_folder) if outcome.drop_folder else "the drop folder"
@@ -195,13 +215,13 @@ def next_step(outcome: FileOutcome) -> str:
     if status is Status.WARNINGS:
         count = f"{progress.warnings:,} record(s) have" if progress else "Some records have"
         return (
-            f"Nothing is blocked, but {count} warnings: look up {look_up(outcome)} to see which "
-            "records and why, and correct them in the SIS if needed."
+            f"Nothing is blocked, but {count} warnings: {_which_records(outcome)}, "
+            "and correct them in the SIS if needed."
         )
     if status is Status.ERRORS:
         count = f"{progress.errors:,} record(s) were" if progress else "Some records were"
         return (
-            f"{count} not processed: look up {look_up(outcome)} to see which records and why. "
+            f"{count} not processed: {_which_records(outcome)}. "
             "Fix them in the SIS; they go out with the next export (or move a corrected file "
             f"into {drop})."
         )
@@ -296,6 +316,58 @@ def summary_subject(batch: BatchOutcome) -> str:
     counts = ", ".join(f"{n} {status.value}" for status, n in status_counts(batch.files))
     head = f"{SUBJECT_PREFIX} Summary: {len(batch.files)} files"
     return f"{head} — {counts}" if counts else head
+
+
+# ----------------------------------------------------------------------------------------------
+# Learn's record-level log (why each record failed)
+
+RECORD_DETAILS_SECTION = "Record details in reports"
+
+
+def record_details_hint(outcome: FileOutcome) -> str:
+    """Without REST keys: the one sentence that says how to get the records and reasons in the email."""
+    if outcome.record_log is not None or outcome.status not in (Status.ERRORS, Status.WARNINGS):
+        return ""
+    if not _profile(outcome).record_logs:
+        return ""
+    return (
+        "To get the records and the reasons in this email, give the Learn target a REST application "
+        f'(rest_key and rest_secret): see "{RECORD_DETAILS_SECTION}" in the admin guide.'
+    )
+
+
+def record_log_heading(record: RecordLog) -> str:
+    """ "Learn's record log: 12 errors, 3 warnings" (the levels fetched, worst first)."""
+    parts = [
+        f"{record.counts.get(level, 0):,} {word}" for level, word in (("Error", "errors"), ("Warning", "warnings"))
+    ]
+    other = record.total - record.counts.get("Error", 0) - record.counts.get("Warning", 0)
+    if other:
+        parts.append(f"{other:,} other entries")
+    return "Learn's record log: " + ", ".join(parts)
+
+
+def record_log_problem(outcome: FileOutcome) -> str:
+    """Why the record details are missing or incomplete, and how to fetch them later."""
+    record = outcome.record_log
+    if record is None or not record.problem:
+        return ""
+    fetch = errors_command(outcome.config_path, record.reference)
+    if record.total:
+        return (
+            f"Only the first {record.total:,} log entries could be read: {_sentence(record.problem)} "
+            f"Fetch the complete log later with: {fetch}"
+        )
+    return f"The record details could not be read: {_sentence(record.problem)} Fetch them later with: {fetch}"
+
+
+def largest_group(outcome: FileOutcome) -> str:
+    """The summary's line for a file: its largest group of log messages and its size."""
+    record = outcome.record_log
+    if record is None or not record.groups:
+        return ""
+    group = record.groups[0]
+    return f"{group.count:,} × {group.shape}"
 
 
 # ----------------------------------------------------------------------------------------------

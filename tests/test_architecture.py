@@ -43,7 +43,9 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.targets",
         "agent.targets.base",
         "agent.targets.http",
+        "agent.targets.pacing",
         "agent.targets.s3keys",
+        "agent.logdigest",
         "agent.receiver",
     ),
     3: (
@@ -51,6 +53,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.inspection",
         "agent.journal_schema",
         "agent.targets.learn_status",
+        "agent.targets.learn_rest",
         "agent.targets.s3errors",
         "agent.observers",
     ),
@@ -58,11 +61,11 @@ FLOORS: dict[int, tuple[str, ...]] = {
     5: ("agent.targets.jobapi", "agent.completions"),
     6: ("agent.profiles",),
     7: ("agent.wording", "agent.guard"),
-    8: ("agent.reports", "agent.meter"),
+    8: ("agent.reports", "agent.logreport", "agent.meter"),
     9: ("agent.render", "agent.mailer"),
     10: ("agent.spool", "agent.notify", "agent.pipeline"),
     11: ("agent.recovery",),
-    12: ("agent.daemon", "agent.commands"),
+    12: ("agent.daemon", "agent.commands", "agent.errorlog"),
     13: ("agent.demo", "agent.cli", "agent.__main__"),
 }
 SIMULATOR = "agent.simulator"

@@ -201,7 +201,9 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert out.index("users.txt: sent") < out.index("courses.txt: sent") < out.index("enrollments.txt: sent")
     assert len(list((tmp_path / "demo" / "var" / "outbox").glob("*.eml"))) == 4
-    assert len(list((tmp_path / "demo" / "var" / "archive").iterdir())) == 3
+    archived = sorted(p.name for p in (tmp_path / "demo" / "var" / "archive").iterdir())
+    assert len(archived) == 4 and sum(name.endswith(".log.csv") for name in archived) == 1
+    assert "Learn says: " in out and "P9999" in out
 
 
 def test_python_dash_m_agent_runs_the_cli(tmp_path: Path) -> None:

@@ -44,6 +44,19 @@ def test_post_sends_exact_bytes_polls_prints_code_and_archives(
     assert f"file: {archived}" in out and not users.exists()
 
 
+@pytest.mark.timeout(60)
+def test_post_shows_the_time_left_on_its_progress_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sim = LearnSimulator(rows_per_second=500, start_delay=0.2).start()
+    try:
+        ini = write_config(tmp_path, sim.url)
+        users = write_flatfile(tmp_path / "users.txt", PEOPLE_HEADER, person_rows(1000))
+        assert main(["-c", str(ini), "post", str(users)]) == 0
+    finally:
+        sim.stop()
+    polls = [line for line in capsys.readouterr().out.splitlines() if "poll:" in line]
+    assert any(line.endswith("under a minute left") for line in polls), polls
+
+
 def test_post_with_object_operation_and_keep(tmp_path: Path, learn_sim: LearnSimulator) -> None:
     ini, users = _post_setup(tmp_path, learn_sim)
     assert main(["-c", str(ini), "post", str(users), "--operation", "delete", "--keep"]) == 0

@@ -9,7 +9,15 @@ import pytest
 from agent.profiles import LEARN_LOGS
 from agent.records import Receipt, Status
 from agent.render import Renderer
-from agent.wording import file_subject, format_duration, format_size, format_time, next_step, status_meaning
+from agent.wording import (
+    file_subject,
+    format_duration,
+    format_size,
+    format_time,
+    format_time_left,
+    next_step,
+    status_meaning,
+)
 from tests.support.outcomes import DROP, START, batch, outcome
 
 # -- formatting ---------------------------------------------------------------------------------------
@@ -185,3 +193,16 @@ def test_a_queued_job_says_who_hears_its_end(details: dict[str, str], expected: 
         assert words in step
     assert "queued job J-42" in status_meaning(queued) and "not known yet" in status_meaning(queued)
     assert file_subject(queued) == "[feed-agent] QUEUED warehouse.csv — job/upload"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (None, ""),
+        (20, "under a minute left"),
+        (12 * 60 + 10, "about 12 min left"),
+        (3 * 3600 + 5 * 60, "about 3 h 05 min left"),
+    ],
+)
+def test_time_left_is_an_estimate_in_round_figures(seconds, words) -> None:
+    assert format_time_left(seconds) == words

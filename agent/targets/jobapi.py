@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 JOB_RETRY = RetryPolicy(attempts=3, first_delay=2.0, factor=5.0, cap=10.0)  # pauses of 2 s, then 10 s
 JOB_ID_FIELDS = ("jobId", "jobID", "id")
-MESSAGE_FIELDS = ("error", "message", "errorMessage", "detail", "errors")
+MESSAGE_FIELDS = ("message", "error", "errorMessage", "detail", "errors")
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 60.0
 UNKNOWN_JOB_HINT = (
@@ -214,14 +214,7 @@ class JobTarget:
 
     def _api_message(self, response: requests.Response) -> str:
         """What the API said, short, on one line, with the API key blanked if it was echoed back."""
-        data = _json(response)
-        said = ""
-        if isinstance(data, dict):
-            for field in MESSAGE_FIELDS:
-                if data.get(field):
-                    value = data[field]
-                    said = value if isinstance(value, str) else json.dumps(value)
-                    break
+        said = _said(_json(response))
         if not said:
             said = response.text.strip() or response.reason or "no message"
         said = " ".join(said.split())[:300].rstrip(".")
@@ -295,6 +288,25 @@ def _json(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+def _said(data: Any) -> str:
+    """The API's own words in a JSON answer: a string field first, whatever its name.
+
+    AlumnIQ answers `{"error": true, "message": "Job 'x' does not exist"}`: the flag says *that* it
+    failed, the string says *what* failed, so a boolean is never the message. Lists or objects
+    (e.g. `errors: [...]`) are quoted as JSON only when no field holds a plain string.
+    """
+    if not isinstance(data, dict):
+        return ""
+    present = [data[field] for field in MESSAGE_FIELDS if data.get(field) not in (None, "", [], {})]
+    for value in present:
+        if isinstance(value, str) and value.strip():
+            return value
+    for value in present:
+        if not isinstance(value, (bool, int, float)):
+            return json.dumps(value)
+    return ""
 
 
 def _job_id(data: Any) -> str | None:

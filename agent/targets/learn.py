@@ -3,8 +3,10 @@
 Protocol facts are in `shared/reference/learn-snapshot-flatfile.md`. The choices that matter:
 - the body is streamed from disk (a 1 GiB file must not become 1 GiB of RAM), with a Content-Length
   so Learn sees an ordinary upload rather than a chunked one;
-- the reference code is the 32-hex token anywhere in a 200 answer, because the sentence around it is
-  localized; a 200 without one is a failure (Blackboard's own script says so);
+- a receipt is a 200, non-HTML answer holding exactly one 32-hex token, the reference code; the
+  sentence around it is localized, so its words are never matched. An SSO or load-balancer sign-in
+  page also answers 200 and may carry a 32-hex nonce: HTML, no token or several tokens is a failure
+  quoting the first line of what came back (Blackboard's own script fails a 200 without a code);
 - an upload is retried only when it provably did not reach Learn: a connection that failed before
   the last byte went out, or an answer of 429 or 5xx (its `Retry-After` honoured). Once the whole
   body went out, a missing answer (read timeout, dropped connection) is `DeliveryUnknown`, never a
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from pathlib import Path
 from typing import NoReturn
 from urllib.parse import quote
 
@@ -29,11 +32,13 @@ import requests.adapters
 from agent import failpoints, interrupts
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.errors import DeliveryUnknown, TargetError
-from agent.records import CheckResult, Progress, Receipt, Result, Submission
+from agent.logdigest import collect
+from agent.records import CheckResult, Progress, Receipt, RecordLog, Result, Submission
 from agent.retry import RetryPolicy, parse_retry_after, retrying
 from agent.settings import LearnTargetSettings
 from agent.targets.base import ProgressCallback
 from agent.targets.http import StreamedBody, new_session, read_start, root_cause, start, without_credentials
+from agent.targets.learn_rest import LearnLogClient
 from agent.targets.learn_status import Follower, parse_status
 
 log = logging.getLogger(__name__)
@@ -48,10 +53,37 @@ CHECK_UID = "0" * 32  # a data set that cannot exist, for check()
 _REFERENCE = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32}(?![0-9A-Fa-f])")
 
 
-def extract_reference(body: str) -> str | None:
-    """The reference code (uid) in an upload answer, in any language; lowercase, or None."""
-    match = _REFERENCE.search(body)
-    return match.group(0).lower() if match else None
+_HTML_START = re.compile(r"\s*(<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>])", re.IGNORECASE)
+
+
+def extract_reference(body: str, content_type: str = "") -> str | None:
+    """The reference code (uid) of a receipt, in any language; lowercase, or None when `body` is no receipt.
+
+    A receipt is not HTML (by its Content-Type or its first tag) and holds exactly one 32-hex token:
+    a sign-in page's nonce or a page listing several ids must never be taken for an accepted upload.
+    """
+    if "html" in content_type.lower() or _HTML_START.match(body):
+        return None
+    tokens = {token.lower() for token in _REFERENCE.findall(body)}
+    return tokens.pop() if len(tokens) == 1 else None
+
+
+def not_a_receipt(body: str, content_type: str = "") -> str:
+    """Why a 200 answer is not a receipt, for the admin: what it was, and its first line."""
+    if "html" in content_type.lower() or _HTML_START.match(body):
+        what = "a web page (HTML), not an upload receipt (a sign-in page or a proxy in front of Learn?)"
+    else:
+        count = len({token.lower() for token in _REFERENCE.findall(body)})
+        what = "without a reference code" if count == 0 else f"with {count} candidate reference codes, not one"
+    return f"{what}; its first line: {first_line(body)}"
+
+
+def first_line(body: str) -> str:
+    """The first non-blank line of an answer, quoted and short."""
+    for line in body.splitlines():
+        if line.strip():
+            return start(line)
+    return "(empty)"
 
 
 class LearnTarget:
@@ -209,11 +241,12 @@ class LearnTarget:
             text = read_start(response)
         code = response.status_code
         if code == 200:
-            uid = extract_reference(text)
+            content_type = response.headers.get("Content-Type", "")
+            uid = extract_reference(text, content_type)
             if uid is None:
                 raise TargetError(
-                    f"Learn answered HTTP 200 for {submission.name} but without a reference "
-                    f"code, so the upload cannot be tracked; the answer began: {start(text)}",
+                    f"Learn answered HTTP 200 for {submission.name} but {not_a_receipt(text, content_type)}; "
+                    "the upload is not taken as accepted and cannot be tracked",
                     http_status=200,
                 )
             return uid, sent
@@ -273,6 +306,7 @@ class LearnTarget:
                 f"Learn answered HTTP {code} for the status of {receipt.reference}; the answer began: {start(text)}",
                 retryable=True,
                 http_status=code,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         return parse_status(text)
 
@@ -287,7 +321,27 @@ class LearnTarget:
         """Poll until Learn is done with the data set, the timeout passes, or polling keeps failing."""
         return Follower(self.status, self.settings, self.clock, receipt, expected_rows, on_progress, stop).run()
 
+    # record log ------------------------------------------------------------------------------
+    def rest_client(self) -> LearnLogClient:
+        return LearnLogClient(self.settings, session=self.session, clock=self.clock)
+
+    def record_log(
+        self, receipt: Receipt, csv_path: Path, stop: threading.Event | None = None, *, finished: bool = True
+    ) -> RecordLog | None:
+        """Learn's record-level log over REST, streamed to `csv_path`; None without REST keys."""
+        if not self.settings.rest_enabled:
+            return None
+        entries = self.rest_client().entries(receipt.reference, stop, patient=finished)
+        return collect(receipt.reference, entries, csv_path)
+
     # check -----------------------------------------------------------------------------------
+    def _check_rest(self) -> list[CheckResult]:
+        """With REST keys: token and entitlement, telling 401, 403 and ready (404) apart."""
+        if not self.settings.rest_enabled:
+            return []
+        ok, detail = self.rest_client().probe()
+        return [CheckResult(f"target {self.name} (Learn REST log)", ok, detail)]
+
     def check(self, canary: bool = False) -> list[CheckResult]:
         """Reach Learn without posting data: endpoint first (no credentials), then the credentials.
 
@@ -312,5 +366,6 @@ class LearnTarget:
                 True,
                 f"reached Learn at {without_credentials(base)}, integration "
                 f"{self.settings.integration}, credentials accepted",
-            )
+            ),
+            *self._check_rest(),
         ]

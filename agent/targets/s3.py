@@ -50,7 +50,9 @@ CHECKSUM_ALGORITHM = "SHA256"
 TOTAL_MAX_ATTEMPTS = 3  # botocore "standard" retries: the first try plus two more
 MAX_CONCURRENCY = 4  # parallel multipart parts; each is read from disk as it is sent
 HANDSHAKE_REGIONS = " (Handshake: eu-central-1; accounts set up before July 2023: eu-west-2)"
-CANARY_STEM = "feed-agent-canary-"
+# "test" in the name on purpose: importers that skip such names (Handshake never processes a file
+# whose name contains "test" or "sample") leave the canary alone instead of importing it as data.
+CANARY_STEM = "feed-agent-canary-test-"
 
 # The only S3 operations a PUT (single or multipart) needs. Everything else is refused before it is
 # sent, because the bucket is write-only and a read would only produce a confusing Access Denied.

@@ -19,6 +19,7 @@ from agent.errors import TargetError
 from agent.records import Progress, Status, Submission
 from agent.retry import RetryPolicy
 from agent.settings import Secret
+from agent.simulator import JobApiSimulator
 from agent.targets.jobapi import JobTarget
 from tests.support.clock import FakeClock
 from tests.support.net import free_port
@@ -159,6 +160,40 @@ def test_unknown_job_is_refused_quoting_the_api_and_saying_the_file_is_in_the_bu
     assert not error.retryable and error.http_status == 400
     assert write_only_s3.object_keys() == ["production/warehouse/warehouse.csv"]
     assert job_api.api_key not in str(error)
+
+
+def test_the_message_string_wins_over_the_error_flag_as_alumniq_answers(
+    write_only_s3: WriteOnlyBucket, tmp_path: Path
+) -> None:
+    """Issue 13.9: the product's AlumnIQ simulator answers {"error": true, "message": ...}; the report
+    quoted "true". The message string is the API's words."""
+    with JobApiSimulator(api_key="iq-key-0123456789", jobs=("gifts",)) as alumniq:
+        settings = write_only_s3.job_settings(alumniq.job_url, alumniq.api_key)
+        target = JobTarget(settings, clock=FakeClock())
+        with pytest.raises(TargetError) as caught:
+            target.submit(make_submission(warehouse_file(tmp_path)))
+        target.close()
+    message = caught.value.message
+    assert "refused (HTTP 400): Job 'warehouse' does not exist." in message
+    assert ": true" not in message and alumniq.requests[0].status == 400
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ({"error": True, "message": "Quota exceeded"}, "Quota exceeded"),
+        ({"message": "", "error": "Bad filename"}, "Bad filename"),
+        ({"error": True, "errors": ["filename too long"]}, '["filename too long"]'),
+        ({"error": True}, '{"error": true}'),
+    ],
+)
+def test_a_string_field_is_preferred_over_a_boolean_flag_in_every_shape(
+    write_only_s3: WriteOnlyBucket, job_api: JobApiStandIn, tmp_path: Path, answer: dict[str, object], said: str
+) -> None:
+    job_api.script(422, answer)
+    with pytest.raises(TargetError) as caught:
+        make_target(write_only_s3, job_api).submit(make_submission(warehouse_file(tmp_path)))
+    assert f"refused (HTTP 422): {said}." in caught.value.message
 
 
 def test_missing_filename_answer_is_quoted(

@@ -314,8 +314,38 @@ def test_a_200_without_a_reference_code_fails_at_once_quoting_the_answer(sim, ta
     with pytest.raises(TargetError) as caught:
         target.submit(submission(people_file(tmp_path)))
     assert not caught.value.retryable and caught.value.http_status == 200
-    assert "without a reference code" in caught.value.message and "Processing error" in caught.value.message
+    assert "not taken as accepted" in caught.value.message and "Processing error" in caught.value.message
     assert sim.upload_attempts == 1
+
+
+def test_a_200_sign_in_page_with_a_32_hex_nonce_is_not_a_receipt(sim, target, tmp_path):
+    """Issue 13.2: an SSO page in front of Learn answers 200 with a nonce; it was taken as accepted, then polled."""
+    sim.faults.html_page = True
+    with pytest.raises(TargetError) as caught:
+        target.submit(submission(people_file(tmp_path)))
+    message = caught.value.message
+    assert not caught.value.retryable and caught.value.http_status == 200
+    assert "a web page (HTML), not an upload receipt" in message
+    assert "its first line: '<!DOCTYPE html>'" in message
+    assert sim.uploads == [] and sim.status_requests == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("<!doctype html><p>ref 0123456789abcdef0123456789abcdef</p>", "a web page (HTML)"),
+        (f"codes {'a' * 32} and {'b' * 32}\nsecond line", "with 2 candidate reference codes"),
+        ("Erfolg: Datei hochgeladen.\nkein Code", "without a reference code"),
+    ],
+)
+def test_a_200_that_is_html_or_holds_no_single_code_fails_quoting_its_first_line(scripted, tmp_path, body, why):
+    scripted.answers = [(200, body)]
+    with pytest.raises(TargetError) as caught:
+        scripted_target(scripted).submit(submission(people_file(tmp_path)))
+    assert why in caught.value.message and not caught.value.retryable
+    assert f"its first line: {body.splitlines()[0][:200]!r}"[:40] in caught.value.message
+    assert "second line" not in caught.value.message and "kein Code" not in caught.value.message
+    assert len(scripted.requests) == 1
 
 
 def test_a_wrong_password_is_final_and_explained_without_leaking(sim, tmp_path, caplog):
@@ -393,6 +423,8 @@ def test_reference_extraction_ignores_the_wording():
     assert extract_reference(f"referencia: {upper}.") == upper.lower()
     assert extract_reference("Success: Feed File Uploaded.  Use the reference code to track") is None
     assert extract_reference("0123456789abcdef0123456789abcdef0") is None  # 33 hex digits is not a code
+    assert extract_reference(f"{upper} again {upper.lower()}") == upper.lower()  # one code, said twice
+    assert extract_reference(f"ok {upper}", "text/html; charset=UTF-8") is None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -421,6 +453,25 @@ def test_wait_reports_success_with_counts_and_calls_back(sim, target, tmp_path):
     assert result.status is Status.SUCCESS
     assert result.progress is not None and result.progress.counts() == (0, 40, 0, 0)
     assert seen and seen[-1] == result.progress
+
+
+@pytest.mark.timeout(60)
+def test_wait_estimates_the_time_left_from_the_pace_and_polls_few_times(tmp_path):
+    simulator = LearnSimulator(rows_per_second=1000, start_delay=0.3, password=PASSWORD).start()
+    try:
+        settings = learn_settings(simulator, poll_initial_seconds=0.5, poll_max_seconds=5)
+        target = new_target(settings)
+        receipt = target.submit(submission(people_file(tmp_path, 2000), rows=2000))
+        seen = []
+
+        result = target.wait(receipt, 2000, on_progress=seen.append)
+
+        assert result.status is Status.SUCCESS
+        estimates = [p.eta_seconds for p in seen if p.eta_seconds is not None]
+        assert estimates and all(0 <= eta <= 2.5 for eta in estimates)  # 2,000 rows at 1,000 rows/s
+        assert simulator.status_requests <= 7  # a 0.1 s poller would take about 23
+    finally:
+        simulator.stop()
 
 
 def test_wait_reports_warnings(sim, target, tmp_path):
@@ -484,16 +535,36 @@ def test_five_status_failures_in_a_row_are_tolerated(sim, target, tmp_path):
     assert sim.status_requests == 6
 
 
-def test_the_sixth_status_failure_ends_as_failed_naming_the_reference(sim, target, tmp_path):
+def test_a_status_outage_longer_than_five_polls_is_waited_out(sim, target, clock, tmp_path):
     receipt = target.submit(submission(people_file(tmp_path)))
-    sim.faults.status_503 = 100
+    assert sim.wait_idle(20)
+    sim.faults.status_failures = 20
+    sim.faults.retry_after = 1
 
-    result = target.wait(receipt, 3)
+    assert target.wait(receipt, 3).status is Status.SUCCESS
+    assert sim.status_requests == 21
+    assert all(pause >= 1 for pause in clock.sleeps[:20])  # Retry-After honoured between failed polls
 
-    assert result.status is Status.FAILED
-    assert sim.status_requests == 6
-    assert receipt.reference in result.message and "upload itself was accepted" in result.message
-    assert "HTTP 503" in result.message
+
+def test_a_status_outage_until_the_timeout_is_timed_out_with_the_last_reading_and_the_errors(
+    sim, target, clock, tmp_path
+):
+    sim.faults.stuck = True
+    receipt = target.submit(submission(people_file(tmp_path)))
+    sim.faults.retry_after = None
+
+    def outage_after_first_reading(progress: object) -> None:
+        sim.faults.status_failures = 10**6
+
+    result = target.wait(receipt, 3, on_progress=outage_after_first_reading)
+
+    assert result.status is Status.TIMED_OUT
+    assert result.progress is not None and result.progress.counts() == (3, 0, 0, 0)
+    failed = sim.status_requests - 1
+    assert failed > 100  # 30 s of polls paced at most 0.2 s apart
+    assert f"{failed} status polls failed" in result.message and "HTTP 503" in result.message
+    assert "last reading: 3 queued, 0 completed" in result.message and receipt.reference in result.message
+    assert sum(clock.sleeps) == pytest.approx(30, abs=0.01) and max(clock.sleeps) <= 0.2
 
 
 def test_a_refused_status_request_is_final(sim, target, tmp_path):
@@ -526,9 +597,10 @@ def test_counts_that_stop_moving_end_the_wait(scripted):
 
 def test_hostile_status_xml_counts_as_a_failed_poll(scripted):
     scripted.answers = [(200, '<!DOCTYPE x [<!ENTITY a "b">]><dataSetStatus/>')]
-    result = scripted_target(scripted).wait(receipt_for("a" * 32), 1)
-    assert result.status is Status.FAILED and "DOCTYPE or ENTITY" in result.message
-    assert len(scripted.requests) == 6
+    result = scripted_target(scripted, timeout_minutes=0.05).wait(receipt_for("a" * 32), 1)
+    assert result.status is Status.TIMED_OUT and "DOCTYPE or ENTITY" in result.message
+    assert result.progress is None and "could not be read in 0.05 minutes" in result.message
+    assert f"{len(scripted.requests)} status polls failed" in result.message
 
 
 def test_stop_before_waiting_raises_at_once(sim, target, tmp_path):

@@ -24,6 +24,7 @@ from agent.records import Progress, Status, Submission
 from agent.settings import Secret
 from agent.targets.s3 import S3Target
 from agent.targets.s3errors import ReadBlockedError
+from agent.targets.s3keys import handshake_name_warning
 from tests.support.net import free_port
 from tests.support.s3 import SentRequest, WriteOnlyBucket, record_requests
 
@@ -349,7 +350,8 @@ def test_canary_puts_a_clearly_named_object(write_only_s3: WriteOnlyBucket) -> N
     assert canary and canary[0].ok, results
     assert methods(sent) == {"PUT"} and len(sent) == 1
     [key] = write_only_s3.object_keys()
-    assert key.startswith("incoming/feed-agent-canary-") and key.endswith("Z.txt")
+    assert key.startswith("incoming/feed-agent-canary-test-") and key.endswith("Z.txt")
+    assert handshake_name_warning(key.rsplit("/", 1)[1]) is not None  # an importer that skips "test" skips it
     assert key in canary[0].detail
     assert "not a data file" in write_only_s3.read(key).decode()
 
