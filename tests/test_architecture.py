@@ -52,6 +52,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.config",
         "agent.inspection",
         "agent.journal_schema",
+        "agent.journal_base",
         "agent.targets.learn_status",
         "agent.targets.learn_rest",
         "agent.targets.s3errors",
