@@ -22,6 +22,12 @@ def feed_agent_executable() -> list[str]:
     return [sys.executable, "-m", "agent"]
 
 
+def command_start() -> str:
+    """How every suggested command begins in a report (the quoted executable): the text emails wrap
+    prose but keep a command whole, from here to the end of its line."""
+    return shlex.quote(feed_agent_executable()[0])
+
+
 def command_line(config_path: Path | None, *args: str | Path) -> str:
     """`/opt/feed-agent/venv/bin/feed-agent -c /etc/feed-agent/agent.ini ARGS…`, quoted, on one line."""
     words = [*feed_agent_executable()]
@@ -41,3 +47,8 @@ def post_command(
     if force:
         args.append("--force")
     return command_line(config_path, *args)
+
+
+def errors_command(config_path: Path | None, reference: str) -> str:
+    """The command that prints (and if need be fetches) a delivered file's record log."""
+    return command_line(config_path, "errors", reference)

@@ -221,6 +221,16 @@ def claim(source: Path, processing_dir: Path) -> Path:
     return destination
 
 
+def record_log_path(archived: Path | None, archive_dir: Path, *, name: str, when: datetime) -> Path:
+    """Where Learn's record log of a file is saved: beside its archived copy, "<stem>.<STAMP>.log.csv"
+    (in archive/ even when the file itself stayed in place, so the drop folder never gets a new file)."""
+    if archived is not None and archived.parent == archive_dir:
+        stem, _suffixes = split_name(archived.name)
+        return archive_dir / f"{stem}.log.csv"
+    stem, _suffixes = split_name(name)
+    return archive_dir / f"{stem}.{stamp(when)}.log.csv"
+
+
 def archive(path: Path, archive_dir: Path, *, name: str, when: datetime) -> Path:
     """Move a processed file to archive/ as "<stem>.<YYYYmmddTHHMMSSZ><suffixes>" (UTC)."""
     destination = _move_to_first_free(path, archive_dir, _stamped(name, when))
@@ -235,6 +245,13 @@ def fail(path: Path, failed_dir: Path, *, name: str, reason: str, when: datetime
     _write_reason(destination, reason, when)
     log.debug("failed %s -> %s", path, destination)
     return destination
+
+
+def failed_destination(failed_dir: Path, name: str) -> Path:
+    """Where `fail` would put a file named `name` now (its first free name): for the command a held
+    file's reason gives before the file is moved."""
+    free = (failed_dir / candidate for candidate in _numbered(name) if not (failed_dir / candidate).exists())
+    return next(free, failed_dir / name)
 
 
 def reason_path(failed_file: Path) -> Path:

@@ -14,14 +14,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent import __version__
+from agent import __version__, failpoints
 from agent.config import load_config
 from agent.errors import AgentError, ConfigError, os_error_message
-from agent.feeds import FEED_TYPES, ORDER_EXPLANATION
+from agent.feeds import DELIMITER_NAMES, FEED_TYPES, ORDER_EXPLANATION
 from agent.inspection import Inspection, plan_order
 from agent.profiles import LEARN, TargetProfile, profile_for
 from agent.records import CheckResult
-from agent.settings import OPERATIONS, Config
+from agent.settings import OPERATIONS, Config, TargetSettings
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("watch", help="watch the drop folders until stopped (SIGTERM/SIGINT)")
     run = sub.add_parser("run", help="process every file present now, wait for each, then exit (for cron)")
     run.add_argument("--route", help="only this route's folder (e.g. a weekly refresh route)")
+    run.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print nothing when every file succeeded or there was nothing to do; else a short summary "
+        "on stderr (cron mails only the nights that need a look)",
+    )
 
     post = sub.add_parser("post", help="send one file by hand and follow it to the end")
     post.add_argument("file", type=Path)
@@ -92,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="S3 targets: write a small, clearly named test object (a write-only bucket allows nothing else)",
     )
 
+    errors = sub.add_parser("errors", help="print a delivered file's record log from Learn (saved, or fetched now)")
+    errors.add_argument("file", help="the file's name as it arrived, or its reference code")
+    errors.add_argument("--csv", action="store_true", help="print the log as CSV")
+
     demo = sub.add_parser("demo", help="a self-contained demonstration against the built-in simulator")
     demo.add_argument("--dir", type=Path, help="work folder (default: ./demo-run)")
 
@@ -99,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.simulator import add_arguments
 
     add_arguments(simulate)
+    # Not in the main help (no `help=`): the crash-test points, for FEED_AGENT_FAILPOINT=NAME[:N].
+    sub.add_parser("failpoints", description="The crash-test points of FEED_AGENT_FAILPOINT=NAME[:N] (testing only).")
     return parser
 
 
@@ -107,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from agent.logs import setup_logging
 
-    setup_logging(verbose=args.verbose, fmt=args.log_format)
+    setup_logging(verbose=args.verbose, fmt=args.log_format, console_level=_console_level(args))
     try:
         return int(_dispatch(args))
     except ConfigError as exc:
@@ -124,6 +136,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitStatus.PROBLEM
 
 
+def _console_level(args: argparse.Namespace) -> int | None:
+    """What reaches stderr besides a command's own output: `post` narrates each step on stdout, so
+    its INFO lines would say everything twice (each poll too); `run --quiet` prints only its summary."""
+    from agent.logs import QUIET
+
+    if args.command == "post":
+        return logging.WARNING
+    if args.command == "run" and getattr(args, "quiet", False):
+        return QUIET
+    return None
+
+
 def entry_point() -> None:
     sys.exit(main())
 
@@ -136,8 +160,21 @@ def _load(args: argparse.Namespace) -> Config:
     return config
 
 
+def _failpoints_first(command: str) -> int | None:
+    """The hidden `failpoints` command, and a bad FEED_AGENT_FAILPOINT refused before any command runs."""
+    if command == "failpoints":
+        print(failpoints.describe())
+        return ExitStatus.OK
+    if failpoints.PROBLEM:
+        raise ConfigError(failpoints.PROBLEM)
+    return None
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     command = args.command
+    listed = _failpoints_first(command)
+    if listed is not None:
+        return listed
     if command == "inspect":
         return _inspect(args)
     if command == "simulate":
@@ -160,6 +197,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return ExitStatus.OK
     if command == "post":
         from agent.commands import post_file
+        from agent.meter import terminal_meter
 
         outcome = post_file(
             config,
@@ -170,12 +208,21 @@ def _dispatch(args: argparse.Namespace) -> int:
             keep=args.keep,
             force=args.force,
             echo=print,
+            upload_progress=terminal_meter(sys.stdout),
         )
         return ExitStatus.OK if outcome.status.ok else ExitStatus.PROBLEM
+    if command == "errors":
+        from agent.errorlog import print_record_log, record_log_for
+
+        print_record_log(record_log_for(config, args.file), as_csv=args.csv)
+        return ExitStatus.OK
     if command == "run":
         from agent.daemon import run_once
 
-        return ExitStatus.OK if run_once(config, route_name=args.route) else ExitStatus.PROBLEM
+        verdict = run_once(config, route_name=args.route)
+        for line in verdict.attention:
+            print(f"feed-agent: {line}", file=sys.stderr)
+        return ExitStatus.OK if verdict.ok else ExitStatus.PROBLEM
     if command == "watch":
         from agent.daemon import watch
 
@@ -186,7 +233,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _print_checks(results: list[CheckResult]) -> int:
     width = max((len(r.item) for r in results), default=0)
     for result in results:
-        mark = "OK  " if result.ok else "FAIL"
+        mark = ("WARN" if result.warning else "OK  ") if result.ok else "FAIL"
         print(f"{mark} {result.item.ljust(width)}  {result.detail}".rstrip())
     return ExitStatus.OK if all(r.ok for r in results) else ExitStatus.PROBLEM
 
@@ -196,13 +243,14 @@ def _print_checks(results: list[CheckResult]) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    profile, forced = LEARN, args.object
+    profile, forced, settings = LEARN, args.object, None
     if args.route:
         config = _load(args)
         route = config.route(args.route)
-        profile = profile_for(config.target_for(route).type)
+        settings = config.target_for(route)
+        profile = profile_for(settings.type)
         forced = forced or route.object
-    results = [_inspect_one(path, profile, forced) for path in args.files]
+    results = [_inspect_one(path, profile, forced, settings) for path in args.files]
     ordered = plan_order(results, {r.path: _mtime(Path(r.path)) for r in results})
     if args.json:
         print(json.dumps([r.to_json() for r in ordered], indent=2, ensure_ascii=False))
@@ -211,12 +259,12 @@ def _inspect(args: argparse.Namespace) -> int:
     return ExitStatus.OK if all(r.ok for r in results) else ExitStatus.PROBLEM
 
 
-def _inspect_one(path: Path, profile: TargetProfile, forced: str | None) -> Inspection:
+def _inspect_one(path: Path, profile: TargetProfile, forced: str | None, settings: TargetSettings | None) -> Inspection:
     if path.is_dir():
         result = Inspection(file=path.name, path=str(path))
         result.problems.append("is a folder, not a file")
         return result
-    return profile.inspect(path, forced)
+    return profile.inspect(path, forced, settings)
 
 
 def _mtime(path: Path) -> float:
@@ -233,7 +281,9 @@ def render_inspection_table(results: list[Inspection]) -> str:
     for r in results:
         encoding = (r.encoding or "?") + (" +BOM" if r.bom else "")
         verdict = "ok" if r.ok else f"{len(r.problems)} problem{'s' if len(r.problems) != 1 else ''}"
-        delimiter = {"|": "pipe", "\t": "tab", ",": "comma", ";": "semicolon"}.get(r.delimiter or "", "-")
+        delimiter = DELIMITER_NAMES.get(r.delimiter or "", "-")
+        if r.expected_delimiter and delimiter not in ("-", r.expected_delimiter):
+            delimiter += f" ({r.expected_delimiter} expected)"
         rows.append((str(r.order or ""), r.file, r.object or "unknown", delimiter, f"{r.rows:,}", encoding, verdict))
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(headers)).rstrip()]
@@ -244,6 +294,9 @@ def render_inspection_table(results: list[Inspection]) -> str:
         details += [f"  {r.file}: note: {note}" for note in r.notes]
     if details:
         lines += ["", "Details:", *details]
+    expected = sorted({r.expected_delimiter for r in results if r.expected_delimiter})
+    if expected:
+        lines += ["", f"Delimiter: the route's Learn integration reads {' or '.join(expected)}-delimited files only."]
     if len(results) > 1:
         lines += ["", f"Order: {ORDER_EXPLANATION}."]
     return "\n".join(lines)

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError
-from agent.feeds import FEED_TYPES
+from agent.feeds import FEED_TYPES, LEARN_DELIMITERS
 from agent.ini import IniFile, Section
 from agent.settings import (
     ADD_BOM,
+    LOG_LEVELS,
     OBSERVERS,
     ON_FAILURE,
     OPERATIONS,
+    PER_FILE,
     SECURITY,
     TARGET_TYPES,
     TRANSPORTS,
@@ -35,7 +37,9 @@ from agent.settings import (
     LearnTargetSettings,
     RouteSettings,
     S3TargetSettings,
+    Secret,
     TargetSettings,
+    WebhookSettings,
     default,
 )
 from agent.targets.s3keys import template_fields
@@ -98,6 +102,13 @@ LEARN_KEYS = (
     "delete_guard_rows",
     "store_warn_percent",
     "add_bom",
+    "read_timeout_seconds",
+    "delimiter",
+    "rest_key",
+    "rest_secret",
+    "rest_url",
+    "log_level",
+    "log_wait_minutes",
 )
 S3_KEYS = (
     "type",
@@ -111,7 +122,7 @@ S3_KEYS = (
     "verify_tls",
     "multipart_threshold_mb",
 )
-JOB_KEYS = (*S3_KEYS, "job_url", "job", "api_key", "notify_email", "notify_webhook")
+JOB_KEYS = (*S3_KEYS, "job_url", "job", "api_key", "notify_email", "notify_webhook", "notify_within_hours")
 EMAIL_KEYS = (
     "transport",
     "host",
@@ -126,8 +137,11 @@ EMAIL_KEYS = (
     "templates_dir",
     "timeout_seconds",
     "verify_tls",
+    "max_message_mb",
+    "give_up_hours",
 )
 HEARTBEAT_KEYS = ("url",)
+WEBHOOK_KEYS = ("listen", "public_url")
 
 
 def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -137,18 +151,28 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
     _check_sections(loader)
 
     agent_raw = loader.section("agent", AGENT_KEYS)
-    loader.load_env(agent_raw.path("env_file", DEFAULT_ENV_FILE))
+    loader.load_env(agent_raw.path("env_file", DEFAULT_ENV_FILE), explicit=agent_raw.has("env_file"))
     agent = _agent(agent_raw)
     targets = {name: _target(loader, name) for name in _named(loader, "target")}
     routes = tuple(_route(loader, name, targets) for name in _named(loader, "route"))
     _check_route_folders(loader, routes)
     email = _email(loader.section("email", EMAIL_KEYS))
     heartbeat = HeartbeatSettings(url=loader.section("heartbeat", HEARTBEAT_KEYS).url("url", required=False))
-    return Config(path=config_path, agent=agent, routes=routes, targets=targets, email=email, heartbeat=heartbeat)
+    webhook = _webhook(loader.section("webhook", WEBHOOK_KEYS))
+    _check_static_webhooks(loader, targets, webhook)
+    return Config(
+        path=config_path,
+        agent=agent,
+        routes=routes,
+        targets=targets,
+        email=email,
+        heartbeat=heartbeat,
+        webhook=webhook,
+    )
 
 
 def _check_sections(loader: IniFile) -> None:
-    fixed = ("agent", "email", "heartbeat")
+    fixed = ("agent", "email", "heartbeat", "webhook")
     for name in loader.parser.sections():
         if name in fixed or re.fullmatch(r"(route|target):[A-Za-z0-9_.-]+", name):
             continue
@@ -156,7 +180,7 @@ def _check_sections(loader: IniFile) -> None:
         suggestion = f"; did you mean [{hint[0]}]?" if hint else ""
         raise ConfigError(
             f"{loader.path} [{name}]: unknown section{suggestion} "
-            "(allowed: [agent], [route:NAME], [target:NAME], [email], [heartbeat])"
+            "(allowed: [agent], [route:NAME], [target:NAME], [email], [heartbeat], [webhook])"
         )
 
 
@@ -241,6 +265,9 @@ def _target(loader: IniFile, name: str) -> TargetSettings:
         api_key=s.secret("api_key", required=True),
         notify_email=s.optional_text("notify_email"),
         notify_webhook=s.url("notify_webhook", required=False) or None,
+        notify_within_hours=s.number(
+            "notify_within_hours", default(JobTargetSettings, "notify_within_hours"), unit="hours", minimum=0.0001
+        ),
     )
 
 
@@ -249,6 +276,35 @@ def _percent(s: Section, key: str, default: float) -> float:
     if value > 100:
         raise s.error(key, f"{value:g} is out of range (0 to 100)")
     return value
+
+
+def _webhook(s: Section) -> WebhookSettings:
+    """`listen` is host:port (port 0: any free one); `public_url` an http(s) URL without a query."""
+    listen = s.text("listen")
+    if listen:
+        host, sep, port = listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise s.error("listen", f"'{listen}' is not host:port (e.g. 127.0.0.1:8787)")
+    public_url = s.url("public_url", required=False).rstrip("/")
+    if public_url and not listen:
+        raise s.error(
+            "listen", "is empty but public_url is set; set listen (e.g. 127.0.0.1:8787) to receive notifications"
+        )
+    if "?" in public_url or "#" in public_url:
+        raise s.error("public_url", f"'{public_url}' has a query or fragment; give the base address only")
+    return WebhookSettings(listen=listen, public_url=public_url)
+
+
+def _check_static_webhooks(loader: IniFile, targets: Mapping[str, TargetSettings], webhook: WebhookSettings) -> None:
+    """With [webhook] on, each job gets its own URL: a fixed notify_webhook would be silently ignored."""
+    if not webhook.enabled:
+        return
+    for name, settings in targets.items():
+        if isinstance(settings, JobTargetSettings) and settings.notify_webhook:
+            raise ConfigError(
+                f"{loader.path} [target:{name}] notify_webhook: remove it; with [webhook] listen set, "
+                "feed-agent gives each job its own notification URL"
+            )
 
 
 def _learn(s: Section, name: str) -> LearnTargetSettings:
@@ -276,7 +332,26 @@ def _learn(s: Section, name: str) -> LearnTargetSettings:
         delete_guard_rows=s.integer("delete_guard_rows", d["delete_guard_rows"], low=0, high=10**9),
         store_warn_percent=_percent(s, "store_warn_percent", d["store_warn_percent"]),
         add_bom=s.choice("add_bom", ADD_BOM, d["add_bom"]),
+        read_timeout_seconds=s.number("read_timeout_seconds", d["read_timeout_seconds"], unit="seconds", minimum=1.0),
+        delimiter=s.choice("delimiter", tuple(LEARN_DELIMITERS), d["delimiter"]),
+        **_learn_rest(s, d),
     )
+
+
+def _learn_rest(s: Section, d: dict[str, Any]) -> dict[str, Any]:
+    """The optional REST application that reads Learn's record-level log: both keys or neither."""
+    key = s.secret("rest_key", required=False) if s.has("rest_key") else Secret("")
+    secret = s.secret("rest_secret", required=False) if s.has("rest_secret") else Secret("")
+    if bool(key) != bool(secret):
+        missing = "rest_secret" if key else "rest_key"
+        raise s.error(missing, "is empty but the other REST key is set; set both in .env (or neither)")
+    return {
+        "rest_key": key,
+        "rest_secret": secret,
+        "rest_url": s.url("rest_url", required=False) or "",
+        "log_level": s.choice("log_level", LOG_LEVELS, d["log_level"]),
+        "log_wait_minutes": s.number("log_wait_minutes", d["log_wait_minutes"], unit="minutes"),
+    }
 
 
 def _s3_fields(s: Section, settings_class: type[S3TargetSettings | JobTargetSettings]) -> dict[str, Any]:
@@ -333,9 +408,23 @@ def _email(s: Section) -> EmailSettings:
         password=password if password else None,
         from_addr=s.text("from", d["from_addr"]),
         to=recipients,
-        per_file=s.flag("per_file", d["per_file"]),
+        per_file=_per_file(s, d["per_file"]),
         summary=s.flag("summary", d["summary"]),
         templates_dir=s.path("templates_dir"),
         timeout_seconds=s.number("timeout_seconds", d["timeout_seconds"], unit="seconds", minimum=1.0),
         verify_tls=s.verify("verify_tls"),
+        max_message_mb=s.number("max_message_mb", d["max_message_mb"], unit="MB", minimum=0.1),
+        give_up_hours=s.number("give_up_hours", d["give_up_hours"], unit="hours", minimum=0.01),
     )
+
+
+def _per_file(s: Section, default_value: str) -> str:
+    """`yes` / `no` (with the synonyms every flag takes), or `problems`: only files that need attention."""
+    value = s.text("per_file", default_value).lower()
+    if value in PER_FILE:
+        return value
+    if value in ("true", "on", "1"):
+        return "yes"
+    if value in ("false", "off", "0"):
+        return "no"
+    raise s.error("per_file", f"'{value}' is not allowed; use one of: {', '.join(PER_FILE)}")

@@ -14,20 +14,24 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
 from agent import archive
 from agent.clock import SYSTEM_CLOCK, Clock
-from agent.errors import AlreadyRunning, ConfigError
+from agent.completions import JobFollowUp, configured_base_url
+from agent.errors import AgentError, AlreadyRunning, ConfigError
 from agent.journal import Journal
 from agent.notify import EmailReporter
 from agent.pipeline import Pipeline
-from agent.records import BatchOutcome, Reporter
+from agent.receiver import Receiver
+from agent.records import BatchOutcome, FileOutcome, Reporter
 from agent.recovery import recover
 from agent.retry import RetryPolicy
 from agent.settings import Config, RouteSettings
+from agent.spool import describe, spool_state
 from agent.watcher import Candidate, FolderWatcher
 
 log = logging.getLogger(__name__)
@@ -91,9 +95,19 @@ class Agent:
             self.lock.release()  # an unusable journal must not leave the work folder locked
             raise
         self.clock = clock
-        self.reporter = reporter or EmailReporter(config, self.journal)
+        # Our own reporter also owns the mail spool, sent again at start and by housekeeping.
+        self.email: EmailReporter | None = None
+        if reporter is None:
+            self.email = reporter = EmailReporter(config, self.journal)
+        self.reporter: Reporter = reporter
         self.narrate: Callable[[str], None] = narrate or (lambda _line: None)
-        self.pipeline = Pipeline(config, self.journal, self.reporter, stop=self.stop, narrate=narrate)
+        self.follow_up = JobFollowUp(
+            config, self.journal, self.reporter, base_url=configured_base_url(config.webhook), clock=clock
+        )
+        self.receiver: Receiver | None = None
+        self.pipeline = Pipeline(
+            config, self.journal, self.reporter, stop=self.stop, narrate=narrate, follow_up=self.follow_up
+        )
         self.routes = {route.name: route for route in config.routes}
         self.watcher = FolderWatcher(
             {route.name: route.watch for route in config.routes},
@@ -109,10 +123,12 @@ class Agent:
         # Recent batches only (a daemon runs for months); `all_ok` keeps the verdict for `run`.
         self.batches: deque[BatchOutcome] = deque(maxlen=RECENT_BATCHES)
         self.all_ok = True
+        self.attention: list[str] = []  # what `run` says on stderr: one line per thing to look at
         self._seen: set[Path] = set()
-        self._started = self.clock.now()
 
     def close(self) -> None:
+        if self.receiver is not None:
+            self.receiver.stop()
         self.watcher.stop()
         self.pipeline.close()
         self.journal.close()
@@ -124,20 +140,41 @@ class Agent:
         """Recover, then process every file present now (once it has settled), route by route.
 
         A file still being written is waited for (bounded: a file whose ready marker never comes is
-        left for the next run)."""
+        left for the next run). Like `watch`, it sends waiting reports first and MISSING alerts."""
+        self._deliver_reports(force=True)
         self._recover()
+        routes = [self.config.route(route_name)] if route_name else list(self.routes.values())
+        readable = [route for route in routes if self._folder_readable(route)]
         self.watcher.scan()
         self.watcher.wait_until_settled(timeout=2 * self.config.agent.settle_seconds + 30)
-        routes = [self.config.route(route_name)] if route_name else list(self.routes.values())
-        for route in routes:
+        for route in readable:
             self._run_batch(route, [c for c in self.watcher.pending(route.name) if c.ready])
-        self._prune_archive()  # cron installs have no daemon to do it
+        self._missing_alerts()  # cron installs have no daemon to do it
+        self._prune_archive()
+        self.follow_up.check_deadlines()  # the dead-man's switch works without watch
         return self.all_ok
+
+    def _folder_readable(self, route: RouteSettings) -> bool:
+        """A missing or unreadable drop folder (an unmounted share) is a failed night, not a quiet one."""
+        folder = route.watch
+        if folder.is_dir() and os.access(folder, os.R_OK | os.X_OK):
+            return True
+        problem = "is missing" if not folder.exists() else "is not a readable folder"
+        line = (
+            f"route {route.name}: the watched folder {folder} {problem} (an unmounted share?); "
+            "nothing was taken from it: mount or create it, or fix its permissions"
+        )
+        log.error("%s", line)
+        self.attention.append(line)
+        self.all_ok = False
+        return False
 
     def watch(self) -> None:
         """Run until `stop` is set: batches as files settle, alerts, retention."""
         for route in self.routes.values():
             log.info("watching %s for route %s -> target %s", route.watch, route.name, route.target)
+        self.serve_webhook()
+        self._deliver_reports(force=True)
         self._recover()
         self.watcher.start()
         for route in self.routes.values():
@@ -164,6 +201,20 @@ class Agent:
                 retry_at = self.clock.monotonic() + delay
             self.wake.wait(LOOP_SECONDS)
             self.wake.clear()
+
+    def serve_webhook(self) -> None:
+        """Start the job-notification receiver when [webhook] listen is set (its own thread)."""
+        settings = self.config.webhook
+        if not settings.enabled or self.receiver is not None:
+            return
+        try:
+            self.receiver = Receiver(settings.address, self.follow_up.settle).start()
+        except OSError as exc:
+            raise AgentError(
+                f"[webhook] listen: cannot listen on {settings.listen} ({exc.strerror or exc}); another program "
+                "may use that port, or the address is not this machine's"
+            ) from None
+        self.follow_up.base_url = settings.public_url or self.receiver.url
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -224,8 +275,14 @@ class Agent:
             log.error("cannot move %s aside (%s): %s", path, reason, exc)
 
     def _housekeeping(self) -> None:
+        self._deliver_reports()
         self._missing_alerts()
+        self.follow_up.check_deadlines()
         self._prune_archive()
+
+    def _deliver_reports(self, *, force: bool = False) -> None:
+        if self.email is not None:
+            self.email.deliver_waiting(force=force)
 
     def _prune_archive(self) -> None:
         removed = archive.prune_archive(
@@ -239,46 +296,83 @@ class Agent:
             )
 
     def _missing_alerts(self) -> None:
-        """The SIS export silently stopped: no file on a route for `expect_every_hours`."""
+        """The SIS export silently stopped: no file on a route for `expect_every_hours`.
+
+        Both the silence's start and the alert live in the journal, so `run` (a new process every
+        night) and `watch` alike alert once per silence."""
         for route in self.routes.values():
             if not route.expect_every_hours:
                 continue
             last = self.journal.last_arrival(route.name)
-            since = last or self._started
-            if self.clock.now() - since < timedelta(hours=route.expect_every_hours):
+            since = last or self._watched_since(route.name)
+            hours = (self.clock.now() - since).total_seconds() / 3600
+            if hours < route.expect_every_hours:
                 continue
             key = f"missing_alerted:{route.name}"
             if self.journal.get_meta(key) == since.isoformat():
                 continue
             self.journal.set_meta(key, since.isoformat())
-            log.warning(
-                "missing: no file on route %s for %.1f hours",
-                route.name,
-                (self.clock.now() - since).total_seconds() / 3600,
-            )
+            line = f"route {route.name}: no file arrived for {hours:.1f} hours (missing-file alert sent)"
+            log.warning("missing: %s", line)
+            self.attention.append(line)
+            self.all_ok = False
             self.reporter.missing(route.name, route.watch, route.expect_every_hours, last)
+
+    def _watched_since(self, route_name: str) -> datetime:
+        """When the agent first looked at a route that never had a file (kept across runs)."""
+        key = f"watched_since:{route_name}"
+        known = self.journal.get_meta(key)
+        if known:
+            return datetime.fromisoformat(known)
+        now = self.clock.now()
+        self.journal.set_meta(key, now.isoformat())
+        return now
 
 
 # ------------------------------------------------------------------------------------------------
 # Commands
 
 
-def run_once(config: Config, route_name: str | None = None) -> bool:
-    """`feed-agent run`: True when every file completed without record errors."""
+@dataclass(frozen=True)
+class RunVerdict:
+    """What `feed-agent run` ends with: the exit status, and one line per thing that needs a look
+    (printed on stderr even with --quiet, so cron mails exactly the bad nights)."""
+
+    ok: bool
+    attention: list[str] = field(default_factory=list)
+
+
+def run_once(config: Config, route_name: str | None = None) -> RunVerdict:
+    """`feed-agent run`: ok when every file completed without record errors and no report waits."""
     if not config.routes:
         raise_no_routes(config)
     try:
         agent = Agent(config)
     except AlreadyRunning as exc:
         log.error("%s", exc)
-        return False
+        return RunVerdict(False, [exc.message])
     try:
         ok = agent.run_once(route_name)
     finally:
         agent.close()
     files = [f for b in agent.batches for f in b.files]
+    attention = [*agent.attention, *(_file_line(f) for f in files if not f.status.ok)]
+    waiting = spool_state(config)
+    if waiting.waiting:
+        ok = False
+        error = agent.email.spool.last_error if agent.email is not None else None
+        attention += [
+            line + (f" (last attempt: {error})" if error else "") + "; they are sent again at the next run"
+            for line in describe(waiting)[:1]
+        ]
     log.info("run finished: %d file(s), %s", len(files), "all completed" if ok else "some need attention")
-    return ok
+    return RunVerdict(ok, attention)
+
+
+def _file_line(outcome: FileOutcome) -> str:
+    where = f" (now {outcome.final_path})" if outcome.final_path else ""
+    why = f": {outcome.message}" if outcome.message else ""
+    return f"{outcome.name} {outcome.status.value}{why}{where}"
 
 
 def raise_no_routes(config: Config) -> None:

@@ -2,7 +2,9 @@
 
 It starts the Learn simulator on a free port, writes a users, a courses and a memberships file into
 a watched folder *out of order* (memberships first, written slowly, as a real SIS export would be),
-runs the real watcher and pipeline on them, and narrates each step for a newcomer.
+runs the real watcher and pipeline on them, and narrates each step for a newcomer. One membership
+names a user Learn does not have, so the memberships end ERRORS and their email shows the named record
+and Learn's reason, read from the record log over REST.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent.feeds import ORDER_EXPLANATION
+from agent.records import FileOutcome
 from agent.settings import AgentSettings, Config, EmailSettings, LearnTargetSettings, RouteSettings, Secret
 
 DEMO_MARKER = ".feed-agent-demo"
 USERNAME, PASSWORD = "demo-integration", "demo-password"
+REST_KEY, REST_SECRET = "demo-rest-application", "demo-rest-secret"
+UNKNOWN_PERSON = "P9999"  # the one membership whose user Learn does not know: the ERRORS email names it
 
 PEOPLE = """external_person_key|data_source_key|user_id|firstname|lastname|email|institution_role
 P1001|SIS.DEMO|ada.lovelace|Ada|Lovelace|ada.lovelace@example.edu|Student
@@ -36,7 +41,9 @@ MATH101-2026FA|P1002|SIS.DEMO|Student
 MATH101-2026FA|P1003|SIS.DEMO|Instructor
 CS201-2026FA|P1004|SIS.DEMO|Student
 CS201-2026FA|P1003|SIS.DEMO|Instructor
+CS201-2026FA|P9999|SIS.DEMO|Student
 """
+EXPECTED = {"users.txt": "SUCCESS", "courses.txt": "SUCCESS", "enrollments.txt": "ERRORS"}
 
 
 def _prepare(folder: Path) -> Path:
@@ -61,6 +68,9 @@ def demo_config(folder: Path, learn_url: str) -> Config:
         poll_initial_seconds=0.3,
         poll_max_seconds=1.0,
         timeout_minutes=2.0,
+        rest_key=Secret(REST_KEY),
+        rest_secret=Secret(REST_SECRET),
+        log_wait_minutes=1.0,
     )
     route = RouteSettings(name="sis", watch=folder / "drop", target=target.name)
     agent = AgentSettings(
@@ -94,7 +104,9 @@ def run_demo(folder: Path | None = None) -> int:
         logging.getLogger().setLevel(logging.WARNING)  # the narration below replaces the log lines
     say = _printer()
     say("feed-agent demo: an SIS drops flat files; feed-agent sends them to Blackboard Learn in the right order.")
-    with LearnSimulator(username=USERNAME, password=PASSWORD, rows_per_second=4.0) as sim:
+    with LearnSimulator(
+        username=USERNAME, password=PASSWORD, rows_per_second=4.0, rest_key=REST_KEY, rest_secret=REST_SECRET
+    ) as sim:
         say(f"1. Started a Learn simulator at {sim.url} (it rejects memberships for unknown users or courses,")
         say("   like a real Learn).")
         config = demo_config(root, sim.url)
@@ -134,6 +146,11 @@ def run_demo(folder: Path | None = None) -> int:
         counts = f"{progress.completed} completed, {progress.errors} errors" if progress else ""
         say(f"  {outcome.status.value:<8} {outcome.name:<16} {outcome.object or '-':<11} reference {code}  {counts}")
         say(f"           archived as {outcome.final_path}")
+        record = outcome.record_log
+        if record is not None:
+            for entry in record.first:
+                say(f"           Learn says: {entry.message}")
+            say(f"           record log saved as {record.csv_path} (and attached to the email)")
     outbox = sorted(config.agent.outbox_dir.glob("*.eml"))
     say("")
     say(f"Reports (one email per file and a summary) were written to {config.agent.outbox_dir}:")
@@ -143,10 +160,19 @@ def run_demo(folder: Path | None = None) -> int:
     say("")
     say("Next: ./install.sh wrote conf/agent.ini; point [target:learn] at your Learn server, put the password")
     say("in .env, run 'feed-agent check', then 'feed-agent watch' (or 'feed-agent run' from cron).")
-    ok = len(files) == 3 and all(f.status.ok for f in files)
-    if not ok:
+    ok = {f.name: f.status.value for f in files} == EXPECTED and _names_the_unknown_person(files)
+    if ok:
+        say(f"enrollments.txt is ERRORS on purpose: one membership names {UNKNOWN_PERSON}, a user Learn does not")
+        say("have. Its email names that record and the reason, read from Learn's record log over REST.")
+    else:
         say("The demo did not complete as expected; see the messages above.")
     return 0 if ok else 1
+
+
+def _names_the_unknown_person(files: list[FileOutcome]) -> bool:
+    return any(
+        f.record_log is not None and any(UNKNOWN_PERSON in entry.message for entry in f.record_log.first) for f in files
+    )
 
 
 def _subject(eml: Path) -> str:

@@ -63,12 +63,31 @@ class TargetError(AgentError):
         self.http_status = http_status
 
 
+class DeliveryUnknown(TargetError):
+    """The whole body went out but no answer came (a read timeout, a dropped connection).
+
+    The destination may have accepted the file, so it must not be sent again automatically: the
+    pipeline ends it as UNCONFIRMED (failed/, dependents held) and the report says how to check.
+    Never retryable, by construction.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 class MailError(AgentError):
     """Why a message could not be delivered; `retryable` when it could go through later (4xx, network)."""
 
     @property
     def temporary(self) -> bool:
         return self.retryable
+
+
+class MailUnconfirmed(MailError):
+    """The whole message went out but the server's answer never came: it may have been accepted.
+
+    Such a report is not sent again automatically (a second copy would be a duplicate if the first
+    arrived); the mail spool sets it aside and says so."""
 
 
 class StopRequested(AgentError):

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BOM = b"\xef\xbb\xbf"
-DELIMITERS = ("|", "\t", ",")
-DELIMITER_NAMES = {"|": "pipe", "\t": "tab", ",": "comma", ";": "semicolon"}
+DELIMITERS = ("|", "\t", ",", ":")  # Learn's "Feed File Delimiter" choices, tried in this order
+DELIMITER_NAMES = {"|": "pipe", "\t": "tab", ",": "comma", ":": "colon", ";": "semicolon"}
+# The names a [target:NAME] of type learn may give as `delimiter` (the integration's one delimiter).
+LEARN_DELIMITERS = {"pipe": "|", "comma": ",", "tab": "\t", "colon": ":"}
 BLOCK_SIZE = 4 * 1024 * 1024
 MAX_REPORTED_LINES = 5
 

@@ -9,6 +9,9 @@
 - A `delete` with more than `delete_guard_rows` rows is held the same way, listing what would go.
 - A `store` far below its feed's usual size is sent, with a notice (`store_warn_percent`).
 
+`--force` sends a held file anyway; a forced refresh is still compared, so the feed history keeps
+what it disabled and the next refresh is compared with it.
+
 The baseline is the last delivered file in archive/; when archive retention removed it, the
 compact key set kept in the state folder (`keysets/`) is used. Keys are compared in bounded memory
 (`agent.keysets`).
@@ -23,16 +26,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import keysets
+from agent import archive, keysets
+from agent.advice import post_command
 from agent.journal import Journal
-from agent.journal_schema import FileRecord
-from agent.keysets import KeyDifference, KeyLayout
+from agent.journal_schema import ACCEPTED_STATUSES, REFRESH_OPERATIONS, FileRecord
 from agent.records import FileOutcome
 from agent.settings import LearnTargetSettings, TargetSettings
+from agent.wording import (
+    delete_guard_reason,
+    feed_words,
+    force_hint,
+    refresh_disabled_reason,
+    refresh_empty_reason,
+    refresh_shrunk_reason,
+    store_notice,
+)
 
 log = logging.getLogger(__name__)
 
-REFRESH_OPERATIONS = ("refresh", "refreshlegacy")
 STORE_HISTORY = 7  # deliveries the store notice takes the median of
 
 
@@ -51,25 +62,59 @@ SEND = Verdict()
 class Guards:
     """The guards of one agent: the journal for baselines and history, the state folder for key sets."""
 
-    def __init__(self, journal: Journal, state_dir: Path) -> None:
+    def __init__(self, journal: Journal, state_dir: Path, failed_dir: Path) -> None:
         self.journal = journal
         self.state_dir = state_dir
+        self.failed_dir = failed_dir
 
-    def check(self, settings: TargetSettings, outcome: FileOutcome, path: Path) -> Verdict:
-        """The verdict for a file about to be sent from `path` (records what a refresh would do)."""
+    def check(
+        self, settings: TargetSettings, outcome: FileOutcome, path: Path, *, force: bool = False, keep: bool = False
+    ) -> Verdict:
+        """The verdict for a file about to be sent from `path`; sets the outcome's notice and key CSV.
+
+        `force`: the admin sends it anyway; it is never held (a refresh is still compared). A held
+        file's reason ends with the command that sends it from where it will be: failed/, or `path`
+        when `keep` leaves it in place."""
         if not isinstance(settings, LearnTargetSettings) or not outcome.object or outcome.file_id is None:
             return SEND
         if outcome.operation in REFRESH_OPERATIONS:
-            return self._refresh(settings, outcome, path)
-        if outcome.operation == "delete":
-            return self._delete(settings, outcome, path)
-        if outcome.operation == "store":
-            return Verdict(notice=self._store_notice(settings, outcome))
-        return SEND
+            verdict = self._refresh(settings, outcome, path, force)
+        elif outcome.operation == "delete" and not force:
+            verdict = self._delete(settings, outcome, path)
+        elif outcome.operation == "store":
+            verdict = Verdict(notice=self._store_notice(settings, outcome))
+        else:
+            return SEND
+        outcome.notice = verdict.notice
+        if verdict.held is None or force:
+            if verdict.keys_csv is not None:
+                verdict.keys_csv.unlink(missing_ok=True)
+            return Verdict(notice=verdict.notice)
+        self._pending_path(outcome.file_id).unlink(missing_ok=True)  # never delivered: not a baseline
+        outcome.keys_csv = verdict.keys_csv
+        held_at = path if keep else archive.failed_destination(self.failed_dir, outcome.name)
+        command = post_command(
+            outcome.config_path, held_at, route=outcome.route, operation=outcome.operation, force=True
+        )
+        return Verdict(held=verdict.held + force_hint(command), keys_csv=verdict.keys_csv)
+
+    def delivered(self, outcome: FileOutcome) -> None:
+        """A file reached its end after sending: an accepted refresh's keys become its feed's kept key
+        set (for when archive/ is pruned); anything else drops the keys it would have left."""
+        if outcome.file_id is None or outcome.operation not in REFRESH_OPERATIONS:
+            return
+        pending = self._pending_path(outcome.file_id)
+        if not pending.is_file():
+            return
+        if outcome.status.value not in ACCEPTED_STATUSES:
+            pending.unlink(missing_ok=True)
+            return
+        record = self.journal.file(outcome.file_id)
+        pending.replace(self._feed_path(outcome.target, outcome, record.data_source_keys or ""))
 
     # -- refresh -----------------------------------------------------------------------------------
 
-    def _refresh(self, settings: LearnTargetSettings, outcome: FileOutcome, path: Path) -> Verdict:
+    def _refresh(self, settings: LearnTargetSettings, outcome: FileOutcome, path: Path, force: bool) -> Verdict:
         assert outcome.file_id is not None and outcome.object and outcome.operation
         layout = keysets.layout_of(path, outcome.object)
         sources = ""
@@ -80,7 +125,7 @@ class Guards:
         )
         self.journal.keys_compared(outcome.file_id, data_source_keys=sources or None, disabled=None, added=None)
         shrunk = _shrunk(settings, outcome, baseline, sources)
-        if shrunk:
+        if shrunk and not force:
             return Verdict(held=shrunk)
         if layout is None:
             return SEND
@@ -107,7 +152,17 @@ class Guards:
         if difference.percent_disabled() <= settings.refresh_guard_percent:
             held_csv.unlink(missing_ok=True)
             return SEND
-        return Verdict(held=_disabled_reason(settings, outcome, difference, sources), keys_csv=held_csv)
+        feed = feed_words(outcome.operation, outcome.object, sources)
+        why = refresh_disabled_reason(
+            difference.disabled,
+            difference.baseline,
+            difference.added,
+            feed,
+            settings.refresh_guard_percent,
+            [keysets.key_text(key) for key in difference.sample],
+            held_csv,
+        )
+        return Verdict(held=why, keys_csv=held_csv)
 
     def _baseline_keys(
         self, settings: LearnTargetSettings, outcome: FileOutcome, baseline: FileRecord | None, sources: str
@@ -124,17 +179,6 @@ class Guards:
         if kept.is_file():
             return keysets.iter_key_list(kept)
         return None
-
-    def delivered(self, outcome: FileOutcome) -> None:
-        """A refresh was accepted: its keys become the feed's kept key set (for when archive/ is pruned)."""
-        if outcome.file_id is None or outcome.operation not in REFRESH_OPERATIONS:
-            return
-        pending = self._pending_path(outcome.file_id)
-        if not pending.is_file():
-            return
-        record = self.journal.file(outcome.file_id)
-        kept = self._feed_path(outcome.target, outcome, record.data_source_keys or "")
-        pending.replace(kept)
 
     def _pending_path(self, file_id: int) -> Path:
         return self.state_dir / "pending" / f"{file_id}.keys"
@@ -153,17 +197,14 @@ class Guards:
         if rows <= settings.delete_guard_rows:
             return SEND
         layout = keysets.layout_of(path, outcome.object or "")
-        listed, csv_path = "", None
+        sample: list[bytes] = []
+        csv_path = None
         if layout is not None:
             csv_path = self.state_dir / "held" / f"{outcome.file_id}-{outcome.name}.deleted.csv"
             csv_path.parent.mkdir(parents=True, exist_ok=True)
             _, sample = keysets.keys_csv(path, layout, csv_path)
-            listed = (
-                f" The first {len(sample)}: {', '.join(map(keysets.key_text, sample))}. All are in the attached CSV."
-            )
-        why = (
-            f"Held by the delete guard: it would delete {rows:,} {outcome.object} records, more than "
-            f"delete_guard_rows ({settings.delete_guard_rows:,}) allows.{listed}"
+        why = delete_guard_reason(
+            rows, outcome.object or "", settings.delete_guard_rows, [keysets.key_text(key) for key in sample], csv_path
         )
         return Verdict(held=why, keys_csv=csv_path)
 
@@ -172,11 +213,7 @@ class Guards:
     def _store_notice(self, settings: LearnTargetSettings, outcome: FileOutcome) -> str:
         """'3,120 rows; usually about 24,000' when a store is far below its feed's median size."""
         recent = self.journal.deliveries(
-            target=settings.name,
-            object=outcome.object,
-            operation="store",
-            before=outcome.file_id,
-            limit=STORE_HISTORY,
+            target=settings.name, slug=outcome.object, operation="store", before=outcome.file_id, limit=STORE_HISTORY
         )
         sizes = [r.rows for r in recent if r.rows is not None]
         if len(sizes) < 2:
@@ -185,18 +222,7 @@ class Guards:
         rows = outcome.rows or 0
         if rows >= usual * settings.store_warn_percent / 100:
             return ""
-        return (
-            f"{rows:,} rows; usually about {_round(usual):,} (the median of the last {len(sizes)} deliveries). "
-            "It was sent: check that the SIS export is complete."
-        )
-
-
-def _round(value: float) -> int:
-    """A usual size as a person would say it: 24,000 rather than 23,987."""
-    if value < 100:
-        return round(value)
-    digits = len(str(int(value))) - 2
-    return int(round(value, -digits))
+        return store_notice(rows, usual, len(sizes))
 
 
 def _tee(blocks: Iterator[list[bytes]], copy: Path) -> Iterator[list[bytes]]:
@@ -209,40 +235,14 @@ def _tee(blocks: Iterator[list[bytes]], copy: Path) -> Iterator[list[bytes]]:
             yield keys
 
 
-def _feed_words(outcome: FileOutcome, sources: str) -> str:
-    within = f" for data source key(s) {sources}" if sources else ""
-    return f"{outcome.operation} of {outcome.object}{within}"
-
-
 def _shrunk(settings: LearnTargetSettings, outcome: FileOutcome, baseline: FileRecord | None, sources: str) -> str:
     """The quick first test: no rows, or far fewer rows than the last delivery of the same feed."""
     rows = outcome.rows or 0
+    operation = outcome.operation or "refresh"
+    if rows == 0:
+        return refresh_empty_reason(operation)
     previous = baseline.rows if baseline is not None else None
-    floor = None if previous is None else previous * (100 - settings.refresh_guard_percent) / 100
-    if rows > 0 and (floor is None or rows >= floor):
+    if previous is None or rows >= previous * (100 - settings.refresh_guard_percent) / 100:
         return ""
-    if rows == 0 or previous is None:
-        why = "it has no rows, and a refresh with no rows would disable every record the integration owns"
-    else:
-        shrink = 100 - rows * 100 / previous
-        why = (
-            f"it has {rows:,} rows, {shrink:.0f}% fewer than the {previous:,} rows of the last accepted "
-            f"{_feed_words(outcome, sources)} (limit: {settings.refresh_guard_percent:g}%)"
-        )
-    return f"Held by the refresh guard: {why}. A {outcome.operation} disables everything missing from the file."
-
-
-def _disabled_reason(
-    settings: LearnTargetSettings, outcome: FileOutcome, difference: KeyDifference, sources: str
-) -> str:
-    sample = ", ".join(map(keysets.key_text, difference.sample))
-    return (
-        f"Held by the refresh guard: it would disable {difference.disabled:,} of the {difference.baseline:,} "
-        f"records of the last delivered {_feed_words(outcome, sources)} "
-        f"({difference.percent_disabled():.1f}%; limit: {settings.refresh_guard_percent:g}%), because their "
-        f"keys are missing from this file (it adds {difference.added:,} new ones). "
-        f"The first {len(difference.sample)}: {sample}. All {difference.disabled:,} are in the attached CSV."
-    )
-
-
-__all__ = ["SEND", "Guards", "KeyLayout", "Verdict"]
+    feed = feed_words(operation, outcome.object or "", sources)
+    return refresh_shrunk_reason(rows, previous, feed, settings.refresh_guard_percent, operation)

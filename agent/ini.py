@@ -15,8 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from dotenv import dotenv_values
-
+from agent.envfile import read_env_file
 from agent.errors import ConfigError
 from agent.settings import Secret
 
@@ -152,21 +151,41 @@ class IniFile:
             raise ConfigError(f"{path}: configuration file not found (install.sh creates conf/agent.ini)") from None
         except (configparser.Error, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot be read as an INI file: {exc}") from None
+        _refuse_continuation_lines(path)
         self.env_file: Path | None = None
+        self.env_file_missing = False
         self.environ: dict[str, str] = {}
         self._base_environ = dict(os.environ if environ is None else environ)
 
-    def load_env(self, env_file: Path | None) -> None:
-        """Values from `.env` first, the real environment on top (systemd and cron can override)."""
+    def load_env(self, env_file: Path | None, *, explicit: bool = False) -> None:
+        """Values from `.env` first (literally: see `agent.envfile`), the real environment on top
+        (systemd and cron can override).
+
+        An `env_file` named in [agent] that does not exist is a configuration error of its own: else
+        every secret would be reported as an unset variable and the admin would look in the wrong place.
+        The default `../.env` may be absent (the secrets can come from the environment alone)."""
         self.env_file = env_file
         values: dict[str, str] = {}
-        if env_file is not None and env_file.is_file():
-            values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        if env_file is not None:
+            if env_file.is_file():
+                values = read_env_file(env_file)
+            elif explicit:
+                raise ConfigError(
+                    f"{self.path} [agent] env_file: {env_file} does not exist; create it from "
+                    "conf/.env.example (NAME=value lines, mode 600), or remove env_file to take the "
+                    "variables from the environment only"
+                )
+            else:
+                self.env_file_missing = True
         values.update(self._base_environ)
         self.environ = values
 
     def env_hint(self) -> str:
-        return str(self.env_file) if self.env_file else "the environment"
+        if self.env_file is None:
+            return "the environment"
+        if self.env_file_missing:
+            return f"the environment (the env_file {self.env_file} does not exist)"
+        return str(self.env_file)
 
     def substitute(self, section: Section, key: str, value: str) -> str:
         def replace(match: re.Match[str]) -> str:
@@ -183,3 +202,31 @@ class IniFile:
 
     def section(self, name: str, allowed: Iterable[str]) -> Section:
         return Section(self, name, allowed)
+
+
+def _refuse_continuation_lines(path: Path) -> None:
+    """An indented line after `key = value` is refused, naming the file, the line and the key.
+
+    configparser would glue it to the value above (a folder named `var\nsettle_seconds = 10/outbox`
+    was once created that way); no value of this file spans lines, so an indented line is always a
+    mistake. The scan follows configparser's own rule: a non-comment line indented deeper than the
+    key line before it continues that key (blank lines in between do not end it).
+    """
+    key: str | None = None
+    key_indent = 0
+    section = ""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        indent = len(line) - len(line.lstrip())
+        if key is not None and indent > key_indent:
+            raise ConfigError(
+                f"{path} line {number}: this indented line would continue the value of '{key}' in "
+                f"[{section}]; a value is one line: remove the indentation (or the line)"
+            )
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section, key = stripped[1:-1], None
+            continue
+        key = re.split(r"\s*[=:]", stripped, maxsplit=1)[0]
+        key_indent = indent

@@ -19,6 +19,7 @@ from agent.feeds import (
     BOM,
     DELIMITER_NAMES,
     FEED_TYPES,
+    LEARN_DELIMITERS,
     choose_delimiter,
     normalize_header,
     sort_key,
@@ -42,6 +43,7 @@ class Inspection:
     object: str | None = None
     family: str | None = None
     delimiter: str | None = None
+    expected_delimiter: str | None = None  # the target integration's delimiter name, when inspected for one
     encoding: str | None = None
     bom: bool = False
     non_ascii: bool = False
@@ -79,13 +81,15 @@ _MAGIC = (
 )
 
 
-def inspect_file(path: Path, forced_object: str | None = None) -> Inspection:
+def inspect_file(path: Path, forced_object: str | None = None, expected_delimiter: str | None = None) -> Inspection:
     """Pre-flight check of a Learn flat file in one streaming pass with constant memory.
 
     `forced_object` (a route's `object =` setting) replaces header detection, but the columns are
-    still checked against that type's required columns.
+    still checked against that type's required columns. `expected_delimiter` (a name: pipe, comma,
+    tab, colon) is the target integration's one delimiter; a file written with another is refused,
+    because Learn would split every row wrongly. Without it any delimiter is detected and accepted.
     """
-    result = Inspection(file=path.name, path=str(path))
+    result = Inspection(file=path.name, path=str(path), expected_delimiter=expected_delimiter)
     try:
         handle = path.open("rb")
     except FileNotFoundError:
@@ -132,6 +136,7 @@ def inspect_file(path: Path, forced_object: str | None = None) -> Inspection:
                 result.delimiter = delimiter = ";"
                 result.columns = normalize_header(header, delimiter)
         else:
+            _check_delimiter(result, header)
             _check_columns(result, slug, columns)
         rest = b"" if header_end < 0 else body[header_end + 1 :]
         _scan(result, handle, rest, slug)
@@ -214,6 +219,23 @@ def _header_line_problem(header: bytes, too_long: bool) -> str | None:
 
 # Every column that identifies some Learn object type: "did you mean" candidates for a near miss.
 _KEY_COLUMNS = sorted({c for t in FEED_TYPES.values() for c in (*t.required, *t.keys)})
+
+
+def _check_delimiter(result: Inspection, header: str) -> None:
+    """A file whose delimiter is not the integration's: Learn would read each row as one bad column."""
+    expected, found = result.expected_delimiter, result.delimiter or ""
+    if not expected:
+        return
+    wanted = LEARN_DELIMITERS.get(expected, expected)
+    if found == wanted or found not in header:  # a one-column header shows no delimiter at all
+        return
+    name = DELIMITER_NAMES.get(found, repr(found))
+    result.problems.append(
+        f"the columns are separated by {name} ({found!r}) but the target's Learn integration expects "
+        f"{expected} ({wanted!r}): Learn reads one delimiter per integration and would refuse every row; "
+        f"export the file with {expected} delimiters, or, if the integration's Feed File Delimiter in Learn is "
+        f"{name}, set delimiter = {name} in the target"
+    )
 
 
 def _unknown_header_problem(header: str, columns: list[str]) -> str:

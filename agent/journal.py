@@ -1,64 +1,48 @@
 """The ledger: one SQLite row per file handled and per batch, so a restart knows where each file is.
 
-This is the only module that speaks SQL. The pipeline writes a file's state *before* and *after*
-each step (claiming → claimed → submitting → submitted → finished → archived, or failed / rejected /
-held), so after a crash the daemon can reconcile `processing/` with the journal: a file with a
-receipt resumes polling and is never sent twice; a file without one is sent again.
+This is the only module (with its connection in `agent.journal_base`) that speaks SQL. The pipeline
+writes a file's state *before* and *after* each step (claiming → claimed → submitting → submitted →
+finished → archived, or failed / rejected / held), so after a crash the daemon can reconcile
+`processing/` with the journal: a file with a receipt resumes polling and is never sent twice; a
+file without one is sent again.
 
-Durability: the database runs in WAL mode with ``synchronous=NORMAL`` and every write commits at
-once (autocommit). In WAL mode a commit appends the transaction to the ``-wal`` file with an
-ordinary ``write()``; once that call returns, the data lives in the operating system's page cache
-and survives the process being killed (SIGKILL, OOM killer, a crash in a library): the next
-process that opens the database replays the WAL. ``synchronous=NORMAL`` only skips the fsync on
-each commit, so what it risks is the last few commits after a *power loss or kernel crash*, never
-corruption (WAL keeps the database consistent). That is the right trade for a ledger written on
-every poll; ``FULL`` would add an fsync per status reading. WAL also lets `feed-agent status` read
-while the daemon writes.
-
-Threads: the daemon loop, watcher callbacks and the mail thread share one connection
-(``check_same_thread=False``) serialised by an RLock; SQLite's own busy timeout covers a second
-process (the CLI) writing at the same moment.
-
-The schema, its migrations and the row records are in `agent.journal_schema`. Callers change a
-file's state only through the verbs below (one per step of a file's life); none of them names a
-column.
+Connection, migrations and durability are in `agent.journal_base`; the schema, its migrations and
+the row records in `agent.journal_schema`. Callers change a file's state only through the verbs
+below (one per step of a file's life); none of them names a column.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import logging
-import sqlite3
-import threading
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 from agent.clock import utcnow
-from agent.errors import JournalError
+from agent.journal_base import JournalBase
 from agent.journal_schema import (
     ACCEPTED_STATUSES,
     FILE_COLUMNS,
     IN_FLIGHT_STATES,
-    MIGRATIONS,
-    SCHEMA_VERSION,
+    JOB_SELECT,
+    OPEN_JOB_STATES,
     UNSENT_STATES,
     UPDATABLE_COLUMNS,
     BatchRecord,
     FileRecord,
     FileState,
+    JobRecord,
+    JobState,
     batch_record,
     column_value,
     file_record,
     from_db_time,
+    job_record,
     to_db_time,
 )
-from agent.records import Progress, Receipt, Result, Status
+from agent.records import Progress, Receipt, RecordLog, Result, Status
 
 log = logging.getLogger(__name__)
-
-BUSY_TIMEOUT_SECONDS = 30.0  # another process (the CLI) holding the write lock
 
 
 def _quoted(column: str) -> str:
@@ -70,122 +54,15 @@ def _placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
-def _unusable(path: Path, exc: sqlite3.Error) -> JournalError:
-    """Turn SQLite's terse error into what an admin should do about it."""
-    text = str(exc)
-    if "locked" in text:
-        advice = (
-            f"it stayed locked by another process for {BUSY_TIMEOUT_SECONDS:g} seconds. Check for a "
-            "stuck feed-agent process, then try again."
-        )
-    elif "full" in text:
-        advice = "the disk holding work_dir is full; free some space, then start the agent again."
-    elif isinstance(exc, sqlite3.OperationalError):
-        advice = "check that work_dir exists and is writable by the agent's user."
-    else:
-        advice = (
-            "if the file is damaged, move it aside and start the agent again: it creates a new "
-            "journal (files still in processing/ are then sent again)."
-        )
-    return JournalError(f"The journal {path} cannot be used ({text}): {advice}")
-
-
-class Journal:
+class Journal(JournalBase):
     """The SQLite ledger. Safe to share between threads; each write is committed when it returns."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.RLock()
+        super().__init__(path)
         self._listed_mail_failure_id: int | None = None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._conn = sqlite3.connect(
-                str(self.path), timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False, isolation_level=None
-            )
-        except sqlite3.Error as exc:
-            raise _unusable(self.path, exc) from exc
-        self._conn.row_factory = sqlite3.Row
-        try:
-            self._configure()
-            self._migrate()
-        except sqlite3.Error as exc:
-            self._conn.close()
-            raise _unusable(self.path, exc) from exc
-        except BaseException:
-            self._conn.close()
-            raise
-
-    # -- life cycle ---------------------------------------------------------------------------
-
-    def _configure(self) -> None:
-        mode = str(self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
-        if mode == "wal":
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-        else:
-            # Outside WAL, NORMAL could corrupt the file on power loss; FULL is the safe setting.
-            log.warning(
-                "journal %s: WAL mode unavailable on this filesystem (mode %s); writes are "
-                "still safe but slower, and `status` may wait for the daemon",
-                self.path,
-                mode,
-            )
-            self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-
-    def _migrate(self) -> None:
-        """Apply the migrations this file has not seen, all in one transaction."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")  # two processes starting at once: one migrates
-            try:
-                version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-                if version > SCHEMA_VERSION:
-                    raise JournalError(
-                        f"The journal {self.path} was written by a newer feed-agent (schema {version}; "
-                        f"this version knows {SCHEMA_VERSION}). Upgrade feed-agent, or point work_dir "
-                        "at another folder."
-                    )
-                for statements in MIGRATIONS[version:]:
-                    for statement in statements:
-                        self._conn.execute(statement)
-                if version != SCHEMA_VERSION:
-                    # PRAGMA takes no parameters; SCHEMA_VERSION is our own integer constant.
-                    self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
-                    log.info("journal %s: schema %d -> %d", self.path, version, SCHEMA_VERSION)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
     def __enter__(self) -> Journal:
         return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _execute(self, sql: str, params: tuple[object, ...] | list[object] = ()) -> sqlite3.Cursor:
-        with self._lock, self._plain_errors():
-            return self._conn.execute(sql, params)
-
-    def _fetchall(self, sql: str, params: tuple[object, ...] | list[object] = ()) -> list[sqlite3.Row]:
-        with self._lock, self._plain_errors():
-            return self._conn.execute(sql, params).fetchall()
-
-    def _fetchone(self, sql: str, params: tuple[object, ...] | list[object] = ()) -> sqlite3.Row | None:
-        with self._lock, self._plain_errors():
-            row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
-            return row
-
-    @contextlib.contextmanager
-    def _plain_errors(self) -> Iterator[None]:
-        """A journal that breaks while in use (disk full, damaged) raises a JournalError in plain words."""
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise _unusable(self.path, exc) from exc
 
     # -- batches ------------------------------------------------------------------------------
 
@@ -353,7 +230,7 @@ class Journal:
     def last_delivery(
         self,
         target: str,
-        object: str,
+        slug: str,
         operation: str,
         data_source_keys: str | None = None,
         *,
@@ -369,7 +246,7 @@ class Journal:
             f"SELECT * FROM files WHERE target = ? AND object = ? AND operation = ? "
             f"AND status IN ({_placeholders(len(ACCEPTED_STATUSES))})"
         )
-        params: list[str | int] = [target, object, operation, *ACCEPTED_STATUSES]
+        params: list[object] = [target, slug, operation, *ACCEPTED_STATUSES]
         if operation == "refreshlegacy":
             sql += " AND COALESCE(data_source_keys, '') = ?"
             params.append(data_source_keys or "")
@@ -385,7 +262,7 @@ class Journal:
         self,
         *,
         route: str | None = None,
-        object: str | None = None,
+        slug: str | None = None,
         target: str | None = None,
         operation: str | None = None,
         since: datetime | None = None,
@@ -394,8 +271,8 @@ class Journal:
     ) -> list[FileRecord]:
         """Accepted deliveries, newest first: the feed history (`history`, the store notice, the summary chart)."""
         sql = f"SELECT * FROM files WHERE status IN ({_placeholders(len(ACCEPTED_STATUSES))})"
-        params: list[str | int] = [*ACCEPTED_STATUSES]
-        for column, value in (("route", route), ("object", object), ("target", target), ("operation", operation)):
+        params: list[object] = [*ACCEPTED_STATUSES]
+        for column, value in (("route", route), ("object", slug), ("target", target), ("operation", operation)):
             if value is not None:
                 sql += f" AND {column} = ?"  # column names from the fixed tuple above
                 params.append(value)
@@ -415,6 +292,81 @@ class Journal:
         """When a file last arrived on the route (for the MISSING alert)."""
         row = self._fetchone("SELECT MAX(COALESCE(arrived_at, claimed_at)) FROM files WHERE route = ?", (route,))
         return None if row is None else from_db_time(row[0])
+
+    # -- jobs that end later (notified by a webhook) --------------------------------------------
+
+    def job_expected(self, file_id: int, token_digest: str) -> None:
+        """A notification URL is about to be sent with the job call (a re-send replaces the old one)."""
+        self._execute(
+            "INSERT INTO jobs (file_id, token_digest, state) VALUES (?, ?, ?) ON CONFLICT(file_id) DO UPDATE SET "
+            "token_digest = excluded.token_digest, state = excluded.state, job_id = NULL, queued_at = NULL, "
+            "notify_by = NULL, alerted_at = NULL, notified_at = NULL, message = NULL, payload = NULL",
+            (file_id, token_digest, JobState.SENDING.value),
+        )
+
+    def job_queued(self, file_id: int, job_id: str, queued_at: datetime, notify_by: datetime) -> None:
+        """The job API queued it; from now on the dead-man's switch watches `notify_by` (once per job)."""
+        self._execute(
+            "UPDATE jobs SET job_id = ?, queued_at = ?, notify_by = ?, "
+            "state = CASE WHEN state = ? THEN ? ELSE state END WHERE file_id = ? AND job_id IS NULL",
+            (
+                job_id,
+                to_db_time(queued_at),
+                to_db_time(notify_by),
+                JobState.SENDING.value,
+                JobState.AWAITING.value,
+                file_id,
+            ),
+        )
+
+    def job_settled(
+        self, token_digest: str, *, succeeded: bool, message: str, payload: bytes, at: datetime
+    ) -> JobRecord | None:
+        """The notification for an open job: it ends, once; None for an unknown or already settled URL."""
+        state = JobState.SUCCEEDED if succeeded else JobState.FAILED
+        with self._lock:
+            cursor = self._execute(
+                "UPDATE jobs SET state = ?, message = ?, payload = ?, notified_at = ? "
+                f"WHERE token_digest = ? AND state IN ({_placeholders(len(OPEN_JOB_STATES))})",
+                (state.value, message, payload, to_db_time(at), token_digest, *OPEN_JOB_STATES),
+            )
+            if cursor.rowcount == 0:
+                return None
+            row = self._fetchone(f"{JOB_SELECT} WHERE jobs.token_digest = ?", (token_digest,))
+        return None if row is None else job_record(row)
+
+    def jobs_overdue(self, now: datetime) -> list[JobRecord]:
+        """Queued jobs past their deadline with no notification and no NOT NOTIFIED alert yet."""
+        sql = f"{JOB_SELECT} WHERE jobs.state = ? AND jobs.notify_by <= ? AND jobs.alerted_at IS NULL ORDER BY jobs.id"
+        return [job_record(row) for row in self._fetchall(sql, (JobState.AWAITING.value, to_db_time(now)))]
+
+    def job_alerted(self, job_row_id: int, at: datetime) -> bool:
+        """Claim the NOT NOTIFIED alert for a job; False when another process already sent it."""
+        cursor = self._execute(
+            "UPDATE jobs SET alerted_at = ? WHERE id = ? AND alerted_at IS NULL", (to_db_time(at), job_row_id)
+        )
+        return cursor.rowcount == 1
+
+    def jobs(self, *, awaiting_only: bool = False, limit: int = 50) -> list[JobRecord]:
+        """For `status` and tests: the newest jobs first (only those still awaiting, if asked)."""
+        where = f" WHERE jobs.state = '{JobState.AWAITING.value}'" if awaiting_only else ""
+        return [job_record(r) for r in self._fetchall(f"{JOB_SELECT}{where} ORDER BY jobs.id DESC LIMIT ?", (limit,))]
+
+    def record_log_saved(self, file_id: int, record: RecordLog) -> None:
+        """Learn's record log of a file was read (wholly or in part): counts per level and the CSV."""
+        errors, warnings = record.counts.get("Error", 0), record.counts.get("Warning", 0)
+        path, other = str(record.csv_path) if record.csv_path else None, record.total - errors - warnings
+        sql = "INSERT OR REPLACE INTO record_logs VALUES (?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+        self._execute(sql, (file_id, errors, warnings, other, path, int(record.complete), record.problem))
+
+    def record_log_path(self, file_id: int) -> Path | None:
+        row = self._fetchone("SELECT path FROM record_logs WHERE file_id = ? AND complete = 1", (file_id,))
+        return Path(row[0]) if row is not None and row[0] else None
+
+    def delivered(self, key: str) -> FileRecord | None:
+        sql = "SELECT * FROM files WHERE (reference IN (?, ?) OR name = ?) AND reference IS NOT NULL ORDER BY id DESC"
+        row = self._fetchone(sql, (key, key.lower(), key))
+        return None if row is None else file_record(row)
 
     # -- mail failures ------------------------------------------------------------------------
 
@@ -446,18 +398,6 @@ class Journal:
                 params.append(self._listed_mail_failure_id)
             self._execute(sql, params)
             self._listed_mail_failure_id = None
-
-    # -- meta ---------------------------------------------------------------------------------
-
-    def get_meta(self, key: str) -> str | None:
-        row = self._fetchone("SELECT value FROM meta WHERE key = ?", (key,))
-        return None if row is None else str(row[0])
-
-    def set_meta(self, key: str, value: str) -> None:
-        self._execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
 
 
 def _counts(progress: Progress | None) -> dict[str, int]:

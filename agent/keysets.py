@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import heapq
-import io
 import re
 import shutil
 import tempfile
@@ -197,9 +196,10 @@ def _read_set(path: Path) -> set[bytes]:
 def compare(
     baseline: Iterator[list[bytes]], current: Iterator[list[bytes]], disabled_out: Path, columns: tuple[str, ...]
 ) -> KeyDifference:
-    """Count the keys disabled and added; write every disabled key to `disabled_out` (CSV).
+    """Count the keys disabled and added; write every disabled key, sorted, to `disabled_out` (CSV).
 
-    Memory: one block of keys while spreading, then one bucket of each side at a time.
+    Memory: one block of keys while spreading, then one bucket of each side at a time; the sorted
+    disabled keys of each bucket are merged from their files.
     """
     result = KeyDifference()
     folder = Path(tempfile.mkdtemp(prefix="keys-", dir=disabled_out.parent))
@@ -210,21 +210,40 @@ def compare(
             for keys in source:
                 buckets.add(keys)
             buckets.close()
-        with disabled_out.open("w", encoding="utf-8", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(columns)
-            for old_path, new_path in zip(sides["old"].paths, sides["new"].paths, strict=True):
-                old, new = _read_set(old_path), _read_set(new_path)
-                gone = old - new
-                result.baseline += len(old)
-                result.current += len(new)
-                result.disabled += len(gone)
-                result.added += len(new) - (len(old) - len(gone))
-                writer.writerows(map(key_fields, sorted(gone)))
-                result.sample = heapq.nsmallest(SAMPLE_SIZE, [*result.sample, *heapq.nsmallest(SAMPLE_SIZE, gone)])
+        gone_paths = []
+        for number, (old_path, new_path) in enumerate(zip(sides["old"].paths, sides["new"].paths, strict=True)):
+            old, new = _read_set(old_path), _read_set(new_path)
+            gone = old - new
+            result.baseline += len(old)
+            result.current += len(new)
+            result.disabled += len(gone)
+            result.added += len(new) - (len(old) - len(gone))
+            del old, new
+            gone_paths.append(folder / f"gone-{number:02d}")
+            gone_paths[-1].write_bytes(b"".join(key + b"\n" for key in sorted(gone)))
+        result.sample = _merge_to_csv(gone_paths, disabled_out, columns)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return result
+
+
+def _merge_to_csv(sorted_paths: list[Path], destination: Path, columns: tuple[str, ...]) -> list[bytes]:
+    """Merge sorted key files into one CSV; returns the first SAMPLE_SIZE keys."""
+    sample: list[bytes] = []
+    handles = [path.open("rb") for path in sorted_paths]
+    try:
+        with destination.open("w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(columns)
+            for line in heapq.merge(*handles):
+                key = line.rstrip(b"\n")
+                if len(sample) < SAMPLE_SIZE:
+                    sample.append(key)
+                writer.writerow(key_fields(key))
+    finally:
+        for handle in handles:
+            handle.close()
+    return sample
 
 
 def keys_csv(path: Path, layout: KeyLayout, destination: Path) -> tuple[int, list[bytes]]:
@@ -240,12 +259,3 @@ def keys_csv(path: Path, layout: KeyLayout, destination: Path) -> tuple[int, lis
                 sample.extend(keys[: SAMPLE_SIZE - len(sample)])
             count += len(keys)
     return count, sample
-
-
-def csv_text(columns: tuple[str, ...], keys: list[bytes]) -> str:
-    """A few keys as CSV text (for tests and small listings)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(columns)
-    writer.writerows(map(key_fields, keys))
-    return buffer.getvalue()

@@ -2,17 +2,74 @@
 
 Every handler gets a filter that replaces each configured secret with `***`, so even a library's
 debug line or an exception message that quotes a URL with credentials cannot leak one.
+
+Times are UTC with a `Z` (`2026-11-22T07:00:05.123Z`), like every other time the agent shows: a log
+line is compared with Learn's logs and the emails, never with the server's local clock. Under
+systemd, stderr goes to journald; then each line starts with its syslog priority (`<4>` for a
+warning), which journald strips and stores, so `journalctl -p warning` shows exactly the warnings
+and errors. The prefix is used only when `JOURNAL_STREAM` names the stream stderr really is (as
+systemd documents), so a command run by hand from a service's shell does not get it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
+from typing import IO
 
 LOG_FORMATS = ("text", "json")
+# Python levels → syslog priorities (sd-daemon(3)): debug 7, info 6, warning 4, error 3, critical 2.
+SYSLOG_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
+QUIET = logging.CRITICAL + 10  # a console level that lets nothing through (`run --quiet`)
+
+
+def utc_stamp(created: float) -> str:
+    """`2026-11-22T07:00:05.123Z`: a record's time in UTC, to the millisecond."""
+    moment = datetime.fromtimestamp(created, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def syslog_priority(levelno: int) -> int:
+    for level, priority in SYSLOG_PRIORITIES:
+        if levelno >= level:
+            return priority
+    return 7
+
+
+def stderr_is_journal(environ: Mapping[str, str] | None = None, stream: IO[str] | None = None) -> bool:
+    """True when stderr is the journald stream systemd connected (`JOURNAL_STREAM=dev:inode`)."""
+    value = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
+    device, _, inode = value.partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        st = os.fstat((stream if stream is not None else sys.stderr).fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return (st.st_dev, st.st_ino) == (int(device), int(inode))
+
+
+class TextFormatter(logging.Formatter):
+    """`2026-11-22T07:00:05.123Z INFO    message`, optionally with journald's `<N>` on every line."""
+
+    def __init__(self, *, journald: bool = False) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(message)s")
+        self.journald = journald
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return utc_stamp(record.created)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if not self.journald:
+            return text
+        # journald reads the prefix per line: a traceback's lines keep the record's priority too.
+        prefix = f"<{syslog_priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in text.split("\n"))
 
 
 class RedactingFilter(logging.Filter):
@@ -46,11 +103,15 @@ class RedactingFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message (+ exception)."""
+    """One JSON object per line: time, level, logger, message (+ exception); under journald, `<N>` first."""
+
+    def __init__(self, *, journald: bool = False) -> None:
+        super().__init__()
+        self.journald = journald
 
     def format(self, record: logging.LogRecord) -> str:
         payload = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "time": utc_stamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -59,7 +120,8 @@ class JsonFormatter(logging.Formatter):
             payload["exception"] = record.exc_text
         elif record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
-        return json.dumps(payload, ensure_ascii=False)
+        text = json.dumps(payload, ensure_ascii=False)
+        return f"<{syslog_priority(record.levelno)}>{text}" if self.journald else text
 
 
 class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]  # subscripting fails at run time on 3.10
@@ -85,13 +147,20 @@ class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]  # subscr
 _filter = RedactingFilter()
 
 
-def setup_logging(verbose: bool = False, fmt: str = "text") -> None:
-    """Configure the root logger to stderr; call once per process (the CLI does)."""
+def setup_logging(verbose: bool = False, fmt: str = "text", *, console_level: int | None = None) -> None:
+    """Configure the root logger to stderr; call once per process (the CLI does).
+
+    `console_level` raises the threshold of what reaches stderr (e.g. WARNING for `post`, which
+    narrates its steps itself; QUIET for `run --quiet`); -v still shows everything.
+    """
     handler = _CurrentStderr()
+    journald = stderr_is_journal()
     if fmt == "json":
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(journald=journald))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        handler.setFormatter(TextFormatter(journald=journald))
+    if console_level is not None and not verbose:
+        handler.setLevel(console_level)
     handler.addFilter(_filter)
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -29,7 +29,7 @@ from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 
 from agent.clock import SYSTEM_CLOCK, Clock
-from agent.errors import MailError
+from agent.errors import MailError, MailUnconfirmed
 from agent.records import CheckResult
 from agent.render import RenderedEmail
 from agent.retry import RetryPolicy, retrying
@@ -130,21 +130,25 @@ class Mailer:
     # -- sending --------------------------------------------------------------------------------
 
     def send(self, rendered: RenderedEmail) -> Path | None:
-        """Deliver one message; returns the `.eml` path for the file transport. Raises MailError."""
+        """Deliver one message now; returns the `.eml` path for the file transport. Raises MailError.
+
+        Reports do not come this way for SMTP: they go through the mail spool (`agent.spool`), which
+        keeps them until the server accepted them. This is for `check --send-test-email`.
+        """
         transport = self.settings.transport
         if transport == "none":
             return None
         message = build_message(rendered, self.settings)
         if transport == "file":
-            return self._write_outbox(message)
+            return self.write_outbox(message)
         if transport == "smtp":
-            if not self.settings.to:
-                raise MailError("no recipients: set 'to' in [email] (comma-separated addresses)")
-            self._send_with_retry(message)
+            self.require_recipients()
+            self._send_with_retry(message.as_bytes(policy=SMTP_POLICY))
             return None
         raise MailError(f"unknown email transport '{transport}'; use smtp, file or none in [email]")
 
-    def _write_outbox(self, message: EmailMessage) -> Path:
+    def write_outbox(self, message: EmailMessage) -> Path:
+        """The file transport: the `.eml` lands in the outbox whole (written aside, then renamed)."""
         path = self.outbox_dir / outbox_name(str(message["Subject"]))
         try:
             self.outbox_dir.mkdir(parents=True, exist_ok=True)
@@ -156,10 +160,14 @@ class Mailer:
             ) from None
         return path
 
-    def _send_with_retry(self, message: EmailMessage) -> None:
+    def require_recipients(self) -> None:
+        if not self.settings.to:
+            raise MailError("no recipients: set 'to' in [email] (comma-separated addresses)")
+
+    def _send_with_retry(self, data: bytes) -> None:
         def deliver() -> None:
-            with self._session() as smtp:
-                self._deliver(smtp, message)
+            with self.session() as smtp:
+                self.transmit(smtp, data)
 
         try:
             retrying(deliver, self.retry, what="mail delivery", clock=self.clock)
@@ -168,9 +176,20 @@ class Mailer:
                 raise MailError(f"{exc} (gave up after {self.retry.attempts} attempts)", retryable=True) from None
             raise
 
-    def _deliver(self, smtp: smtplib.SMTP, message: EmailMessage) -> None:
+    def transmit(self, smtp: smtplib.SMTP, data: bytes) -> None:
+        """One message over an open session: MAIL, RCPT, DATA, the body, then the final '.'.
+
+        Done by hand rather than with `sendmail` to tell the one doubtful case apart: a server that
+        never answers the final '.' raises MailUnconfirmed (it may have the message); every other
+        failure means the server does not have it, so the mail spool may simply send it again.
+        """
         try:
-            refused = smtp.send_message(message, from_addr=self.settings.from_addr, to_addrs=list(self.settings.to))
+            self._envelope(smtp, data)
+            code, reply = smtp.docmd("DATA")
+            if code != 354:
+                raise smtplib.SMTPDataError(code, reply)
+            body = re.sub(rb"(?m)^\.", b"..", data)  # dot-stuffing (RFC 5321 4.5.2)
+            smtp.send(body if body.endswith(b"\r\n") else body + b"\r\n")
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             details = "; ".join(
@@ -182,6 +201,32 @@ class Mailer:
             ) from None
         except (smtplib.SMTPException, OSError) as exc:
             raise self._explain(exc, "send") from None
+        try:
+            smtp.send(b".\r\n")
+            code, reply = smtp.getreply()
+        except (smtplib.SMTPException, OSError) as exc:
+            raise MailUnconfirmed(
+                f"mail server {self.server} did not confirm a message it received in full "
+                f"({self._explain(exc, 'send').message}); it may have been delivered",
+                retryable=True,
+            ) from None
+        if code != 250:
+            raise self._explain(smtplib.SMTPDataError(code, reply), "send") from None
+
+    def _envelope(self, smtp: smtplib.SMTP, data: bytes) -> None:
+        """MAIL FROM and RCPT TO; a recipient refused among others is logged, all refused raises."""
+        settings = self.settings
+        options = ["BODY=8BITMIME"] if smtp.has_extn("8bitmime") and any(b > 127 for b in data) else []
+        code, reply = smtp.mail(settings.from_addr, options)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, settings.from_addr)
+        refused: dict[str, tuple[int, bytes]] = {}
+        for address in settings.to:
+            code, reply = smtp.rcpt(address)
+            if code not in (250, 251):
+                refused[address] = (code, reply)
+        if len(refused) == len(settings.to):
+            raise smtplib.SMTPRecipientsRefused(refused)
         if refused:
             log.warning(
                 "mail server %s refused some recipients: %s",
@@ -190,7 +235,7 @@ class Mailer:
             )
 
     @contextmanager
-    def _session(self) -> Iterator[smtplib.SMTP]:
+    def session(self) -> Iterator[smtplib.SMTP]:
         """An open, secured and (if a username is set) logged-in SMTP session; always closed."""
         smtp = self._connect()
         try:
@@ -347,7 +392,7 @@ class Mailer:
     def _check_server(self) -> CheckResult:
         item = f"mail server {self.server}"
         try:
-            with self._session():
+            with self.session():
                 pass
         except MailError as exc:
             return CheckResult(item, False, str(exc))

@@ -1,7 +1,9 @@
 """The Reporter the pipeline and daemon talk to: render → send → remember failures → heartbeat.
 
-It never raises: a report is never worth stopping a feed for. A message that cannot be sent is
-logged, journaled and listed in the next summary.
+It never raises: a report is never worth stopping a feed for. With SMTP every report goes through
+the mail spool (`agent.spool`): written first, sent, removed once the server accepted it, so a mail
+server that is down delays reports but loses none. A report that cannot even be written (or
+rendered) is logged, journaled and listed in the next summary.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import Protocol
 
 from agent.errors import MailError
 from agent.heartbeat import ping
-from agent.mailer import Mailer
-from agent.records import BatchOutcome, FileOutcome
+from agent.mailer import Mailer, build_message
+from agent.records import BatchOutcome, FileOutcome, JobNotice, Status
 from agent.render import RenderedEmail, Renderer
 from agent.settings import Config
+from agent.spool import MailSpool
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +46,19 @@ class EmailReporter:
     raises: a failure is logged, journaled and listed in the next summary.
     """
 
-    def __init__(self, config: Config, journal: MailJournal | None = None, *, mailer: Mailer | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        journal: MailJournal | None = None,
+        *,
+        mailer: Mailer | None = None,
+        spool: MailSpool | None = None,
+    ) -> None:
         self.config = config
         self.journal = journal
-        self.renderer = Renderer(config.email.templates_dir)
+        self.renderer = Renderer(config.email.templates_dir, config.email.max_message_mb)
         self.mailer = mailer if mailer is not None else Mailer(config.email, config.agent.outbox_dir)
+        self.spool = spool if spool is not None else MailSpool(config, self.mailer)
         # The latest reports only (a daemon runs for months): for narration, tests and debugging.
         self.sent: deque[RenderedEmail] = deque(maxlen=RECENT_REPORTS)
         self.last_paths: deque[Path] = deque(maxlen=RECENT_REPORTS)
@@ -57,7 +68,8 @@ class EmailReporter:
     # -- Reporter protocol --------------------------------------------------------------------
 
     def file_done(self, outcome: FileOutcome) -> None:
-        if self.config.email.per_file:
+        per_file = self.config.email.per_file
+        if per_file == "yes" or (per_file == "problems" and outcome.status is not Status.SUCCESS):
             self._report(f"report for {outcome.name}", lambda: self.renderer.file_report(outcome))
 
     def batch_done(self, batch: BatchOutcome) -> None:
@@ -84,6 +96,20 @@ class EmailReporter:
             lambda: self.renderer.missing(route, folder, hours, last_arrival),
         )
 
+    def job_finished(self, notice: JobNotice) -> None:
+        """Sent whatever per_file says: it is the only word on the job's real end."""
+        self._report(f"job report for {notice.name}", lambda: self.renderer.job(notice))
+
+    def job_not_notified(self, notice: JobNotice) -> None:
+        self._report(f"not-notified alert for {notice.name}", lambda: self.renderer.job(notice))
+
+    def deliver_waiting(self, *, force: bool = False) -> None:
+        """Send the reports that wait in the mail spool (SMTP only); `force` ignores the pause after a failure."""
+        if self.config.email.transport != "smtp":
+            return
+        with self._lock:
+            self.spool.deliver(force=force)
+
     # -- internals -----------------------------------------------------------------------------
 
     def _report(self, what: str, render: Callable[[], RenderedEmail]) -> bool:
@@ -97,7 +123,7 @@ class EmailReporter:
         with self._lock:
             self.sent.append(rendered)
             try:
-                path = self.mailer.send(rendered)
+                path = self._send(rendered)
             except MailError as exc:
                 log.error("report not sent: %s: %s", rendered.subject, exc)
                 self._record_failure(rendered.subject, str(exc))
@@ -108,11 +134,21 @@ class EmailReporter:
                 return False
             if path is not None:
                 self.last_paths.append(path)
-            if self.config.email.transport == "none":
+            transport = self.config.email.transport
+            if transport == "none":
                 log.info("report not sent (email is off, transport = none): %s", rendered.subject)
-            else:
+            elif transport == "file":
                 log.info("report sent: %s", rendered.subject)
             return True
+
+    def _send(self, rendered: RenderedEmail) -> Path | None:
+        """SMTP: into the spool, then deliver (the spool logs each message the server accepted);
+        the file outbox and `none` need no spool."""
+        if self.config.email.transport != "smtp":
+            return self.mailer.send(rendered)
+        self.spool.put(build_message(rendered, self.config.email))
+        self.spool.deliver()
+        return None
 
     def _record_failure(self, subject: str, error: str) -> None:
         if self.journal is None:

@@ -24,8 +24,8 @@ from datetime import datetime
 from pathlib import Path
 
 from agent import archive
-from agent.advice import post_command
 from agent.clock import utcnow
+from agent.completions import JobFollowUp
 from agent.errors import StopRequested, TargetError
 from agent.feeds import FEED_TYPES, depends_on, order_key, sort_key
 from agent.guard import Guards
@@ -33,9 +33,21 @@ from agent.inspection import Inspection
 from agent.journal import Journal
 from agent.journal_schema import FileRecord
 from agent.profiles import TargetProfile, profile_for
-from agent.records import BatchOutcome, FileOutcome, Progress, Receipt, Reporter, Result, Status, Submission
+from agent.records import (
+    BatchOutcome,
+    FileOutcome,
+    Progress,
+    Receipt,
+    RecordLog,
+    Reporter,
+    Result,
+    Status,
+    Submission,
+    UploadProgress,
+)
 from agent.settings import Config, RouteSettings
-from agent.targets.base import Target
+from agent.targets.base import RecordLogSource, Target
+from agent.wording import format_time_left
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +65,7 @@ class BatchContext:
 
 
 AUTOMATIC = BatchContext()
+RECORD_LOG_STATUSES = (Status.ERRORS, Status.WARNINGS, Status.TIMED_OUT)
 
 
 def sha256_of(path: Path) -> str:
@@ -104,14 +117,18 @@ class Pipeline:
         stop: threading.Event | None = None,
         targets: dict[str, Target] | None = None,
         narrate: Narrator | None = None,
+        follow_up: JobFollowUp | None = None,
+        upload_progress: UploadProgress | None = None,
     ) -> None:
         self.config = config
+        self.follow_up = follow_up  # gives queued jobs their notification URL ([webhook])
+        self.upload_progress = upload_progress  # `post` on a terminal: bytes, rate, time left
         self.journal = journal
         self.reporter = reporter
         self.stop = stop or threading.Event()
         self._targets: dict[str, Target] = dict(targets or {})
         self.narrate: Narrator = narrate or (lambda _line: None)
-        self.guards = Guards(journal, config.agent.keysets_dir)
+        self.guards = Guards(journal, config.agent.keysets_dir, config.agent.failed_dir)
 
     def close(self) -> None:
         """Close every target's connections."""
@@ -259,7 +276,8 @@ class Pipeline:
         outcome = item.outcome
         if item.receipt is not None:  # recovered after upload: inspected before the crash
             return
-        result = profile.inspect(item.path, context.object_override or route.object)
+        target = self.config.target_for(route)
+        result = profile.inspect(item.path, context.object_override or route.object, target)
         item.inspection = result
         outcome.rows, outcome.size = result.rows, result.size
         outcome.object = profile.sent_object(result)
@@ -300,22 +318,15 @@ class Pipeline:
         self._end_unsent(item, Status.HELD, reason, AUTOMATIC)
 
     def _guarded(self, item: _Item, context: BatchContext) -> bool:
-        """The guards: True when the file was held (and ended) instead of sent.
-
-        A forced refresh is still compared (the history keeps what it disabled), but never held.
-        """
-        outcome = item.outcome
-        if item.receipt is not None or (context.force and outcome.operation not in ("refresh", "refreshlegacy")):
+        """The guards (`agent.guard`): True when the file was held (and ended) instead of sent."""
+        if item.receipt is not None:
             return False
-        verdict = self.guards.check(self.config.targets[outcome.target], outcome, item.path)
-        outcome.notice = verdict.notice
-        if verdict.held is None or context.force:
-            if verdict.keys_csv is not None:
-                verdict.keys_csv.unlink(missing_ok=True)
+        settings = self.config.targets[item.outcome.target]
+        verdict = self.guards.check(settings, item.outcome, item.path, force=context.force, keep=context.keep)
+        if verdict.held is None:
             return False
-        outcome.keys_csv = verdict.keys_csv
-        self.narrate(f"  {outcome.name}: HELD by the {outcome.operation} guard")
-        self._end_unsent(item, Status.HELD, verdict.held, context, offer_force=True)
+        self.narrate(f"  {item.outcome.name}: HELD by the {item.outcome.operation} guard")
+        self._end_unsent(item, Status.HELD, verdict.held, context)
         return True
 
     # -- deliver -----------------------------------------------------------------------------------
@@ -325,7 +336,7 @@ class Pipeline:
         target = self.target(route.target)
         if item.receipt is None:
             try:
-                item.receipt = self._submit(target, item)
+                item.receipt = self._submit(target, item, self.profile(route))
             except (TargetError, OSError) as exc:
                 message = exc.message if isinstance(exc, TargetError) else f"the file could not be read: {exc}"
                 log.error("failed: %s was not accepted by %s: %s", outcome.name, target.name, message)
@@ -337,13 +348,14 @@ class Pipeline:
                 "resuming: %s has reference %s; following it, not re-sending", outcome.name, item.receipt.reference
             )
             self.narrate(f"  {outcome.name}: resuming reference {item.receipt.reference} (not re-sent)")
+            if self.follow_up is not None and self.profile(route).ends_later:
+                self.follow_up.queued(item.file_id, outcome.target, item.receipt)  # no-op if already recorded
         outcome.receipt = item.receipt
         result = self._wait(target, item)
         outcome.progress = result.progress
         self.journal.finished(item.file_id, result)
         outcome.status, outcome.message, outcome.finished_at = result.status, result.message, result.finished_at
-        if outcome.status in (Status.SUCCESS, Status.WARNINGS, Status.ERRORS):
-            self.guards.delivered(outcome)
+        self.guards.delivered(outcome)
         if context.keep:
             outcome.final_path = item.path
         else:
@@ -353,11 +365,41 @@ class Pipeline:
             log.info("archived: %s -> %s", outcome.name, outcome.final_path)
         self.journal.archived(item.file_id, outcome.final_path)
         self.narrate(f"  {outcome.name}: {outcome.status.value}{_count_text(result.progress)} → {outcome.final_path}")
+        self._fetch_record_log(target, item)
         self.reporter.file_done(outcome)
 
-    def _submit(self, target: Target, item: _Item) -> Receipt:
+    def _fetch_record_log(self, target: Target, item: _Item) -> None:
+        """Why records failed, from the destination's record log (Learn with REST keys); a log that
+        cannot be read never blocks the batch: the report says why the details are missing."""
+        outcome = item.outcome
+        if outcome.status not in RECORD_LOG_STATUSES or outcome.receipt is None:
+            return
+        if not isinstance(target, RecordLogSource) or outcome.finished_at is None:
+            return
+        archive_dir = self.config.agent.archive_dir
+        csv_path = archive.record_log_path(outcome.final_path, archive_dir, name=outcome.name, when=outcome.finished_at)
+        try:
+            finished = outcome.status is not Status.TIMED_OUT
+            record = target.record_log(outcome.receipt, csv_path, self.stop, finished=finished)
+        except OSError as exc:
+            record = RecordLog(outcome.receipt.reference, complete=False, problem=f"the log could not be saved: {exc}")
+        if record is None:
+            return
+        outcome.record_log = record
+        self.journal.record_log_saved(item.file_id, record)
+        where = record.csv_path or "not saved"
+        log.info("record log: %s %s entries %s → %s", outcome.name, record.total, dict(record.counts), where)
+        if record.problem:
+            log.warning("record log of %s incomplete: %s", outcome.name, record.problem)
+        self.narrate(
+            f"    record log: {record.total} entries → {where}{'; ' + record.problem if record.problem else ''}"
+        )
+
+    def _submit(self, target: Target, item: _Item, profile: TargetProfile) -> Receipt:
         outcome, inspection = item.outcome, item.inspection
         self.journal.submitting(item.file_id)
+        follow_up = self.follow_up if profile.ends_later else None
+        notify_url = follow_up.link_for(item.file_id) if follow_up is not None else None
         submission = Submission(
             path=item.path,
             name=outcome.name,
@@ -366,9 +408,13 @@ class Pipeline:
             rows=outcome.rows or 0,
             non_ascii=bool(inspection and inspection.non_ascii),
             has_bom=bool(inspection and inspection.bom),
+            notify_url=notify_url,
+            on_sent=self.upload_progress,
         )
         receipt = target.submit(submission)
         self.journal.submitted(item.file_id, receipt)
+        if follow_up is not None and notify_url is not None:
+            follow_up.queued(item.file_id, outcome.target, receipt)
         log.info(
             "posted: %s to %s as %s/%s, reference %s",
             outcome.name,
@@ -398,9 +444,10 @@ class Pipeline:
                     receipt.reference,
                     *progress.counts(),
                 )
+                left = format_time_left(progress.eta_seconds)
                 self.narrate(
                     f"    poll: queued {progress.queued}, completed {progress.completed}, "
-                    f"warnings {progress.warnings}, errors {progress.errors}"
+                    f"warnings {progress.warnings}, errors {progress.errors}" + (f", {left}" if left else "")
                 )
             minutes = (utcnow() - receipt.submitted_at).total_seconds() / 60
             if long_run and minutes >= long_run and not alerted[0]:
@@ -411,13 +458,8 @@ class Pipeline:
 
         return target.wait(receipt, outcome.rows or 0, on_progress=on_progress, stop=self.stop)
 
-    def _end_unsent(
-        self, item: _Item, status: Status, reason: str, context: BatchContext, *, offer_force: bool = False
-    ) -> None:
-        """A file that did not reach its destination: failed/ with a reason file, journal, report.
-
-        `offer_force`: held by a guard, so the report gives the one line that sends it anyway (built
-        from where the file ended up)."""
+    def _end_unsent(self, item: _Item, status: Status, reason: str, context: BatchContext) -> None:
+        """A file that did not reach its destination: failed/ with a reason file, journal, report."""
         outcome = item.outcome
         outcome.status, outcome.message, outcome.finished_at = status, reason, utcnow()
         if context.keep:
@@ -425,10 +467,6 @@ class Pipeline:
         else:
             outcome.final_path = archive.fail(
                 item.path, self.config.agent.failed_dir, name=outcome.name, reason=reason, when=outcome.finished_at
-            )
-        if offer_force:
-            outcome.force_command = post_command(
-                outcome.config_path, outcome.final_path, route=outcome.route, operation=outcome.operation, force=True
             )
         self.journal.ended_unsent(item.file_id, status, reason, outcome.final_path, outcome.finished_at)
         log.warning("%s: %s -> %s: %s", status.value.lower(), outcome.name, outcome.final_path, reason)

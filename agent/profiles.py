@@ -42,18 +42,31 @@ class TargetProfile:
     learn_feeds: bool  # files are Learn flat files: typed by their header, sent with an operation
     holds_dependents: bool  # a file that did not arrive holds the later-order files (on_failure = hold)
     where_to_look: str  # where an admin looks a receipt up; {ref} is the receipt
+    recent_uploads: str  # where an admin sees what arrived lately, when there is no receipt (UNCONFIRMED)
     name_warning: Callable[[str], str | None] = field(default=lambda _name: None)
+    record_logs: bool = False  # can say why each record failed (Learn, given a REST application)
+    ends_later: bool = False  # the receipt is a queued job; its end comes as a notification ([webhook])
 
-    def inspect(self, path: Path, forced_object: str | None = None) -> Inspection:
-        """The pre-flight check for this kind of destination (no network)."""
+    def inspect(
+        self, path: Path, forced_object: str | None = None, settings: TargetSettings | None = None
+    ) -> Inspection:
+        """The pre-flight check for this kind of destination (no network).
+
+        With the target's `settings`, a Learn file must also use the integration's delimiter."""
         if self.learn_feeds:
-            return inspect_file(path, forced_object)
+            return inspect_file(path, forced_object, self.expected_delimiter(settings))
         result = inspect_csv(path)
         result.object = "csv" if not result.problems else None
         warning = self.name_warning(path.name)
         if warning:
             result.notes.append(warning)
         return result
+
+    def expected_delimiter(self, settings: TargetSettings | None) -> str | None:
+        """The delimiter name a file must use for this target (Learn: its integration's), or None: any."""
+        if self.learn_feeds and isinstance(settings, LearnTargetSettings):
+            return settings.delimiter
+        return None
 
     def sendable(self, inspection: Inspection) -> bool:
         return inspection.ok
@@ -110,6 +123,8 @@ LEARN = TargetProfile(
     learn_feeds=True,
     holds_dependents=True,
     where_to_look="reference {ref} in " + LEARN_LOGS,
+    recent_uploads=LEARN_LOGS,
+    record_logs=True,
 )
 S3 = TargetProfile(
     kind="s3",
@@ -118,6 +133,7 @@ S3 = TargetProfile(
     learn_feeds=False,
     holds_dependents=False,
     where_to_look="s3 key {ref} in the S3 console",
+    recent_uploads="the S3 console (the objects' Last modified)",
     name_warning=handshake_name_warning,
 )
 JOB = TargetProfile(
@@ -127,6 +143,8 @@ JOB = TargetProfile(
     learn_feeds=False,
     holds_dependents=False,
     where_to_look="job id {ref} in the job service's log",
+    recent_uploads="the job service's log",
+    ends_later=True,
 )
 PROFILES = {profile.kind: profile for profile in (LEARN, S3, JOB)}
 

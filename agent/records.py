@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,39 +23,54 @@ class Status(str, enum.Enum):
     """A file's final status; the values are the words used in email subjects."""
 
     SUCCESS = "SUCCESS"
+    QUEUED = "QUEUED"  # delivered, and a job that runs later was queued (AlumnIQ); its end is reported apart
     WARNINGS = "WARNINGS"
     ERRORS = "ERRORS"
     FAILED = "FAILED"
     REJECTED = "REJECTED"
     HELD = "HELD"
     TIMED_OUT = "TIMED OUT"
+    UNCONFIRMED = "UNCONFIRMED"  # the whole body went out, the answer never came: maybe accepted
 
     @property
     def ok(self) -> bool:
-        """True when the contract's exit status would be 0 for this file."""
-        return self is Status.SUCCESS
+        """True when the contract's exit status would be 0 for this file (a queued job is not a problem yet)."""
+        return self in (Status.SUCCESS, Status.QUEUED)
 
     @property
     def blocks_dependents(self) -> bool:
         """A file that never reached its destination holds the files that depend on it."""
-        return self in (Status.FAILED, Status.TIMED_OUT, Status.REJECTED, Status.HELD)
+        return self in (Status.FAILED, Status.TIMED_OUT, Status.UNCONFIRMED, Status.REJECTED, Status.HELD)
 
 
 # Worst last: the summary's overall status is the worst of its files.
 SEVERITY = (
     Status.SUCCESS,
+    Status.QUEUED,
     Status.WARNINGS,
     Status.ERRORS,
     Status.HELD,
     Status.REJECTED,
     Status.TIMED_OUT,
+    Status.UNCONFIRMED,
     Status.FAILED,
 )
 
 
+# (bytes sent so far, bytes in all): called as an upload streams, for `post`'s progress line.
+UploadProgress = Callable[[int, int], None]
+
+
 @dataclass(frozen=True)
 class Submission:
-    """What a target needs to know about the file it sends."""
+    """What a target needs to know about the file it sends.
+
+    The two hooks let the pipeline journal the one moment that decides what a crash means: before
+    the last byte goes out, a crash leaves an incomplete request the destination cannot accept (the
+    file may be sent again); after it, the destination may have the file (UNCONFIRMED, never re-sent).
+    A target that can tell calls them; `stop` lets a pause between attempts end early; `on_sent` hears
+    how far the upload is.
+    """
 
     path: Path  # where the bytes are now (processing/)
     name: str  # the name the file arrived with
@@ -63,6 +79,11 @@ class Submission:
     rows: int
     non_ascii: bool = False  # decides add_bom = auto
     has_bom: bool = False
+    before_last_byte: Callable[[], None] | None = None  # called before the body's last piece is sent
+    refused: Callable[[], None] | None = None  # an answer proved it was not taken; it may go again
+    stop: threading.Event | None = None  # a stop request ends a pause between attempts
+    notify_url: str | None = None  # this job's own notification URL (secret: never logged or reported)
+    on_sent: UploadProgress | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -108,6 +129,7 @@ class Progress:
     errors: int = 0
     fields: Mapping[str, str] = field(default_factory=dict)  # every field as the server sent it
     polled_at: datetime = field(default_factory=utcnow)
+    eta_seconds: float | None = None  # the agent's estimate of the time left (Learn), when it has one
 
     @property
     def processed(self) -> int:
@@ -128,12 +150,52 @@ class Result:
 
 
 @dataclass(frozen=True)
+class LogEntry:
+    """One entry of Learn's record-level log, as Learn wrote it (`line` when the message names one)."""
+
+    level: str  # Error | Warning | Information | Debug
+    message: str
+    line: int | None = None
+    created: str = ""
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class MessageGroup:
+    """Log messages of one shape (keys and numbers replaced by placeholders), with a few examples."""
+
+    level: str
+    shape: str
+    count: int
+    examples: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RecordLog:
+    """What Learn said about a data set's records: counts, groups largest first, the first entries,
+    and where the complete log was saved. `problem` says why it is missing or incomplete."""
+
+    reference: str
+    counts: Mapping[str, int] = field(default_factory=dict)  # entries per level
+    groups: tuple[MessageGroup, ...] = ()
+    first: tuple[LogEntry, ...] = ()
+    csv_path: Path | None = None
+    complete: bool = True
+    problem: str = ""
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
 class CheckResult:
     """One line of `feed-agent check`: an item, whether it is OK, and the precise problem."""
 
     item: str
     ok: bool
     detail: str = ""
+    warning: bool = False  # OK, but worth a look (e.g. a public webhook URL that is not https)
 
 
 @dataclass
@@ -160,9 +222,11 @@ class FileOutcome:
     sha256: str | None = None
     file_id: int | None = None
     config_path: Path | None = None  # the configuration in use, for commands the report suggests
+    sent_at: datetime | None = None  # when the whole body went out (UNCONFIRMED: when to look for it)
+    report_key: str | None = None  # the same for every attempt to send this file's report (no duplicates)
+    record_log: RecordLog | None = None  # Learn's record-level log, when REST keys are configured
     notice: str = ""  # unusual but sent: a store far below its feed's usual size
     keys_csv: Path | None = None  # held by a guard: every key it would disable or delete (attached)
-    force_command: str = ""  # held by a guard: the one line that sends it anyway
 
     @property
     def duration_seconds(self) -> float | None:
@@ -179,6 +243,7 @@ class BatchOutcome:
     files: list[FileOutcome] = field(default_factory=list)
     batch_id: int | None = None
     mail_problems: list[str] = field(default_factory=list)  # earlier emails that could not be sent
+    report_key: str | None = None  # the same for every attempt to send this summary (no duplicates)
 
     @property
     def ok(self) -> bool:
@@ -188,6 +253,27 @@ class BatchOutcome:
     def overall(self) -> Status:
         """The worst status in the batch (for the summary subject)."""
         return max((f.status for f in self.files), key=SEVERITY.index, default=Status.SUCCESS)
+
+
+@dataclass(frozen=True)
+class JobNotice:
+    """A queued job's end as AlumnIQ told it (SUCCESS / FAILED), or its silence past the deadline.
+
+    `status` is None for the NOT NOTIFIED alert; `late` marks a notification that came after it.
+    """
+
+    name: str  # the file the job consumes
+    route: str
+    target: str
+    job_id: str
+    queued_at: datetime | None
+    notify_by: datetime | None
+    status: Status | None = None
+    message: str = ""  # AlumnIQ's own words
+    finished_at: datetime | None = None  # when the notification arrived
+    late: bool = False
+    location: str | None = None  # where the delivered file is now (archive/)
+    drop_folder: str | None = None  # where to move it back to reprocess
 
 
 class Reporter(Protocol):
@@ -200,3 +286,7 @@ class Reporter(Protocol):
     def still_processing(self, outcome: FileOutcome, minutes: float) -> None: ...
 
     def missing(self, route: str, folder: Path, hours: float, last_arrival: datetime | None) -> None: ...
+
+    def job_finished(self, notice: JobNotice) -> None: ...
+
+    def job_not_notified(self, notice: JobNotice) -> None: ...

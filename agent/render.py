@@ -6,21 +6,35 @@ editing mistake never costs a report.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import socket
 import sysconfig
-from dataclasses import dataclass
+import textwrap
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
 
 from agent import __version__
-from agent.records import BatchOutcome, FileOutcome
-from agent.reports import file_report, missing_report, still_processing_report, summary_report
-from agent.wording import SUBJECT_PREFIX, file_subject, format_hours, format_time, object_operation, summary_subject
+from agent.advice import command_start
+from agent.logreport import GZIP_OVER, log_file
+from agent.records import BatchOutcome, FileOutcome, JobNotice
+from agent.reports import file_report, job_report, missing_report, still_processing_report, summary_report
+from agent.wording import (
+    SUBJECT_PREFIX,
+    file_subject,
+    format_hours,
+    format_time,
+    job_subject,
+    object_operation,
+    summary_subject,
+)
 
 log = logging.getLogger(__name__)
+
+HEADROOM = 8 * 1024  # headers, MIME boundaries and the note the attachment adds to the bodies
 
 TEMPLATE_NAMES = (
     "base.html.j2",
@@ -64,8 +78,23 @@ def shipped_templates_dir() -> Path:
     return Path(sysconfig.get_path("data")) / "share" / "feed-agent" / "templates"
 
 
+def prose(text: str, width: int = 74, indent: str = "  ") -> str:
+    """Wrap text for the plain-text emails, but never a suggested command: it runs from the
+    executable to the end of its line and stays on one line, so it can be copied and run as printed.
+    Continuation lines start with `indent` (the first line's indent is the template's)."""
+    start = command_start()
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        at = paragraph.find(start)
+        words, command = (paragraph, "") if at < 0 else (paragraph[:at], paragraph[at:].strip())
+        lines += textwrap.wrap(words, width, break_long_words=False, break_on_hyphens=False)
+        if command:
+            lines.append(command)
+    return f"\n{indent}".join(lines)
+
+
 def _environment(search_path: list[Path]) -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
         undefined=jinja2.StrictUndefined,  # a typo in an edited template fails loudly, then falls back
@@ -73,6 +102,8 @@ def _environment(search_path: list[Path]) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    environment.filters["prose"] = prose
+    return environment
 
 
 class Renderer:
@@ -80,7 +111,8 @@ class Renderer:
     shipped templates. If an override fails to render, the shipped template is used and a warning
     names the broken file, so an editing mistake never costs a report."""
 
-    def __init__(self, templates_dir: Path | None = None) -> None:
+    def __init__(self, templates_dir: Path | None = None, max_message_mb: float = 10.0) -> None:
+        self.max_message_bytes = int(max_message_mb * 1024 * 1024)
         self.shipped_dir = shipped_templates_dir()
         self.templates_dir = templates_dir
         self._shipped = _environment([self.shipped_dir])
@@ -117,7 +149,21 @@ class Renderer:
         )
 
     def file_report(self, outcome: FileOutcome) -> RenderedEmail:
-        return self._both("per_file", file_subject(outcome), report=file_report(outcome))
+        """The per-file report; with a record log, the log attached within max_message_mb; held by a
+        guard, the CSV of every key it would disable or delete."""
+        return _with_keys(self._file_report(outcome), outcome.keys_csv)
+
+    def _file_report(self, outcome: FileOutcome) -> RenderedEmail:
+        subject = file_subject(outcome)
+        plain = self._both("per_file", subject, report=file_report(outcome))
+        if outcome.record_log is None:
+            return plain
+        budget = self.max_message_bytes - plain.size * 4 // 3 - HEADROOM  # bodies may be base64-encoded too
+        attached = log_file(outcome, budget)
+        if attached is None:
+            return plain
+        rendered = self._both("per_file", subject, report=file_report(outcome, attached.note))
+        return replace(rendered, attachments=(Attachment(attached.filename, attached.data, attached.mimetype),))
 
     def summary(self, batch: BatchOutcome) -> RenderedEmail:
         return self._both("summary", summary_subject(batch), report=summary_report(batch))
@@ -129,3 +175,17 @@ class Renderer:
     def missing(self, route: str, folder: Path, hours: float, last_arrival: datetime | None) -> RenderedEmail:
         subject = f"{SUBJECT_PREFIX} MISSING: no file on route {route} for {format_hours(hours)}"
         return self._both("alert", subject, report=missing_report(route, folder, hours, last_arrival))
+
+    def job(self, notice: JobNotice) -> RenderedEmail:
+        """A queued job's end (SUCCESS / FAILED) or the NOT NOTIFIED alert."""
+        return self._both("alert", job_subject(notice), report=job_report(notice))
+
+
+def _with_keys(rendered: RenderedEmail, keys_csv: Path | None) -> RenderedEmail:
+    """Attach a guard's key list (gzipped when large); the reason names where it is saved too."""
+    if keys_csv is None or not keys_csv.is_file():
+        return rendered
+    data, name, mimetype = keys_csv.read_bytes(), keys_csv.name.partition("-")[2] or keys_csv.name, "text/csv"
+    if len(data) > GZIP_OVER:
+        data, name, mimetype = gzip.compress(data), f"{name}.gz", "application/gzip"
+    return replace(rendered, attachments=(*rendered.attachments, Attachment(name, data, mimetype)))

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from agent.logreport import RecordLogView, record_log_view
 from agent.profiles import profile_for
-from agent.records import BatchOutcome, FileOutcome, Status
+from agent.records import BatchOutcome, FileOutcome, JobNotice, Status
 from agent.wording import (
     UNKNOWN,
     Badge,
@@ -21,11 +22,18 @@ from agent.wording import (
     format_hours,
     format_size,
     format_time,
+    format_time_left,
+    job_label,
+    job_meaning,
+    job_next_step,
+    job_title,
+    largest_group,
     look_up,
     next_step,
     object_label,
     object_operation,
     receipt_label,
+    record_details_hint,
     status_counts,
     status_meaning,
     target_label,
@@ -66,6 +74,9 @@ class FileReport:
     queued: str
     location: str
     drop_folder: str
+    record_log: RecordLogView | None = None  # Learn's record-level log, when it was fetched
+    record_hint: str = ""  # without REST keys: how to get the records and reasons in this email
+    notice: str = ""  # sent, but unusual (a store far below its feed's usual size)
 
     @property
     def facts(self) -> tuple[Fact, ...]:
@@ -85,7 +96,7 @@ class FileReport:
         )
 
 
-def file_report(outcome: FileOutcome) -> FileReport:
+def file_report(outcome: FileOutcome, attachment_note: str = "") -> FileReport:
     progress = outcome.progress
     receipt = outcome.receipt
     return FileReport(
@@ -112,6 +123,9 @@ def file_report(outcome: FileOutcome) -> FileReport:
         queued=format_count(progress.queued if progress else None),
         location=str(outcome.final_path) if outcome.final_path else "not known",
         drop_folder=str(outcome.drop_folder) if outcome.drop_folder else "the drop folder",
+        record_log=record_log_view(outcome, attachment_note),
+        record_hint=record_details_hint(outcome),
+        notice=outcome.notice,
     )
 
 
@@ -125,6 +139,7 @@ class SummaryRow:
     warnings: str
     errors: str
     code: str  # receipt reference; empty when the file was never accepted
+    largest_group: str = ""  # the record log's largest group of messages, with its count
 
 
 @dataclass(frozen=True)
@@ -145,6 +160,7 @@ class SummaryReport:
     held: tuple[Fact, ...]  # file name → why it was held
     attention: tuple[Fact, ...]  # other files that need someone: file name → next step
     mail_problems: tuple[str, ...]  # earlier emails that could not be sent
+    notices: tuple[Fact, ...] = ()  # sent, but unusual: file name → the notice
 
 
 def _summary_row(outcome: FileOutcome) -> SummaryRow:
@@ -159,6 +175,7 @@ def _summary_row(outcome: FileOutcome) -> SummaryRow:
         warnings=format_count(progress.warnings if progress else None),
         errors=format_count(progress.errors if progress else None),
         code=outcome.receipt.reference if outcome.receipt else "",
+        largest_group=largest_group(outcome),
     )
 
 
@@ -204,6 +221,7 @@ def summary_report(batch: BatchOutcome) -> SummaryReport:
         held=tuple(Fact(f.name, _held_reason(f)) for f in files if f.status is Status.HELD),
         attention=tuple(Fact(f.name, next_step(f)) for f in files if not f.status.ok and f.status is not Status.HELD),
         mail_problems=tuple(batch.mail_problems),
+        notices=tuple(Fact(f.name, f.notice) for f in files if f.notice),
     )
 
 
@@ -239,12 +257,16 @@ def still_processing_report(outcome: FileOutcome, minutes: float) -> AlertReport
                 f"warnings, {progress.errors:,} errors, {progress.queued:,} queued",
             )
         )
+    left = format_time_left(progress.eta_seconds if progress is not None else None)
+    if left:
+        facts.append(Fact("Time left (estimate)", left.removesuffix(" left")))
+    pace = f" ({left} at the pace so far)" if left else ""
     return AlertReport(
         status=badge("STILL PROCESSING"),
         title=f"{outcome.name} is still being processed",
         meaning=(
             f"{where} accepted {outcome.name} {format_duration(minutes * 60)} ago and is still working on "
-            "it. Large files or a busy server can take this long; the agent keeps checking and sends "
+            f"it{pace}. Large files or a busy server can take this long; the agent keeps checking and sends "
             "the final report when it is done."
         ),
         next_step=(
@@ -275,4 +297,32 @@ def missing_report(route: str, folder: Path, hours: float, last_arrival: datetim
             Fact("Expected every", format_hours(hours)),
             Fact("Last file arrived", last),
         ),
+    )
+
+
+def job_report(notice: JobNotice) -> AlertReport:
+    """A queued job's end (SUCCESS / FAILED with AlumnIQ's message) or its silence (NOT NOTIFIED)."""
+    facts = [
+        Fact("File", notice.name),
+        Fact("Route", notice.route),
+        Fact("Target", notice.target),
+        Fact("Job id", notice.job_id),
+        Fact("Queued at", format_time(notice.queued_at)),
+    ]
+    if notice.status is None:
+        facts.append(Fact("Expected by", format_time(notice.notify_by)))
+    else:
+        facts += [
+            Fact("Finished at", format_time(notice.finished_at)),
+            Fact("AlumnIQ said", notice.message or UNKNOWN),
+        ]
+        if notice.queued_at and notice.finished_at:
+            facts.append(Fact("Queued for", format_duration((notice.finished_at - notice.queued_at).total_seconds())))
+    facts.append(Fact("File is now in", notice.location or "not known"))
+    return AlertReport(
+        status=badge(job_label(notice)),
+        title=job_title(notice),
+        meaning=job_meaning(notice),
+        next_step=job_next_step(notice),
+        facts=tuple(facts),
     )

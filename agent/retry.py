@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TypeVar
 
 from agent.clock import SYSTEM_CLOCK, Clock
-from agent.errors import AgentError
+from agent.errors import AgentError, StopRequested
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,12 @@ def retrying(
     what: str,
     clock: Clock = SYSTEM_CLOCK,
     on_retry: Callable[[int, AgentError, float], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> T:
     """Run `action`, retrying retryable AgentErrors by `policy`; the last error is raised as it came.
 
-    Each retry logs one warning line (no traceback) naming `what`, the attempt and the pause.
+    Each retry logs one warning line (no traceback) naming `what`, the attempt and the pause. A set
+    `stop` ends a pause at once with StopRequested (a service stop must not wait out a back-off).
     """
     attempt = 1
     while True:
@@ -88,5 +91,6 @@ def retrying(
             )
             if on_retry is not None:
                 on_retry(attempt, exc, pause)
-            clock.sleep(pause)
+            if clock.sleep(pause, stop):
+                raise StopRequested() from None
             attempt += 1

@@ -20,7 +20,9 @@ ON_FAILURE = ("hold", "continue")
 TARGET_TYPES = ("learn", "s3", "job")
 TRANSPORTS = ("smtp", "file", "none")
 SECURITY = ("starttls", "ssl", "none")
+PER_FILE = ("yes", "no", "problems")  # problems: only files that did not end SUCCESS get their own email
 ADD_BOM = ("auto", "yes", "no")
+LOG_LEVELS = ("error", "warning")
 
 
 class Secret:
@@ -120,7 +122,19 @@ class LearnTargetSettings:
     delete_guard_rows: int = 100  # a delete file with more rows is held for an admin to confirm
     store_warn_percent: float = 50.0  # a store below this share of the feed's usual size is flagged
     add_bom: str = "auto"
+    read_timeout_seconds: float = 300.0  # for Learn's answer to an upload; then the file is UNCONFIRMED
+    delimiter: str = "pipe"  # the integration's "Feed File Delimiter" in Learn (pipe is Learn's default)
+    rest_key: Secret = field(default_factory=lambda: Secret(""))  # REST application: record-level log
+    rest_secret: Secret = field(default_factory=lambda: Secret(""))
+    rest_url: str = ""  # empty: the target's url
+    log_level: str = "warning"  # error | warning: the lowest level of log entries fetched
+    log_wait_minutes: float = 10.0  # how long a 423 Locked log is waited out
     type: str = "learn"
+
+    @property
+    def rest_enabled(self) -> bool:
+        """Record details are fetched only when both REST credentials are configured."""
+        return bool(self.rest_key) and bool(self.rest_secret)
 
 
 @dataclass(frozen=True)
@@ -155,6 +169,7 @@ class JobTargetSettings:
     job: str = "{stem}"
     notify_email: str | None = None
     notify_webhook: str | None = None
+    notify_within_hours: float = 3.0  # the dead-man's switch: NOT NOTIFIED when AlumnIQ stays silent this long
     type: str = "job"
 
 
@@ -171,16 +186,40 @@ class EmailSettings:
     password: Secret | None = None
     from_addr: str = "feed-agent@localhost"
     to: tuple[str, ...] = ()
-    per_file: bool = True
+    per_file: str = "yes"  # one of PER_FILE
     summary: bool = True
     templates_dir: Path | None = None
     timeout_seconds: float = 30.0
     verify_tls: bool | str = True  # yes | no | path of a CA bundle for a private mail relay
+    max_message_mb: float = 10.0  # many campus mail systems refuse bigger messages
+    give_up_hours: float = 72.0  # an unsent report is retried this long, then set aside (outbox/gave-up)
 
 
 @dataclass(frozen=True)
 class HeartbeatSettings:
     url: str = ""
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Where `watch` hears job notifications (`listen`, off when empty) and the address AlumnIQ calls.
+
+    `public_url` is what goes into each job's notifyWebhook (e.g. the campus reverse proxy); empty
+    means `http://{listen}` as bound, which suits a loopback test or a server AlumnIQ reaches directly.
+    """
+
+    listen: str = ""  # host:port; port 0 picks a free one (tests)
+    public_url: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.listen)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """`listen` as (host, port); config validation guarantees the shape."""
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
 
 @dataclass(frozen=True)
@@ -191,6 +230,7 @@ class Config:
     targets: Mapping[str, TargetSettings] = field(default_factory=dict)
     email: EmailSettings = field(default_factory=EmailSettings)
     heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
 
     def route(self, name: str | None = None) -> RouteSettings:
         """The named route, or the first one (the usual single-route install)."""

@@ -134,11 +134,14 @@ exit; flock keeps two passes from overlapping). For example in /etc/cron.d/feed-
 
   MAILTO=sis-admins@example.edu
   # nightly store feed ([route:learn]): the SIS exports to $state_dir/drop around 01:00
-  30 1 * * *  $user  flock -n $state_dir/.cron.lock $prefix/venv/bin/feed-agent -c $config_dir/agent.ini run --route learn
+  30 1 * * *  $user  flock -n $state_dir/.cron.lock $prefix/venv/bin/feed-agent -c $config_dir/agent.ini run --quiet --route learn
   # weekly refresh on its own folder (a [route:refresh] with operation = refresh), Sundays
-  30 3 * * 0  $user  flock -n $state_dir/.cron.lock $prefix/venv/bin/feed-agent -c $config_dir/agent.ini run --route refresh
+  30 3 * * 0  $user  flock -n $state_dir/.cron.lock $prefix/venv/bin/feed-agent -c $config_dir/agent.ini run --quiet --route refresh
 
-Exit status 1 (something failed, was rejected, held or timed out) makes cron mail the output.
+Cron mails whatever a job prints. With --quiet, run prints nothing on a good night and, when
+something needs a look (a file failed, was rejected, held or timed out, a drop folder is missing,
+reports wait for the mail server, no file came for expect_every_hours), one line per problem on
+stderr and exits 1: cron mails exactly the bad nights.
 TXT
 }
 

@@ -7,7 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["tests.support.learn", "tests.support.smtp", "tests.support.s3", "tests.support.pipeline"]
+pytest_plugins = [
+    "tests.support.learn",
+    "tests.support.smtp",
+    "tests.support.s3",
+    "tests.support.pipeline",
+    "tests.support.recordlog",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from agent.feeds import ORDER_EXPLANATION
 from agent.simulator import LearnSimulator
 from tests.support.agentconf import write_config
 from tests.support.cli import run
+from tests.support.learn import PEOPLE_HEADER, person_rows, write_flatfile
 
 PERSON = "external_person_key|data_source_key|firstname|lastname|user_id\nP1|SIS|Jane|Doe|jdoe\nP2|SIS|Bo|Ng|bn\n"
 COURSE = "external_course_key|course_id|course_name|data_source_key\nC1|MATH101|Calculus|SIS\n"
@@ -199,7 +201,9 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert out.index("users.txt: sent") < out.index("courses.txt: sent") < out.index("enrollments.txt: sent")
     assert len(list((tmp_path / "demo" / "var" / "outbox").glob("*.eml"))) == 4
-    assert len(list((tmp_path / "demo" / "var" / "archive").iterdir())) == 3
+    archived = sorted(p.name for p in (tmp_path / "demo" / "var" / "archive").iterdir())
+    assert len(archived) == 4 and sum(name.endswith(".log.csv") for name in archived) == 1
+    assert "Learn says: " in out and "P9999" in out
 
 
 def test_python_dash_m_agent_runs_the_cli(tmp_path: Path) -> None:
@@ -220,3 +224,81 @@ def test_a_corrupt_journal_is_one_plain_line_not_a_traceback(
     lines = [line for line in err.splitlines() if line.startswith("feed-agent:")]
     assert len(lines) == 1 and str(journal) in lines[0] and "Traceback" not in err
     assert "move it aside" in lines[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# run --quiet: what cron mails
+
+
+def test_run_quiet_prints_nothing_on_a_good_night_and_names_the_file_on_a_bad_one(
+    tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = write_config(tmp_path, learn_sim.url)
+    drop = tmp_path / "drop"
+    assert run(capsys, "-c", ini, "run", "--quiet") == (0, "", "")  # nothing to do
+    write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(2))
+    assert run(capsys, "-c", ini, "run", "--quiet") == (0, "", "")  # every file succeeded
+
+    (drop / "junk.txt").write_bytes(b"\x00\x01binary")
+    status, out, err = run(capsys, "-c", ini, "run", "--quiet")
+    assert (status, out) == (1, "")
+    [line] = err.splitlines()
+    assert line.startswith("feed-agent: junk.txt REJECTED: ") and str(tmp_path / "var" / "failed") in line
+
+
+def test_run_with_a_missing_drop_folder_exits_1_naming_it(
+    tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = write_config(tmp_path, learn_sim.url)
+    (tmp_path / "drop").rmdir()  # an unmounted share
+    status, out, err = run(capsys, "-c", ini, "run", "--quiet")
+    assert (status, out) == (1, "")
+    assert err == (
+        f"feed-agent: route sis: the watched folder {tmp_path / 'drop'} is missing (an unmounted share?); "
+        "nothing was taken from it: mount or create it, or fix its permissions\n"
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# post: upload progress on a terminal, nothing extra when piped
+
+
+def post_command(ini: Path, file: Path) -> list[str]:
+    return [sys.executable, "-m", "agent", "-c", str(ini), "post", str(file)]
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("FEED_AGENT")}
+
+
+def test_post_shows_upload_progress_on_a_terminal_and_nothing_extra_when_piped(
+    tmp_path: Path, learn_sim: LearnSimulator
+) -> None:
+    ini = write_config(tmp_path, learn_sim.url)
+    first, second = tmp_path / "users.txt", tmp_path / "more-users.txt"
+    write_flatfile(first, PEOPLE_HEADER, person_rows(2000))
+    write_flatfile(second, PEOPLE_HEADER, person_rows(2000))
+    size = f"{first.stat().st_size / 1024:.1f} KB"  # post archives the file
+
+    master, terminal = pty.openpty()
+    with subprocess.Popen(post_command(ini, first), stdout=terminal, stderr=subprocess.PIPE, env=clean_env()) as post:
+        os.close(terminal)
+        shown = bytearray()
+        while True:
+            try:
+                piece = os.read(master, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not piece:
+                break
+            shown += piece
+        assert post.wait(timeout=120) == 0, post.stderr.read() if post.stderr else ""
+    os.close(master)
+    text = shown.decode()
+    assert f"\r  uploaded: {size} in " in text  # a local simulator takes it too fast for a rate
+
+    piped = subprocess.run(post_command(ini, second), capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    assert "uploading:" not in piped.stdout and "uploaded:" not in piped.stdout and "\r" not in piped.stdout
+    assert piped.stderr == ""
+    assert "result: SUCCESS" in piped.stdout

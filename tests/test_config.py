@@ -71,6 +71,8 @@ poll_max_seconds = 30
 timeout_minutes = 0.25
 long_run_minutes = 10
 refresh_guard_percent = 15
+delete_guard_rows = 250
+store_warn_percent = 40
 add_bom = yes
 
 [target:handshake]
@@ -198,6 +200,7 @@ def test_full_config_loads_every_section(layout: Path) -> None:
     assert learn.password.reveal() == PASSWORDS["LEARN_PASSWORD"]
     assert (learn.poll_initial_seconds, learn.poll_max_seconds, learn.timeout_minutes) == (1.0, 30.0, 0.25)
     assert (learn.long_run_minutes, learn.refresh_guard_percent, learn.add_bom) == (10.0, 15.0, "yes")
+    assert (learn.delete_guard_rows, learn.store_warn_percent) == (250, 40.0)
 
     s3 = config.targets["handshake"]
     assert isinstance(s3, S3TargetSettings)
@@ -232,7 +235,8 @@ def test_full_config_loads_every_section(layout: Path) -> None:
     assert email.username is not None and email.username.reveal() == "mailer"
     assert email.password is not None and email.password.reveal() == PASSWORDS["SMTP_PASSWORD"]
     assert (email.from_addr, email.to) == ("feed-agent@example.edu", ("a@example.edu", "b@example.edu"))
-    assert (email.per_file, email.summary, email.templates_dir) == (False, True, root / "templates")
+    assert (email.per_file, email.summary, email.templates_dir) == ("no", True, root / "templates")
+    assert email.give_up_hours == 72
 
     assert config.heartbeat.url == "https://hc.example.org/ping/abc"
 
@@ -294,6 +298,91 @@ def test_missing_variable_names_file_section_key_and_variable(layout: Path) -> N
     assert "[target:learn] password" in message
     assert "${LEARN_PASSWORD} is not set" in message
     assert "LEARN_PASSWORD" in message and ".env" in message
+
+
+def test_a_missing_env_file_named_in_agent_is_reported_as_missing(layout: Path) -> None:
+    (layout.parent / ".env").unlink()
+    text = minimal().replace("work_dir = ../var\n", "work_dir = ../var\nenv_file = ../secrets.env\n")
+    message = load_error(write_config(layout, text), environ={"LEARN_USERNAME": "u", "LEARN_PASSWORD": "p"})
+    assert "[agent] env_file" in message
+    assert f"{(layout.parent / 'secrets.env').resolve()} does not exist" in message
+    assert "is not set" not in message and "empty" not in message
+
+
+def test_a_missing_default_env_file_is_named_when_a_variable_is_missing(layout: Path) -> None:
+    (layout.parent / ".env").unlink()
+    message = load_error(write_config(layout, minimal()))
+    assert "${LEARN_USERNAME} is not set" in message
+    assert f"the env_file {(layout.parent / '.env').resolve()} does not exist" in message
+
+
+def test_without_a_default_env_file_the_environment_is_enough(layout: Path) -> None:
+    (layout.parent / ".env").unlink()
+    config = load_config(write_config(layout, minimal()), environ={"LEARN_USERNAME": "u", "LEARN_PASSWORD": "p"})
+    assert config.targets["learn"].password.reveal() == "p"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("'my pass #1'", "my pass #1"),
+        ('"my pass #1"', "my pass #1"),
+        ("x${HOME}y", "x${HOME}y"),
+        ("'x${HOME}y'", "x${HOME}y"),
+        ("pa#ss", "pa#ss"),
+        ("  spaced  ", "spaced"),
+    ],
+)
+def test_env_values_are_taken_literally(layout: Path, written: str, expected: str) -> None:
+    (layout.parent / ".env").write_text(f"LEARN_USERNAME=u\nLEARN_PASSWORD={written}\n")
+    config = load_config(write_config(layout, minimal()), environ={"HOME": "/root"})
+    assert config.targets["learn"].password.reveal() == expected  # type: ignore[union-attr]
+
+
+def test_an_unquoted_env_value_with_a_comment_mark_is_refused(layout: Path) -> None:
+    (layout.parent / ".env").write_text("# secrets\nLEARN_USERNAME=u\n\nLEARN_PASSWORD=my pass #1\n")
+    message = load_error(write_config(layout, minimal()))
+    assert f"{layout.parent / '.env'} line 4" in message
+    assert "LEARN_PASSWORD" in message and "LEARN_PASSWORD='…'" in message
+    assert "my pass" not in message  # never the value
+
+
+def test_an_unreadable_env_line_is_refused_with_its_line(layout: Path) -> None:
+    (layout.parent / ".env").write_text("LEARN_USERNAME=u\nLEARN_PASSWORD='unclosed\n")
+    message = load_error(write_config(layout, minimal()))
+    assert "line 2" in message and "unclosed quote" in message
+
+
+def test_a_literal_dollar_brace_is_kept_with_a_warning(layout: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (layout.parent / ".env").write_text("LEARN_USERNAME=u\nLEARN_PASSWORD=x${HOME}y\n")
+    with caplog.at_level(logging.WARNING):
+        load_config(write_config(layout, minimal()), environ={})
+    assert "line 2: the value of LEARN_PASSWORD contains ${…}; it is taken literally" in caplog.text
+    assert "x${HOME}y" not in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------
+# One line per value
+
+
+def test_an_indented_line_is_an_error_naming_file_line_and_key(layout: Path) -> None:
+    text = "[agent]\nwork_dir = ../var\n  settle_seconds = 10\n\n[route:learn]\nwatch = ../var/drop\ntarget = learn\n"
+    path = write_config(layout, text)
+    message = load_error(path)
+    assert f"{path} line 3" in message and "'work_dir' in [agent]" in message
+    assert not (layout.parent / "var\nsettle_seconds = 10").exists()
+
+
+def test_an_indented_line_after_a_blank_line_still_counts(layout: Path) -> None:
+    text = minimal().replace("target = learn\n", "target = learn\n\n    operation = refresh\n", 1)
+    message = load_error(write_config(layout, text))
+    assert "line 8" in message and "'target' in [route:learn]" in message
+
+
+def test_indented_comments_and_an_indented_first_key_are_fine(layout: Path) -> None:
+    text = minimal().replace("[agent]\n", "[agent]\n  ; a comment\n") + "[email]\n  transport = file\n"
+    config = load_config(write_config(layout, text), environ={})
+    assert config.email.transport == "file"
 
 
 def test_variable_in_a_plain_setting(layout: Path) -> None:
@@ -396,6 +485,16 @@ def test_bad_choices_list_the_allowed_values(layout: Path, old: str, new: str, e
     assert str(path) in message and expected in message
 
 
+def test_guard_settings_default_and_range(layout: Path) -> None:
+    learn = load_config(write_config(layout, minimal()), environ={}).targets["learn"]
+    assert isinstance(learn, LearnTargetSettings)
+    assert (learn.delete_guard_rows, learn.store_warn_percent) == (100, 50.0)
+    path = write_config(layout, minimal().replace("type = learn", "type = learn\nstore_warn_percent = 150"))
+    assert "[target:learn] store_warn_percent: 150 is out of range (0 to 100)" in load_error(path)
+    path = write_config(layout, minimal().replace("type = learn", "type = learn\ndelete_guard_rows = -1"))
+    assert "[target:learn] delete_guard_rows: -1" in load_error(path)
+
+
 def test_email_choice_and_port(layout: Path) -> None:
     path = write_config(layout, minimal("[email]\ntransport = smtp\nhost = h\nto = a@x.edu\nsecurity = tls\n"))
     assert "[email] security: 'tls' is not allowed; use one of: starttls, ssl, none" in load_error(path)
@@ -403,6 +502,21 @@ def test_email_choice_and_port(layout: Path) -> None:
     assert "[email] port: 99999 is out of range (1 to 65535)" in load_error(path)
     path = write_config(layout, minimal("[email]\ntransport = smtp\nto = a@x.edu\n"))
     assert "[email] host: is required when transport = smtp" in load_error(path)
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"), [("yes", "yes"), ("On", "yes"), ("0", "no"), ("problems", "problems")]
+)
+def test_per_file_takes_yes_no_or_problems(layout: Path, written: str, expected: str) -> None:
+    config = load_config(write_config(layout, minimal(f"[email]\nper_file = {written}\n")), environ={})
+    assert config.email.per_file == expected
+
+
+def test_per_file_and_give_up_hours_refuse_other_values(layout: Path) -> None:
+    path = write_config(layout, minimal("[email]\nper_file = errors\n"))
+    assert "[email] per_file: 'errors' is not allowed; use one of: yes, no, problems" in load_error(path)
+    path = write_config(layout, minimal("[email]\ngive_up_hours = soon\n"))
+    assert "[email] give_up_hours: 'soon' is not a number of hours" in load_error(path)
 
 
 def test_route_naming_a_missing_target(layout: Path) -> None:
@@ -523,3 +637,60 @@ def test_cli_check_with_a_bad_config_exits_2(layout: Path, capsys: pytest.Captur
 def test_cli_with_a_missing_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-c", str(tmp_path / "absent.ini"), "status"]) == 2
     assert "configuration file not found" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# [webhook] and the dead-man's switch of job targets
+
+JOB_TARGET = (
+    "[route:alumniq]\nwatch = ../var/drop-alumniq\ntarget = alumniq\n\n"
+    "[target:alumniq]\ntype = job\nbucket = private-school\naccess_key_id = AKIAEXAMPLE\n"
+    "secret_access_key = ${JOB_SECRET}\njob_url = https://school.alumniq.com/api/warehouse/{job}\n"
+    "api_key = ${JOB_API_KEY}\n"
+)
+
+
+def test_webhook_is_off_by_default_and_the_deadline_is_three_hours(layout: Path) -> None:
+    config = load_config(write_config(layout, minimal(JOB_TARGET)), environ={})
+    assert not config.webhook.enabled and config.webhook.public_url == ""
+    job = config.targets["alumniq"]
+    assert isinstance(job, JobTargetSettings) and job.notify_within_hours == 3.0
+
+
+def test_webhook_listen_public_url_and_a_fractional_deadline(layout: Path) -> None:
+    text = minimal(
+        JOB_TARGET + "notify_within_hours = 0.25\n\n[webhook]\nlisten = 0.0.0.0:8787\n"
+        "public_url = https://feeds.example.edu/alumniq/\n"
+    )
+    config = load_config(write_config(layout, text), environ={})
+    assert config.webhook.address == ("0.0.0.0", 8787)
+    assert config.webhook.public_url == "https://feeds.example.edu/alumniq"
+    job = config.targets["alumniq"]
+    assert isinstance(job, JobTargetSettings) and job.notify_within_hours == 0.25
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ("listen = 8787\n", "[webhook] listen: '8787' is not host:port"),
+        ("listen = localhost:http\n", "[webhook] listen: 'localhost:http' is not host:port"),
+        ("listen = 127.0.0.1:70000\n", "is not host:port"),
+        ("public_url = https://x.example.edu\n", "[webhook] listen: is empty but public_url is set"),
+        ("listen = 127.0.0.1:8787\npublic_url = ftp://x\n", "[webhook] public_url: 'ftp://x' is not an http(s) URL"),
+        ("listen = 127.0.0.1:8787\npublic_url = https://x.edu/?a=1\n", "has a query or fragment"),
+        ("listen = 127.0.0.1:8787\nport = 1\n", "[webhook] port"),
+    ],
+)
+def test_bad_webhook_settings_say_what_is_wrong(layout: Path, section: str, expected: str) -> None:
+    assert expected in load_error(write_config(layout, minimal(JOB_TARGET + "\n[webhook]\n" + section)))
+
+
+def test_a_fixed_notify_webhook_conflicts_with_the_receiver(layout: Path) -> None:
+    text = minimal(JOB_TARGET + "notify_webhook = https://hooks.example.edu/x\n\n[webhook]\nlisten = 127.0.0.1:0\n")
+    message = load_error(write_config(layout, text))
+    assert "[target:alumniq] notify_webhook: remove it" in message
+
+
+def test_a_deadline_of_zero_is_refused(layout: Path) -> None:
+    message = load_error(write_config(layout, minimal(JOB_TARGET + "notify_within_hours = 0\n")))
+    assert "notify_within_hours" in message and "at least" in message

@@ -103,7 +103,7 @@ def test_run_empties_the_folder_and_returns_true(tmp_path: Path, learn_sim: Lear
     write_flatfile(drop / "b-enrol.txt", MEMBERSHIP_HEADER, membership_rows(4, courses=1))
     write_flatfile(drop / "a-courses.txt", COURSE_HEADER, course_rows(1))
     write_flatfile(drop / "c-users.txt", PEOPLE_HEADER, person_rows(4))
-    assert run_once(config) is True
+    assert run_once(config).ok is True
     assert not any(drop.iterdir())
     assert [u.slug for u in learn_sim.uploads_snapshot()] == ["person", "course", "membership"]
     assert len(list(config.agent.outbox_dir.glob("*.eml"))) == 4  # three per-file reports + summary
@@ -113,7 +113,7 @@ def test_run_empties_the_folder_and_returns_true(tmp_path: Path, learn_sim: Lear
 def test_run_returns_false_when_anything_needs_attention(tmp_path: Path, learn_sim: LearnSimulator) -> None:
     config = load(tmp_path, learn_sim.url, settle=0.2)
     (config.route().watch / "junk.txt").write_bytes(b"\x00\x01binary")
-    assert run_once(config) is False
+    assert run_once(config).ok is False
     assert (config.agent.failed_dir / "junk.txt").exists()
     assert "binary" in (config.agent.failed_dir / "junk.txt.reason.txt").read_text(encoding="utf-8")
 
@@ -151,6 +151,31 @@ def test_missing_alert_once_per_silence(tmp_path: Path, learn_sim: LearnSimulato
         agent.close()
     route, folder, hours, last = reporter.missing_alerts[0]
     assert route == "sis" and folder == config.route().watch and hours == 2 and last is None
+
+
+def test_run_sends_missing_alerts_once_per_silence_across_runs(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    """Cron: every run is a new process; the silence's start and the alert live in the journal."""
+    config = load(tmp_path, learn_sim.url, route_extra="expect_every_hours = 2")
+    clock = FakeClock(datetime.now(timezone.utc))
+
+    def nightly_run() -> tuple[RecordingReporter, Agent]:
+        reporter = RecordingReporter()
+        agent = Agent(config, reporter=reporter, clock=clock)
+        try:
+            agent.run_once()
+        finally:
+            agent.close()
+        return reporter, agent
+
+    reporter, agent = nightly_run()
+    assert reporter.missing_alerts == [] and agent.all_ok  # first look at the folder: not silent yet
+    clock.advance(3 * 3600)
+    reporter, agent = nightly_run()
+    assert len(reporter.missing_alerts) == 1 and not agent.all_ok
+    assert agent.attention == ["route sis: no file arrived for 3.0 hours (missing-file alert sent)"]
+    clock.advance(3600)
+    reporter, agent = nightly_run()
+    assert reporter.missing_alerts == [] and agent.all_ok  # the same silence: no second alert
 
 
 # ------------------------------------------------------------------------------------------------
@@ -217,7 +242,7 @@ def test_many_files_at_once_none_missed(tmp_path: Path, count: int) -> None:
         drop = config.route().watch
         for i in range(count):
             write_flatfile(drop / f"users{i:04d}.txt", PEOPLE_HEADER, [(f"K{i}", "SIS", "A", "B", f"u{i}", "e@x")])
-        assert run_once(config) is True
+        assert run_once(config).ok is True
         assert len(sim.uploads_snapshot()) == count
         assert len(archived_files(config)) == count
 
@@ -415,7 +440,7 @@ def test_run_applies_archive_retention(tmp_path: Path, learn_sim: LearnSimulator
     old.write_text("old\n", encoding="utf-8")
     recent = config.agent.archive_dir / f"users.{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.txt"
     recent.write_text("new\n", encoding="utf-8")
-    assert run_once(config) is True
+    assert run_once(config).ok is True
     assert not old.exists() and recent.exists()
 
 
@@ -460,9 +485,9 @@ def test_only_one_watch_or_run_per_work_folder(
     try:
         with pytest.raises(AlreadyRunning, match=str(os.getpid())):
             Agent(config, reporter=RecordingReporter())
-        assert run_once(config) is False  # cron while the service runs: nothing done
+        assert run_once(config).ok is False  # cron while the service runs: nothing done
         assert "already watching or running" in caplog.text
         assert (config.route().watch / "users.txt").exists()
     finally:
         first.close()
-    assert run_once(config) is True  # once it is gone, the folder is free
+    assert run_once(config).ok is True  # once it is gone, the folder is free

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from agent.errors import JournalError
-from agent.journal import SCHEMA_VERSION, FileRecord, Journal
+from agent.journal import FileRecord, Journal
+from agent.journal_schema import MIGRATIONS, SCHEMA_VERSION, JobState
 from agent.records import Receipt, Status
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -173,7 +174,7 @@ def test_path_that_cannot_be_opened_says_so(tmp_path: Path) -> None:
 
 def test_journal_locked_by_another_process_says_so(journal_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     Journal(journal_path).close()
-    monkeypatch.setattr("agent.journal.BUSY_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr("agent.journal_base.BUSY_TIMEOUT_SECONDS", 0.2)
     other = sqlite3.connect(str(journal_path), isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")  # holds the write lock, as a stuck writer would
@@ -218,7 +219,7 @@ def test_update_file_converts_and_validates_values(journal: Journal) -> None:
 
     with pytest.raises(ValueError, match="timezone-aware"):
         journal._update(file_id, finished_at=datetime(2026, 11, 22, 12, 0))
-    with pytest.raises(ValueError, match="unknown file state"):
+    with pytest.raises(ValueError, match="unknown state"):
         journal._update(file_id, state="done")
     with pytest.raises(ValueError, match="unknown status"):
         journal._update(file_id, status="OK")
@@ -302,23 +303,48 @@ def refresh(
     )
 
 
-def test_last_accepted_refresh_rows_counts_only_accepted_refreshes(journal: Journal) -> None:
-    assert journal.last_accepted_refresh_rows("learn", "person") is None
+def _last_rows(journal: Journal, target: str, slug: str, operation: str = "refresh", sources: str = "") -> int | None:
+    record = journal.last_delivery(target, slug, operation, sources)
+    return None if record is None else record.rows
+
+
+def test_last_delivery_is_the_newest_accepted_file_of_the_same_feed(journal: Journal) -> None:
+    assert _last_rows(journal, "learn", "person") is None
     refresh(journal, 1000, Status.SUCCESS, minutes=1)
-    assert journal.last_accepted_refresh_rows("learn", "person") == 1000
-    refresh(journal, 900, Status.WARNINGS, operation="refreshlegacy", minutes=2)
-    assert journal.last_accepted_refresh_rows("learn", "person") == 900
+    assert _last_rows(journal, "learn", "person") == 1000
     refresh(journal, 800, Status.ERRORS, minutes=3)  # processed, with record errors
-    assert journal.last_accepted_refresh_rows("learn", "person") == 800
+    assert _last_rows(journal, "learn", "person") == 800
     for status in (Status.FAILED, Status.REJECTED, Status.HELD, Status.TIMED_OUT, None):
         refresh(journal, 5, status, minutes=10)  # never replaced the data
     refresh(journal, 7, Status.SUCCESS, operation="store", minutes=11)
     refresh(journal, 9, Status.SUCCESS, object="course", minutes=12)
     refresh(journal, 11, Status.SUCCESS, target="learn-test", minutes=13)
-    assert journal.last_accepted_refresh_rows("learn", "person") == 800
-    assert journal.last_accepted_refresh_rows("learn", "course") == 9
-    assert journal.last_accepted_refresh_rows("learn-test", "person") == 11
-    assert journal.last_accepted_refresh_rows("learn", "membership") is None
+    refresh(journal, 13, Status.SUCCESS, operation="refreshlegacy", minutes=14)  # another feed
+    assert _last_rows(journal, "learn", "person") == 800
+    assert _last_rows(journal, "learn", "course") == 9
+    assert _last_rows(journal, "learn-test", "person") == 11
+    assert _last_rows(journal, "learn", "person", "store") == 7
+    assert _last_rows(journal, "learn", "membership") is None
+
+
+def test_a_refreshlegacy_baseline_is_per_data_source_key_set(journal: Journal) -> None:
+    for rows, sources, minute in ((100, "SIS_A", 1), (200, "SIS_B", 2), (300, "SIS_A,SIS_B", 3)):
+        file_id = refresh(journal, rows, Status.SUCCESS, operation="refreshlegacy", minutes=minute)
+        journal.keys_compared(file_id, data_source_keys=sources, disabled=None, added=None)
+    assert _last_rows(journal, "learn", "person", "refreshlegacy", "SIS_A") == 100
+    assert _last_rows(journal, "learn", "person", "refreshlegacy", "SIS_B") == 200
+    assert _last_rows(journal, "learn", "person", "refreshlegacy", "SIS_A,SIS_B") == 300
+    assert _last_rows(journal, "learn", "person", "refreshlegacy", "SIS_C") is None
+
+
+def test_deliveries_lists_accepted_files_newest_first_with_filters(journal: Journal) -> None:
+    refresh(journal, 10, Status.SUCCESS, operation="store", minutes=1)
+    refresh(journal, 20, Status.FAILED, operation="store", minutes=2)
+    refresh(journal, 30, Status.WARNINGS, operation="store", minutes=3)
+    refresh(journal, 40, Status.SUCCESS, object="course", operation="store", minutes=4)
+    assert [r.rows for r in journal.deliveries(slug="person")] == [30, 10]
+    assert [r.rows for r in journal.deliveries(limit=2)] == [40, 30]
+    assert [r.rows for r in journal.deliveries(since=T0 + timedelta(minutes=2))] == [40, 30]
 
 
 def test_last_arrival_uses_arrival_then_claim_time(journal: Journal) -> None:
@@ -428,3 +454,82 @@ def test_second_journal_sees_commits_of_an_open_one(journal_path: Path) -> None:
             assert reader.file(file_id).state == "submitted"
             reader._update(file_id, message="seen by the CLI")
         assert writer.file(file_id).message == "seen by the CLI"
+
+
+# -- jobs that end later (AlumnIQ) -------------------------------------------------------------------
+
+
+def queued_job(journal: Journal, name: str = "warehouse.csv", digest: str = "d" * 64, job_id: str = "J-1") -> int:
+    file_id = add(journal, name, route="alumniq", target="alumniq")
+    journal.job_expected(file_id, digest)
+    journal.job_queued(file_id, job_id, T0, T0 + timedelta(hours=3))
+    return file_id
+
+
+def test_a_version_1_journal_gains_the_jobs_table_and_keeps_its_files(journal_path: Path) -> None:
+    journal_path.parent.mkdir(parents=True)
+    connection = sqlite3.connect(str(journal_path))
+    for statement in MIGRATIONS[0]:
+        connection.execute(statement)
+    connection.execute(
+        "INSERT INTO files (route, target, name, state, updated_at) VALUES ('sis', 'learn', 'old.txt', 'archived', ?)",
+        (T0.isoformat(),),
+    )
+    connection.execute("PRAGMA user_version = 1")
+    connection.commit()
+    connection.close()
+    with Journal(journal_path) as journal:
+        assert [f.name for f in journal.recent_files()] == ["old.txt"]
+        file_id = queued_job(journal)
+        assert journal.jobs()[0].file_id == file_id
+    assert pragma(journal_path, "user_version") == SCHEMA_VERSION
+
+
+def test_a_job_settles_once_and_keeps_the_raw_body(journal: Journal) -> None:
+    queued_job(journal)
+    settled = journal.job_settled("d" * 64, succeeded=False, message="bad row", payload=b'{"x": 1}', at=T0)
+    assert settled is not None and settled.state is JobState.FAILED and settled.name == "warehouse.csv"
+    assert (settled.job_id, settled.message, settled.payload, settled.notified_at) == (
+        "J-1",
+        "bad row",
+        b'{"x": 1}',
+        T0,
+    )
+    assert journal.job_settled("d" * 64, succeeded=True, message="", payload=b"", at=T0) is None  # replay
+    assert journal.job_settled("e" * 64, succeeded=True, message="", payload=b"", at=T0) is None  # unknown
+    assert journal.jobs()[0].state is JobState.FAILED and journal.jobs()[0].payload == b'{"x": 1}'
+
+
+def test_overdue_jobs_are_alerted_once(journal: Journal) -> None:
+    queued_job(journal, "a.csv", "a" * 64, "J-A")
+    queued_job(journal, "b.csv", "b" * 64, "J-B")
+    journal.job_settled("b" * 64, succeeded=True, message="ok", payload=b"{}", at=T0)
+    assert journal.jobs_overdue(T0 + timedelta(hours=2)) == []
+    [late] = journal.jobs_overdue(T0 + timedelta(hours=3))
+    assert late.job_id == "J-A" and late.notify_by == T0 + timedelta(hours=3)
+    assert journal.job_alerted(late.id, T0 + timedelta(hours=3))
+    assert not journal.job_alerted(late.id, T0 + timedelta(hours=4))  # a second process lost the race
+    assert journal.jobs_overdue(T0 + timedelta(hours=9)) == []
+    assert [j.job_id for j in journal.jobs(awaiting_only=True)] == ["J-A"]
+
+
+def test_a_resend_replaces_the_url_and_a_second_queued_changes_nothing(journal: Journal) -> None:
+    file_id = add(journal, "w.csv")
+    journal.job_expected(file_id, "1" * 64)
+    journal.job_expected(file_id, "2" * 64)  # the job call is made again after a crash
+    assert journal.job_settled("1" * 64, succeeded=True, message="", payload=b"", at=T0) is None
+    journal.job_queued(file_id, "J-2", T0, T0 + timedelta(hours=1))
+    journal.job_queued(file_id, "J-2", T0 + timedelta(hours=5), T0 + timedelta(hours=6))  # resumed after restart
+    [job] = journal.jobs()
+    assert (job.state, job.job_id, job.notify_by) == (JobState.AWAITING, "J-2", T0 + timedelta(hours=1))
+
+
+def test_a_notification_racing_the_job_calls_answer_still_settles(journal: Journal) -> None:
+    file_id = add(journal, "w.csv")
+    journal.job_expected(file_id, "3" * 64)
+    assert journal.job_settled("3" * 64, succeeded=True, message="", payload=b"{}", at=T0) is not None
+    journal.job_queued(file_id, "J-3", T0, T0 + timedelta(hours=1))
+    [job] = journal.jobs()
+    assert (
+        job.state is JobState.SUCCEEDED and job.job_id == "J-3" and journal.jobs_overdue(T0 + timedelta(days=1)) == []
+    )

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-from agent.logs import JsonFormatter, RedactingFilter, register_secrets, setup_logging
+from agent.logs import QUIET, JsonFormatter, RedactingFilter, register_secrets, setup_logging, stderr_is_journal
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +58,83 @@ def test_text_format_is_one_line_per_record_with_level(capsys: pytest.CaptureFix
     assert lines[1].endswith("WARNING held courses.txt")
 
 
+def test_text_lines_carry_utc_time_with_z(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")  # a local zone far from UTC must not show
+    setup_logging()
+    record = logging.LogRecord("agent", logging.INFO, __file__, 1, "stamped", None, None)
+    record.created = datetime(2026, 11, 28, 5, 40, 5, 250000, tzinfo=timezone.utc).timestamp()
+    logging.getLogger("agent").handle(record)
+    (line,) = _lines(capsys.readouterr().err)
+    assert line.startswith("2026-11-28T05:40:05.250Z INFO    stamped")
+
+
+def test_console_level_hides_lower_lines_unless_verbose(capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging(console_level=logging.WARNING)
+    logging.getLogger("agent").info("narrated elsewhere")
+    logging.getLogger("agent").warning("still shown")
+    assert [line.split(" ", 1)[1] for line in _lines(capsys.readouterr().err)] == ["WARNING still shown"]
+    setup_logging(console_level=QUIET)
+    logging.getLogger("agent").error("not even this")
+    assert capsys.readouterr().err == ""
+    setup_logging(verbose=True, console_level=QUIET)
+    logging.getLogger("agent").debug("but -v wins")
+    assert "but -v wins" in capsys.readouterr().err
+
+
+def test_journal_stream_must_name_stderr_itself(tmp_path: Path) -> None:
+    with (tmp_path / "err").open("w") as stream:
+        st = os.fstat(stream.fileno())
+        assert stderr_is_journal({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}, stream)
+        assert not stderr_is_journal({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino + 1}"}, stream)
+        assert not stderr_is_journal({"JOURNAL_STREAM": "garbage"}, stream)
+        assert not stderr_is_journal({}, stream)
+
+
+PRIORITY_SCRIPT = """
+import logging
+from agent.logs import setup_logging
+setup_logging(fmt={fmt!r})
+log = logging.getLogger("agent.test")
+log.debug("hidden")
+log.info("an info line")
+log.warning("a warning line")
+log.error("an error line")
+try:
+    raise ValueError("boom")
+except ValueError:
+    log.critical("a critical line", exc_info=True)
+"""
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_under_journald_each_line_starts_with_its_syslog_priority(tmp_path: Path, fmt: str) -> None:
+    """A real process whose stderr is the file JOURNAL_STREAM names, as systemd sets it up."""
+    err_path = tmp_path / "stderr"
+    with err_path.open("w") as err:
+        st = os.fstat(err.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        subprocess.run(
+            [sys.executable, "-c", PRIORITY_SCRIPT.format(fmt=fmt)], stderr=err, env=env, check=True, timeout=60
+        )
+    lines = _lines(err_path.read_text())
+    priorities = [line[:3] for line in lines]
+    if fmt == "text":
+        assert priorities[:4] == ["<6>", "<4>", "<3>", "<2>"]
+        assert len(lines) > 4 and all(p == "<2>" for p in priorities[3:])  # the traceback lines too
+        assert re.match(r"<6>\d{4}-\d\d-\d\dT[\d:.]+Z INFO    an info line$", lines[0])
+    else:
+        assert priorities == ["<6>", "<4>", "<3>", "<2>"]
+        assert json.loads(lines[3][3:])["message"] == "a critical line"
+
+
+def test_without_journald_there_is_no_prefix(tmp_path: Path) -> None:
+    err_path = tmp_path / "stderr"
+    with err_path.open("w") as err:
+        env = {**os.environ, "JOURNAL_STREAM": "1:2"}
+        subprocess.run([sys.executable, "-c", PRIORITY_SCRIPT.format(fmt="text")], stderr=err, env=env, check=True)
+    assert all(line[0].isdigit() or not line.startswith("<") for line in _lines(err_path.read_text()))
+
+
 def test_debug_lines_only_with_verbose(capsys: pytest.CaptureFixture[str]) -> None:
     setup_logging(verbose=False)
     logging.getLogger("agent.watcher").debug("rescan found nothing")
@@ -79,7 +161,7 @@ def test_json_format_is_one_parseable_object_per_line(capsys: pytest.CaptureFixt
     assert payload["level"] == "INFO"
     assert payload["logger"] == "agent.mailer"
     assert payload["message"] == "sent report for users.txt\nsecond line"
-    assert payload["time"].endswith("+00:00")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", payload["time"])
 
 
 def test_json_format_carries_the_exception(capsys: pytest.CaptureFixture[str]) -> None:

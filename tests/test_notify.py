@@ -15,7 +15,6 @@ from agent.mailer import Mailer
 from agent.notify import EmailReporter
 from agent.records import Status
 from agent.render import RenderedEmail
-from agent.retry import RetryPolicy
 from agent.settings import Secret
 from tests.support.net import free_port, serving
 from tests.support.outcomes import DROP, SMTP_PASSWORD, SMTP_USER, START, batch, body, config, outcome, parse
@@ -47,7 +46,7 @@ def test_reporter_writes_eml_files_and_logs_each_report(
 
 
 def test_per_file_and_summary_switches(tmp_path: Path) -> None:
-    reporter = EmailReporter(config(tmp_path, per_file=False, summary=False))
+    reporter = EmailReporter(config(tmp_path, per_file="no", summary=False))
     reporter.file_done(outcome())
     reporter.batch_done(batch(outcome()))
     assert not reporter.sent and not reporter.last_paths
@@ -55,24 +54,31 @@ def test_per_file_and_summary_switches(tmp_path: Path) -> None:
     assert len(reporter.last_paths) == 1
 
 
-def test_mail_failure_is_journaled_and_listed_in_the_next_summary(
-    tmp_path: Path, journal: Journal, caplog: pytest.LogCaptureFixture
+def blocked_outbox(tmp_path: Path) -> None:
+    """A file where the outbox folder should be: no report can be written (even as root)."""
+    (tmp_path / "var").mkdir(exist_ok=True)
+    (tmp_path / "var" / "outbox").write_text("not a folder", encoding="utf-8")
+
+
+@pytest.mark.parametrize("transport", ["file", "smtp"])
+def test_a_report_that_cannot_be_written_is_journaled_and_listed_in_the_next_summary(
+    tmp_path: Path, journal: Journal, caplog: pytest.LogCaptureFixture, transport: str
 ) -> None:
-    refused = config(tmp_path, transport="smtp", host="127.0.0.1", port=free_port(), security="none")
-    no_retry = Mailer(refused.email, tmp_path / "outbox", retry=RetryPolicy(attempts=1))
-    failing = EmailReporter(refused, journal, mailer=no_retry)
+    blocked_outbox(tmp_path)
+    failing = EmailReporter(config(tmp_path, transport=transport, host="127.0.0.1", security="none"), journal)
     with caplog.at_level(logging.INFO, logger="agent.notify"):
         failing.file_done(outcome(Status.ERRORS))  # must not raise
     assert "report not sent: [feed-agent] ERRORS courses.txt" in caplog.text
     [problem] = journal.unreported_mail_failures()
-    assert problem.startswith("[feed-agent] ERRORS courses.txt — course/store: connection refused")
+    assert problem.startswith("[feed-agent] ERRORS courses.txt — course/store: cannot write")
 
-    working = EmailReporter(config(tmp_path), journal)  # the mail server is back (file outbox here)
+    (tmp_path / "var" / "outbox").unlink()
+    working = EmailReporter(config(tmp_path), journal)  # the disk is fixed (file outbox here)
     run = batch(outcome(Status.SUCCESS))
     working.batch_done(run)
     assert run.mail_problems == [problem]
     summary = parse(working.last_paths[-1])
-    assert "connection refused" in body(summary, "plain") and "connection refused" in body(summary, "html")
+    assert "cannot write" in body(summary, "plain") and "cannot write" in body(summary, "html")
     assert journal.unreported_mail_failures() == []  # reported once, not in every summary
 
     second = batch(outcome(Status.SUCCESS))
@@ -81,9 +87,8 @@ def test_mail_failure_is_journaled_and_listed_in_the_next_summary(
 
 
 def test_without_a_journal_failures_are_kept_in_memory(tmp_path: Path) -> None:
-    refused = config(tmp_path, transport="smtp", host="127.0.0.1", port=free_port(), security="none")
-    no_retry = Mailer(refused.email, tmp_path / "o", retry=RetryPolicy(attempts=1))
-    reporter = EmailReporter(refused, mailer=no_retry)
+    blocked_outbox(tmp_path)
+    reporter = EmailReporter(config(tmp_path))
     reporter.file_done(outcome())
     run = batch(outcome())
     reporter.batch_done(run)  # the summary fails too: both stay listed for the next one
@@ -91,6 +96,30 @@ def test_without_a_journal_failures_are_kept_in_memory(tmp_path: Path) -> None:
     again = batch(outcome())
     reporter.batch_done(again)
     assert any("Summary" in p for p in again.mail_problems)
+
+
+def test_with_smtp_down_reports_wait_in_the_spool_instead_of_failing(tmp_path: Path, journal: Journal) -> None:
+    refused = config(tmp_path, transport="smtp", host="127.0.0.1", port=free_port(), security="none")
+    reporter = EmailReporter(refused, journal)
+    reporter.file_done(outcome(Status.ERRORS))
+    reporter.batch_done(batch(outcome(Status.ERRORS)))
+    assert journal.unreported_mail_failures() == []  # nothing lost, so nothing to confess
+    assert len(list((tmp_path / "var" / "outbox" / "unsent").glob("*.eml"))) == 2
+
+
+@pytest.mark.parametrize(("per_file", "reported"), [("yes", 3), ("no", 0), ("problems", 2)])
+def test_per_file_problems_sends_only_files_that_need_attention(tmp_path: Path, per_file: str, reported: int) -> None:
+    reporter = EmailReporter(config(tmp_path, per_file=per_file))
+    files = [outcome(Status.SUCCESS, "a.txt"), outcome(Status.WARNINGS, "b.txt"), outcome(Status.HELD, "c.txt")]
+    for file in files:
+        reporter.file_done(file)
+    reporter.batch_done(batch(*files))
+    subjects = [str(parse(p)["Subject"]) for p in reporter.last_paths]
+    assert len(subjects) == reported + 1 and subjects[-1].startswith("[feed-agent] Summary: 3 files")
+    if per_file == "problems":
+        assert [s.split()[1:3] for s in subjects[:2]] == [["WARNINGS", "b.txt"], ["HELD", "c.txt"]]
+    summary = body(parse(reporter.last_paths[-1]), "plain")
+    assert all(name in summary for name in ("a.txt", "b.txt", "c.txt"))  # the summary still lists all
 
 
 def test_reporter_never_raises(tmp_path: Path) -> None:

@@ -71,6 +71,51 @@ def test_a_failed_file_holds_only_the_files_that_depend_on_it(pipeline_env, lear
     assert not batch.ok
 
 
+def test_a_200_sign_in_page_fails_the_file_and_holds_its_dependents(pipeline_env, learn_sim: LearnSimulator) -> None:
+    """Issue 13.2: a sign-in page with a 32-hex nonce is no receipt: FAILED, nothing polled, dependents held."""
+    config, journal, reporter = pipeline_env
+    files = drop_standard_files(config.route().watch)
+    pipeline = fast_pipeline(config, journal, reporter)
+    ids = claim_all(pipeline, config, [files["people"], files["memberships"]])
+    learn_sim.faults.html_page = True
+
+    batch = pipeline.process(config.route(), ids)
+
+    by_name = {f.name: f for f in batch.files}
+    assert by_name["users.txt"].status is Status.FAILED
+    assert "a web page (HTML), not an upload receipt" in by_name["users.txt"].message
+    assert by_name["enrol.txt"].status is Status.HELD
+    assert (config.agent.failed_dir / "users.txt").exists()
+    assert learn_sim.status_requests == 0 and learn_sim.uploads_snapshot() == []
+
+
+def test_a_file_with_another_delimiter_than_the_integrations_is_rejected_naming_both(
+    tmp_path: Path, learn_sim: LearnSimulator
+) -> None:
+    """Issue 13.1: the delimiter belongs to the integration (default pipe); a comma file is refused unsent."""
+    config = load(tmp_path, learn_sim.url)
+    assert config.targets["learn"].delimiter == "pipe"  # type: ignore[union-attr]
+    with Journal(config.agent.journal_path) as journal:
+        drop = config.route().watch
+        comma = write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(2), delimiter=",")
+        pipeline = fast_pipeline(config, journal, RecordingReporter())
+        batch = pipeline.process(config.route(), claim_all(pipeline, config, [comma]))
+    assert batch.files[0].status is Status.REJECTED
+    reason = (config.agent.failed_dir / "users.txt.reason.txt").read_text(encoding="utf-8")
+    assert "separated by comma" in reason and "expects pipe" in reason
+    assert learn_sim.uploads_snapshot() == []
+
+
+def test_a_colon_integration_takes_colon_files(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    config = load(tmp_path, learn_sim.url, target_extra="delimiter = colon")
+    with Journal(config.agent.journal_path) as journal:
+        colon = write_flatfile(config.route().watch / "courses.txt", COURSE_HEADER, course_rows(2), delimiter=":")
+        pipeline = fast_pipeline(config, journal, RecordingReporter())
+        batch = pipeline.process(config.route(), claim_all(pipeline, config, [colon]))
+    assert batch.files[0].status is not Status.REJECTED, batch.files[0].message
+    assert [u.slug for u in learn_sim.uploads_snapshot()] == ["course"]
+
+
 def test_on_failure_continue_sends_dependents_anyway(tmp_path: Path, learn_sim: LearnSimulator) -> None:
     config = load(tmp_path, learn_sim.url, on_failure="continue")
     reporter = RecordingReporter()
@@ -133,7 +178,8 @@ def test_refresh_guard_holds_a_shrunken_refresh_until_forced(tmp_path: Path, lea
         short = write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(80))
         held = pipeline.process(config.route(), claim_all(pipeline, config, [short])).files[0]
         assert held.status is Status.HELD
-        assert "80 rows" in held.message and "100 rows" in held.message and "--force" in held.message
+        assert "80 rows" in held.message and "100 rows" in held.message
+        assert held.message.endswith(f"{held.final_path} --route sis --operation refresh --force")
         assert len(learn_sim.uploads_snapshot()) == 1
 
         ok = write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(95))  # within 10 %
@@ -182,10 +228,10 @@ def test_a_file_that_breaks_inspection_is_set_aside_and_the_rest_go_on(
     config, journal, reporter = pipeline_env
     real = agent.profiles.inspect_file
 
-    def flaky(path: Path, forced: str | None = None):  # type: ignore[no-untyped-def]
+    def flaky(path: Path, forced: str | None = None, delimiter: str | None = None):  # type: ignore[no-untyped-def]
         if path.name == "courses.txt":
             raise MemoryError("simulated")
-        return real(path, forced)
+        return real(path, forced, delimiter)
 
     monkeypatch.setattr(agent.profiles, "inspect_file", flaky)
     drop = config.route().watch

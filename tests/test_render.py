@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.advice import command_line
 from agent.records import Status
-from agent.render import TEMPLATE_NAMES, Renderer, shipped_templates_dir
+from agent.render import TEMPLATE_NAMES, Renderer, prose, shipped_templates_dir
 from tests.support.outcomes import batch, outcome
 
 
@@ -34,3 +35,12 @@ def test_a_broken_override_falls_back_to_the_shipped_template(tmp_path: Path, ca
 
 
 # -- EmailReporter ------------------------------------------------------------------------------------------
+
+
+def test_prose_wraps_words_but_keeps_a_command_whole_on_its_line() -> None:
+    command = command_line(Path("/etc/feed agent/agent.ini"), "post", "/var/lib/feed-agent/failed/users.txt", "--force")
+    text = "What is wrong: " + "the file shrank a lot, " * 6 + "send it anyway with: " + command + "\nThen check."
+    lines = prose(text, 40, "  ").split("\n  ")
+    assert all(len(line) <= 40 for line in lines if command not in line)
+    assert command in lines and lines[-1] == "Then check."
+    assert lines[lines.index(command) - 1].endswith("anyway with:")

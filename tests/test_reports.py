@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from agent.records import Status
 from agent.render import Renderer
 from tests.support.outcomes import DROP, START, batch, outcome
@@ -78,3 +80,13 @@ def test_alert_bodies_say_what_it_means_and_what_to_do() -> None:
     running = renderer.still_processing(outcome(Status.SUCCESS, finished_at=None), 45)
     assert "45 min 00 s" in running.text and "REF-8f3c2a61" in running.html
     assert "do not send the file again" in running.text
+
+
+def test_the_still_processing_alert_says_about_how_long_is_left_when_the_pace_is_known() -> None:
+    running = outcome(Status.SUCCESS, finished_at=None)
+    assert running.progress is not None
+    running.progress = dataclasses.replace(running.progress, eta_seconds=12 * 60 + 10)
+    alert = Renderer().still_processing(running, 45)
+    assert "about 12 min left at the pace so far" in " ".join(alert.text.split()) and "about 12 min" in alert.html
+    running.progress = dataclasses.replace(running.progress, eta_seconds=None)
+    assert "left" not in Renderer().still_processing(running, 45).text

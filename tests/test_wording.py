@@ -9,7 +9,15 @@ import pytest
 from agent.profiles import LEARN_LOGS
 from agent.records import Receipt, Status
 from agent.render import Renderer
-from agent.wording import format_duration, format_size, format_time, next_step
+from agent.wording import (
+    file_subject,
+    format_duration,
+    format_size,
+    format_time,
+    format_time_left,
+    next_step,
+    status_meaning,
+)
 from tests.support.outcomes import DROP, START, batch, outcome
 
 # -- formatting ---------------------------------------------------------------------------------------
@@ -69,7 +77,8 @@ def test_summary_subject_counts_statuses_in_fixed_order() -> None:
     assert Renderer().summary(batch(*files)).subject == "[feed-agent] Summary: 3 files — 2 SUCCESS, 1 ERRORS"
     every = [outcome(s, f"{s.name}.txt") for s in reversed(Status)]
     assert Renderer().summary(batch(*every)).subject == (
-        "[feed-agent] Summary: 7 files — 1 SUCCESS, 1 WARNINGS, 1 ERRORS, 1 FAILED, 1 REJECTED, 1 HELD, 1 TIMED OUT"
+        "[feed-agent] Summary: 9 files — 1 SUCCESS, 1 QUEUED, 1 WARNINGS, 1 ERRORS, 1 FAILED, 1 REJECTED, 1 HELD, "
+        "1 TIMED OUT, 1 UNCONFIRMED"
     )
 
 
@@ -96,7 +105,9 @@ def test_alert_subjects() -> None:
             Status.FAILED,
             [
                 "What is wrong: Learn rejected the upload: HTTP 400 bad header.",
-                f"Fix it, then move the file back into {DROP}.",
+                f"check reference REF-8f3c2a61 in {LEARN_LOGS} before anything else",
+                "if it was processed there, do not send it again",
+                f"move the file back into {DROP}.",
             ],
         ),
         (
@@ -122,8 +133,16 @@ def test_alert_subjects() -> None:
                 f"move the file back into {DROP}",
             ],
         ),
+        (
+            Status.UNCONFIRMED,
+            [
+                "Do not move it back yet: Learn may already have it.",
+                f"Look in {LEARN_LOGS} for a data set received at about 2026-11-22 07:02:10 UTC.",
+                f"If there is none, move the file back into {DROP} to send it again.",
+            ],
+        ),
     ],
-    ids=[s.name for s in Status],
+    ids=[s.name for s in Status if s is not Status.QUEUED],  # QUEUED is a job target's: tested below
 )
 def test_next_step_per_status(status: Status, expected: list[str]) -> None:
     step = next_step(outcome(status))
@@ -143,3 +162,47 @@ def test_next_step_names_the_job_id_for_job_targets() -> None:
 
 
 # -- rendering ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("details", "expected"),
+    [
+        (
+            {"completion": "webhook", "notify_within_hours": "3"},
+            ["feed-agent sends a SUCCESS or FAILED report", "within 3 hours, a NOT NOTIFIED alert"],
+        ),
+        (
+            {"completion": "email", "notify_email": "ops@example.edu"},
+            ["AlumnIQ emails ops@example.edu when the job ends", "add a [webhook] section"],
+        ),
+        ({"completion": "none"}, ["Nobody will be told when the job ends", "add a [webhook] section"]),
+    ],
+)
+def test_a_queued_job_says_who_hears_its_end(details: dict[str, str], expected: list[str]) -> None:
+    queued = outcome(
+        Status.QUEUED,
+        "warehouse.csv",
+        target="alumniq",
+        target_type="job",
+        object=None,
+        operation="upload",
+        receipt=Receipt(target="alumniq", kind="job", reference="J-42", details=details),
+    )
+    step = next_step(queued)
+    for words in expected:
+        assert words in step
+    assert "queued job J-42" in status_meaning(queued) and "not known yet" in status_meaning(queued)
+    assert file_subject(queued) == "[feed-agent] QUEUED warehouse.csv — job/upload"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (None, ""),
+        (20, "under a minute left"),
+        (12 * 60 + 10, "about 12 min left"),
+        (3 * 3600 + 5 * 60, "about 3 h 05 min left"),
+    ],
+)
+def test_time_left_is_an_estimate_in_round_figures(seconds, words) -> None:
+    assert format_time_left(seconds) == words

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
-from agent.records import CheckResult, Progress, Receipt, Result, Submission
+from agent.records import CheckResult, Progress, Receipt, RecordLog, Result, Submission
 
 ProgressCallback = Callable[[Progress], None]
 
@@ -48,4 +49,17 @@ class Target(Protocol):
 
     def close(self) -> None:
         """Release connections (sessions, pools); the target is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class RecordLogSource(Protocol):
+    """A destination that can say why each record failed (Learn with REST keys)."""
+
+    def record_log(
+        self, receipt: Receipt, csv_path: Path, stop: threading.Event | None = None, *, finished: bool = True
+    ) -> RecordLog | None:
+        """Save the record-level log as CSV at `csv_path` and digest it; None when not configured.
+        Never raises for a log that cannot be read: the result's `problem` says why. `finished`
+        False (TIMED OUT): whatever the log holds now, without waiting for the destination."""
         ...

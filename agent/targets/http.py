@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -19,6 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import requests.adapters
+
+from agent.records import UploadProgress
 
 PIECE = 64 * 1024
 SEND_BLOCK = 256 * 1024  # bytes per socket write
@@ -41,26 +43,55 @@ class StreamedBody:
     """A file (optionally behind a BOM) that requests streams with a Content-Length.
 
     requests treats an object with `read` and `__iter__` as a stream and uses `__len__` for the
-    Content-Length header, so the file goes out in pieces and never as one bytes object.
+    Content-Length header, so the file goes out in pieces and never as one bytes object. Reads stop
+    at the length announced at the start (a file that grows meanwhile cannot overrun the header).
+
+    `before_last` runs before the piece that completes the body is handed out (`complete` is then
+    True); `after_last` runs when the sender asks for more after it, i.e. once every byte was handed
+    to the socket (urllib3 reads until an empty piece).
     """
 
-    def __init__(self, path: Path, prefix: bytes = b"") -> None:
+    def __init__(
+        self,
+        path: Path,
+        prefix: bytes = b"",
+        on_sent: UploadProgress | None = None,
+        *,
+        before_last: Callable[[], None] | None = None,
+        after_last: Callable[[], None] | None = None,
+    ) -> None:
         self._prefix = prefix
         self._file: BinaryIO = path.open("rb")
         self._length = len(prefix) + path.stat().st_size
+        self._on_sent = on_sent
+        self._before_last = before_last
+        self._after_last = after_last
         self.sent = 0
+        self.complete = False
 
     def __len__(self) -> int:
         return self._length
 
     def read(self, size: int = -1) -> bytes:
+        left = self._length - self.sent
+        if left <= 0:
+            if self._after_last is not None:
+                after, self._after_last = self._after_last, None
+                after()
+            return b""
+        wanted = min(left, size if size and size > 0 else PIECE)
         if self._prefix:
-            head, self._prefix = self._prefix, b""
-            rest = self._file.read(size - len(head)) if size > len(head) else b""
-            data = head + rest
+            head, self._prefix = self._prefix[:wanted], self._prefix[wanted:]
+            data = head + (self._file.read(wanted - len(head)) if wanted > len(head) else b"")
         else:
-            data = self._file.read(size if size and size > 0 else PIECE)
+            data = self._file.read(wanted)
+        if self.sent + len(data) >= self._length and data:
+            self.complete = True
+            if self._before_last is not None:
+                self._before_last()
         self.sent += len(data)
+        if self._on_sent is not None:
+            self._on_sent(self.sent, self._length)
         return data
 
     def __iter__(self) -> Iterator[bytes]:

@@ -3,8 +3,9 @@
 AlumnIQ consumes files that land in its bucket only when told to: after the PUT (done by
 :class:`agent.targets.s3.S3Target`, reused as is) we `POST` the job's URL with the API key and the
 file name as uploaded. A 200 with a job id means *queued*; the job itself runs later (30-60 minutes
-for big files) and AlumnIQ notifies `notify_email` / `notify_webhook` of its end. The agent cannot
-see that end, so a queued job is this target's success.
+for big files) and AlumnIQ notifies `notify_email` / `notify_webhook` of its end, so a file's status
+here is QUEUED. With [webhook] on, the pipeline hands each submission its own notification URL
+(`Submission.notify_url`), sent as notifyWebhook; `agent.completions` hears the end.
 
 Two things an admin must be able to tell apart, so every job-call error says it: the upload
 failed (nothing reached AlumnIQ), or the upload worked and only the job call failed (the file IS in
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 JOB_RETRY = RetryPolicy(attempts=3, first_delay=2.0, factor=5.0, cap=10.0)  # pauses of 2 s, then 10 s
 JOB_ID_FIELDS = ("jobId", "jobID", "id")
-MESSAGE_FIELDS = ("error", "message", "errorMessage", "detail", "errors")
+MESSAGE_FIELDS = ("message", "error", "errorMessage", "detail", "errors")
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 60.0
 UNKNOWN_JOB_HINT = (
@@ -94,9 +95,9 @@ class JobTarget:
             job = self.job_for(submission, now)
         except ValueError as exc:
             raise TargetError(f"Target {self.name}: {exc}") from None
-        upload = self.s3.upload(submission.path, self.s3.prefix + filename)
+        upload = self.s3.upload(submission.path, self.s3.prefix + filename, submission.on_sent)
         url = self.url_for(job)
-        job_id = self._queue_job(url, job, filename, upload)
+        job_id = self._queue_job(url, job, filename, upload, submission.notify_url)
         log.info("queued %s as job %s (%s) for s3://%s/%s", submission.name, job_id, job, upload.bucket, upload.key)
         details = {
             "bucket": upload.bucket,
@@ -106,6 +107,7 @@ class JobTarget:
             "job": job,
             "job_url": url,
             "rows": str(submission.rows),
+            **self._completion(submission),
         }
         return Receipt(target=self.name, kind=self.kind, reference=job_id, details=details)
 
@@ -121,12 +123,12 @@ class JobTarget:
         on_progress: ProgressCallback | None = None,
         stop: threading.Event | None = None,
     ) -> Result:
-        """SUCCESS at once with who will hear about the job's end (`stop` is moot: nothing to wait for)."""
+        """QUEUED at once with who will hear about the job's end (`stop` is moot: nothing to wait for)."""
         progress = Progress(completed=expected_rows, fields=self._fields(receipt))
         if on_progress is not None:
             on_progress(progress)
-        message = self._queued_message(receipt.reference)
-        return Result(status=Status.SUCCESS, progress=progress, message=message)
+        message = self._queued_message(receipt)
+        return Result(status=Status.QUEUED, progress=progress, message=message)
 
     def check(self, canary: bool = False) -> list[CheckResult]:
         """The S3 checks plus the job settings; never POSTs (that would start a job)."""
@@ -134,7 +136,7 @@ class JobTarget:
 
     # -- the job call ----------------------------------------------------------------------------
 
-    def _queue_job(self, url: str, job: str, filename: str, upload: Upload) -> str:
+    def _queue_job(self, url: str, job: str, filename: str, upload: Upload, notify_url: str | None = None) -> str:
         """POST the job with a few tries on 5xx, 429 and network errors; the job id, or TargetError.
 
         A retry after a lost answer may queue the job twice; that consumes the same file twice, which
@@ -143,8 +145,9 @@ class JobTarget:
         body: dict[str, str] = {"filename": filename}
         if self.settings.notify_email:
             body["notifyEmail"] = self.settings.notify_email
-        if self.settings.notify_webhook:
-            body["notifyWebhook"] = self.settings.notify_webhook
+        webhook = notify_url or self.settings.notify_webhook
+        if webhook:
+            body["notifyWebhook"] = webhook
         in_bucket = (
             f"The file IS in the bucket at s3://{upload.bucket}/{upload.key}; only the job call failed: "
             f"start job '{job}' for {filename} in AlumnIQ Admin, or move the file back into the drop "
@@ -211,14 +214,7 @@ class JobTarget:
 
     def _api_message(self, response: requests.Response) -> str:
         """What the API said, short, on one line, with the API key blanked if it was echoed back."""
-        data = _json(response)
-        said = ""
-        if isinstance(data, dict):
-            for field in MESSAGE_FIELDS:
-                if data.get(field):
-                    value = data[field]
-                    said = value if isinstance(value, str) else json.dumps(value)
-                    break
+        said = _said(_json(response))
         if not said:
             said = response.text.strip() or response.reason or "no message"
         said = " ".join(said.split())[:300].rstrip(".")
@@ -235,13 +231,25 @@ class JobTarget:
             "state": "queued",
         }
 
-    def _queued_message(self, job_id: str) -> str:
+    def _completion(self, submission: Submission) -> dict[str, str]:
+        """Who hears about the job's end, for the QUEUED report (never the notification URL itself)."""
         s = self.settings
+        if submission.notify_url:
+            return {"completion": "webhook", "notify_within_hours": f"{s.notify_within_hours:g}"}
         if s.notify_email:
+            return {"completion": "email", "notify_email": s.notify_email}
+        return {"completion": "webhook-static" if s.notify_webhook else "none"}
+
+    def _queued_message(self, receipt: Receipt) -> str:
+        job_id, s = receipt.reference, self.settings
+        completion = receipt.details.get("completion", "none")
+        if completion == "webhook":
+            return f"queued as job {job_id}; AlumnIQ calls feed-agent back when it completes"
+        if completion == "email":
             return f"queued as job {job_id}; AlumnIQ notifies {s.notify_email} when it completes"
-        if s.notify_webhook:
+        if completion == "webhook-static" and s.notify_webhook:
             return f"queued as job {job_id}; AlumnIQ calls {s.notify_webhook} when it completes"
-        return f"queued as job {job_id}; nobody will be told when it completes (set notify_email or notify_webhook)"
+        return f"queued as job {job_id}; nobody will be told when it completes"
 
     def _item(self, what: str) -> str:
         return f"target {self.name} (job): {what}"
@@ -280,6 +288,25 @@ def _json(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+def _said(data: Any) -> str:
+    """The API's own words in a JSON answer: a string field first, whatever its name.
+
+    AlumnIQ answers `{"error": true, "message": "Job 'x' does not exist"}`: the flag says *that* it
+    failed, the string says *what* failed, so a boolean is never the message. Lists or objects
+    (e.g. `errors: [...]`) are quoted as JSON only when no field holds a plain string.
+    """
+    if not isinstance(data, dict):
+        return ""
+    present = [data[field] for field in MESSAGE_FIELDS if data.get(field) not in (None, "", [], {})]
+    for value in present:
+        if isinstance(value, str) and value.strip():
+            return value
+    for value in present:
+        if not isinstance(value, (bool, int, float)):
+            return json.dumps(value)
+    return ""
 
 
 def _job_id(data: Any) -> str | None:

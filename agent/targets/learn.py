@@ -3,10 +3,16 @@
 Protocol facts are in `shared/reference/learn-snapshot-flatfile.md`. The choices that matter:
 - the body is streamed from disk (a 1 GiB file must not become 1 GiB of RAM), with a Content-Length
   so Learn sees an ordinary upload rather than a chunked one;
-- the reference code is the 32-hex token anywhere in a 200 answer, because the sentence around it is
-  localized; a 200 without one is a failure (Blackboard's own script says so);
-- network trouble, 429 and 5xx are retried with capped exponential backoff; 401/403/404 are final
-  and explained, since retrying a wrong password only locks accounts;
+- a receipt is a 200, non-HTML answer holding exactly one 32-hex token, the reference code; the
+  sentence around it is localized, so its words are never matched. An SSO or load-balancer sign-in
+  page also answers 200 and may carry a 32-hex nonce: HTML, no token or several tokens is a failure
+  quoting the first line of what came back (Blackboard's own script fails a 200 without a code);
+- an upload is retried only when it provably did not reach Learn: a connection that failed before
+  the last byte went out, or an answer of 429 or 5xx (its `Retry-After` honoured). Once the whole
+  body went out, a missing answer (read timeout, dropped connection) is `DeliveryUnknown`, never a
+  retry: Learn may have queued the data set, and a second copy would be a second data set (issue 13:
+  one read timeout became four data sets). 401/403/404 are final and explained, since retrying a
+  wrong password only locks accounts;
 - status XML is parsed only after refusing DTDs and entities, so a hostile or broken proxy cannot
   make the agent expand entities.
 """
@@ -16,18 +22,23 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from pathlib import Path
+from typing import NoReturn
 from urllib.parse import quote
 
 import requests
 import requests.adapters
 
+from agent import failpoints, interrupts
 from agent.clock import SYSTEM_CLOCK, Clock
-from agent.errors import TargetError
-from agent.records import CheckResult, Progress, Receipt, Result, Submission
-from agent.retry import RetryPolicy, retrying
+from agent.errors import DeliveryUnknown, TargetError
+from agent.logdigest import collect
+from agent.records import CheckResult, Progress, Receipt, RecordLog, Result, Submission
+from agent.retry import RetryPolicy, parse_retry_after, retrying
 from agent.settings import LearnTargetSettings
 from agent.targets.base import ProgressCallback
 from agent.targets.http import StreamedBody, new_session, read_start, root_cause, start, without_credentials
+from agent.targets.learn_rest import LearnLogClient
 from agent.targets.learn_status import Follower, parse_status
 
 log = logging.getLogger(__name__)
@@ -35,17 +46,44 @@ log = logging.getLogger(__name__)
 BOM = b"\xef\xbb\xbf"
 OPERATIONS = ("store", "refresh", "refreshlegacy", "delete")
 CONNECT_TIMEOUT = 10.0
-READ_TIMEOUT = 120.0
+READ_TIMEOUT = 120.0  # status and check requests; an upload's answer waits read_timeout_seconds
 UPLOAD_RETRY = RetryPolicy(attempts=5, first_delay=1.0, cap=60.0)
 CHECK_UID = "0" * 32  # a data set that cannot exist, for check()
 
 _REFERENCE = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32}(?![0-9A-Fa-f])")
 
 
-def extract_reference(body: str) -> str | None:
-    """The reference code (uid) in an upload answer, in any language; lowercase, or None."""
-    match = _REFERENCE.search(body)
-    return match.group(0).lower() if match else None
+_HTML_START = re.compile(r"\s*(<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>])", re.IGNORECASE)
+
+
+def extract_reference(body: str, content_type: str = "") -> str | None:
+    """The reference code (uid) of a receipt, in any language; lowercase, or None when `body` is no receipt.
+
+    A receipt is not HTML (by its Content-Type or its first tag) and holds exactly one 32-hex token:
+    a sign-in page's nonce or a page listing several ids must never be taken for an accepted upload.
+    """
+    if "html" in content_type.lower() or _HTML_START.match(body):
+        return None
+    tokens = {token.lower() for token in _REFERENCE.findall(body)}
+    return tokens.pop() if len(tokens) == 1 else None
+
+
+def not_a_receipt(body: str, content_type: str = "") -> str:
+    """Why a 200 answer is not a receipt, for the admin: what it was, and its first line."""
+    if "html" in content_type.lower() or _HTML_START.match(body):
+        what = "a web page (HTML), not an upload receipt (a sign-in page or a proxy in front of Learn?)"
+    else:
+        count = len({token.lower() for token in _REFERENCE.findall(body)})
+        what = "without a reference code" if count == 0 else f"with {count} candidate reference codes, not one"
+    return f"{what}; its first line: {first_line(body)}"
+
+
+def first_line(body: str) -> str:
+    """The first non-blank line of an answer, quoted and short."""
+    for line in body.splitlines():
+        if line.strip():
+            return start(line)
+    return "(empty)"
 
 
 class LearnTarget:
@@ -60,13 +98,14 @@ class LearnTarget:
         session: requests.Session | None = None,
         retry: RetryPolicy = UPLOAD_RETRY,
         clock: Clock = SYSTEM_CLOCK,
-        timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
+        timeout: tuple[float, float] | None = None,
     ) -> None:
         self.settings = settings
         self.name = settings.name
         self.session = session or new_session()
         self.retry = retry
-        self.timeout = timeout
+        self.timeout = timeout or (CONNECT_TIMEOUT, READ_TIMEOUT)
+        self.upload_timeout = timeout or (CONNECT_TIMEOUT, settings.read_timeout_seconds)
         self.clock = clock
         base = without_credentials(settings.url.rstrip("/"))
         integration = quote(settings.integration, safe="")
@@ -122,7 +161,9 @@ class LearnTarget:
         return b""
 
     def submit(self, submission: Submission) -> Receipt:
-        """Post the file; retried on network trouble, 429 and 5xx. Raises TargetError."""
+        """Post the file; retried only when it provably did not arrive (see the module docstring).
+
+        Raises TargetError, or DeliveryUnknown when the whole body went out and no answer came."""
         if submission.object is None:
             raise ValueError("a Learn submission needs the object slug (Submission.object is None)")
         if submission.operation not in OPERATIONS:
@@ -136,7 +177,9 @@ class LearnTarget:
             return self._post_once(submission, url, prefix)
 
         try:
-            uid, sent = retrying(post, self.retry, what=f"posting {submission.name} to Learn", clock=self.clock)
+            uid, sent = retrying(
+                post, self.retry, what=f"posting {submission.name} to Learn", clock=self.clock, stop=submission.stop
+            )
         except TargetError as exc:
             if not exc.retryable:
                 raise
@@ -164,39 +207,65 @@ class LearnTarget:
     def _post_once(self, submission: Submission, url: str, prefix: bytes) -> tuple[str, int]:
         """One POST; returns (reference code, bytes sent) or raises TargetError (retryable or not)."""
         headers = {"Content-Type": "text/plain; charset=utf-8"}
-        with StreamedBody(submission.path, prefix) as body:
+        before_last = submission.before_last_byte
+
+        def last_piece() -> None:
+            if before_last is not None:
+                with interrupts.deferred():  # the journal write that decides what a crash means
+                    before_last()
+
+        with StreamedBody(
+            submission.path,
+            prefix,
+            submission.on_sent,
+            before_last=last_piece,
+            after_last=lambda: failpoints.hit("body-sent"),
+        ) as body:
             try:
-                response = self.session.post(
-                    url,
-                    data=body,
-                    headers=headers,
-                    auth=self._auth,
-                    timeout=self.timeout,
-                    verify=self.settings.verify_tls,
-                    allow_redirects=False,
-                )
+                with interrupts.abortable():  # a service stop may cut a blocked upload short
+                    response = self.session.post(
+                        url,
+                        data=body,
+                        headers=headers,
+                        auth=self._auth,
+                        timeout=self.upload_timeout,
+                        verify=self.settings.verify_tls,
+                        allow_redirects=False,
+                    )
             except requests.RequestException as exc:
+                if body.complete:
+                    raise DeliveryUnknown(self._no_answer(submission, exc, url)) from None
                 raise TargetError(self._network_problem(exc, url), retryable=True) from None
             sent = body.sent
         with response:
             text = read_start(response)
         code = response.status_code
         if code == 200:
-            uid = extract_reference(text)
+            content_type = response.headers.get("Content-Type", "")
+            uid = extract_reference(text, content_type)
             if uid is None:
                 raise TargetError(
-                    f"Learn answered HTTP 200 for {submission.name} but without a reference "
-                    f"code, so the upload cannot be tracked; the answer began: {start(text)}",
+                    f"Learn answered HTTP 200 for {submission.name} but {not_a_receipt(text, content_type)}; "
+                    "the upload is not taken as accepted and cannot be tracked",
                     http_status=200,
                 )
             return uid, sent
+        if submission.refused is not None:
+            submission.refused()  # an answer that is not an acceptance: nothing was queued
+        return self._refusal(submission, response, code, text, url)
+
+    def _refusal(self, submission: Submission, response: requests.Response, code: int, text: str, url: str) -> NoReturn:
+        """Raise the TargetError that explains a non-200 answer (retryable for 429 and 5xx)."""
         if code in (401, 403):
             raise TargetError(self._refused(code), http_status=code)
         if code == 404:
             raise TargetError(self._no_endpoint(url), http_status=404)
         if code == 429 or code >= 500:
             raise TargetError(
-                f"Learn answered HTTP {code}; the answer began: {start(text)}", retryable=True, http_status=code
+                f"Learn answered HTTP {code}; the answer began: {start(text)}",
+                retryable=True,
+                http_status=code,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         if 300 <= code < 400:
             where = response.headers.get("Location", "?")
@@ -207,6 +276,16 @@ class LearnTarget:
             )
         raise TargetError(
             f"Learn rejected {submission.name} (HTTP {code}); the answer began: {start(text)}", http_status=code
+        )
+
+    def _no_answer(self, submission: Submission, exc: requests.RequestException, url: str) -> str:
+        if isinstance(exc, requests.exceptions.Timeout):
+            why = f"no answer within {self.upload_timeout[1]:g} seconds (read_timeout_seconds of [target:{self.name}])"
+        else:
+            why = f"the connection ended without an answer ({root_cause(exc)})"
+        return self._scrub(
+            f"the whole of {submission.name} was sent to {without_credentials(url)}, but {why}. Learn may have "
+            "accepted it, so it was not sent again"
         )
 
     # status / wait ---------------------------------------------------------------------------
@@ -227,6 +306,7 @@ class LearnTarget:
                 f"Learn answered HTTP {code} for the status of {receipt.reference}; the answer began: {start(text)}",
                 retryable=True,
                 http_status=code,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         return parse_status(text)
 
@@ -241,7 +321,27 @@ class LearnTarget:
         """Poll until Learn is done with the data set, the timeout passes, or polling keeps failing."""
         return Follower(self.status, self.settings, self.clock, receipt, expected_rows, on_progress, stop).run()
 
+    # record log ------------------------------------------------------------------------------
+    def rest_client(self) -> LearnLogClient:
+        return LearnLogClient(self.settings, session=self.session, clock=self.clock)
+
+    def record_log(
+        self, receipt: Receipt, csv_path: Path, stop: threading.Event | None = None, *, finished: bool = True
+    ) -> RecordLog | None:
+        """Learn's record-level log over REST, streamed to `csv_path`; None without REST keys."""
+        if not self.settings.rest_enabled:
+            return None
+        entries = self.rest_client().entries(receipt.reference, stop, patient=finished)
+        return collect(receipt.reference, entries, csv_path)
+
     # check -----------------------------------------------------------------------------------
+    def _check_rest(self) -> list[CheckResult]:
+        """With REST keys: token and entitlement, telling 401, 403 and ready (404) apart."""
+        if not self.settings.rest_enabled:
+            return []
+        ok, detail = self.rest_client().probe()
+        return [CheckResult(f"target {self.name} (Learn REST log)", ok, detail)]
+
     def check(self, canary: bool = False) -> list[CheckResult]:
         """Reach Learn without posting data: endpoint first (no credentials), then the credentials.
 
@@ -266,5 +366,6 @@ class LearnTarget:
                 True,
                 f"reached Learn at {without_credentials(base)}, integration "
                 f"{self.settings.integration}, credentials accepted",
-            )
+            ),
+            *self._check_rest(),
         ]

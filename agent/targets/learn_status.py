@@ -8,6 +8,7 @@ DTDs and entities, so a hostile or broken proxy cannot make the agent expand ent
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
@@ -17,13 +18,14 @@ from collections.abc import Callable
 from agent.clock import Clock
 from agent.errors import StopRequested, TargetError
 from agent.records import Progress, Receipt, Result, Status
+from agent.retry import RetryPolicy
 from agent.settings import LearnTargetSettings
 from agent.targets.base import ProgressCallback
 from agent.targets.http import start
+from agent.targets.pacing import PollPacer, Reading
 
 log = logging.getLogger(__name__)
 
-MAX_POLL_FAILURES = 5  # tolerated in a row; the next one ends the wait as FAILED
 UNCHANGED_POLLS_FOR_DONE = 3  # queued 0 and counts still for this many polls: Learn is done
 _DANGEROUS_XML = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _COUNTS = {"queued": "queuedCount", "completed": "completedCount", "warnings": "warningCount", "errors": "errorCount"}
@@ -77,7 +79,12 @@ def _local(tag: str) -> str:
 
 
 class Follower:
-    """The state of one wait(): poll pacing, failure tolerance, the done rule, the timeout."""
+    """The state of one wait(): poll pacing, riding out failed polls, the done rule, the timeout.
+
+    An accepted upload is Learn's to finish, so failed status polls (network trouble, 5xx, a broken
+    answer) are waited out until `timeout_minutes`, paced by the one retry policy (honouring
+    Retry-After); only a refused password ends the wait early, since retrying it locks accounts.
+    """
 
     def __init__(
         self,
@@ -96,12 +103,16 @@ class Follower:
         self.expected_rows = expected_rows
         self.on_progress = on_progress
         self.stop = stop
-        self.delay = max(0.0, settings.poll_initial_seconds)
-        self.max_delay = max(self.delay, settings.poll_max_seconds)
-        self.deadline = clock.monotonic() + settings.timeout_minutes * 60.0
+        started = clock.monotonic()
+        self.pacer = PollPacer(started, settings.poll_initial_seconds, settings.poll_max_seconds)
+        self.failure_pacing = RetryPolicy(first_delay=self.pacer.initial, cap=self.pacer.maximum)
+        self.deadline = started + settings.timeout_minutes * 60.0
         self.last: Progress | None = None
         self.unchanged = 0
-        self.failures = 0
+        self.failures = 0  # failed polls in a row
+        self.failures_seen = 0  # failed polls in all
+        self.last_problem = ""
+        self.pause = 0.0  # the first reading is taken at once: a small set is often done already
 
     def run(self) -> Result:
         while True:
@@ -109,13 +120,11 @@ class Follower:
             remaining = self.deadline - self.clock.monotonic()
             if remaining <= 0:
                 return self._timed_out()
-            if self.last is not None or self.failures:
-                # The first reading is taken at once: a small set is often done before any pause
-                # would end, and the done rule below never trusts an early empty reading.
-                if self.clock.sleep(min(self.delay, remaining), self.stop):
+            if self.pause > 0:
+                if self.clock.sleep(min(self.pause, remaining), self.stop):
                     raise StopRequested()
                 self._check_stop()
-                self.delay = min(self.max_delay, max(self.delay * 2, 0.001))
+            before = self.clock.monotonic()
             try:
                 progress = self.read_status(self.receipt)
             except TargetError as exc:
@@ -123,11 +132,21 @@ class Follower:
                 if final is not None:
                     return final
                 continue
+            now = self.clock.monotonic()
             self.failures = 0
+            progress = self._observed(progress, (before + now) / 2, now)
             if self.on_progress is not None:
                 self.on_progress(progress)
             if self._done(progress):
                 return finished(progress, self.receipt)
+            self.pause = self.pacer.next_pause(self.clock.monotonic())
+
+    def _observed(self, progress: Progress, at: float, now: float) -> Progress:
+        """Feeds the pacer and returns the reading with Learn's estimated time left, when known."""
+        left = max(progress.queued, self.expected_rows - progress.processed, 0)
+        self.pacer.observe(Reading(at=at, processed=progress.processed, remaining=left))
+        eta = self.pacer.eta(now)
+        return progress if eta is None else dataclasses.replace(progress, eta_seconds=eta)
 
     def _check_stop(self) -> None:
         if self.stop is not None and self.stop.is_set():
@@ -157,29 +176,42 @@ class Follower:
                 f"but its status could not be read: {exc.message}",
             )
         self.failures += 1
-        log.warning("status of %s could not be read (%d in a row): %s", reference, self.failures, exc.message)
-        if self.failures > MAX_POLL_FAILURES:
-            return Result(
-                Status.FAILED,
-                self.last,
-                f"The upload itself was accepted (reference code {reference}), but its status "
-                f"could not be read {self.failures} times in a row; last problem: {exc.message}. "
-                f"Look the reference code up in Learn's SIS framework logs before sending the "
-                f"file again.",
-            )
+        self.failures_seen += 1
+        self.last_problem = exc.message
+        self.pause = self.failure_pacing.delay(self.failures, exc.retry_after)
+        log.warning(
+            "status of %s could not be read (%d in a row); trying again in %.1f s: %s",
+            reference,
+            self.failures,
+            self.pause,
+            exc.message,
+        )
         return None
 
     def _timed_out(self) -> Result:
         minutes = self.settings.timeout_minutes
-        where = ""
-        if self.last is not None:
-            q, c, w, e = self.last.counts()
-            where = f" (last reading: {q} queued, {c} completed, {w} warnings, {e} errors)"
+        reference = self.receipt.reference
+        errors = ""
+        if self.failures_seen:
+            errors = (
+                f" {self.failures_seen} status {'poll' if self.failures_seen == 1 else 'polls'} failed along "
+                f"the way; the last problem: {self.last_problem}."
+            )
+        if self.last is None:
+            return Result(
+                Status.TIMED_OUT,
+                None,
+                f"The upload was accepted (reference code {reference}), but its status could not be read "
+                f"in {minutes:g} minutes.{errors} Look the reference code up in Learn's SIS framework "
+                f"logs before sending the file again.",
+            )
+        q, c, w, e = self.last.counts()
         return Result(
             Status.TIMED_OUT,
             self.last,
-            f"Learn was still processing reference code {self.receipt.reference} after {minutes:g} "
-            f"minutes{where}. The upload was accepted; follow it in Learn's SIS framework logs.",
+            f"Learn was still processing reference code {reference} after {minutes:g} minutes (last "
+            f"reading: {q} queued, {c} completed, {w} warnings, {e} errors).{errors} The upload was "
+            f"accepted; follow it in Learn's SIS framework logs.",
         )
 
 

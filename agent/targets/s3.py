@@ -37,7 +37,7 @@ from botocore.exceptions import (
 
 from agent.clock import utcnow
 from agent.errors import TargetError
-from agent.records import CheckResult, Progress, Receipt, Result, Status, Submission
+from agent.records import CheckResult, Progress, Receipt, Result, Status, Submission, UploadProgress
 from agent.settings import JobTargetSettings, S3TargetSettings
 from agent.targets.base import ProgressCallback
 from agent.targets.s3errors import ReadBlockedError, explain_s3_error
@@ -50,7 +50,9 @@ CHECKSUM_ALGORITHM = "SHA256"
 TOTAL_MAX_ATTEMPTS = 3  # botocore "standard" retries: the first try plus two more
 MAX_CONCURRENCY = 4  # parallel multipart parts; each is read from disk as it is sent
 HANDSHAKE_REGIONS = " (Handshake: eu-central-1; accounts set up before July 2023: eu-west-2)"
-CANARY_STEM = "feed-agent-canary-"
+# "test" in the name on purpose: importers that skip such names (Handshake never processes a file
+# whose name contains "test" or "sample") leave the canary alone instead of importing it as data.
+CANARY_STEM = "feed-agent-canary-test-"
 
 # The only S3 operations a PUT (single or multipart) needs. Everything else is refused before it is
 # sent, because the bucket is write-only and a read would only produce a confusing Access Denied.
@@ -116,6 +118,21 @@ def make_s3_client(settings: S3TargetSettings | JobTargetSettings) -> Any:
 
 # ----------------------------------------------------------------------------------------------
 # The target
+
+
+class _Tally:
+    """s3transfer's Callback hears bytes per part from several threads; `on_sent` wants the running total."""
+
+    def __init__(self, size: int, on_sent: UploadProgress | None) -> None:
+        self.size, self.on_sent, self.sent = size, on_sent, 0
+        self._lock = threading.Lock()
+
+    def __call__(self, amount: int) -> None:
+        if self.on_sent is None:
+            return
+        with self._lock:
+            self.sent = min(self.size, self.sent + amount)
+            self.on_sent(self.sent, self.size)
 
 
 @dataclass(frozen=True)
@@ -196,8 +213,11 @@ class S3Target:
 
     # -- upload ----------------------------------------------------------------------------------
 
-    def upload(self, path: Path, key: str) -> Upload:
-        """PUT one file at `key` (streamed, checksummed); TargetError in plain words on failure."""
+    def upload(self, path: Path, key: str, on_sent: UploadProgress | None = None) -> Upload:
+        """PUT one file at `key` (streamed, checksummed); TargetError in plain words on failure.
+
+        `on_sent` hears the bytes as the parts of a multipart upload go out, and the whole size once a
+        single PUT is done."""
         bucket = self.settings.bucket
         try:
             size = path.stat().st_size
@@ -210,8 +230,10 @@ class S3Target:
         try:
             if size < self.threshold_bytes():
                 etag, checksum = self._put_single(path, bucket, key, extra)
+                if on_sent is not None:
+                    on_sent(size, size)
             else:
-                etag, checksum = self._put_multipart(path, bucket, key, extra), ""
+                etag, checksum = self._put_multipart(path, bucket, key, extra, _Tally(size, on_sent)), ""
         except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
             # Before OSError: several botocore network errors also subclass OSError.
             raise self.explain(exc, key) from None
@@ -226,13 +248,13 @@ class S3Target:
             answer = self.client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
         return str(answer.get("ETag", "")), str(answer.get(f"Checksum{CHECKSUM_ALGORITHM}", ""))
 
-    def _put_multipart(self, path: Path, bucket: str, key: str, extra: dict[str, str]) -> str:
+    def _put_multipart(self, path: Path, bucket: str, key: str, extra: dict[str, str], tally: _Tally) -> str:
         """Multipart PUT via s3transfer: parts read from disk as they are sent, aborted on failure."""
         threshold = self.threshold_bytes()
         transfer = TransferConfig(
             multipart_threshold=threshold, multipart_chunksize=threshold, max_concurrency=MAX_CONCURRENCY
         )
-        self.client.upload_file(str(path), bucket, key, ExtraArgs=extra, Config=transfer)
+        self.client.upload_file(str(path), bucket, key, ExtraArgs=extra, Config=transfer, Callback=tally)
         with self._lock:
             return self._completed.pop((bucket, key), "")
 
@@ -247,7 +269,7 @@ class S3Target:
         warning = handshake_name_warning(key[len(self.prefix) :]) if self.handshake_rules else None
         if warning:
             log.warning("%s", warning)
-        done = self.upload(submission.path, key)
+        done = self.upload(submission.path, key, submission.on_sent)
         details = {
             "bucket": done.bucket,
             "key": done.key,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from agent.records import BatchOutcome, FileOutcome
+from agent.records import BatchOutcome, FileOutcome, JobNotice
 
 
 class RecordingReporter:
@@ -14,6 +14,8 @@ class RecordingReporter:
         self.batches: list[BatchOutcome] = []
         self.long_runs: list[tuple[str, float]] = []
         self.missing_alerts: list[tuple[str, Path, float, datetime | None]] = []
+        self.job_notices: list[JobNotice] = []
+        self.not_notified: list[JobNotice] = []
 
     def file_done(self, outcome: FileOutcome) -> None:
         self.files.append(outcome)
@@ -26,3 +28,9 @@ class RecordingReporter:
 
     def missing(self, route: str, folder: Path, hours: float, last_arrival: datetime | None) -> None:
         self.missing_alerts.append((route, folder, hours, last_arrival))
+
+    def job_finished(self, notice: JobNotice) -> None:
+        self.job_notices.append(notice)
+
+    def job_not_notified(self, notice: JobNotice) -> None:
+        self.not_notified.append(notice)

@@ -264,11 +264,11 @@ class JobApiStandIn:
                 return self._script.popleft()
             body = call.body if isinstance(call.body, dict) else {}
             if body.get("apiKey") != self.api_key:
-                return 401, {"error": "Invalid or expired API key"}
+                return 401, {"error": True, "message": "Invalid or expired API key"}
             if call.job not in self.jobs:
-                return 400, {"error": f"Job '{call.job}' does not exist"}
+                return 400, {"error": True, "message": f"Job '{call.job}' does not exist"}
             if not body.get("filename"):
-                return 400, {"error": "Missing required attribute: filename"}
+                return 400, {"error": True, "message": "Missing required attribute: filename"}
             job_id = f"job-{len(self.queued) + 1:04d}-{secrets.token_hex(4)}"
             self.queued.append(job_id)
             return 200, {"jobId": job_id, "status": "queued"}

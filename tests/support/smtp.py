@@ -5,7 +5,10 @@
 - `smtp_server(**options)`: a factory that starts an aiosmtpd `Controller` on a free loopback port
   and stops it after the test. Options: `tls` (None | "starttls" | "ssl"), `users` (login →
   password; enables AUTH), `auth_required`, `data_reply` (a reply such as "554 5.6.0 no" for every
-  DATA), `temporary_failures` (how many DATA commands get "451 4.3.0 try again" first).
+  DATA), `temporary_failures` (how many DATA commands get "451 4.3.0 try again" first), `port` (a port
+  picked earlier with `free_port()`: a server that was "down" comes back where the agent expects it),
+  `answer_delay` (seconds before it answers the end of DATA: a client that times out first cannot
+  know whether the message was taken).
   The returned `SmtpServer` records every accepted message (raw bytes) and who logged in.
 
 Why a factory: each test wants a slightly different server, and aiosmtpd cannot bind port 0
@@ -14,6 +17,7 @@ Why a factory: each test wants a slightly different server, and aiosmtpd cannot 
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import ssl
@@ -80,12 +84,15 @@ class _Recorder:
 
     data_reply: str | None = None
     temporary_failures: int = 0
+    answer_delay: float = 0.0  # seconds before answering the end of DATA (keeps the message)
     messages: list[bytes] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
     data_attempts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         with self.lock:
             self.data_attempts += 1
             if self.temporary_failures > 0:
@@ -141,6 +148,7 @@ def _start(
     cert: TlsCert | None,
     users: dict[str, str] | None,
     auth_required: bool,
+    port: int | None = None,
 ) -> tuple[Controller, int]:
     options: dict[str, Any] = {}
     if tls == "starttls":
@@ -155,15 +163,15 @@ def _start(
     options["auth_required"] = auth_required
     last_error: Exception | None = None
     for _ in range(5):  # the free port may be taken between probing and binding: try another one
-        port = free_port()
-        controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
+        chosen = port or free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=chosen, **options)
         try:
             controller.start()
         except Exception as exc:
             controller.stop(no_assert=True)
             last_error = exc
             continue
-        return controller, port
+        return controller, chosen
     raise RuntimeError(f"aiosmtpd did not start: {last_error}")
 
 
@@ -183,9 +191,11 @@ def smtp_server(tls_cert: TlsCert) -> Iterator[Callable[..., SmtpServer]]:
         auth_required: bool = False,
         data_reply: str | None = None,
         temporary_failures: int = 0,
+        port: int | None = None,
+        answer_delay: float = 0.0,
     ) -> SmtpServer:
-        handler = _Recorder(data_reply=data_reply, temporary_failures=temporary_failures)
-        controller, port = _start(handler, tls, tls_cert if tls else None, users, auth_required)
+        handler = _Recorder(data_reply=data_reply, temporary_failures=temporary_failures, answer_delay=answer_delay)
+        controller, port = _start(handler, tls, tls_cert if tls else None, users, auth_required, port)
         controllers.append(controller)
         return SmtpServer(host="127.0.0.1", port=port, handler=handler)
 

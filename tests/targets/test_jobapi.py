@@ -19,6 +19,7 @@ from agent.errors import TargetError
 from agent.records import Progress, Status, Submission
 from agent.retry import RetryPolicy
 from agent.settings import Secret
+from agent.simulator import JobApiSimulator
 from agent.targets.jobapi import JobTarget
 from tests.support.clock import FakeClock
 from tests.support.net import free_port
@@ -87,7 +88,7 @@ def test_notify_fields_are_left_out_when_not_configured(
     assert job_api.calls[0].body == {"apiKey": job_api.api_key, "filename": "warehouse.csv"}
 
 
-def test_wait_is_success_at_once_and_names_who_is_notified(
+def test_wait_is_queued_at_once_and_names_who_is_notified(
     write_only_s3: WriteOnlyBucket, job_api: JobApiStandIn, tmp_path: Path
 ) -> None:
     target = make_target(write_only_s3, job_api, notify_email="sis-admins@example.edu")
@@ -96,13 +97,41 @@ def test_wait_is_success_at_once_and_names_who_is_notified(
 
     result = target.wait(receipt, 2, on_progress=seen.append)
 
-    assert result.status is Status.SUCCESS
+    assert result.status is Status.QUEUED  # the job runs later: SUCCESS only when AlumnIQ says so
+    assert receipt.details["completion"] == "email"
     assert result.message == (
         f"queued as job {receipt.reference}; AlumnIQ notifies sis-admins@example.edu when it completes"
     )
     assert result.progress is not None and result.progress.completed == 2
     assert [p.fields["job_id"] for p in seen] == [receipt.reference]
     assert target.status(receipt).fields["state"] == "queued"
+
+
+def test_a_submission_with_its_own_notification_url_sends_it_and_keeps_it_out_of_the_receipt(
+    write_only_s3: WriteOnlyBucket, job_api: JobApiStandIn, tmp_path: Path
+) -> None:
+    target = make_target(write_only_s3, job_api, notify_email="sis-admins@example.edu", notify_within_hours=2.5)
+    own_url = "https://agent.example.edu/jobs/" + "t" * 43
+    submission = replace(make_submission(warehouse_file(tmp_path)), notify_url=own_url)
+
+    receipt = target.submit(submission)
+    result = target.wait(receipt, 2)
+
+    assert job_api.calls[0].body["notifyWebhook"] == own_url
+    assert job_api.calls[0].body["notifyEmail"] == "sis-admins@example.edu"
+    assert own_url not in receipt.to_json()  # the URL is a capability: only its digest is kept (journal)
+    assert receipt.details["completion"] == "webhook" and receipt.details["notify_within_hours"] == "2.5"
+    assert result.status is Status.QUEUED
+    assert result.message == f"queued as job {receipt.reference}; AlumnIQ calls feed-agent back when it completes"
+
+
+def test_without_any_notification_the_queued_message_says_nobody_hears(
+    write_only_s3: WriteOnlyBucket, job_api: JobApiStandIn, tmp_path: Path
+) -> None:
+    target = make_target(write_only_s3, job_api)
+    receipt = target.submit(make_submission(warehouse_file(tmp_path)))
+    assert receipt.details["completion"] == "none"
+    assert target.wait(receipt, 2).message.endswith("nobody will be told when it completes")
 
 
 @pytest.mark.parametrize(
@@ -131,6 +160,40 @@ def test_unknown_job_is_refused_quoting_the_api_and_saying_the_file_is_in_the_bu
     assert not error.retryable and error.http_status == 400
     assert write_only_s3.object_keys() == ["production/warehouse/warehouse.csv"]
     assert job_api.api_key not in str(error)
+
+
+def test_the_message_string_wins_over_the_error_flag_as_alumniq_answers(
+    write_only_s3: WriteOnlyBucket, tmp_path: Path
+) -> None:
+    """Issue 13.9: the product's AlumnIQ simulator answers {"error": true, "message": ...}; the report
+    quoted "true". The message string is the API's words."""
+    with JobApiSimulator(api_key="iq-key-0123456789", jobs=("gifts",)) as alumniq:
+        settings = write_only_s3.job_settings(alumniq.job_url, alumniq.api_key)
+        target = JobTarget(settings, clock=FakeClock())
+        with pytest.raises(TargetError) as caught:
+            target.submit(make_submission(warehouse_file(tmp_path)))
+        target.close()
+    message = caught.value.message
+    assert "refused (HTTP 400): Job 'warehouse' does not exist." in message
+    assert ": true" not in message and alumniq.requests[0].status == 400
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ({"error": True, "message": "Quota exceeded"}, "Quota exceeded"),
+        ({"message": "", "error": "Bad filename"}, "Bad filename"),
+        ({"error": True, "errors": ["filename too long"]}, '["filename too long"]'),
+        ({"error": True}, '{"error": true}'),
+    ],
+)
+def test_a_string_field_is_preferred_over_a_boolean_flag_in_every_shape(
+    write_only_s3: WriteOnlyBucket, job_api: JobApiStandIn, tmp_path: Path, answer: dict[str, object], said: str
+) -> None:
+    job_api.script(422, answer)
+    with pytest.raises(TargetError) as caught:
+        make_target(write_only_s3, job_api).submit(make_submission(warehouse_file(tmp_path)))
+    assert f"refused (HTTP 422): {said}." in caught.value.message
 
 
 def test_missing_filename_answer_is_quoted(

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from agent.clock import utcnow
-from agent.errors import StopRequested, TargetError
+from agent.errors import DeliveryUnknown, StopRequested, TargetError
 from agent.records import Receipt, Status, Submission
 from agent.retry import RetryPolicy
 from agent.simulator import LearnSimulator
@@ -101,7 +101,7 @@ def assert_no_leak(text: str) -> None:
 
 @dataclass
 class Scripted:
-    answers: list[tuple[int, str]]
+    answers: list[tuple[Any, ...]]  # (code, body) or (code, body, headers)
     requests: list[tuple[str, str, bool]] = field(default_factory=list)  # method, path, had Authorization
     url: str = ""
 
@@ -121,9 +121,11 @@ def scripted() -> Iterator[Scripted]:
             while length > 0:
                 length -= len(self.rfile.read(min(length, 65536)))
             script.requests.append((self.command, self.path, "Authorization" in self.headers))
-            code, body = script.answers.pop(0) if len(script.answers) > 1 else script.answers[0]
+            code, body, *extra = script.answers.pop(0) if len(script.answers) > 1 else script.answers[0]
             data = body.encode("utf-8")
             self.send_response(code)
+            for name, value in (extra[0] if extra else {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -233,20 +235,73 @@ def test_retries_stop_after_max_attempts_with_the_last_problem(sim, tmp_path, ca
     assert_no_leak(caplog.text)
 
 
-def test_a_dropped_connection_is_retried(sim, target, tmp_path):
-    sim.faults.drop_uploads = 2
-    receipt = target.submit(submission(people_file(tmp_path)))
-    assert receipt.details["attempts"] == "3"
-    assert receipt.reference == sim.uploads[-1].uid
+class Hooks:
+    """Counts the calls of a Submission's hooks."""
+
+    def __init__(self) -> None:
+        self.last_byte = 0
+        self.refused = 0
+
+    def on_last_byte(self) -> None:
+        self.last_byte += 1
+
+    def on_refused(self) -> None:
+        self.refused += 1
+
+    def submission(self, path: Path, **kwargs: object) -> Submission:
+        return submission(path, before_last_byte=self.on_last_byte, refused=self.on_refused, **kwargs)
 
 
-def test_a_read_timeout_is_retried_then_reported(sim, tmp_path):
+def test_a_connection_dropped_after_the_whole_body_is_never_sent_again(sim, target, tmp_path):
+    """Issue 13: Learn read the whole file, so it may have queued it; a second copy would be a second data set."""
+    sim.faults.drop_uploads = 1
+    hooks = Hooks()
+    with pytest.raises(DeliveryUnknown) as caught:
+        target.submit(hooks.submission(people_file(tmp_path)))
+    assert not caught.value.retryable
+    assert "the whole of people.txt was sent" in caught.value.message
+    assert "may have accepted it, so it was not sent again" in caught.value.message
+    assert sim.upload_attempts == 1
+    assert (hooks.last_byte, hooks.refused) == (1, 0)
+
+
+def test_a_read_timeout_after_the_whole_body_is_never_sent_again(sim, tmp_path):
     sim.faults.slow_seconds = 5.0
-    target = new_target(learn_settings(sim), retry=fast_retry(2), clock=FakeClock(), timeout=(10.0, 0.2))
+    target = new_target(learn_settings(sim, read_timeout_seconds=0.2), retry=fast_retry(3), clock=FakeClock())
+    hooks = Hooks()
+    with pytest.raises(DeliveryUnknown) as caught:
+        target.submit(hooks.submission(people_file(tmp_path)))
+    assert "no answer within 0.2 seconds (read_timeout_seconds of [target:learn])" in caught.value.message
+    assert sim.upload_attempts == 1 and hooks.last_byte == 1
+    assert_no_leak(caught.value.message)
+
+
+def test_a_connection_that_never_opens_is_retried(tmp_path):
+    """Nothing reached Learn: trying again cannot make a second data set."""
+    endpoint = SimpleNamespace(url=f"http://127.0.0.1:{free_port()}", integration="BBLEARN", username="u", password="p")
+    clock = FakeClock()
+    hooks = Hooks()
+    target = new_target(learn_settings(endpoint), retry=fast_retry(3), clock=clock)
     with pytest.raises(TargetError) as caught:
-        target.submit(submission(people_file(tmp_path)))
-    assert caught.value.retryable and "did not answer in time" in caught.value.message
-    assert sim.upload_attempts == 2
+        target.submit(hooks.submission(people_file(tmp_path)))
+    assert caught.value.retryable and not isinstance(caught.value, DeliveryUnknown)
+    assert "after 3 attempts" in caught.value.message and len(clock.sleeps) == 2
+    assert hooks.last_byte == 0
+
+
+def test_a_stop_during_the_pause_between_attempts_ends_the_upload(sim, tmp_path):
+    sim.faults.fail_uploads = 5
+    stop = threading.Event()
+    hooks = Hooks()
+
+    def refused_then_stop() -> None:
+        hooks.on_refused()
+        stop.set()  # as if SIGTERM came while Learn answered 500
+
+    target = new_target(learn_settings(sim), retry=fast_retry(5), clock=FakeClock())
+    with pytest.raises(StopRequested):
+        target.submit(submission(people_file(tmp_path), refused=refused_then_stop, stop=stop))
+    assert sim.upload_attempts == 1 and hooks.refused == 1
 
 
 def test_a_slow_but_answering_learn_is_fine(sim, target, tmp_path):
@@ -259,8 +314,38 @@ def test_a_200_without_a_reference_code_fails_at_once_quoting_the_answer(sim, ta
     with pytest.raises(TargetError) as caught:
         target.submit(submission(people_file(tmp_path)))
     assert not caught.value.retryable and caught.value.http_status == 200
-    assert "without a reference code" in caught.value.message and "Processing error" in caught.value.message
+    assert "not taken as accepted" in caught.value.message and "Processing error" in caught.value.message
     assert sim.upload_attempts == 1
+
+
+def test_a_200_sign_in_page_with_a_32_hex_nonce_is_not_a_receipt(sim, target, tmp_path):
+    """Issue 13.2: an SSO page in front of Learn answers 200 with a nonce; it was taken as accepted, then polled."""
+    sim.faults.html_page = True
+    with pytest.raises(TargetError) as caught:
+        target.submit(submission(people_file(tmp_path)))
+    message = caught.value.message
+    assert not caught.value.retryable and caught.value.http_status == 200
+    assert "a web page (HTML), not an upload receipt" in message
+    assert "its first line: '<!DOCTYPE html>'" in message
+    assert sim.uploads == [] and sim.status_requests == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("<!doctype html><p>ref 0123456789abcdef0123456789abcdef</p>", "a web page (HTML)"),
+        (f"codes {'a' * 32} and {'b' * 32}\nsecond line", "with 2 candidate reference codes"),
+        ("Erfolg: Datei hochgeladen.\nkein Code", "without a reference code"),
+    ],
+)
+def test_a_200_that_is_html_or_holds_no_single_code_fails_quoting_its_first_line(scripted, tmp_path, body, why):
+    scripted.answers = [(200, body)]
+    with pytest.raises(TargetError) as caught:
+        scripted_target(scripted).submit(submission(people_file(tmp_path)))
+    assert why in caught.value.message and not caught.value.retryable
+    assert f"its first line: {body.splitlines()[0][:200]!r}"[:40] in caught.value.message
+    assert "second line" not in caught.value.message and "kein Code" not in caught.value.message
+    assert len(scripted.requests) == 1
 
 
 def test_a_wrong_password_is_final_and_explained_without_leaking(sim, tmp_path, caplog):
@@ -286,6 +371,18 @@ def test_a_wrong_integration_or_url_is_no_such_endpoint(sim, tmp_path, override)
         new_target(settings, clock=FakeClock()).submit(submission(people_file(tmp_path)))
     assert "no such endpoint: check url and integration" in caught.value.message
     assert not caught.value.retryable and caught.value.http_status == 404
+
+
+def test_retry_after_of_429_and_503_is_honoured(scripted, tmp_path):
+    code = "a" * 32
+    scripted.answers = [(429, "slow down", {"Retry-After": "7"}), (503, "busy", {"Retry-After": "2"}), (200, code)]
+    clock = FakeClock()
+    hooks = Hooks()
+    endpoint = SimpleNamespace(url=scripted.url, integration="BBLEARN", username="u", password=PASSWORD)
+    target = new_target(learn_settings(endpoint), retry=RetryPolicy(attempts=5, first_delay=1.0), clock=clock)
+    assert target.submit(hooks.submission(people_file(tmp_path))).reference == code
+    assert clock.sleeps == [7.0, 2.0]  # never less than asked (the back-off alone would say 1, 2)
+    assert (hooks.last_byte, hooks.refused) == (3, 2)
 
 
 def test_429_is_retried_and_a_localized_sentence_still_yields_the_code(scripted, tmp_path):
@@ -326,6 +423,8 @@ def test_reference_extraction_ignores_the_wording():
     assert extract_reference(f"referencia: {upper}.") == upper.lower()
     assert extract_reference("Success: Feed File Uploaded.  Use the reference code to track") is None
     assert extract_reference("0123456789abcdef0123456789abcdef0") is None  # 33 hex digits is not a code
+    assert extract_reference(f"{upper} again {upper.lower()}") == upper.lower()  # one code, said twice
+    assert extract_reference(f"ok {upper}", "text/html; charset=UTF-8") is None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -354,6 +453,25 @@ def test_wait_reports_success_with_counts_and_calls_back(sim, target, tmp_path):
     assert result.status is Status.SUCCESS
     assert result.progress is not None and result.progress.counts() == (0, 40, 0, 0)
     assert seen and seen[-1] == result.progress
+
+
+@pytest.mark.timeout(60)
+def test_wait_estimates_the_time_left_from_the_pace_and_polls_few_times(tmp_path):
+    simulator = LearnSimulator(rows_per_second=1000, start_delay=0.3, password=PASSWORD).start()
+    try:
+        settings = learn_settings(simulator, poll_initial_seconds=0.5, poll_max_seconds=5)
+        target = new_target(settings)
+        receipt = target.submit(submission(people_file(tmp_path, 2000), rows=2000))
+        seen = []
+
+        result = target.wait(receipt, 2000, on_progress=seen.append)
+
+        assert result.status is Status.SUCCESS
+        estimates = [p.eta_seconds for p in seen if p.eta_seconds is not None]
+        assert estimates and all(0 <= eta <= 2.5 for eta in estimates)  # 2,000 rows at 1,000 rows/s
+        assert simulator.status_requests <= 7  # a 0.1 s poller would take about 23
+    finally:
+        simulator.stop()
 
 
 def test_wait_reports_warnings(sim, target, tmp_path):
@@ -417,16 +535,36 @@ def test_five_status_failures_in_a_row_are_tolerated(sim, target, tmp_path):
     assert sim.status_requests == 6
 
 
-def test_the_sixth_status_failure_ends_as_failed_naming_the_reference(sim, target, tmp_path):
+def test_a_status_outage_longer_than_five_polls_is_waited_out(sim, target, clock, tmp_path):
     receipt = target.submit(submission(people_file(tmp_path)))
-    sim.faults.status_503 = 100
+    assert sim.wait_idle(20)
+    sim.faults.status_failures = 20
+    sim.faults.retry_after = 1
 
-    result = target.wait(receipt, 3)
+    assert target.wait(receipt, 3).status is Status.SUCCESS
+    assert sim.status_requests == 21
+    assert all(pause >= 1 for pause in clock.sleeps[:20])  # Retry-After honoured between failed polls
 
-    assert result.status is Status.FAILED
-    assert sim.status_requests == 6
-    assert receipt.reference in result.message and "upload itself was accepted" in result.message
-    assert "HTTP 503" in result.message
+
+def test_a_status_outage_until_the_timeout_is_timed_out_with_the_last_reading_and_the_errors(
+    sim, target, clock, tmp_path
+):
+    sim.faults.stuck = True
+    receipt = target.submit(submission(people_file(tmp_path)))
+    sim.faults.retry_after = None
+
+    def outage_after_first_reading(progress: object) -> None:
+        sim.faults.status_failures = 10**6
+
+    result = target.wait(receipt, 3, on_progress=outage_after_first_reading)
+
+    assert result.status is Status.TIMED_OUT
+    assert result.progress is not None and result.progress.counts() == (3, 0, 0, 0)
+    failed = sim.status_requests - 1
+    assert failed > 100  # 30 s of polls paced at most 0.2 s apart
+    assert f"{failed} status polls failed" in result.message and "HTTP 503" in result.message
+    assert "last reading: 3 queued, 0 completed" in result.message and receipt.reference in result.message
+    assert sum(clock.sleeps) == pytest.approx(30, abs=0.01) and max(clock.sleeps) <= 0.2
 
 
 def test_a_refused_status_request_is_final(sim, target, tmp_path):
@@ -459,9 +597,10 @@ def test_counts_that_stop_moving_end_the_wait(scripted):
 
 def test_hostile_status_xml_counts_as_a_failed_poll(scripted):
     scripted.answers = [(200, '<!DOCTYPE x [<!ENTITY a "b">]><dataSetStatus/>')]
-    result = scripted_target(scripted).wait(receipt_for("a" * 32), 1)
-    assert result.status is Status.FAILED and "DOCTYPE or ENTITY" in result.message
-    assert len(scripted.requests) == 6
+    result = scripted_target(scripted, timeout_minutes=0.05).wait(receipt_for("a" * 32), 1)
+    assert result.status is Status.TIMED_OUT and "DOCTYPE or ENTITY" in result.message
+    assert result.progress is None and "could not be read in 0.05 minutes" in result.message
+    assert f"{len(scripted.requests)} status polls failed" in result.message
 
 
 def test_stop_before_waiting_raises_at_once(sim, target, tmp_path):

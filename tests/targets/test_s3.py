@@ -8,6 +8,7 @@ wrong region) comes back as a plain-words TargetError without secrets.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -23,6 +24,7 @@ from agent.records import Progress, Status, Submission
 from agent.settings import Secret
 from agent.targets.s3 import S3Target
 from agent.targets.s3errors import ReadBlockedError
+from agent.targets.s3keys import handshake_name_warning
 from tests.support.net import free_port
 from tests.support.s3 import SentRequest, WriteOnlyBucket, record_requests
 
@@ -104,6 +106,21 @@ def test_large_file_goes_multipart_with_only_put_and_post(write_only_s3: WriteOn
     assert receipt.details["etag"] == write_only_s3.etag(receipt.reference)
     assert receipt.details["etag"].strip('"').endswith("-3")
     assert receipt.details["size"] == str(12 * MIB)
+
+
+def test_upload_progress_is_heard_part_by_part_and_for_a_single_put(
+    write_only_s3: WriteOnlyBucket, tmp_path: Path
+) -> None:
+    big, small = tmp_path / "users.csv", write_csv(tmp_path, "small.csv")
+    write_random(big, 12 * MIB)
+    target = S3Target(write_only_s3.settings(multipart_threshold_mb=5.0))
+    heard: list[tuple[int, int]] = []
+    target.submit(dataclasses.replace(make_submission(big), on_sent=lambda sent, total: heard.append((sent, total))))
+    assert len(heard) >= 3 and heard[-1] == (12 * MIB, 12 * MIB)
+    assert [sent for sent, _ in heard] == sorted(sent for sent, _ in heard)  # a running total
+    heard.clear()
+    target.submit(dataclasses.replace(make_submission(small), on_sent=lambda sent, total: heard.append((sent, total))))
+    assert heard == [(small.stat().st_size, small.stat().st_size)]
 
 
 def test_wait_and_status_are_final_at_once(write_only_s3: WriteOnlyBucket, tmp_path: Path) -> None:
@@ -333,7 +350,8 @@ def test_canary_puts_a_clearly_named_object(write_only_s3: WriteOnlyBucket) -> N
     assert canary and canary[0].ok, results
     assert methods(sent) == {"PUT"} and len(sent) == 1
     [key] = write_only_s3.object_keys()
-    assert key.startswith("incoming/feed-agent-canary-") and key.endswith("Z.txt")
+    assert key.startswith("incoming/feed-agent-canary-test-") and key.endswith("Z.txt")
+    assert handshake_name_warning(key.rsplit("/", 1)[1]) is not None  # an importer that skips "test" skips it
     assert key in canary[0].detail
     assert "not a data file" in write_only_s3.read(key).decode()
 
