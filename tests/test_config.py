@@ -681,3 +681,27 @@ def test_a_fixed_notify_webhook_conflicts_with_the_receiver(layout: Path) -> Non
 def test_a_deadline_of_zero_is_refused(layout: Path) -> None:
     message = load_error(write_config(layout, minimal(JOB_TARGET + "notify_within_hours = 0\n")))
     assert "notify_within_hours" in message and "at least" in message
+
+
+def with_rest_key(layout: Path) -> None:
+    """The REST key defined in the install's .env, as an admin would."""
+    env = layout.parent / ".env"
+    env.write_text(env.read_text() + "REST_KEY=the-key\n")
+
+
+def test_a_literal_rest_secret_in_the_ini_is_refused(layout: Path) -> None:
+    with_rest_key(layout)
+    learn_rest = "password = ${LEARN_PASSWORD}\nrest_key = ${REST_KEY}\nrest_secret = s3cr3t-literal"
+    path = write_config(layout, minimal().replace("password = ${LEARN_PASSWORD}", learn_rest))
+    message = load_error(path)
+    assert "] rest_secret: secrets must not be written in the INI" in message
+    assert "s3cr3t-literal" not in message
+
+
+def test_one_rest_key_alone_is_an_error(layout: Path) -> None:
+    with_rest_key(layout)
+    learn_rest = "password = ${LEARN_PASSWORD}\nrest_key = ${REST_KEY}"
+    path = write_config(layout, minimal().replace("password = ${LEARN_PASSWORD}", learn_rest))
+    message = load_error(path)
+    assert "[target:learn] rest_secret: is empty but the other REST key is set" in message
+    assert "the-key" not in message
