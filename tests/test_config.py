@@ -732,3 +732,27 @@ def test_check_refuses_a_learn_url_with_credentials_and_never_prints_them(
     assert status == 2
     assert f"{path} [target:learn] url: contains a user name or password" in captured.err
     assert "Hunter2-cli" not in captured.err + captured.out
+
+
+def with_rest_key(layout: Path) -> None:
+    """The REST key defined in the install's .env, as an admin would."""
+    env = layout.parent / ".env"
+    env.write_text(env.read_text() + "REST_KEY=the-key\n")
+
+
+def test_a_literal_rest_secret_in_the_ini_is_refused(layout: Path) -> None:
+    with_rest_key(layout)
+    learn_rest = "password = ${LEARN_PASSWORD}\nrest_key = ${REST_KEY}\nrest_secret = s3cr3t-literal"
+    path = write_config(layout, minimal().replace("password = ${LEARN_PASSWORD}", learn_rest))
+    message = load_error(path)
+    assert "] rest_secret: secrets must not be written in the INI" in message
+    assert "s3cr3t-literal" not in message
+
+
+def test_one_rest_key_alone_is_an_error(layout: Path) -> None:
+    with_rest_key(layout)
+    learn_rest = "password = ${LEARN_PASSWORD}\nrest_key = ${REST_KEY}"
+    path = write_config(layout, minimal().replace("password = ${LEARN_PASSWORD}", learn_rest))
+    message = load_error(path)
+    assert "[target:learn] rest_secret: is empty but the other REST key is set" in message
+    assert "the-key" not in message
