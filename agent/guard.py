@@ -32,7 +32,7 @@ from agent.journal import Journal
 from agent.journal_schema import ACCEPTED_STATUSES, REFRESH_OPERATIONS, FileRecord
 from agent.records import FileOutcome
 from agent.settings import LearnTargetSettings, TargetSettings
-from agent.wording import (
+from agent.wording_guards import (
     delete_guard_reason,
     feed_words,
     force_hint,
