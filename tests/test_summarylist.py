@@ -81,8 +81,8 @@ def test_a_list_too_big_even_gzipped_keeps_the_first_rows_that_fit_and_says_so()
     assert 0 < kept < 20_000
     text = " ".join(rendered.text.split())
     assert (
-        f"The list of all 20,000 files is too big for one email: the attached summary-sis-20261122T070005Z.csv.gz holds the first {kept:,} (problems first)"
-        in text
+        "The list of all 20,000 files is too big for one email: the attached "
+        f"summary-sis-20261122T070005Z.csv.gz holds the first {kept:,} (problems first)" in text
     )
     assert rendered.size * 4 // 3 < 0.75 * 1024 * 1024
 
