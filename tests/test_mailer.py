@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
