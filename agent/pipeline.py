@@ -269,6 +269,7 @@ class Pipeline:
             operation=outcome.operation,
             sha256=outcome.sha256,
         )
+        failpoints.hit("inspect-journaled")
         described = f"{result.object} ({outcome.operation})" if outcome.object else "csv"
         if profile.sendable(result):
             log.info("type: %s is %s, %d rows", outcome.name, described, result.rows)
