@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from agent.printable import printable
 from agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -298,12 +299,13 @@ def reason_path(failed_file: Path) -> Path:
 
 def _write_reason(failed_file: Path, reason: str, when: datetime) -> None:
     """Replace any stale reason file of an earlier failure with the same name (written whole)."""
+    name = printable(failed_file.name)  # a newline in the name must not forge a line of the file
     text = (
         f"Time: {_utc(when):%Y-%m-%d %H:%M:%S} UTC\n"
-        f"File: {failed_file.name}\n"
-        f"Reason: {reason}\n"
+        f"File: {name}\n"
+        f"Reason: {printable(reason)}\n"
         "\n"
-        f"Fix the problem, then move {failed_file.name} back into the drop folder to process it again.\n"
+        f"Fix the problem, then move {name} back into the drop folder to process it again.\n"
     )
     target = reason_path(failed_file)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")

@@ -769,3 +769,11 @@ def test_one_rest_key_alone_is_an_error(layout: Path) -> None:
     message = load_error(path)
     assert "[target:learn] rest_secret: is empty but the other REST key is set" in message
     assert "the-key" not in message
+
+
+def test_outbox_retention_days_defaults_to_30_and_0_keeps_everything(layout: Path) -> None:
+    assert load_config(write_config(layout, minimal()), environ={}).email.outbox_retention_days == 30
+    path = write_config(layout, minimal("[email]\ntransport = file\noutbox_retention_days = 0\n"))
+    assert load_config(path, environ={}).email.outbox_retention_days == 0
+    path = write_config(layout, minimal("[email]\noutbox_retention_days = -1\n"))
+    assert "[email] outbox_retention_days: -1 is out of range" in load_error(path)
