@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 from agent import archive
 from agent.batchitem import BatchContext
 from agent.completions import JobFollowUp, configured_base_url
+from agent.errors import ConfigError
+from agent.history import history_report
 from agent.journal import Journal
 from agent.journal_schema import JobRecord, JobState
 from agent.mailer import Mailer
@@ -139,6 +141,14 @@ def status_report(config: Config, limit: int = 20) -> str:
         lines += ["", "Jobs awaiting notification:", *_awaiting_table(awaiting)]
         lines += ["", "Jobs ended (as AlumnIQ reported):", *_ended_table(ended)]
     return "\n".join([*lines, *reports])
+
+
+def history(config: Config, *, route: str | None, slug: str | None, days: float) -> str:
+    """`feed-agent history`: each feed's deliveries of the last `days` days (read-only)."""
+    if route is not None and route not in {r.name for r in config.routes}:
+        raise ConfigError(f"there is no route '{route}' in {config.path}")
+    with Journal(config.agent.journal_path) as journal:
+        return history_report(journal, route=route, slug=slug, days=days)
 
 
 def _ended_table(jobs: Sequence[JobRecord]) -> list[str]:

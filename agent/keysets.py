@@ -80,7 +80,7 @@ def layout_of(path: Path, slug: str) -> KeyLayout | None:
 
 
 def _blocks(path: Path) -> Iterator[bytes]:
-    """ "\\n" + whole lines, past the header, in blocks of about BLOCK_SIZE; the last one ends with "\\n"."""
+    """ "\\n" + whole lines, past the header, in blocks of about BLOCK_SIZE (without their last "\\n")."""
     with path.open("rb") as handle:
         handle.readline(1024 * 1024)  # the header
         pending = b""
@@ -89,10 +89,10 @@ def _blocks(path: Path) -> Iterator[bytes]:
             if cut == 0:
                 pending += chunk
                 continue
-            yield b"".join((b"\n", pending, chunk[:cut]))
+            yield b"".join((b"\n", pending, chunk[: cut - 1]))  # no final "\n": it would match an empty key
             pending = chunk[cut:]
         if pending:
-            yield b"\n" + pending + b"\n"
+            yield b"\n" + pending
 
 
 def iter_key_blocks(path: Path, layout: KeyLayout) -> Iterator[list[bytes]]:

@@ -63,7 +63,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     5: ("agent.targets.jobapi", "agent.completions", "agent.claims", "agent.filing"),
     6: ("agent.profiles",),
     7: ("agent.wording", "agent.wording_guards", "agent.guard"),
-    8: ("agent.reports", "agent.logreport", "agent.meter", "agent.summarylist"),
+    8: ("agent.reports", "agent.logreport", "agent.meter", "agent.summarylist", "agent.history"),
     9: ("agent.render", "agent.mailer"),
     10: ("agent.spool", "agent.notify", "agent.pipeline"),
     11: ("agent.recovery",),
