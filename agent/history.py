@@ -8,6 +8,7 @@ text sparkline); the batch summary shows each of its feeds' last 14 deliveries a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from agent.journal import Journal
@@ -104,3 +105,52 @@ def _table(delivered: list[FileRecord]) -> list[str]:
         "  " + "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(row)).rstrip()
         for row in (header, *body)
     ]
+
+
+# -- the summary's chart: bars built from HTML tables (agent.reports and the summary templates) -------
+
+BAR_MAX_PX = 40
+BAR_MIN_PX = 2
+PAST_COLOUR = "#8c959f"
+
+
+@dataclass(frozen=True)
+class Bar:
+    height: int  # pixels, BAR_MIN_PX to BAR_MAX_PX, scaled to the feed's largest delivery
+    colour: str
+    current: bool  # this batch's file: marked "today"
+    title: str  # "2026-12-06 02:10 UTC: 24,000 rows, SUCCESS" (a tooltip where mail clients show one)
+
+
+@dataclass(frozen=True)
+class Chart:
+    feed: str  # "person/refresh"
+    bars: tuple[Bar, ...]
+    spark: str  # the same deliveries as a text sparkline, for the plain-text part
+    caption: str  # "last 14 deliveries: 396 to 404 rows; today 100"
+
+
+def chart(history: FeedHistory, colour_of: dict[str, str]) -> Chart:
+    """One feed's bars; `colour_of` maps a status to its badge colour (today's bar only)."""
+    values = [p.rows for p in history.points]
+    top = max((v for v in values if v), default=0)
+    bars = []
+    for point in history.points:
+        height = BAR_MIN_PX if not point.rows or not top else max(BAR_MIN_PX, round(BAR_MAX_PX * point.rows / top))
+        when = point.when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if point.when else "-"
+        bars.append(
+            Bar(
+                height=height,
+                colour=colour_of.get(point.status, "#0969da") if point.current else PAST_COLOUR,
+                current=point.current,
+                title=f"{when}: {format_count(point.rows)} rows, {point.status}",
+            )
+        )
+    past = [p.rows for p in history.points if not p.current and p.rows is not None]
+    today = [format_count(p.rows) for p in history.points if p.current]
+    caption = f"last {len(history.points)} deliveries"
+    if past:
+        caption += f": {format_count(min(past))} to {format_count(max(past))} rows before"
+    if today:
+        caption += f"; today {', '.join(today)} (marked)"
+    return Chart(f"{history.object}/{history.operation}", tuple(bars), sparkline(values), caption)

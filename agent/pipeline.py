@@ -30,6 +30,7 @@ from agent.errors import DeliveryUnknown, StopRequested, TargetError
 from agent.feeds import FEED_TYPES, depends_on, sort_key
 from agent.filing import file_away
 from agent.guard import Guards
+from agent.history import batch_history
 from agent.journal import Journal
 from agent.journal_schema import TERMINAL_STATES, FileState
 from agent.profiles import TargetProfile, profile_for
@@ -164,6 +165,7 @@ class Pipeline:
             self.journal.batch_reported(batch_id)
             return
         batch.report_key = batch_report_key(batch_id)
+        batch.history = batch_history(self.journal, batch)  # each feed's last deliveries, for the chart
         batch.reported = once(lambda: self.journal.batch_reported(batch_id), "summary-journaled")
         self.reporter.batch_done(batch)
         batch.reported()
