@@ -31,7 +31,7 @@ from agent.feeds import FEED_TYPES, depends_on, order_key, sort_key
 from agent.guard import refresh_guard
 from agent.inspection import Inspection
 from agent.journal import Journal
-from agent.journal_schema import FileRecord
+from agent.journal_schema import FileRecord, Owner
 from agent.profiles import TargetProfile, profile_for
 from agent.records import (
     BatchOutcome,
@@ -62,6 +62,7 @@ class BatchContext:
     keep: bool = False  # a manual post that leaves the file where it is (no archive, no failed/)
     object_override: str | None = None  # `post --object`
     operation_override: str | None = None  # `post --operation`
+    owner: Owner = Owner.SERVICE  # who runs the batch: a restart of the service adopts only its own
 
 
 AUTOMATIC = BatchContext()
@@ -146,11 +147,13 @@ class Pipeline:
 
     # -- taking files ------------------------------------------------------------------------------
 
-    def claim(self, route: RouteSettings, path: Path, arrived_at: datetime | None = None) -> int | None:
+    def claim(
+        self, route: RouteSettings, path: Path, arrived_at: datetime | None = None, owner: Owner = Owner.SERVICE
+    ) -> int | None:
         """Move a ready file from the drop folder into processing/ and journal it.
 
-        The journal row is written first (state claiming, with the source path), so a crash between
-        the two steps is visible on restart. Returns the file id, or None if the file vanished.
+        The journal row is written first (state claiming, with the source path and owner), so a crash
+        between the two steps is visible on restart. Returns the file id, or None if the file vanished.
         """
         name = archive.original_name(path.name)
         try:
@@ -158,7 +161,13 @@ class Pipeline:
         except FileNotFoundError:
             return None
         file_id = self.journal.add_file(
-            route=route.name, target=route.target, name=name, source_path=path, size=size, arrived_at=arrived_at
+            route=route.name,
+            target=route.target,
+            name=name,
+            source_path=path,
+            size=size,
+            arrived_at=arrived_at,
+            owner=owner,
         )
         try:
             claimed = archive.claim(path, self.config.agent.processing_dir)
@@ -178,6 +187,7 @@ class Pipeline:
             source_path=path,
             size=path.stat().st_size,
             arrived_at=utcnow(),
+            owner=Owner.POST_KEEP,
         )
         self.journal.claimed(file_id, path)
         return file_id
@@ -187,7 +197,7 @@ class Pipeline:
     def process(self, route: RouteSettings, file_ids: list[int], context: BatchContext = AUTOMATIC) -> BatchOutcome:
         """Take claimed (or recovered) files of one route to their end; return the batch outcome."""
         batch = BatchOutcome(route=route.name, started_at=utcnow())
-        batch_id = self.journal.start_batch(route.name)
+        batch_id = self.journal.start_batch(route.name, context.owner)
         batch.batch_id = batch_id
         profile = self.profile(route)
         items = [self._item(route, profile, file_id, batch_id, context) for file_id in file_ids]
@@ -334,6 +344,8 @@ class Pipeline:
         outcome = item.outcome
         target = self.target(route.target)
         if item.receipt is None:
+            if self.stop.is_set():  # a stop between two files: the next one stays claimed, unsent
+                raise StopRequested()
             try:
                 item.receipt = self._submit(target, item, self.profile(route))
             except (TargetError, OSError) as exc:
@@ -381,6 +393,8 @@ class Pipeline:
             record = target.record_log(outcome.receipt, csv_path, self.stop, finished=finished)
         except OSError as exc:
             record = RecordLog(outcome.receipt.reference, complete=False, problem=f"the log could not be saved: {exc}")
+        except StopRequested:  # the file is delivered and archived: its report still goes, without the log
+            record = RecordLog(outcome.receipt.reference, complete=False, problem="feed-agent was stopped first")
         if record is None:
             return
         outcome.record_log = record
@@ -408,8 +422,17 @@ class Pipeline:
             has_bom=bool(inspection and inspection.bom),
             notify_url=notify_url,
             on_sent=self.upload_progress,
+            stop=self.stop,
         )
-        receipt = target.submit(submission)
+        try:
+            receipt = target.submit(submission)
+        except StopRequested:
+            # A stop signal cut the upload short (agent.interrupts): before the last byte nothing reached
+            # the destination, so the file is claimable again (after it, the journal says SENT already).
+            self.journal.upload_abandoned(
+                item.file_id, "the upload was abandoned before its end: feed-agent was stopping"
+            )
+            raise
         self.journal.submitted(item.file_id, receipt)
         if follow_up is not None and notify_url is not None:
             follow_up.queued(item.file_id, outcome.target, receipt)

@@ -21,7 +21,7 @@ MAX_LINES = 500
 
 # Floor of each module, lowest first. A module may import modules of its own floor or lower floors.
 FLOORS: dict[int, tuple[str, ...]] = {
-    0: ("agent", "agent.errors", "agent.clock", "agent.failpoints", "agent.interrupts"),
+    0: ("agent", "agent.errors", "agent.clock", "agent.failpoints", "agent.interrupts", "agent.processes"),
     1: (
         "agent.retry",
         "agent.records",
@@ -66,7 +66,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     9: ("agent.render", "agent.mailer"),
     10: ("agent.spool", "agent.notify", "agent.pipeline"),
     11: ("agent.recovery",),
-    12: ("agent.daemon", "agent.commands", "agent.errorlog"),
+    12: ("agent.daemon", "agent.commands", "agent.posting", "agent.errorlog"),
     13: ("agent.demo", "agent.cli", "agent.__main__"),
 }
 SIMULATOR = "agent.simulator"
