@@ -230,3 +230,13 @@ def test_the_reporter_marks_a_report_taken_right_after_the_spool_holds_it(tmp_pa
     assert marks == ["taken"] and len(list((tmp_path / "var" / "outbox" / "unsent").glob("*.eml"))) == 1
     EmailReporter(config(tmp_path, per_file="problems")).file_done(outcome(Status.SUCCESS, reported=marks.clear))
     assert marks == ["taken"]  # no report due: the reporter leaves the mark to the pipeline
+
+
+def test_the_reports_kept_in_memory_are_bounded_by_size_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reporter = EmailReporter(config(tmp_path, transport="none"))
+    reporter.file_done(outcome(Status.SUCCESS, name="first.txt"))
+    one = reporter.sent[0].size
+    monkeypatch.setattr("agent.notify.RECENT_BYTES", 3 * one + one // 2)
+    for number in range(10):
+        reporter.file_done(outcome(Status.SUCCESS, name=f"file{number}.txt"))
+    assert [r.subject.split()[2] for r in reporter.sent] == ["file7.txt", "file8.txt", "file9.txt"]
