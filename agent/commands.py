@@ -24,7 +24,8 @@ from agent.profiles import make_target
 from agent.records import CheckResult
 from agent.settings import Config, WebhookSettings
 from agent.spool import describe, spool_state
-from agent.wording import format_duration, interrupted_post
+from agent.wording import format_duration
+from agent.wording_posts import interrupted_post
 
 
 def status_report(config: Config, limit: int = 20) -> str:

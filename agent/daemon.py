@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from agent import archive, interrupts
+from agent.claims import Found
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.completions import JobFollowUp, configured_base_url
 from agent.errors import AgentError, AlreadyRunning, ConfigError, StopRequested
@@ -30,6 +31,7 @@ from agent.recovery import recover
 from agent.retry import RetryPolicy
 from agent.settings import Config, RouteSettings
 from agent.spool import describe, spool_state
+from agent.strays import Strays
 from agent.watcher import Candidate, FolderWatcher
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,7 @@ class Agent:
         if reporter is None:
             self.email = reporter = EmailReporter(config, self.journal)
         self.reporter: Reporter = reporter
+        self.strays = Strays(config, self.journal, reporter, clock.now)
         self.narrate: Callable[[str], None] = narrate or (lambda _line: None)
         self.follow_up = JobFollowUp(
             config, self.journal, self.reporter, base_url=configured_base_url(config.webhook), clock=clock
@@ -242,37 +245,28 @@ class Agent:
     def _run_batch(self, route: RouteSettings, ready: list[Candidate]) -> None:
         if not ready:
             return
-        file_ids = []
         self.narrate(f"  batch of {len(ready)} on route {route.name}: " + ", ".join(c.path.name for c in ready))
         for candidate in ready:
             log.info("ready: %s", candidate.path.name)
-            file_id = self.pipeline.claim(route, candidate.path, candidate.arrived_at)
+        taken = self.pipeline.take(route, [Found(c.path, c.arrived_at) for c in ready])
+        for candidate in ready:
             if candidate.marker is not None:
                 candidate.marker.unlink(missing_ok=True)
             self._seen.discard(candidate.path)
-            if file_id is not None:
-                file_ids.append(file_id)
         self.watcher.take(c.path for c in ready)
-        if file_ids:
-            self._record([self.pipeline.process(route, file_ids)])
+        self._record([self.pipeline.process(route, taken.file_ids, batch_id=taken.batch_id)])
 
     def _record(self, batches: list[BatchOutcome]) -> None:
         self.batches.extend(batches)
         self.all_ok = self.all_ok and all(batch.ok for batch in batches)
 
     def _unsupported(self, route_name: str, path: Path, reason: str) -> None:
-        """Symlinks, folders and special files are never followed or sent: move them aside."""
-        try:
-            moved = archive.fail(
-                path,
-                self.config.agent.failed_dir,
-                name=path.name,
-                reason=f"{reason}; only regular files are processed",
-                when=self.clock.now(),
-            )
-            log.warning("rejected: %s in route %s: %s (moved to %s)", path.name, route_name, reason, moved)
-        except OSError as exc:
-            log.error("cannot move %s aside (%s): %s", path, reason, exc)
+        """Symlinks, folders and special files are never followed or sent (`agent.strays`: moved
+        aside, a folder left in place, each with a REJECTED email); `run` then exits 1."""
+        line = self.strays.found(self.routes[route_name], path, reason)
+        if line is not None:
+            self.attention.append(line)
+            self.all_ok = False
 
     def _housekeeping(self) -> None:
         self._deliver_reports()

@@ -27,7 +27,6 @@ from agent.journal_schema import (
     IN_FLIGHT_STATES,
     JOB_SELECT,
     OPEN_JOB_STATES,
-    REFRESH_OPERATIONS,
     UNSENT_STATES,
     UPDATABLE_COLUMNS,
     BatchRecord,
@@ -84,6 +83,28 @@ class Journal(JournalBase):
         )
         if cursor.rowcount == 0:
             raise KeyError(f"no batch with id {batch_id} in the journal")
+
+    def batch(self, batch_id: int) -> BatchRecord:
+        row = self._fetchone("SELECT * FROM batches WHERE id = ?", (batch_id,))
+        if row is None:
+            raise KeyError(f"no batch with id {batch_id} in the journal")
+        return batch_record(row)
+
+    def batch_reported(self, batch_id: int) -> None:
+        """The batch summary was handed to the mailer (or needs none): a restart never sends it again."""
+        self._execute(
+            "UPDATE batches SET reported_at = ? WHERE id = ? AND reported_at IS NULL", (to_db_time(utcnow()), batch_id)
+        )
+
+    def unreported_batches(self) -> list[BatchRecord]:
+        """The service's batches a restart must still finish or summarize, oldest first."""
+        sql = "SELECT * FROM batches WHERE reported_at IS NULL AND owner = ? ORDER BY id"
+        return [batch_record(row) for row in self._fetchall(sql, (Owner.SERVICE.value,))]
+
+    def batch_files(self, batch_id: int) -> list[FileRecord]:
+        """Every file journaled in the batch (whatever its state), in the order they were planned."""
+        rows = self._fetchall("SELECT * FROM files WHERE batch_id = ? ORDER BY id", (batch_id,))
+        return [file_record(row) for row in rows]
 
     def recent_batches(self, limit: int = 10) -> list[BatchRecord]:
         rows = self._fetchall("SELECT * FROM batches ORDER BY id DESC LIMIT ?", (limit,))
@@ -148,6 +169,11 @@ class Journal(JournalBase):
         """The upload starts: a crash from here on may have reached the destination."""
         self._update(file_id, state=FileState.SUBMITTING)
 
+    def sent(self, file_id: int, at: datetime | None = None) -> None:
+        """The body's last byte is going out: from here on the destination may have the file, so a
+        crash or a lost answer makes it UNCONFIRMED, never a second upload."""
+        self._update(file_id, state=FileState.SENT, sent_at=at or utcnow())
+
     def upload_abandoned(self, file_id: int, reason: str) -> bool:
         """A stop cut the upload short before its last byte went out: nothing reached the destination,
         so the file may be claimed and sent again. A file already SENT (or further) is left as it is;
@@ -196,7 +222,12 @@ class Journal(JournalBase):
             **_counts(result.progress),
         )
 
-    def archived(self, file_id: int, path: Path) -> None:
+    def decided_unsent(self, file_id: int, status: Status, reason: str, at: datetime) -> None:
+        """A file that did not reach its destination: its end is decided before it moves to failed/,
+        so a restart finishes the move instead of deciding again."""
+        self._update(file_id, state=FileState.FINISHED, status=status, message=reason, finished_at=at)
+
+    def archived(self, file_id: int, path: Path | None) -> None:
         """Delivered and moved to archive/ (or left in place by a manual post)."""
         self._update(file_id, state=FileState.ARCHIVED, current_path=path)
 
@@ -209,6 +240,12 @@ class Journal(JournalBase):
             message=reason,
             finished_at=at,
             current_path=path,
+        )
+
+    def file_reported(self, file_id: int) -> None:
+        """The per-file report was handed to the mailer (or needs none): a restart never sends it again."""
+        self._execute(
+            "UPDATE files SET reported_at = ? WHERE id = ? AND reported_at IS NULL", (to_db_time(utcnow()), file_id)
         )
 
     def _update(self, file_id: int, **fields: object) -> None:
@@ -266,20 +303,72 @@ class Journal(JournalBase):
         )
         return [file_record(row) for row in self._fetchall(sql, [*(s.value for s in IN_FLIGHT_STATES), limit])]
 
-    def last_accepted_refresh_rows(self, target: str, object: str) -> int | None:
-        """Rows of the newest refresh the destination accepted, for the shrinking-refresh guard.
+    def keys_compared(
+        self, file_id: int, *, data_source_keys: str | None, disabled: int | None, added: int | None
+    ) -> None:
+        """What the refresh guard found: the file's data source keys and the keys it disables and adds."""
+        self._update(file_id, data_source_keys=data_source_keys, disabled_keys=disabled, added_keys=added)
 
-        A refresh that FAILED, was rejected or held never replaced the destination's data, so it
-        is not a baseline; files with another target or object are a different data set.
+    def last_delivery(
+        self,
+        target: str,
+        slug: str,
+        operation: str,
+        data_source_keys: str | None = None,
+        *,
+        before: int | None = None,
+    ) -> FileRecord | None:
+        """The newest delivery of one feed the destination accepted: the refresh guard's baseline.
+
+        A feed is a target, object and operation; for a `refreshlegacy` also the data source keys the
+        file covered (Learn disables only within them, so one key's file is never compared with
+        another's). A file that FAILED, was rejected or held never replaced the destination's data.
         """
         sql = (
-            f'SELECT "rows" FROM files WHERE target = ? AND object = ? '
-            f"AND operation IN ({_placeholders(len(REFRESH_OPERATIONS))}) "
-            f'AND status IN ({_placeholders(len(ACCEPTED_STATUSES))}) AND "rows" IS NOT NULL '
-            f"ORDER BY COALESCE(finished_at, submitted_at, updated_at) DESC, id DESC LIMIT 1"
+            f"SELECT * FROM files WHERE target = ? AND object = ? AND operation = ? "
+            f"AND status IN ({_placeholders(len(ACCEPTED_STATUSES))})"
         )
-        row = self._fetchone(sql, [target, object, *REFRESH_OPERATIONS, *ACCEPTED_STATUSES])
-        return None if row is None else int(row[0])
+        params: list[object] = [target, slug, operation, *ACCEPTED_STATUSES]
+        if operation == "refreshlegacy":
+            sql += " AND COALESCE(data_source_keys, '') = ?"
+            params.append(data_source_keys or "")
+        if before is not None:
+            sql += " AND id < ?"
+            params.append(before)
+        row = self._fetchone(
+            sql + " ORDER BY COALESCE(finished_at, submitted_at, updated_at) DESC, id DESC LIMIT 1", params
+        )
+        return None if row is None else file_record(row)
+
+    def deliveries(
+        self,
+        *,
+        route: str | None = None,
+        slug: str | None = None,
+        target: str | None = None,
+        operation: str | None = None,
+        since: datetime | None = None,
+        before: int | None = None,
+        limit: int | None = None,
+    ) -> list[FileRecord]:
+        """Accepted deliveries, newest first: the feed history (`history`, the store notice, the summary chart)."""
+        sql = f"SELECT * FROM files WHERE status IN ({_placeholders(len(ACCEPTED_STATUSES))})"
+        params: list[object] = [*ACCEPTED_STATUSES]
+        for column, value in (("route", route), ("object", slug), ("target", target), ("operation", operation)):
+            if value is not None:
+                sql += f" AND {column} = ?"  # column names from the fixed tuple above
+                params.append(value)
+        if since is not None:
+            sql += " AND finished_at >= ?"
+            params.append(to_db_time(since))
+        if before is not None:
+            sql += " AND id < ?"
+            params.append(before)
+        sql += " ORDER BY COALESCE(finished_at, submitted_at, updated_at) DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [file_record(row) for row in self._fetchall(sql, params)]
 
     def last_arrival(self, route: str) -> datetime | None:
         """When a file last arrived on the route (for the MISSING alert)."""

@@ -25,15 +25,16 @@ from pathlib import Path
 
 from agent import archive, processes
 from agent.advice import post_command, resume_post_command
+from agent.batchitem import BatchContext
 from agent.completions import JobFollowUp, configured_base_url
 from agent.errors import AgentError, StopRequested
 from agent.journal import Journal
 from agent.journal_schema import FileRecord, FileState, Owner
 from agent.notify import EmailReporter
-from agent.pipeline import BatchContext, Narrator, Pipeline
+from agent.pipeline import Narrator, Pipeline
 from agent.records import FileOutcome, Status, UploadProgress
 from agent.settings import Config, RouteSettings
-from agent.wording import post_owner_running, post_stopped, post_withdrawn_reason, resuming_post
+from agent.wording_posts import post_owner_running, post_stopped, post_withdrawn_reason, resuming_post
 
 NOT_SENT_STATES = (FileState.CLAIMING, FileState.CLAIMED, FileState.SUBMITTING)
 
@@ -112,6 +113,7 @@ class _Post:
             except OSError:
                 where = current  # the place is taken or gone: it stays in processing/, and we say so
         self.journal.withdrawn(record.id, where, post_withdrawn_reason(where))
+        self.journal.file_reported(record.id)  # told on the terminal; no email for a file never sent
         return where
 
 
@@ -154,13 +156,8 @@ def post_file(
                 raise AgentError("stopped before the file was taken; nothing was done")
             route, file_id, owner = post.take(route, absolute, keep)
             echo(f"posting {absolute.name} via route {route.name} to target {route.target}")
-            context = BatchContext(
-                force=force,
-                keep=owner is Owner.POST_KEEP,
-                object_override=object_slug,
-                operation_override=operation,
-                owner=owner,
-            )
+            keep = owner is Owner.POST_KEEP
+            context = BatchContext(force=force, keep=keep, object_override=object_slug, operation_override=operation)
             try:
                 batch = pipeline.process(route, [file_id], context)
             except StopRequested:

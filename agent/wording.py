@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 from agent.advice import command_start, errors_command, post_command
-from agent.journal_schema import FileRecord, FileState
 from agent.profiles import TargetProfile, profile_for
 from agent.records import BatchOutcome, FileOutcome, JobNotice, RecordLog, Status
 
@@ -153,6 +151,8 @@ def _profile(outcome: FileOutcome) -> TargetProfile:
 
 def status_meaning(outcome: FileOutcome) -> str:
     """One sentence that says what the status word means for this file."""
+    if outcome.entry_kind:
+        return f"It was not sent: it is a {outcome.entry_kind}, and only regular files are processed."
     profile = _profile(outcome)
     where = profile.destination
     delivered = f"{where} processed every record." if profile.learn_feeds else f"The file was delivered to {where}."
@@ -210,6 +210,8 @@ def next_step(outcome: FileOutcome) -> str:
     ref = outcome.receipt.reference if outcome.receipt else None
     what = _sentence(outcome.message)
     status = outcome.status
+    if outcome.entry_kind:
+        return _stray_step(outcome, drop)
     if status is Status.SUCCESS:
         return "Nothing to do."
     if status is Status.QUEUED:
@@ -247,6 +249,21 @@ def next_step(outcome: FileOutcome) -> str:
     return step + f"Fix it, then move the file back into {drop}."
 
 
+def _stray_step(outcome: FileOutcome, drop: str) -> str:
+    """A link, folder or pipe in the drop folder (`agent.strays`): where it is now, what to do."""
+    if outcome.entry_kind == "folder":
+        return (
+            f"Nothing was moved: the folder stays in {drop} and is not reported again. The agent does not "
+            f"look inside folders: move the files in it that should be sent directly into {drop}, then "
+            "remove the folder."
+        )
+    link = " (the link only: what it points to was not touched)" if outcome.entry_kind == "symbolic link" else ""
+    return (
+        f"It was moved to {outcome.final_path}{link}. To send the data, put a regular file with it into "
+        f"{drop}; the agent never follows links or reads pipes."
+    )
+
+
 def _unconfirmed_step(outcome: FileOutcome, drop: str) -> str:
     profile = _profile(outcome)
     when = format_time(outcome.sent_at or outcome.finished_at)
@@ -255,6 +272,15 @@ def _unconfirmed_step(outcome: FileOutcome, drop: str) -> str:
         f"{profile.recent_uploads} for a data set received at about {when}. If you find one, the file was "
         f"accepted: leave it in failed/ (and follow that data set there). If there is none, move the file "
         f"back into {drop} to send it again."
+    )
+
+
+def unanswered_at_restart(name: str, destination: str) -> str:
+    """Why a file is UNCONFIRMED when the agent itself stopped (a crash, a power cut) between its
+    last byte and the destination's answer."""
+    return (
+        f"the whole of {name} was sent to {destination}, but feed-agent stopped before {destination}'s answer "
+        f"was read. {destination} may have accepted it, so it was not sent again"
     )
 
 
@@ -423,75 +449,4 @@ def job_next_step(notice: JobNotice) -> str:
         f"failed jobs up to 5 times before it reports a failure. Fix the cause, then move the file from "
         f"{notice.location or 'archive/'} back into {notice.drop_folder or 'the drop folder'} to upload it and "
         "queue the job again."
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# A manual post: stopped, interrupted, resumed (agent/posting.py, `status`)
-
-
-def post_state(record: FileRecord, destination: str) -> str:
-    """Where an unfinished post left its file, as a clause: "was not sent", "was sent …"."""
-    if record.state in (FileState.CLAIMING, FileState.CLAIMED, FileState.SUBMITTING):
-        return f"was not sent (nothing reached {destination})"
-    if record.state is FileState.SENT:
-        return (
-            f"went to {destination} whole, but the answer had not come: {destination} may have it, so it is "
-            "never sent again automatically"
-        )
-    if record.state is FileState.SUBMITTED:
-        return f"was sent and {destination} is processing it (reference {record.reference})"
-    if record.state is FileState.FINISHED:
-        return f"was sent (reference {record.reference}) and ended {record.status}; it was not yet archived"
-    return f"ended {record.status or record.state.value}"
-
-
-def _going_on(record: FileRecord, destination: str) -> str:
-    if record.state is FileState.SENT:
-        return "To record it as UNCONFIRMED and get its report (it is not sent again), run:"
-    if record.state in (FileState.SUBMITTED, FileState.FINISHED):
-        return (
-            f"{destination} goes on processing it. To follow it to the end and get its report "
-            "(it is not sent again), run:"
-        )
-    return "To send it, run:"
-
-
-def post_stopped(record: FileRecord, where: Path, command: str, target_type: str) -> str:
-    """What `post` says when Ctrl-C or SIGTERM stopped it: the state, where the file is, what to run."""
-    destination = profile_for(target_type).destination
-    return (
-        f"interrupted: {record.name} {post_state(record, destination)}. The file is at {where}. "
-        f"{_going_on(record, destination)} {command}"
-    )
-
-
-def post_withdrawn_reason(where: Path) -> str:
-    return f"the post was stopped before the file was sent; nothing reached the destination; the file is at {where}"
-
-
-def post_owner_running(record: FileRecord) -> str:
-    """A second `post` of a file whose post is still running is refused (it would be sent twice)."""
-    return (
-        f"{record.name} is still being posted by feed-agent process {record.owner_pid} (state "
-        f"{record.state.value}); nothing was done. Wait for it to finish, or stop it with Ctrl-C in its "
-        f"terminal (or: kill -INT {record.owner_pid}), then run this again"
-    )
-
-
-def resuming_post(record: FileRecord, path: Path) -> str:
-    what = {
-        FileState.SENT: "its whole body went out and no answer came: it is not sent again",
-        FileState.SUBMITTED: f"it was sent (reference {record.reference}): following it, not sending it again",
-        FileState.FINISHED: f"it was sent (reference {record.reference}) and ended: finishing it",
-    }.get(record.state, "it was not sent: sending it now")
-    return f"resuming the interrupted post of {record.name} ({path}): {what}"
-
-
-def interrupted_post(record: FileRecord, target_type: str, command: str) -> str:
-    """One `status` line for a manual post whose process is gone: its state and the command that resumes it."""
-    destination = profile_for(target_type).destination
-    return (
-        f"{record.name} (id {record.id}): its post (pid {record.owner_pid}) ended early; the file "
-        f"{post_state(record, destination)}. The service leaves it alone. {_going_on(record, destination)} {command}"
     )

@@ -21,7 +21,15 @@ MAX_LINES = 500
 
 # Floor of each module, lowest first. A module may import modules of its own floor or lower floors.
 FLOORS: dict[int, tuple[str, ...]] = {
-    0: ("agent", "agent.errors", "agent.clock", "agent.failpoints", "agent.interrupts", "agent.processes"),
+    0: (
+        "agent",
+        "agent.errors",
+        "agent.clock",
+        "agent.failpoints",
+        "agent.interrupts",
+        "agent.printable",
+        "agent.processes",
+    ),
     1: (
         "agent.retry",
         "agent.records",
@@ -32,6 +40,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.callbacks",
     ),
     2: (
+        "agent.keysets",
         "agent.linescan",
         "agent.mounts",
         "agent.listing",
@@ -58,11 +67,11 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.targets.s3errors",
         "agent.observers",
     ),
-    4: ("agent.journal", "agent.targets.learn", "agent.targets.s3", "agent.watcher"),
-    5: ("agent.targets.jobapi", "agent.completions"),
+    4: ("agent.journal", "agent.targets.learn", "agent.targets.s3", "agent.watcher", "agent.batchitem"),
+    5: ("agent.targets.jobapi", "agent.completions", "agent.claims", "agent.filing"),
     6: ("agent.profiles",),
-    7: ("agent.wording", "agent.guard"),
-    8: ("agent.reports", "agent.logreport", "agent.meter"),
+    7: ("agent.wording", "agent.wording_guards", "agent.wording_posts", "agent.guard", "agent.strays"),
+    8: ("agent.reports", "agent.logreport", "agent.meter", "agent.summarylist"),
     9: ("agent.render", "agent.mailer"),
     10: ("agent.spool", "agent.notify", "agent.pipeline"),
     11: ("agent.recovery",),
