@@ -7,9 +7,12 @@ and :mod:`agent.simulator.logentries` writes the English sentence only when a pa
 
 The checks follow `shared/reference/learn-snapshot-flatfile.md` §2 (required columns, key lengths,
 characters of course ids and term/node keys, Y/N flags, row_status values); how Learn words them is
-invented. Encoding, also §2 (Blackboard's legacy page): a file that starts with a UTF-8 byte-order
-mark is read as UTF-8, any other as ISO-8859-1, so UTF-8 text without a BOM is stored garbled
-("JosÃ©") exactly as such a Learn would store it, and later references to the real key fail.
+invented. The delimiter is the integration's one "Feed File Delimiter" (pipe by default, or comma,
+tab, colon), never guessed per file: a comma file sent to a pipe integration has a one-column header
+and every record fails, as on a real Learn. Encoding, also §2 (Blackboard's legacy page): a file that
+starts with a UTF-8 byte-order mark is read as UTF-8, any other as ISO-8859-1, so UTF-8 text without
+a BOM is stored garbled ("JosÃ©") exactly as such a Learn would store it, and later references to the
+real key fail.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ W_IGNORED_VALUES = 64  # args: column, value[, column, value]: values Learn igno
 
 _UNIT = "\x1f"  # separates facts; never inside a stored value
 BOM = b"\xef\xbb\xbf"
+# Learn's "Feed File Delimiter" choices for an integration (name -> character); pipe is Learn's default.
+DELIMITERS = {"pipe": "|", "comma": ",", "tab": "\t", "colon": ":"}
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9.-]*")
 
 
@@ -123,10 +128,11 @@ def _clean(value: str) -> str:
 class RowChecker:
     """Parses an upload line by line, as it streams in, and decides each record's fate."""
 
-    def __init__(self, slug: str, store: KeyLookup) -> None:
+    def __init__(self, slug: str, store: KeyLookup, delimiter: str = "|") -> None:
         self.slug = slug
         self.store = store
         self.log = RowLog(slug)
+        self.log.delimiter = delimiter  # the integration's: a file in another one fails every record
         self.columns: list[str] | None = None
         self.new_keys: set[str] = set()
         self._partial = bytearray()
@@ -179,9 +185,7 @@ class RowChecker:
 
     # Header and rows ----------------------------------------------------------------------
     def _read_header(self, text: str) -> None:
-        delimiter = "|" if "|" in text else ("\t" if "\t" in text else ",")
-        self.columns = [name.strip().lower() for name in text.split(delimiter)]
-        self.log.delimiter = delimiter
+        self.columns = [name.strip().lower() for name in text.split(self.log.delimiter)]
         self.log.header = tuple(self.columns)
 
     def _check_row(self, text: str) -> None:
