@@ -45,6 +45,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.targets.http",
         "agent.targets.pacing",
         "agent.targets.s3keys",
+        "agent.targets.s3retry",
         "agent.logdigest",
         "agent.receiver",
     ),
