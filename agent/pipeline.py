@@ -276,7 +276,7 @@ class Pipeline:
         if item.receipt is not None:  # recovered after upload: inspected before the crash
             return
         target = self.config.target_for(route)
-        result = profile.inspect(item.path, context.object_override or route.object, target)
+        result = profile.inspect(item.path, context.object_override or route.object, target, route.encoding)
         item.inspection = result
         outcome.rows, outcome.size = result.rows, result.size
         outcome.object = profile.sent_object(result)
@@ -406,6 +406,7 @@ class Pipeline:
             rows=outcome.rows or 0,
             non_ascii=bool(inspection and inspection.non_ascii),
             has_bom=bool(inspection and inspection.bom),
+            encoding=(inspection.encoding if inspection else None) or "utf-8",
             notify_url=notify_url,
             on_sent=self.upload_progress,
         )

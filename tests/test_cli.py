@@ -119,7 +119,7 @@ def test_inspect_exit_0_when_all_clean_and_1_otherwise(
 @pytest.mark.parametrize(
     ("content", "detected", "expected"),
     [
-        ("external_person_key|user_id\n".encode("utf-16"), None, "UTF-16"),
+        ("external_person_key|user_id\n".encode("utf-16-le"), None, "UTF-16"),  # without its BOM
         (b"\x00\x01\x02\x03", None, "binary"),
         (
             "external_person_key|firstname|lastname|user_id\nP1|José|X|j\n".encode("latin-1"),

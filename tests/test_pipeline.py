@@ -116,6 +116,60 @@ def test_a_colon_integration_takes_colon_files(tmp_path: Path, learn_sim: LearnS
     assert [u.slug for u in learn_sim.uploads_snapshot()] == ["course"]
 
 
+ACCENTED_PEOPLE = [("P-José", "SIS", "José", "Ñúñez", "jnunez", "jn@example.edu"), *person_rows(1)]
+
+
+@pytest.mark.parametrize(("encoding", "mark"), [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff")])
+def test_utf16_with_its_mark_is_sent_byte_for_byte_and_learn_reads_the_accents(
+    tmp_path: Path, learn_sim: LearnSimulator, encoding: str, mark: bytes
+) -> None:
+    """Issue 13.8: UTF-16 with a BOM is accepted, sent as is (no UTF-8 BOM added), and read right."""
+    config = load(tmp_path, learn_sim.url)
+    text = "\r\n".join("|".join(row) for row in [PEOPLE_HEADER, *ACCENTED_PEOPLE]) + "\r\n"
+    path = config.route().watch / "users.txt"
+    path.write_bytes(mark + text.encode(encoding))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with Journal(config.agent.journal_path) as journal:
+        pipeline = fast_pipeline(config, journal, RecordingReporter())
+        batch = pipeline.process(config.route(), claim_all(pipeline, config, [path]))
+    assert batch.files[0].status is Status.SUCCESS, batch.files[0].message
+    [upload] = learn_sim.uploads_snapshot()
+    assert (upload.sha256, upload.encoding, upload.rows, upload.errors) == (digest, encoding, 2, 0)
+    assert learn_sim.store.knows("person", "P-José")
+
+
+def test_a_latin1_route_sends_latin1_files_without_a_bom_and_learn_reads_the_accents(
+    tmp_path: Path, learn_sim: LearnSimulator
+) -> None:
+    """Issue 13.8: `encoding = latin-1`: checked as Latin-1 and sent as is, so Learn reads ISO-8859-1."""
+    config = load(tmp_path, learn_sim.url, route_extra="encoding = latin-1")
+    text = "\n".join("|".join(row) for row in [PEOPLE_HEADER, *ACCENTED_PEOPLE]) + "\n"
+    path = config.route().watch / "users.txt"
+    path.write_bytes(text.encode("latin-1"))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with Journal(config.agent.journal_path) as journal:
+        pipeline = fast_pipeline(config, journal, RecordingReporter())
+        batch = pipeline.process(config.route(), claim_all(pipeline, config, [path]))
+    assert batch.files[0].status is Status.SUCCESS, batch.files[0].message
+    [upload] = learn_sim.uploads_snapshot()
+    assert (upload.sha256, upload.encoding, upload.errors) == (digest, "iso-8859-1", 0)
+    assert learn_sim.store.knows("person", "P-José")
+
+
+def test_an_undeclared_latin1_file_is_still_rejected_with_the_line_and_the_byte(
+    tmp_path: Path, learn_sim: LearnSimulator
+) -> None:
+    config = load(tmp_path, learn_sim.url)
+    path = config.route().watch / "users.txt"
+    path.write_bytes(("\n".join("|".join(row) for row in [PEOPLE_HEADER, *ACCENTED_PEOPLE]) + "\n").encode("latin-1"))
+    with Journal(config.agent.journal_path) as journal:
+        pipeline = fast_pipeline(config, journal, RecordingReporter())
+        batch = pipeline.process(config.route(), claim_all(pipeline, config, [path]))
+    assert batch.files[0].status is Status.REJECTED
+    assert "not UTF-8 text (line 2 has the byte 0xE9" in batch.files[0].message
+    assert learn_sim.uploads_snapshot() == []
+
+
 def test_on_failure_continue_sends_dependents_anyway(tmp_path: Path, learn_sim: LearnSimulator) -> None:
     config = load(tmp_path, learn_sim.url, on_failure="continue")
     reporter = RecordingReporter()
@@ -227,10 +281,10 @@ def test_a_file_that_breaks_inspection_is_set_aside_and_the_rest_go_on(
     config, journal, reporter = pipeline_env
     real = agent.profiles.inspect_file
 
-    def flaky(path: Path, forced: str | None = None, delimiter: str | None = None):  # type: ignore[no-untyped-def]
+    def flaky(path: Path, *args: object):  # type: ignore[no-untyped-def]
         if path.name == "courses.txt":
             raise MemoryError("simulated")
-        return real(path, forced, delimiter)
+        return real(path, *args)
 
     monkeypatch.setattr(agent.profiles, "inspect_file", flaky)
     drop = config.route().watch

@@ -201,6 +201,23 @@ def test_without_a_byte_order_mark_learn_reads_iso_8859_1_and_stores_utf8_keys_g
     assert learn_sim.dataset(upload_and_finish(learn_sim, "membership", membership)).errors == 0
 
 
+@pytest.mark.parametrize(("encoding", "mark"), [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff")])
+def test_with_a_utf16_byte_order_mark_learn_reads_utf16_and_stores_the_keys_right(learn_sim, encoding, mark):
+    """Issue 13.8: Learn reads Unicode files with a BOM; the simulator decodes UTF-16 LE and BE."""
+    text = "\r\n".join("|".join(row) for row in [PEOPLE_HEADER, ("Zoë", "SIS", "Zoë", "Ñúñez", "zoe", "z@x.edu")])
+    stored = upload_and_finish(learn_sim, "person", mark + (text + "\r\n").encode(encoding))
+
+    assert learn_sim.uploads[-1].encoding == encoding
+    assert learn_sim.dataset(stored).completed == 1
+    assert learn_sim.store.knows("person", "Zoë")
+    assert "Zoë" in learn_sim.log_entries(stored, "Information")[1].message
+
+
+def test_a_tiny_upload_shorter_than_a_byte_order_mark_is_still_read(learn_sim):
+    info = learn_sim.dataset(upload_and_finish(learn_sim, "person", b"x\n"))
+    assert (info.rows, info.errors) == (0, 0)
+
+
 @pytest.mark.parametrize("key", ["2026 FALL", "2026/FA", "été"])
 def test_term_keys_hold_only_letters_digits_dashes_and_dots(learn_sim, key):
     body = b"\xef\xbb\xbf" + feed(("external_term_key", "name"), [("2026-FA.1", "Fall"), (key, "Other")])
