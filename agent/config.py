@@ -138,6 +138,7 @@ EMAIL_KEYS = (
     "verify_tls",
     "max_message_mb",
     "give_up_hours",
+    "outbox_retention_days",
 )
 HEARTBEAT_KEYS = ("url",)
 WEBHOOK_KEYS = ("listen", "public_url")
@@ -411,6 +412,7 @@ def _email(s: Section) -> EmailSettings:
         verify_tls=s.verify("verify_tls"),
         max_message_mb=s.number("max_message_mb", d["max_message_mb"], unit="MB", minimum=0.1),
         give_up_hours=s.number("give_up_hours", d["give_up_hours"], unit="hours", minimum=0.01),
+        outbox_retention_days=s.number("outbox_retention_days", d["outbox_retention_days"], unit="days"),
     )
 
 

@@ -1,51 +1,32 @@
 """The ledger: one SQLite row per file handled and per batch, so a restart knows where each file is.
 
-This is the only module that speaks SQL. The pipeline writes a file's state *before* and *after*
-each step (claiming → claimed → submitting → submitted → finished → archived, or failed / rejected /
-held), so after a crash the daemon can reconcile `processing/` with the journal: a file with a
-receipt resumes polling and is never sent twice; a file without one is sent again.
+This is the only module (with its connection in `agent.journal_base`) that speaks SQL. The pipeline
+writes a file's state *before* and *after* each step (claiming → claimed → submitting → submitted →
+finished → archived, or failed / rejected / held), so after a crash the daemon can reconcile
+`processing/` with the journal: a file with a receipt resumes polling and is never sent twice; a
+file without one is sent again.
 
-Durability: the database runs in WAL mode with ``synchronous=NORMAL`` and every write commits at
-once (autocommit). In WAL mode a commit appends the transaction to the ``-wal`` file with an
-ordinary ``write()``; once that call returns, the data lives in the operating system's page cache
-and survives the process being killed (SIGKILL, OOM killer, a crash in a library): the next
-process that opens the database replays the WAL. ``synchronous=NORMAL`` only skips the fsync on
-each commit, so what it risks is the last few commits after a *power loss or kernel crash*, never
-corruption (WAL keeps the database consistent). That is the right trade for a ledger written on
-every poll; ``FULL`` would add an fsync per status reading. WAL also lets `feed-agent status` read
-while the daemon writes.
-
-Threads: the daemon loop, watcher callbacks and the mail thread share one connection
-(``check_same_thread=False``) serialised by an RLock; SQLite's own busy timeout covers a second
-process (the CLI) writing at the same moment.
-
-The schema, its migrations and the row records are in `agent.journal_schema`. Callers change a
-file's state only through the verbs below (one per step of a file's life); none of them names a
-column.
+Connection, migrations and durability are in `agent.journal_base`; the schema, its migrations and
+the row records in `agent.journal_schema`. Callers change a file's state only through the verbs
+below (one per step of a file's life); none of them names a column.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import logging
-import sqlite3
-import threading
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 from agent.clock import utcnow
-from agent.errors import JournalError
+from agent.journal_base import JournalBase
 from agent.journal_schema import (
     ACCEPTED_STATUSES,
     FILE_COLUMNS,
     IN_FLIGHT_STATES,
     JOB_SELECT,
-    MIGRATIONS,
     OPEN_JOB_STATES,
     REFRESH_OPERATIONS,
-    SCHEMA_VERSION,
     UNSENT_STATES,
     UPDATABLE_COLUMNS,
     BatchRecord,
@@ -53,6 +34,7 @@ from agent.journal_schema import (
     FileState,
     JobRecord,
     JobState,
+    Owner,
     batch_record,
     column_value,
     file_record,
@@ -64,8 +46,6 @@ from agent.records import Progress, Receipt, RecordLog, Result, Status
 
 log = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_SECONDS = 30.0  # another process (the CLI) holding the write lock
-
 
 def _quoted(column: str) -> str:
     """Column names come only from FILE_COLUMNS (checked by the caller); quoting covers `rows`."""
@@ -76,122 +56,15 @@ def _placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
-def _unusable(path: Path, exc: sqlite3.Error) -> JournalError:
-    """Turn SQLite's terse error into what an admin should do about it."""
-    text = str(exc)
-    if "locked" in text:
-        advice = (
-            f"it stayed locked by another process for {BUSY_TIMEOUT_SECONDS:g} seconds. Check for a "
-            "stuck feed-agent process, then try again."
-        )
-    elif "full" in text:
-        advice = "the disk holding work_dir is full; free some space, then start the agent again."
-    elif isinstance(exc, sqlite3.OperationalError):
-        advice = "check that work_dir exists and is writable by the agent's user."
-    else:
-        advice = (
-            "if the file is damaged, move it aside and start the agent again: it creates a new "
-            "journal (files still in processing/ are then sent again)."
-        )
-    return JournalError(f"The journal {path} cannot be used ({text}): {advice}")
-
-
-class Journal:
+class Journal(JournalBase):
     """The SQLite ledger. Safe to share between threads; each write is committed when it returns."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.RLock()
+        super().__init__(path)
         self._listed_mail_failure_id: int | None = None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._conn = sqlite3.connect(
-                str(self.path), timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False, isolation_level=None
-            )
-        except sqlite3.Error as exc:
-            raise _unusable(self.path, exc) from exc
-        self._conn.row_factory = sqlite3.Row
-        try:
-            self._configure()
-            self._migrate()
-        except sqlite3.Error as exc:
-            self._conn.close()
-            raise _unusable(self.path, exc) from exc
-        except BaseException:
-            self._conn.close()
-            raise
-
-    # -- life cycle ---------------------------------------------------------------------------
-
-    def _configure(self) -> None:
-        mode = str(self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
-        if mode == "wal":
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-        else:
-            # Outside WAL, NORMAL could corrupt the file on power loss; FULL is the safe setting.
-            log.warning(
-                "journal %s: WAL mode unavailable on this filesystem (mode %s); writes are "
-                "still safe but slower, and `status` may wait for the daemon",
-                self.path,
-                mode,
-            )
-            self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-
-    def _migrate(self) -> None:
-        """Apply the migrations this file has not seen, all in one transaction."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")  # two processes starting at once: one migrates
-            try:
-                version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-                if version > SCHEMA_VERSION:
-                    raise JournalError(
-                        f"The journal {self.path} was written by a newer feed-agent (schema {version}; "
-                        f"this version knows {SCHEMA_VERSION}). Upgrade feed-agent, or point work_dir "
-                        "at another folder."
-                    )
-                for statements in MIGRATIONS[version:]:
-                    for statement in statements:
-                        self._conn.execute(statement)
-                if version != SCHEMA_VERSION:
-                    # PRAGMA takes no parameters; SCHEMA_VERSION is our own integer constant.
-                    self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
-                    log.info("journal %s: schema %d -> %d", self.path, version, SCHEMA_VERSION)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
     def __enter__(self) -> Journal:
         return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _execute(self, sql: str, params: tuple[object, ...] | list[object] = ()) -> sqlite3.Cursor:
-        with self._lock, self._plain_errors():
-            return self._conn.execute(sql, params)
-
-    def _fetchall(self, sql: str, params: tuple[object, ...] | list[object] = ()) -> list[sqlite3.Row]:
-        with self._lock, self._plain_errors():
-            return self._conn.execute(sql, params).fetchall()
-
-    def _fetchone(self, sql: str, params: tuple[object, ...] | list[object] = ()) -> sqlite3.Row | None:
-        with self._lock, self._plain_errors():
-            row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
-            return row
-
-    @contextlib.contextmanager
-    def _plain_errors(self) -> Iterator[None]:
-        """A journal that breaks while in use (disk full, damaged) raises a JournalError in plain words."""
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise _unusable(self.path, exc) from exc
 
     # -- batches ------------------------------------------------------------------------------
 
@@ -207,6 +80,28 @@ class Journal:
         )
         if cursor.rowcount == 0:
             raise KeyError(f"no batch with id {batch_id} in the journal")
+
+    def batch(self, batch_id: int) -> BatchRecord:
+        row = self._fetchone("SELECT * FROM batches WHERE id = ?", (batch_id,))
+        if row is None:
+            raise KeyError(f"no batch with id {batch_id} in the journal")
+        return batch_record(row)
+
+    def batch_reported(self, batch_id: int) -> None:
+        """The batch summary was handed to the mailer (or needs none): a restart never sends it again."""
+        self._execute(
+            "UPDATE batches SET reported_at = ? WHERE id = ? AND reported_at IS NULL", (to_db_time(utcnow()), batch_id)
+        )
+
+    def unreported_batches(self) -> list[BatchRecord]:
+        """The service's batches a restart must still finish or summarize, oldest first."""
+        sql = "SELECT * FROM batches WHERE reported_at IS NULL AND owner = ? ORDER BY id"
+        return [batch_record(row) for row in self._fetchall(sql, (Owner.SERVICE.value,))]
+
+    def batch_files(self, batch_id: int) -> list[FileRecord]:
+        """Every file journaled in the batch (whatever its state), in the order they were planned."""
+        rows = self._fetchall("SELECT * FROM files WHERE batch_id = ? ORDER BY id", (batch_id,))
+        return [file_record(row) for row in rows]
 
     def recent_batches(self, limit: int = 10) -> list[BatchRecord]:
         rows = self._fetchall("SELECT * FROM batches ORDER BY id DESC LIMIT ?", (limit,))
@@ -265,6 +160,11 @@ class Journal:
         """The upload starts: a crash from here on may have reached the destination."""
         self._update(file_id, state=FileState.SUBMITTING)
 
+    def sent(self, file_id: int, at: datetime | None = None) -> None:
+        """The body's last byte is going out: from here on the destination may have the file, so a
+        crash or a lost answer makes it UNCONFIRMED, never a second upload."""
+        self._update(file_id, state=FileState.SENT, sent_at=at or utcnow())
+
     def submitted(self, file_id: int, receipt: Receipt) -> None:
         """The destination accepted the file: from now on it is followed, never sent again."""
         self._update(
@@ -294,7 +194,12 @@ class Journal:
             **_counts(result.progress),
         )
 
-    def archived(self, file_id: int, path: Path) -> None:
+    def decided_unsent(self, file_id: int, status: Status, reason: str, at: datetime) -> None:
+        """A file that did not reach its destination: its end is decided before it moves to failed/,
+        so a restart finishes the move instead of deciding again."""
+        self._update(file_id, state=FileState.FINISHED, status=status, message=reason, finished_at=at)
+
+    def archived(self, file_id: int, path: Path | None) -> None:
         """Delivered and moved to archive/ (or left in place by a manual post)."""
         self._update(file_id, state=FileState.ARCHIVED, current_path=path)
 
@@ -307,6 +212,12 @@ class Journal:
             message=reason,
             finished_at=at,
             current_path=path,
+        )
+
+    def file_reported(self, file_id: int) -> None:
+        """The per-file report was handed to the mailer (or needs none): a restart never sends it again."""
+        self._execute(
+            "UPDATE files SET reported_at = ? WHERE id = ? AND reported_at IS NULL", (to_db_time(utcnow()), file_id)
         )
 
     def _update(self, file_id: int, **fields: object) -> None:
@@ -475,18 +386,6 @@ class Journal:
                 params.append(self._listed_mail_failure_id)
             self._execute(sql, params)
             self._listed_mail_failure_id = None
-
-    # -- meta ---------------------------------------------------------------------------------
-
-    def get_meta(self, key: str) -> str | None:
-        row = self._fetchone("SELECT value FROM meta WHERE key = ?", (key,))
-        return None if row is None else str(row[0])
-
-    def set_meta(self, key: str, value: str) -> None:
-        self._execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
 
 
 def _counts(progress: Progress | None) -> dict[str, int]:

@@ -187,6 +187,7 @@ class EmailSettings:
     verify_tls: bool | str = True  # yes | no | path of a CA bundle for a private mail relay
     max_message_mb: float = 10.0  # many campus mail systems refuse bigger messages
     give_up_hours: float = 72.0  # an unsent report is retried this long, then set aside (outbox/gave-up)
+    outbox_retention_days: float = 30.0  # transport = file: older .eml files in outbox/ are deleted (0 keeps)
 
 
 @dataclass(frozen=True)

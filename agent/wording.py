@@ -256,6 +256,15 @@ def _unconfirmed_step(outcome: FileOutcome, drop: str) -> str:
     )
 
 
+def unanswered_at_restart(name: str, destination: str) -> str:
+    """Why a file is UNCONFIRMED when the agent itself stopped (a crash, a power cut) between its
+    last byte and the destination's answer."""
+    return (
+        f"the whole of {name} was sent to {destination}, but feed-agent stopped before {destination}'s answer "
+        f"was read. {destination} may have accepted it, so it was not sent again"
+    )
+
+
 def _reference(outcome: FileOutcome) -> str:
     return outcome.receipt.reference if outcome.receipt else "(none)"
 

@@ -21,7 +21,7 @@ MAX_LINES = 500
 
 # Floor of each module, lowest first. A module may import modules of its own floor or lower floors.
 FLOORS: dict[int, tuple[str, ...]] = {
-    0: ("agent", "agent.errors", "agent.clock", "agent.failpoints", "agent.interrupts"),
+    0: ("agent", "agent.errors", "agent.clock", "agent.failpoints", "agent.interrupts", "agent.printable"),
     1: (
         "agent.retry",
         "agent.records",
@@ -54,16 +54,17 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.config",
         "agent.inspection",
         "agent.journal_schema",
+        "agent.journal_base",
         "agent.targets.learn_status",
         "agent.targets.learn_rest",
         "agent.targets.s3errors",
         "agent.observers",
     ),
-    4: ("agent.journal", "agent.targets.learn", "agent.targets.s3", "agent.watcher"),
-    5: ("agent.targets.jobapi", "agent.completions"),
+    4: ("agent.journal", "agent.targets.learn", "agent.targets.s3", "agent.watcher", "agent.batchitem"),
+    5: ("agent.targets.jobapi", "agent.completions", "agent.claims", "agent.filing"),
     6: ("agent.profiles",),
     7: ("agent.wording", "agent.guard"),
-    8: ("agent.reports", "agent.logreport", "agent.meter"),
+    8: ("agent.reports", "agent.logreport", "agent.meter", "agent.summarylist"),
     9: ("agent.render", "agent.mailer"),
     10: ("agent.spool", "agent.notify", "agent.pipeline"),
     11: ("agent.recovery",),

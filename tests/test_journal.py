@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from agent.errors import JournalError
-from agent.journal import SCHEMA_VERSION, FileRecord, Journal
-from agent.journal_schema import MIGRATIONS, JobState
+from agent.journal import FileRecord, Journal
+from agent.journal_schema import MIGRATIONS, SCHEMA_VERSION, JobState
 from agent.records import Receipt, Status
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -174,7 +174,7 @@ def test_path_that_cannot_be_opened_says_so(tmp_path: Path) -> None:
 
 def test_journal_locked_by_another_process_says_so(journal_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     Journal(journal_path).close()
-    monkeypatch.setattr("agent.journal.BUSY_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr("agent.journal_base.BUSY_TIMEOUT_SECONDS", 0.2)
     other = sqlite3.connect(str(journal_path), isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")  # holds the write lock, as a stuck writer would
@@ -219,7 +219,7 @@ def test_update_file_converts_and_validates_values(journal: Journal) -> None:
 
     with pytest.raises(ValueError, match="timezone-aware"):
         journal._update(file_id, finished_at=datetime(2026, 11, 22, 12, 0))
-    with pytest.raises(ValueError, match="unknown file state"):
+    with pytest.raises(ValueError, match="unknown state"):
         journal._update(file_id, state="done")
     with pytest.raises(ValueError, match="unknown status"):
         journal._update(file_id, status="OK")

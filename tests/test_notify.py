@@ -204,3 +204,13 @@ def test_no_message_ever_contains_an_smtp_secret(
             assert secret not in decoded
     for secret in secrets:
         assert secret not in caplog.text
+
+
+def test_the_reports_kept_in_memory_are_bounded_by_size_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reporter = EmailReporter(config(tmp_path, transport="none"))
+    reporter.file_done(outcome(Status.SUCCESS, name="first.txt"))
+    one = reporter.sent[0].size
+    monkeypatch.setattr("agent.notify.RECENT_BYTES", 3 * one + one // 2)
+    for number in range(10):
+        reporter.file_done(outcome(Status.SUCCESS, name=f"file{number}.txt"))
+    assert [r.subject.split()[2] for r in reporter.sent] == ["file7.txt", "file8.txt", "file9.txt"]
