@@ -270,13 +270,13 @@ class Pipeline:
             sha256=outcome.sha256,
         )
         failpoints.hit("inspect-journaled")
-        described = f"{result.object} ({outcome.operation})" if outcome.object else "csv"
+        described = f"{result.object} ({outcome.operation})" if outcome.object else f"a file for {profile.kind}"
         if profile.sendable(result):
-            log.info("type: %s is %s, %d rows", outcome.name, described, result.rows)
+            log.info("type: %s is %s, %d rows: ready to send to %s", outcome.name, described, result.rows, route.target)
             self.narrate(f"  {outcome.name}: {described}, {result.rows} rows")
             return
         reason = "; ".join(result.problems)
-        log.info("type: %s is not sendable: %s", outcome.name, reason)
+        log.info("type: %s is REJECTED before sending to %s: %s", outcome.name, route.target, reason)
         self.narrate(f"  {outcome.name}: REJECTED: {reason}")
         self._end_unsent(item, Status.REJECTED, f"{reason}.", context)
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import pytest
 
 from agent.batchitem import BatchContext
+from agent.config import load_config
 from agent.journal import Journal
+from agent.pipeline import Pipeline
 from agent.records import Status
 from agent.simulator import LearnSimulator
 from tests.support.agentconf import load
@@ -23,6 +26,7 @@ from tests.support.learn import (
 )
 from tests.support.pipeline import claim_all, drop_standard_files, fast_pipeline
 from tests.support.recording import RecordingReporter
+from tests.support.s3 import WriteOnlyBucket
 
 
 def test_batch_is_sent_in_dependency_order_and_archived(pipeline_env, learn_sim: LearnSimulator) -> None:
@@ -295,3 +299,35 @@ def test_a_file_that_breaks_inspection_is_set_aside_and_the_rest_go_on(
     statuses = {f.name: f.status for f in batch.files}
     assert statuses == {"users.txt": Status.SUCCESS, "courses.txt": Status.REJECTED}
     assert "could not read the file" in (config.agent.failed_dir / "courses.txt.reason.txt").read_text(encoding="utf-8")
+
+
+def test_s3_files_log_what_happens_to_them_never_not_sendable(
+    tmp_path: Path, write_only_s3: WriteOnlyBucket, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13.12: a clean S3 file logs "ready to send", a bad one "REJECTED before sending"."""
+    (tmp_path / "drop").mkdir()
+    (tmp_path / ".env").write_text(f"HS_SECRET={write_only_s3.writer.secret_access_key}\n", encoding="utf-8")
+    ini = tmp_path / "agent.ini"
+    ini.write_text(
+        f"[agent]\nwork_dir = var\nenv_file = .env\n[route:handshake]\nwatch = drop\ntarget = handshake\n"
+        f"[target:handshake]\ntype = s3\nbucket = {write_only_s3.bucket}\nprefix = {write_only_s3.prefix}\n"
+        f"region = {write_only_s3.region}\nendpoint_url = {write_only_s3.endpoint}\nkey = {{name}}\n"
+        f"access_key_id = {write_only_s3.writer.access_key_id}\nsecret_access_key = ${{HS_SECRET}}\n"
+        "[email]\ntransport = file\nto = admins@example.edu\n",
+        encoding="utf-8",
+    )
+    config = load_config(ini, environ={})
+    route = config.route("handshake")
+    good = route.watch / "users.csv"
+    good.write_text("email,first_name\nada@example.edu,Ada\n", encoding="utf-8")
+    bad = route.watch / "majors.csv"
+    bad.write_text("email,major\nada@example.edu\n", encoding="utf-8")
+    caplog.set_level(logging.INFO, logger="agent.pipeline")
+    with Journal(config.agent.journal_path) as journal:
+        pipeline = Pipeline(config, journal, RecordingReporter())
+        batch = pipeline.process(route, [pipeline.claim(route, good), pipeline.claim(route, bad)])  # type: ignore[list-item]
+    assert sorted(f.status.value for f in batch.files) == ["REJECTED", "SUCCESS"]
+    assert "not sendable" not in caplog.text
+    assert "users.csv is a file for s3, 1 rows: ready to send to handshake" in caplog.text
+    assert "majors.csv is REJECTED before sending to handshake: 1 row does not have" in caplog.text
+    assert write_only_s3.object_keys() == ["incoming/users.csv"]
