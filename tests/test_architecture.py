@@ -46,6 +46,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.targets.pacing",
         "agent.targets.s3keys",
         "agent.targets.s3retry",
+        "agent.targets.s3abort",
         "agent.decoding",
         "agent.logdigest",
         "agent.receiver",

@@ -13,6 +13,7 @@ from agent.config import load_config
 from agent.journal import Journal
 from agent.pipeline import Pipeline
 from agent.records import Status
+from agent.settings import Config
 from agent.simulator import LearnSimulator
 from tests.support.agentconf import load
 from tests.support.learn import (
@@ -26,7 +27,8 @@ from tests.support.learn import (
 )
 from tests.support.pipeline import claim_all, drop_standard_files, fast_pipeline
 from tests.support.recording import RecordingReporter
-from tests.support.s3 import WriteOnlyBucket
+from tests.support.s3 import Keys, WriteOnlyBucket
+from tests.support.s3proxy import S3FaultProxy
 
 
 def test_batch_is_sent_in_dependency_order_and_archived(pipeline_env, learn_sim: LearnSimulator) -> None:
@@ -301,22 +303,27 @@ def test_a_file_that_breaks_inspection_is_set_aside_and_the_rest_go_on(
     assert "could not read the file" in (config.agent.failed_dir / "courses.txt.reason.txt").read_text(encoding="utf-8")
 
 
+def s3_config(tmp_path: Path, bucket: WriteOnlyBucket, keys: Keys, endpoint: str) -> Config:
+    """A route `handshake` to an S3 target on `endpoint` (moto, or a proxy in front of it), key = {name}."""
+    (tmp_path / "drop").mkdir()
+    (tmp_path / ".env").write_text(f"HS_SECRET={keys.secret_access_key}\n", encoding="utf-8")
+    ini = tmp_path / "agent.ini"
+    ini.write_text(
+        f"[agent]\nwork_dir = var\nenv_file = .env\n[route:handshake]\nwatch = drop\ntarget = handshake\n"
+        f"[target:handshake]\ntype = s3\nbucket = {bucket.bucket}\nprefix = {bucket.prefix}\n"
+        f"region = {bucket.region}\nendpoint_url = {endpoint}\nkey = {{name}}\nmultipart_threshold_mb = 5\n"
+        f"access_key_id = {keys.access_key_id}\nsecret_access_key = ${{HS_SECRET}}\n"
+        "[email]\ntransport = file\nto = admins@example.edu\n",
+        encoding="utf-8",
+    )
+    return load_config(ini, environ={})
+
+
 def test_s3_files_log_what_happens_to_them_never_not_sendable(
     tmp_path: Path, write_only_s3: WriteOnlyBucket, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Issue 13.12: a clean S3 file logs "ready to send", a bad one "REJECTED before sending"."""
-    (tmp_path / "drop").mkdir()
-    (tmp_path / ".env").write_text(f"HS_SECRET={write_only_s3.writer.secret_access_key}\n", encoding="utf-8")
-    ini = tmp_path / "agent.ini"
-    ini.write_text(
-        f"[agent]\nwork_dir = var\nenv_file = .env\n[route:handshake]\nwatch = drop\ntarget = handshake\n"
-        f"[target:handshake]\ntype = s3\nbucket = {write_only_s3.bucket}\nprefix = {write_only_s3.prefix}\n"
-        f"region = {write_only_s3.region}\nendpoint_url = {write_only_s3.endpoint}\nkey = {{name}}\n"
-        f"access_key_id = {write_only_s3.writer.access_key_id}\nsecret_access_key = ${{HS_SECRET}}\n"
-        "[email]\ntransport = file\nto = admins@example.edu\n",
-        encoding="utf-8",
-    )
-    config = load_config(ini, environ={})
+    config = s3_config(tmp_path, write_only_s3, write_only_s3.writer, write_only_s3.endpoint)
     route = config.route("handshake")
     good = route.watch / "users.csv"
     good.write_text("email,first_name\nada@example.edu,Ada\n", encoding="utf-8")
@@ -331,3 +338,24 @@ def test_s3_files_log_what_happens_to_them_never_not_sendable(
     assert "users.csv is a file for s3, 1 rows: ready to send to handshake" in caplog.text
     assert "majors.csv is REJECTED before sending to handshake: 1 row does not have" in caplog.text
     assert write_only_s3.object_keys() == ["incoming/users.csv"]
+
+
+def test_a_multipart_upload_left_behind_by_a_put_only_key_is_named_in_the_report(
+    tmp_path: Path, write_only_s3: WriteOnlyBucket, s3_fault_proxy: S3FaultProxy
+) -> None:
+    """Issue 13.11: part 2 fails on every try; the key may not abort; the report names the leftover."""
+    config = s3_config(tmp_path, write_only_s3, write_only_s3.put_only_keys(), s3_fault_proxy.url)
+    s3_fault_proxy.fail(500, "InternalError", operation="part", part_number=2, times=1000)
+    route = config.route("handshake")
+    big = route.watch / "users.csv"
+    big.write_bytes(b"email\n" + b"a@example.edu\n" * (800 * 1024))  # about 11 MiB: three parts
+    reporter = RecordingReporter()
+    with Journal(config.agent.journal_path) as journal:
+        pipeline = Pipeline(config, journal, reporter)
+        batch = pipeline.process(route, [pipeline.claim(route, big)])  # type: ignore[list-item]
+    [outcome] = batch.files
+    leftovers = write_only_s3.incomplete_uploads()
+    assert outcome.status is Status.FAILED and leftovers
+    assert f"multipart upload {leftovers[-1][1]} of s3://{write_only_s3.bucket}/incoming/users.csv" in outcome.message
+    assert "s3:AbortMultipartUpload" in outcome.message and "AbortIncompleteMultipartUpload" in outcome.message
+    assert reporter.files[0].message == outcome.message

@@ -41,6 +41,7 @@ from agent.records import CheckResult, Progress, Receipt, Result, Status, Submis
 from agent.retry import RetryPolicy
 from agent.settings import JobTargetSettings, S3TargetSettings
 from agent.targets.base import ProgressCallback
+from agent.targets.s3abort import MultipartAborts
 from agent.targets.s3errors import ReadBlockedError, explain_s3_error
 from agent.targets.s3keys import handshake_name_warning, normalized_prefix, render_template
 from agent.targets.s3retry import RetryAfterHook
@@ -166,6 +167,7 @@ class S3Target:
         self.settings = settings
         self.name = settings.name
         self.retry_after = RetryAfterHook(retry, clock, settings.name)
+        self.aborts = MultipartAborts()  # what a failed multipart upload left in the bucket
         self.prefix = normalized_prefix(settings.prefix)
         self.handshake_rules = isinstance(settings, S3TargetSettings)
         self._client = client
@@ -194,6 +196,7 @@ class S3Target:
                     unique_id=f"feed-agent-etag-{id(self)}",
                 )
                 self.retry_after.register(self._client)
+                self.aborts.register(self._client, f"feed-agent-aborts-{id(self)}")
                 self._hooked = True
             return self._client
 
@@ -240,6 +243,7 @@ class S3Target:
         content_type = mimetypes.guess_type(path.name)[0]
         if content_type:
             extra["ContentType"] = content_type
+        self.aborts.forget(key)
         try:
             if size < self.threshold_bytes():
                 etag, checksum = self._put_single(path, bucket, key, extra)
@@ -249,7 +253,12 @@ class S3Target:
                 etag, checksum = self._put_multipart(path, bucket, key, extra, _Tally(size, on_sent)), ""
         except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
             # Before OSError: several botocore network errors also subclass OSError.
-            raise self.explain(exc, key) from None
+            error = self.explain(exc, key)
+            leftover = self.aborts.leftover(bucket, key)  # a multipart upload aborted, or left behind
+            if not leftover:
+                raise error from None
+            message = error.message + leftover
+            raise TargetError(message, retryable=error.retryable, http_status=error.http_status) from None
         except OSError as exc:
             raise TargetError(f"Cannot read {path}: {exc.strerror or exc}") from None
         log.info("uploaded %s to s3://%s/%s (%d bytes, ETag %s)", path.name, bucket, key, size, etag or "?")

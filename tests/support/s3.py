@@ -112,6 +112,22 @@ class WriteOnlyBucket:
     def etag(self, key: str) -> str:
         return str(self.admin_client().head_object(Bucket=self.bucket, Key=key)["ETag"])
 
+    def put_only_keys(self) -> Keys:
+        """A second writer allowed only s3:PutObject (no s3:AbortMultipartUpload), like many vendor keys."""
+        iam = _test_session().client(
+            "iam",
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id=self.admin.access_key_id,
+            aws_secret_access_key=self.admin.secret_access_key,
+        )
+        return _make_user(iam, "put-only", _policy("s3:PutObject", f"arn:aws:s3:::{self.bucket}/{self.prefix}*"))
+
+    def incomplete_uploads(self) -> list[tuple[str, str]]:
+        """(key, UploadId) of every multipart upload started and neither completed nor aborted."""
+        listing = self.admin_client().list_multipart_uploads(Bucket=self.bucket)
+        return [(item["Key"], item["UploadId"]) for item in listing.get("Uploads", [])]
+
     def settings(self, keys: Keys | None = None, **overrides: Any) -> S3TargetSettings:
         """S3 target settings for the writer (or `keys`), with a 5 MiB multipart threshold."""
         used = keys or self.writer

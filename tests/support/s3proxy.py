@@ -7,8 +7,9 @@ it; a matching request is read whole and answered with the fault's S3 error inst
 
 - `s3_fault_proxy` fixture -> :class:`S3FaultProxy` in front of `write_only_s3`'s moto server;
   point a target at `proxy.url` (e.g. `bucket.settings(endpoint_url=proxy.url)`).
-- `proxy.fail(status, code, operation=..., times=..., headers=...)` queues a fault; `operation` is
-  one of `put` (PutObject), `part` (UploadPart), `create`, `complete`, `abort`, or None for any.
+- `proxy.fail(status, code, operation=..., times=..., headers=..., part_number=...)` queues a fault;
+  `operation` is one of `put` (PutObject), `part` (UploadPart), `create`, `complete`, `abort`, or
+  None for any; `part_number` narrows `part` to one part of a multipart upload.
 - `proxy.seen` lists (operation, status) for every request, in order.
 """
 
@@ -49,6 +50,7 @@ class Fault:
     operation: str | None
     times: int
     headers: dict[str, str]
+    part_number: int | None = None
 
 
 @dataclass
@@ -69,15 +71,18 @@ class S3FaultProxy:
         operation: str | None = None,
         times: int = 1,
         headers: dict[str, str] | None = None,
+        part_number: int | None = None,
     ) -> None:
-        """Answer the next `times` requests of `operation` with this S3 error (status, code, headers)."""
+        """Answer the next `times` requests of `operation` (only part `part_number`, if given) with this
+        S3 error (status, code, headers)."""
         with self._lock:
-            self._faults.append(Fault(status, code, operation, times, dict(headers or {})))
+            self._faults.append(Fault(status, code, operation, times, dict(headers or {}), part_number))
 
-    def take(self, operation: str) -> Fault | None:
+    def take(self, operation: str, part_number: int | None = None) -> Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.times > 0 and fault.operation in (None, operation):
+                wanted_part = fault.part_number in (None, part_number)
+                if fault.times > 0 and fault.operation in (None, operation) and wanted_part:
                     fault.times -= 1
                     return fault
         return None
@@ -105,7 +110,8 @@ def _handler(proxy: S3FaultProxy) -> type[BaseHTTPRequestHandler]:
         def _relay(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             operation = operation_of(self.command, self.path)
-            fault = proxy.take(operation)
+            part = parse_qs(urlsplit(self.path).query).get("partNumber", [""])[0]
+            fault = proxy.take(operation, int(part) if part.isdigit() else None)
             if fault is not None:
                 self._answer_fault(fault, operation)
                 return
