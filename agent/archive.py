@@ -286,6 +286,13 @@ def fail(path: Path, failed_dir: Path, *, name: str, reason: str, when: datetime
     return destination
 
 
+def failed_destination(failed_dir: Path, name: str) -> Path:
+    """Where `fail` would put a file named `name` now (its first free name): for the command a held
+    file's reason gives before the file is moved."""
+    free = (failed_dir / candidate for candidate in _numbered(name) if not (failed_dir / candidate).exists())
+    return next(free, failed_dir / name)
+
+
 def reason_path(failed_file: Path) -> Path:
     return failed_file.with_name(f"{failed_file.name}.reason.txt")
 

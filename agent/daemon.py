@@ -33,6 +33,7 @@ from agent.recovery import recover
 from agent.retry import RetryPolicy
 from agent.settings import Config, RouteSettings
 from agent.spool import describe, spool_state
+from agent.strays import Strays
 from agent.watcher import Candidate, FolderWatcher
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class Agent:
         if reporter is None:
             self.email = reporter = EmailReporter(config, self.journal)
         self.reporter: Reporter = reporter
+        self.strays = Strays(config, self.journal, reporter, clock.now)
         self.narrate: Callable[[str], None] = narrate or (lambda _line: None)
         self.follow_up = JobFollowUp(
             config, self.journal, self.reporter, base_url=configured_base_url(config.webhook), clock=clock
@@ -259,18 +261,12 @@ class Agent:
         self.all_ok = self.all_ok and all(batch.ok for batch in batches)
 
     def _unsupported(self, route_name: str, path: Path, reason: str) -> None:
-        """Symlinks, folders and special files are never followed or sent: move them aside."""
-        try:
-            moved = archive.fail(
-                path,
-                self.config.agent.failed_dir,
-                name=path.name,
-                reason=f"{reason}; only regular files are processed",
-                when=self.clock.now(),
-            )
-            log.warning("rejected: %s in route %s: %s (moved to %s)", path.name, route_name, reason, moved)
-        except OSError as exc:
-            log.error("cannot move %s aside (%s): %s", path, reason, exc)
+        """Symlinks, folders and special files are never followed or sent (`agent.strays`: moved
+        aside, a folder left in place, each with a REJECTED email); `run` then exits 1."""
+        line = self.strays.found(self.routes[route_name], path, reason)
+        if line is not None:
+            self.attention.append(line)
+            self.all_ok = False
 
     def _housekeeping(self) -> None:
         self._deliver_reports()

@@ -228,6 +228,9 @@ class FileOutcome:
     # Called by the reporter the moment the mailer took the report (the journal marks it sent once).
     reported: Callable[[], None] | None = field(default=None, compare=False, repr=False)
     record_log: RecordLog | None = None  # Learn's record-level log, when REST keys are configured
+    entry_kind: str | None = None  # "folder", "symbolic link", "named pipe"…: not a regular file, never sent
+    notice: str = ""  # unusual but sent: a store far below its feed's usual size
+    keys_csv: Path | None = None  # held by a guard: every key it would disable or delete (attached)
 
     @property
     def duration_seconds(self) -> float | None:

@@ -6,6 +6,7 @@ editing mistake never costs a report.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import socket
 import sysconfig
@@ -18,7 +19,7 @@ import jinja2
 
 from agent import __version__
 from agent.advice import command_start
-from agent.logreport import log_file
+from agent.logreport import GZIP_OVER, log_file
 from agent.printable import printable, printable_lines
 from agent.records import BatchOutcome, FileOutcome, JobNotice
 from agent.reports import file_report, job_report, missing_report, still_processing_report, summary_report
@@ -171,8 +172,11 @@ class Renderer:
         )
 
     def file_report(self, outcome: FileOutcome) -> RenderedEmail:
-        """The per-file report; with a record log, the log attached within max_message_mb."""
-        outcome = shown(outcome)
+        """The per-file report; with a record log, the log attached within max_message_mb; held by a
+        guard, the CSV of every key it would disable or delete."""
+        return _with_keys(self._file_report(shown(outcome)), outcome.keys_csv)
+
+    def _file_report(self, outcome: FileOutcome) -> RenderedEmail:
         subject = file_subject(outcome)
         plain = self._both("per_file", subject, report=file_report(outcome))
         if outcome.record_log is None:
@@ -208,3 +212,13 @@ class Renderer:
     def job(self, notice: JobNotice) -> RenderedEmail:
         """A queued job's end (SUCCESS / FAILED) or the NOT NOTIFIED alert."""
         return self._both("alert", job_subject(notice), report=job_report(notice))
+
+
+def _with_keys(rendered: RenderedEmail, keys_csv: Path | None) -> RenderedEmail:
+    """Attach a guard's key list (gzipped when large); the reason names where it is saved too."""
+    if keys_csv is None or not keys_csv.is_file():
+        return rendered
+    data, name, mimetype = keys_csv.read_bytes(), keys_csv.name.partition("-")[2] or keys_csv.name, "text/csv"
+    if len(data) > GZIP_OVER:
+        data, name, mimetype = gzip.compress(data), f"{name}.gz", "application/gzip"
+    return replace(rendered, attachments=(*rendered.attachments, Attachment(name, data, mimetype)))

@@ -77,6 +77,7 @@ class FileReport:
     drop_folder: str
     record_log: RecordLogView | None = None  # Learn's record-level log, when it was fetched
     record_hint: str = ""  # without REST keys: how to get the records and reasons in this email
+    notice: str = ""  # sent, but unusual (a store far below its feed's usual size)
 
     @property
     def facts(self) -> tuple[Fact, ...]:
@@ -125,6 +126,7 @@ def file_report(outcome: FileOutcome, attachment_note: str = "") -> FileReport:
         drop_folder=str(outcome.drop_folder) if outcome.drop_folder else "the drop folder",
         record_log=record_log_view(outcome, attachment_note),
         record_hint=record_details_hint(outcome),
+        notice=outcome.notice,
     )
 
 
@@ -159,6 +161,7 @@ class SummaryReport:
     held: tuple[Fact, ...]  # file name → why it was held
     attention: tuple[Fact, ...]  # other files that need someone: file name → next step
     mail_problems: tuple[str, ...]  # earlier emails that could not be sent
+    notices: tuple[Fact, ...] = ()  # sent, but unusual: file name → the notice
     more: str = ""  # "… and 19,800 more files (…)": the files the body leaves out, when there are any
     attachment: str = ""  # what the attached list holds
 
@@ -246,6 +249,7 @@ def summary_report(batch: BatchOutcome, attachment_note: str = "") -> SummaryRep
         mail_problems=_capped(batch.mail_problems),
         more=_more(unlisted, problems_left_out, attachment_note),
         attachment=attachment_note,
+        notices=tuple(Fact(f.name, f.notice) for f in files if f.notice),
     )
 
 

@@ -32,6 +32,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.callbacks",
     ),
     2: (
+        "agent.keysets",
         "agent.linescan",
         "agent.mounts",
         "agent.listing",
@@ -64,7 +65,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     4: ("agent.journal", "agent.targets.learn", "agent.targets.s3", "agent.watcher", "agent.batchitem"),
     5: ("agent.targets.jobapi", "agent.completions", "agent.claims", "agent.filing"),
     6: ("agent.profiles",),
-    7: ("agent.wording", "agent.guard"),
+    7: ("agent.wording", "agent.wording_guards", "agent.guard", "agent.strays"),
     8: ("agent.reports", "agent.logreport", "agent.meter", "agent.summarylist"),
     9: ("agent.render", "agent.mailer"),
     10: ("agent.spool", "agent.notify", "agent.pipeline"),

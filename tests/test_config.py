@@ -71,6 +71,8 @@ poll_max_seconds = 30
 timeout_minutes = 0.25
 long_run_minutes = 10
 refresh_guard_percent = 15
+delete_guard_rows = 250
+store_warn_percent = 40
 add_bom = yes
 
 [target:handshake]
@@ -198,6 +200,7 @@ def test_full_config_loads_every_section(layout: Path) -> None:
     assert learn.password.reveal() == PASSWORDS["LEARN_PASSWORD"]
     assert (learn.poll_initial_seconds, learn.poll_max_seconds, learn.timeout_minutes) == (1.0, 30.0, 0.25)
     assert (learn.long_run_minutes, learn.refresh_guard_percent, learn.add_bom) == (10.0, 15.0, "yes")
+    assert (learn.delete_guard_rows, learn.store_warn_percent) == (250, 40.0)
 
     s3 = config.targets["handshake"]
     assert isinstance(s3, S3TargetSettings)
@@ -480,6 +483,16 @@ def test_bad_choices_list_the_allowed_values(layout: Path, old: str, new: str, e
     path = write_config(layout, minimal().replace(old, new))
     message = load_error(path)
     assert str(path) in message and expected in message
+
+
+def test_guard_settings_default_and_range(layout: Path) -> None:
+    learn = load_config(write_config(layout, minimal()), environ={}).targets["learn"]
+    assert isinstance(learn, LearnTargetSettings)
+    assert (learn.delete_guard_rows, learn.store_warn_percent) == (100, 50.0)
+    path = write_config(layout, minimal().replace("type = learn", "type = learn\nstore_warn_percent = 150"))
+    assert "[target:learn] store_warn_percent: 150 is out of range (0 to 100)" in load_error(path)
+    path = write_config(layout, minimal().replace("type = learn", "type = learn\ndelete_guard_rows = -1"))
+    assert "[target:learn] delete_guard_rows: -1" in load_error(path)
 
 
 def test_email_choice_and_port(layout: Path) -> None:
