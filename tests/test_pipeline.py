@@ -95,6 +95,33 @@ def test_a_200_sign_in_page_fails_the_file_and_holds_its_dependents(pipeline_env
     assert learn_sim.status_requests == 0 and learn_sim.uploads_snapshot() == []
 
 
+def test_an_answer_lost_after_the_whole_body_is_unconfirmed_never_resent_and_holds_dependents(
+    tmp_path: Path, learn_sim: LearnSimulator
+) -> None:
+    """Issue 13.3: the upload's last byte went out, Learn's answer never came: UNCONFIRMED, one data set."""
+    config = load(tmp_path, learn_sim.url, target_extra="read_timeout_seconds = 1\n")
+    files = drop_standard_files(config.route().watch)
+    reporter = RecordingReporter()
+    with Journal(config.agent.journal_path) as journal:
+        pipeline = fast_pipeline(config, journal, reporter)
+        ids = claim_all(pipeline, config, [files["people"], files["courses"], files["memberships"]])
+        learn_sim.faults.withhold_answers = 1
+
+        batch = pipeline.process(config.route(), ids)
+
+        people = journal.file(ids[0])
+    by_name = {f.name: f for f in batch.files}
+    assert by_name["users.txt"].status is Status.UNCONFIRMED and by_name["enrol.txt"].status is Status.HELD
+    assert by_name["courses.txt"].status is Status.SUCCESS and not batch.ok
+    assert "may have accepted it, so it was not sent again" in by_name["users.txt"].message
+    assert [u.slug for u in learn_sim.uploads_snapshot()] == ["person", "course"]  # the person file once
+    assert people.state == "unconfirmed" and people.sent_at is not None and people.reference is None
+    assert by_name["users.txt"].sent_at == people.sent_at
+    assert Path(people.current_path or "") == config.agent.failed_dir / "users.txt"
+    reason = (config.agent.failed_dir / "users.txt.reason.txt").read_text(encoding="utf-8")
+    assert "Do not move it back yet" in reason and "Fix the problem, then move" not in reason
+
+
 def test_a_file_with_another_delimiter_than_the_integrations_is_rejected_naming_both(
     tmp_path: Path, learn_sim: LearnSimulator
 ) -> None:
