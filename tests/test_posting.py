@@ -132,6 +132,53 @@ def test_a_killed_post_is_never_adopted_by_watch_and_only_post_resumes_it(tmp_pa
         assert "interrupted" not in run(capsys, "-c", ini, "status")[1]
 
 
+SENT_WHOLE = ("body-sent", "receipt-received")  # the last byte went out, the answer was never journaled
+POST_FAILPOINTS = (
+    "batch-planned",
+    "claim-renamed",
+    "claim-journaled",
+    "inspect-journaled",
+    "submit-journaled",
+    *SENT_WHOLE,
+    "receipt-journaled",
+    "poll-journaled",
+    "result-journaled",
+    "archive-renamed",
+)
+
+
+@pytest.mark.parametrize("point", POST_FAILPOINTS)
+def test_a_post_killed_at_each_step_is_left_to_post_and_resumed_without_a_second_upload(
+    tmp_path: Path, learn_sim: LearnSimulator, point: str, capsys
+) -> None:
+    ini = write_config(tmp_path, learn_sim.url)
+    config = load_config(ini, environ={})
+    (tmp_path / "admin").mkdir()
+    users = write_flatfile(tmp_path / "admin" / "users.txt", PEOPLE_HEADER, person_rows(3))
+    post = spawn(ini, "post", users, log_path=tmp_path / "post.log", env={"FEED_AGENT_FAILPOINT": point})
+    assert post.wait(WAIT) == -signal.SIGKILL, (tmp_path / "post.log").read_text()
+    uploads = len(learn_sim.uploads_snapshot())
+    assert uploads == (0 if POST_FAILPOINTS.index(point) < POST_FAILPOINTS.index("body-sent") else 1)
+
+    assert run(capsys, "-c", ini, "run")[0] == 0  # the service: nothing of its own, and the post's is not its own
+    assert len(learn_sim.uploads_snapshot()) == uploads
+    row = _row(config, "users.txt")
+    assert row is not None and row.in_flight and row.owner is Owner.POST
+    assert "interrupted" in run(capsys, "-c", ini, "status")[1]
+
+    status, out, _err = run(capsys, "-c", ini, "post", users)  # the admin runs the same command again
+
+    assert "resuming the interrupted post of users.txt" in out
+    assert len(learn_sim.uploads_snapshot()) == 1  # sent once in all, whatever step the post died at
+    if point in SENT_WHOLE:  # Learn may have it: never sent again, UNCONFIRMED
+        assert status == 1 and "result: UNCONFIRMED" in out
+        assert _state(config, "users.txt") is FileState.UNCONFIRMED
+    else:
+        assert status == 0 and "result: SUCCESS" in out
+        assert _state(config, "users.txt") is FileState.ARCHIVED
+    assert list(config.agent.processing_dir.iterdir()) == []
+
+
 def test_an_interrupted_post_keep_never_lets_run_move_the_admins_file(tmp_path: Path, capsys) -> None:
     with LearnSimulator(rows_per_second=20.0) as sim:
         ini = write_config(tmp_path, sim.url)
