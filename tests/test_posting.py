@@ -311,3 +311,47 @@ def test_sigterm_during_a_slow_upload_stops_the_service_and_the_file_stays_claim
         sim.faults.read_bytes_per_second = 0  # the next run sends it, once
         assert run(capsys, "-c", ini, "run")[0] == 0
         assert len(sim.uploads_snapshot()) == 1 and _state(config, "users.txt") is FileState.ARCHIVED
+
+
+def test_a_stop_while_waiting_for_the_answer_to_a_whole_upload_never_sends_it_again(tmp_path: Path, capsys) -> None:
+    with LearnSimulator() as sim:
+        sim.faults.withhold_answers = 1  # accepted, but the answer never comes
+        ini = write_config(tmp_path, sim.url)
+        config = load_config(ini, environ={})
+        (tmp_path / "admin").mkdir()
+        users = write_flatfile(tmp_path / "admin" / "users.txt", PEOPLE_HEADER, person_rows(3))
+        log_path = tmp_path / "post.log"
+        post = spawn(ini, "post", users, log_path=log_path)
+        try:
+            wait_for(lambda: _state(config, "users.txt") is FileState.SENT and sim.uploads_snapshot(), what="sent")
+            _stop(post, signal.SIGINT)
+        finally:
+            _stop(post)
+        assert post.returncode == 1
+        said = log_path.read_text()
+        assert "interrupted: users.txt went to Learn whole, but the answer had not come" in said
+        assert "To record it as UNCONFIRMED" in said and "Traceback" not in said
+
+        status, out, _err = run(capsys, "-c", ini, "post", users)
+
+        assert status == 1 and "result: UNCONFIRMED" in out
+        assert len(sim.uploads_snapshot()) == 1 and _state(config, "users.txt") is FileState.UNCONFIRMED
+
+
+def test_sigterm_while_watch_waits_for_the_answer_leaves_it_unconfirmed(tmp_path: Path, capsys) -> None:
+    with LearnSimulator() as sim:
+        sim.faults.withhold_answers = 1
+        ini = write_config(tmp_path, sim.url)
+        config = load_config(ini, environ={})
+        write_flatfile(tmp_path / "drop" / "users.txt", PEOPLE_HEADER, person_rows(3))
+        watch = spawn(ini, "watch", log_path=tmp_path / "watch.log")
+        try:
+            wait_for(lambda: _state(config, "users.txt") is FileState.SENT and sim.uploads_snapshot(), what="sent")
+            _stop(watch, signal.SIGTERM)
+        finally:
+            _stop(watch)
+        assert watch.returncode == 0 and _state(config, "users.txt") is FileState.SENT
+
+        assert run(capsys, "-c", ini, "run")[0] == 1  # UNCONFIRMED needs a look
+
+        assert len(sim.uploads_snapshot()) == 1 and _state(config, "users.txt") is FileState.UNCONFIRMED
