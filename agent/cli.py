@@ -11,10 +11,11 @@ import enum
 import json
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent import __version__, failpoints
+from agent import __version__, failpoints, interrupts
 from agent.config import load_config
 from agent.errors import AgentError, ConfigError, os_error_message
 from agent.feeds import DELIMITER_NAMES, FEED_TYPES, ORDER_EXPLANATION
@@ -211,21 +212,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(_journal_view(command, config, args))
         return ExitStatus.OK
     if command == "post":
-        from agent.commands import post_file
-        from agent.meter import terminal_meter
-
-        outcome = post_file(
-            config,
-            args.file,
-            object_slug=args.object,
-            operation=args.operation,
-            route_name=args.route,
-            keep=args.keep,
-            force=args.force,
-            echo=print,
-            upload_progress=terminal_meter(sys.stdout),
-        )
-        return ExitStatus.OK if outcome.status.ok else ExitStatus.PROBLEM
+        return _post(args, config)
     if command == "errors":
         from agent.errorlog import print_record_log, record_log_for
 
@@ -245,6 +232,28 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise AssertionError(f"unhandled command {command}")
 
 
+def _post(args: argparse.Namespace, config: Config) -> int:
+    """`post`: Ctrl-C or SIGTERM abandons the upload (or ends the polling) and says where the file was left."""
+    from agent.meter import terminal_meter
+    from agent.posting import post_file
+
+    stop = threading.Event()
+    with interrupts.stop_on_signals(stop):
+        outcome = post_file(
+            config,
+            args.file,
+            object_slug=args.object,
+            operation=args.operation,
+            route_name=args.route,
+            keep=args.keep,
+            force=args.force,
+            echo=print,
+            upload_progress=terminal_meter(sys.stdout),
+            stop=stop,
+        )
+    return ExitStatus.OK if outcome.status.ok else ExitStatus.PROBLEM
+
+
 def _print_checks(results: list[CheckResult]) -> int:
     width = max((len(r.item) for r in results), default=0)
     for result in results:
@@ -258,14 +267,14 @@ def _print_checks(results: list[CheckResult]) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    profile, forced, settings = LEARN, args.object, None
+    profile, forced, settings, encoding = LEARN, args.object, None, "utf-8"
     if args.route:
         config = _load(args)
         route = config.route(args.route)
         settings = config.target_for(route)
         profile = profile_for(settings.type)
-        forced = forced or route.object
-    results = [_inspect_one(path, profile, forced, settings) for path in args.files]
+        forced, encoding = forced or route.object, route.encoding
+    results = [_inspect_one(path, profile, forced, settings, encoding) for path in args.files]
     ordered = plan_order(results, {r.path: _mtime(Path(r.path)) for r in results})
     if args.json:
         print(json.dumps([r.to_json() for r in ordered], indent=2, ensure_ascii=False))
@@ -274,12 +283,14 @@ def _inspect(args: argparse.Namespace) -> int:
     return ExitStatus.OK if all(r.ok for r in results) else ExitStatus.PROBLEM
 
 
-def _inspect_one(path: Path, profile: TargetProfile, forced: str | None, settings: TargetSettings | None) -> Inspection:
+def _inspect_one(
+    path: Path, profile: TargetProfile, forced: str | None, settings: TargetSettings | None, encoding: str
+) -> Inspection:
     if path.is_dir():
         result = Inspection(file=path.name, path=str(path))
         result.problems.append("is a folder, not a file")
         return result
-    return profile.inspect(path, forced, settings)
+    return profile.inspect(path, forced, settings, encoding)
 
 
 def _mtime(path: Path) -> float:

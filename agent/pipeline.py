@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 from agent import archive, claims, failpoints
@@ -32,7 +31,7 @@ from agent.filing import file_away
 from agent.guard import Guards
 from agent.history import batch_history
 from agent.journal import Journal
-from agent.journal_schema import TERMINAL_STATES, FileState
+from agent.journal_schema import TERMINAL_STATES, FileState, Owner
 from agent.profiles import TargetProfile, profile_for
 from agent.records import (
     BatchOutcome,
@@ -100,13 +99,13 @@ class Pipeline:
 
     # -- taking files ------------------------------------------------------------------------------
 
-    def take(self, route: RouteSettings, found: list[Found]) -> Taken:
+    def take(self, route: RouteSettings, found: list[Found], owner: Owner = Owner.SERVICE) -> Taken:
         """Plan a batch of ready files in the journal, then claim each into processing/ (`agent.claims`)."""
-        return claims.take(self.journal, self.config.agent.processing_dir, route, found)
+        return claims.take(self.journal, self.config.agent.processing_dir, route, found, owner)
 
-    def claim(self, route: RouteSettings, path: Path, arrived_at: datetime | None = None) -> int | None:
+    def claim(self, route: RouteSettings, path: Path, owner: Owner = Owner.SERVICE) -> int | None:
         """One file as a batch of its own (`post`); the file id, or None if the file vanished."""
-        taken = self.take(route, [Found(path, arrived_at)])
+        taken = self.take(route, [Found(path)], owner)
         return taken.file_ids[0] if taken.file_ids else None
 
     def adopt(self, route: RouteSettings, path: Path) -> int:
@@ -151,10 +150,11 @@ class Pipeline:
 
     def _batch_of(self, route: RouteSettings, file_ids: list[int]) -> int:
         """The batch the files were planned in, or a new one (a file adopted by `post --keep`)."""
-        planned = {self.journal.file(file_id).batch_id for file_id in file_ids}
+        records = [self.journal.file(file_id) for file_id in file_ids]
+        planned = {record.batch_id for record in records}
         if len(planned) == 1 and None not in planned:
             return int(planned.pop() or 0)
-        return self.journal.start_batch(route.name)
+        return self.journal.start_batch(route.name, records[0].owner if records else Owner.SERVICE)
 
     def _summarize(self, batch: BatchOutcome) -> None:
         """The summary, once: journaled as sent the moment the mailer took it (or when none is due)."""
@@ -259,7 +259,7 @@ class Pipeline:
         if item.receipt is not None:  # recovered after upload: inspected before the crash
             return
         target = self.config.target_for(route)
-        result = profile.inspect(item.path, context.object_override or route.object, target)
+        result = profile.inspect(item.path, context.object_override or route.object, target, route.encoding)
         item.inspection = result
         outcome.rows, outcome.size = result.rows, result.size
         outcome.object = profile.sent_object(result)
@@ -273,13 +273,13 @@ class Pipeline:
             sha256=outcome.sha256,
         )
         failpoints.hit("inspect-journaled")
-        described = f"{result.object} ({outcome.operation})" if outcome.object else "csv"
+        described = f"{result.object} ({outcome.operation})" if outcome.object else f"a file for {profile.kind}"
         if profile.sendable(result):
-            log.info("type: %s is %s, %d rows", outcome.name, described, result.rows)
+            log.info("type: %s is %s, %d rows: ready to send to %s", outcome.name, described, result.rows, route.target)
             self.narrate(f"  {outcome.name}: {described}, {result.rows} rows")
             return
         reason = "; ".join(result.problems)
-        log.info("type: %s is not sendable: %s", outcome.name, reason)
+        log.info("type: %s is REJECTED before sending to %s: %s", outcome.name, route.target, reason)
         self.narrate(f"  {outcome.name}: REJECTED: {reason}")
         self._end_unsent(item, Status.REJECTED, f"{reason}.", context)
 
@@ -318,6 +318,8 @@ class Pipeline:
         outcome = item.outcome
         target = self.target(route.target)
         if item.receipt is None:
+            if self.stop.is_set():  # a stop between two files: the next one stays claimed, unsent
+                raise StopRequested()
             try:
                 item.receipt = self._submit(target, item, self.profile(route))
             except DeliveryUnknown as exc:  # the whole body went out, no answer: maybe accepted
@@ -376,6 +378,8 @@ class Pipeline:
             record = target.record_log(outcome.receipt, csv_path, self.stop, finished=finished)
         except OSError as exc:
             record = RecordLog(outcome.receipt.reference, complete=False, problem=f"the log could not be saved: {exc}")
+        except StopRequested:  # the file is delivered and archived: its report still goes, without the log
+            record = RecordLog(outcome.receipt.reference, complete=False, problem="feed-agent was stopped first")
         if record is None:
             return
         outcome.record_log = record
@@ -411,12 +415,18 @@ class Pipeline:
             rows=outcome.rows or 0,
             non_ascii=bool(inspection and inspection.non_ascii),
             has_bom=bool(inspection and inspection.bom),
+            encoding=(inspection.encoding if inspection else None) or "utf-8",
             notify_url=notify_url,
             on_sent=self.upload_progress,
             before_last_byte=before_last_byte,
             refused=refused,
+            stop=self.stop,
         )
-        receipt = target.submit(submission)
+        try:
+            receipt = target.submit(submission)
+        except StopRequested:  # a signal cut the upload short: unless SENT, the file is claimable again
+            self.journal.upload_abandoned(item.file_id, "the upload was abandoned: feed-agent was stopping")
+            raise
         failpoints.hit("receipt-received")
         self.journal.submitted(item.file_id, receipt)
         failpoints.hit("receipt-journaled")
@@ -471,7 +481,7 @@ class Pipeline:
         then failed/ with a reason file, journaled again, reported."""
         outcome = item.outcome
         outcome.status, outcome.message, outcome.finished_at = status, reason, utcnow()
-        self.journal.decided_unsent(item.file_id, status, reason, outcome.finished_at)
+        self.journal.decided_unsent(item.file_id, status, reason, outcome.finished_at, outcome.held_by)
         failpoints.hit("result-journaled")
         file_away(self.journal, self.config.agent, item, delivered=False, keep=context.keep)
         self._report(item)

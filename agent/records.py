@@ -79,6 +79,7 @@ class Submission:
     rows: int
     non_ascii: bool = False  # decides add_bom = auto
     has_bom: bool = False
+    encoding: str = "utf-8"  # as inspected: utf-8, utf-16-le/-be (with its BOM) or latin-1 (never a BOM)
     before_last_byte: Callable[[], None] | None = None  # called before the body's last piece is sent
     refused: Callable[[], None] | None = None  # an answer proved it was not taken; it may go again
     stop: threading.Event | None = None  # a stop request ends a pause between attempts
@@ -227,6 +228,7 @@ class FileOutcome:
     # Called by the reporter the moment the mailer took the report (the journal marks it sent once).
     reported: Callable[[], None] | None = field(default=None, compare=False, repr=False)
     record_log: RecordLog | None = None  # Learn's record-level log, when REST keys are configured
+    entry_kind: str | None = None  # "folder", "symbolic link", "named pipe"…: not a regular file, never sent
     notice: str = ""  # unusual but sent: a store far below its feed's usual size
     keys_csv: Path | None = None  # held by a guard: every key it would disable or delete (attached)
 

@@ -151,6 +151,8 @@ def _profile(outcome: FileOutcome) -> TargetProfile:
 
 def status_meaning(outcome: FileOutcome) -> str:
     """One sentence that says what the status word means for this file."""
+    if outcome.entry_kind:
+        return f"It was not sent: it is a {outcome.entry_kind}, and only regular files are processed."
     profile = _profile(outcome)
     where = profile.destination
     delivered = f"{where} processed every record." if profile.learn_feeds else f"The file was delivered to {where}."
@@ -208,6 +210,8 @@ def next_step(outcome: FileOutcome) -> str:
     ref = outcome.receipt.reference if outcome.receipt else None
     what = _sentence(outcome.message)
     status = outcome.status
+    if outcome.entry_kind:
+        return _stray_step(outcome, drop)
     if status is Status.SUCCESS:
         return "Nothing to do."
     if status is Status.QUEUED:
@@ -245,6 +249,21 @@ def next_step(outcome: FileOutcome) -> str:
     return step + f"Fix it, then move the file back into {drop}."
 
 
+def _stray_step(outcome: FileOutcome, drop: str) -> str:
+    """A link, folder or pipe in the drop folder (`agent.strays`): where it is now, what to do."""
+    if outcome.entry_kind == "folder":
+        return (
+            f"Nothing was moved: the folder stays in {drop} and is not reported again. The agent does not "
+            f"look inside folders: move the files in it that should be sent directly into {drop}, then "
+            "remove the folder."
+        )
+    link = " (the link only: what it points to was not touched)" if outcome.entry_kind == "symbolic link" else ""
+    return (
+        f"It was moved to {outcome.final_path}{link}. To send the data, put a regular file with it into "
+        f"{drop}; the agent never follows links or reads pipes."
+    )
+
+
 def _unconfirmed_step(outcome: FileOutcome, drop: str) -> str:
     profile = _profile(outcome)
     when = format_time(outcome.sent_at or outcome.finished_at)
@@ -254,6 +273,11 @@ def _unconfirmed_step(outcome: FileOutcome, drop: str) -> str:
         f"accepted: leave it in failed/ (and follow that data set there). If there is none, move the file "
         f"back into {drop} to send it again."
     )
+
+
+def no_receipt(outcome: FileOutcome) -> str:
+    """The receipt line of a report without one: 'not accepted', unless the answer never came."""
+    return "none (the answer never came)" if outcome.status is Status.UNCONFIRMED else "none (not accepted)"
 
 
 def unanswered_at_restart(name: str, destination: str) -> str:

@@ -21,7 +21,15 @@ MAX_LINES = 500
 
 # Floor of each module, lowest first. A module may import modules of its own floor or lower floors.
 FLOORS: dict[int, tuple[str, ...]] = {
-    0: ("agent", "agent.errors", "agent.clock", "agent.failpoints", "agent.interrupts", "agent.printable"),
+    0: (
+        "agent",
+        "agent.errors",
+        "agent.clock",
+        "agent.failpoints",
+        "agent.interrupts",
+        "agent.printable",
+        "agent.processes",
+    ),
     1: (
         "agent.retry",
         "agent.records",
@@ -46,6 +54,9 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.targets.http",
         "agent.targets.pacing",
         "agent.targets.s3keys",
+        "agent.targets.s3retry",
+        "agent.targets.s3abort",
+        "agent.decoding",
         "agent.logdigest",
         "agent.receiver",
     ),
@@ -60,14 +71,14 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.observers",
     ),
     4: ("agent.journal", "agent.targets.learn", "agent.targets.s3", "agent.watcher", "agent.batchitem"),
-    5: ("agent.targets.jobapi", "agent.completions", "agent.claims", "agent.filing"),
+    5: ("agent.targets.jobapi", "agent.completions", "agent.claims"),
     6: ("agent.profiles",),
-    7: ("agent.wording", "agent.wording_guards", "agent.guard"),
-    8: ("agent.reports", "agent.logreport", "agent.meter", "agent.summarylist", "agent.history"),
+    7: ("agent.wording", "agent.wording_guards", "agent.wording_posts", "agent.guard", "agent.strays"),
+    8: ("agent.filing", "agent.reports", "agent.logreport", "agent.meter", "agent.summarylist", "agent.history"),
     9: ("agent.render", "agent.mailer"),
     10: ("agent.spool", "agent.notify", "agent.pipeline"),
     11: ("agent.recovery",),
-    12: ("agent.daemon", "agent.commands", "agent.errorlog"),
+    12: ("agent.daemon", "agent.commands", "agent.posting", "agent.errorlog"),
     13: ("agent.demo", "agent.cli", "agent.__main__"),
 }
 SIMULATOR = "agent.simulator"

@@ -15,7 +15,7 @@ import pytest
 
 from agent.errors import JournalError
 from agent.journal import FileRecord, Journal
-from agent.journal_schema import MIGRATIONS, SCHEMA_VERSION, JobState
+from agent.journal_schema import MIGRATIONS, SCHEMA_VERSION, FileState, JobState
 from agent.records import Receipt, Status
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -280,6 +280,34 @@ def test_batches_start_finish_and_recent(journal: Journal) -> None:
         journal.finish_batch(second + 10, "SUCCESS", 0)
 
 
+def test_a_batch_and_its_files_are_reported_once_and_then_closed(journal: Journal) -> None:
+    batch = journal.start_batch("sis")
+    first = journal.add_file(route="sis", target="learn", name="a.txt", source_path=Path("/d/a.txt"), batch_id=batch)
+    second = journal.add_file(route="sis", target="learn", name="b.txt", source_path=Path("/d/b.txt"), batch_id=batch)
+    assert [f.id for f in journal.batch_files(batch)] == [first, second]
+    assert [b.id for b in journal.unreported_batches()] == [batch]
+    journal.file_reported(first)
+    taken = journal.file(first).reported_at
+    journal.file_reported(first)  # a second mark keeps the first moment
+    assert taken is not None and journal.file(first).reported_at == taken
+    journal.batch_reported(batch)
+    assert journal.unreported_batches() == [] and journal.batch(batch).reported_at is not None
+    with pytest.raises(KeyError):
+        journal.batch(batch + 1)
+
+
+def test_sent_and_decided_unsent_are_states_a_restart_reads(journal: Journal) -> None:
+    file_id = add(journal)
+    journal.sent(file_id, T0)
+    record = journal.file(file_id)
+    assert record.state is FileState.SENT and record.sent_at == T0 and record.in_flight
+    journal.decided_unsent(file_id, Status.UNCONFIRMED, "no answer", T0)
+    record = journal.file(file_id)
+    assert record.state is FileState.FINISHED and record.status == "UNCONFIRMED" and record.message == "no answer"
+    journal.ended_unsent(file_id, Status.UNCONFIRMED, "no answer", Path("/failed/users.txt"), T0)
+    assert journal.file(file_id).state is FileState.UNCONFIRMED and not journal.file(file_id).in_flight
+
+
 def refresh(
     journal: Journal,
     rows: int,
@@ -533,3 +561,20 @@ def test_a_notification_racing_the_job_calls_answer_still_settles(journal: Journ
     assert (
         job.state is JobState.SUCCEEDED and job.job_id == "J-3" and journal.jobs_overdue(T0 + timedelta(days=1)) == []
     )
+
+
+def test_batches_an_older_agent_left_open_are_closed_not_summarized_again(journal_path: Path) -> None:
+    journal_path.parent.mkdir(parents=True)
+    connection = sqlite3.connect(str(journal_path))
+    for migration in MIGRATIONS[:5]:
+        for statement in migration:
+            connection.execute(statement)
+    started = T0.isoformat()
+    connection.execute("INSERT INTO batches (route, started_at) VALUES ('sis', ?)", (started,))  # left open
+    connection.execute("PRAGMA user_version = 5")
+    connection.commit()
+    connection.close()
+    with Journal(journal_path) as journal:
+        assert journal.unreported_batches() == []
+        [batch] = journal.recent_batches()
+        assert batch.finished_at == T0 and batch.reported_at == T0
