@@ -34,12 +34,14 @@ from agent.journal_schema import (
     FileState,
     JobRecord,
     JobState,
+    TroubleRecord,
     batch_record,
     column_value,
     file_record,
     from_db_time,
     job_record,
     to_db_time,
+    trouble_record,
 )
 from agent.records import Progress, Receipt, RecordLog, Result, Status
 
@@ -165,6 +167,25 @@ class Journal(JournalBase):
             message=result.message or None,
             **_counts(result.progress),
         )
+
+    def decided_unsent(self, file_id: int, status: Status, reason: str, at: datetime) -> None:
+        """Not delivered (rejected, held, failed) and decided so, but failed/ could not take the file:
+        it stays in processing/ (state finished) until a later move succeeds."""
+        self._update(file_id, state=FileState.FINISHED, status=status, message=reason, finished_at=at)
+
+    def reported(self, file_id: int, at: datetime | None = None) -> None:
+        """The per-file report was handed to the mailer: it is never sent again for this file."""
+        self._update(file_id, reported_at=at or utcnow())
+
+    def unmoved(self) -> list[FileRecord]:
+        """Decided and reported files still waiting in processing/ for their move (oldest first)."""
+        sql = "SELECT * FROM files WHERE state = ? AND reported_at IS NOT NULL ORDER BY id"
+        return [file_record(row) for row in self._fetchall(sql, (FileState.FINISHED.value,))]
+
+    def gone(self, file_id: int, *, delivered: bool) -> None:
+        """A decided file vanished from processing/ before its move: delivered (archived, without a
+        copy) or not (failed); either way nothing is left to do for it."""
+        self._update(file_id, state=FileState.ARCHIVED if delivered else FileState.FAILED, current_path=None)
 
     def archived(self, file_id: int, path: Path) -> None:
         """Delivered and moved to archive/ (or left in place by a manual post)."""
@@ -316,6 +337,39 @@ class Journal(JournalBase):
         sql = "SELECT * FROM files WHERE (reference IN (?, ?) OR name = ?) AND reference IS NOT NULL ORDER BY id DESC"
         row = self._fetchone(sql, (key, key.lower(), key))
         return None if row is None else file_record(row)
+
+    # -- failure episodes (one row per kind of failure while it lasts) ---------------------------
+
+    def trouble_failed(self, key: str, problem: str, at: datetime) -> TroubleRecord:
+        """One more failed attempt of the step `key`; the first opens the episode (`since`)."""
+        with self._lock:
+            self._execute(
+                "INSERT INTO troubles (key, since, attempts, problem) VALUES (?, ?, 1, ?) "
+                "ON CONFLICT(key) DO UPDATE SET attempts = attempts + 1, problem = excluded.problem",
+                (key, to_db_time(at), problem),
+            )
+            row = self._fetchone("SELECT * FROM troubles WHERE key = ?", (key,))
+        assert row is not None  # just written
+        return trouble_record(row)
+
+    def trouble_alerted(self, key: str, at: datetime) -> bool:
+        """Claim the episode's one email; False when it was already sent (by this or an earlier process)."""
+        cursor = self._execute(
+            "UPDATE troubles SET alerted_at = ? WHERE key = ? AND alerted_at IS NULL", (to_db_time(at), key)
+        )
+        return cursor.rowcount == 1
+
+    def trouble_cleared(self, key: str) -> TroubleRecord | None:
+        """The step works again: the episode ends (returned, None if there was none)."""
+        with self._lock:
+            row = self._fetchone("SELECT * FROM troubles WHERE key = ?", (key,))
+            if row is not None:
+                self._execute("DELETE FROM troubles WHERE key = ?", (key,))
+        return None if row is None else trouble_record(row)
+
+    def troubles(self) -> list[TroubleRecord]:
+        """Open episodes, oldest first (for the daemon at start, and `status`)."""
+        return [trouble_record(row) for row in self._fetchall("SELECT * FROM troubles ORDER BY since, key")]
 
     # -- mail failures ------------------------------------------------------------------------
 

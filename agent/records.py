@@ -225,6 +225,7 @@ class FileOutcome:
     sent_at: datetime | None = None  # when the whole body went out (UNCONFIRMED: when to look for it)
     report_key: str | None = None  # the same for every attempt to send this file's report (no duplicates)
     record_log: RecordLog | None = None  # Learn's record-level log, when REST keys are configured
+    not_moved: str = ""  # why the file is still in processing/ (its folder could not take it); moved later
 
     @property
     def duration_seconds(self) -> float | None:
@@ -274,6 +275,20 @@ class JobNotice:
     drop_folder: str | None = None  # where to move it back to reprocess
 
 
+@dataclass(frozen=True)
+class TroubleNotice:
+    """A failure episode: one step (`key`) that keeps failing the same way, told once when it starts
+    and once when it clears (`cleared_at`)."""
+
+    key: str  # "recovery", "route:NAME", "drop:PATH", "archive", "failed"
+    problem: str  # the latest error, in one line
+    advice: str  # what the admin can do about it
+    since: datetime
+    attempts: int
+    retry_seconds: float | None = None  # the pause before the next attempt (None once cleared)
+    cleared_at: datetime | None = None
+
+
 class Reporter(Protocol):
     """Where the pipeline and daemon send what admins must hear about (emails, logs)."""
 
@@ -288,3 +303,5 @@ class Reporter(Protocol):
     def job_finished(self, notice: JobNotice) -> None: ...
 
     def job_not_notified(self, notice: JobNotice) -> None: ...
+
+    def trouble(self, notice: TroubleNotice) -> None: ...

@@ -19,6 +19,7 @@ SUBJECT_PREFIX = "[feed-agent]"
 STATUS_ORDER = tuple(Status)
 UNKNOWN = "—"
 NOT_NOTIFIED = "NOT NOTIFIED"
+FILE_GONE = "it was no longer in processing/ (moved or deleted by someone else), so no copy of it was kept"
 WEBHOOK_HOW_TO = (
     "To have feed-agent report each job's real end (SUCCESS or FAILED, and NOT NOTIFIED when AlumnIQ stays "
     "silent), add a [webhook] section with listen (and public_url, the address AlumnIQ can reach) and run "
@@ -137,6 +138,8 @@ BADGE_COLOURS: dict[str, tuple[str, str]] = {
     "STILL PROCESSING": ("#1f6feb", "#ffffff"),
     "MISSING": _RED,
     NOT_NOTIFIED: _RED,
+    "PROBLEM": _RED,
+    "RESOLVED": ("#1a7f37", "#ffffff"),
 }
 
 
@@ -203,6 +206,18 @@ def _which_records(outcome: FileOutcome) -> str:
 
 def next_step(outcome: FileOutcome) -> str:
     """What the admin should do now, in plain words (the most important line of every report)."""
+    step = _status_step(outcome)
+    if not outcome.not_moved:
+        return step
+    if outcome.final_path is None:
+        return f"Note: {_sentence(outcome.not_moved)} {step}"
+    return (
+        f"The file is still in processing/: {_sentence(outcome.not_moved)} Fix that; the agent then moves it by "
+        f"itself and never sends it again for this. {step}"
+    )
+
+
+def _status_step(outcome: FileOutcome) -> str:
     drop = str(outcome.drop_folder) if outcome.drop_folder else "the drop folder"
     progress = outcome.progress
     ref = outcome.receipt.reference if outcome.receipt else None
