@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import hashlib
 import logging
 import os
 import re
@@ -122,6 +123,43 @@ def _numbered(name: str) -> Iterator[str]:
     yield name
     for counter in range(2, MAX_COLLISIONS + 1):
         yield f"{stem}-{counter}{suffixes}"
+
+
+def claim_names(name: str) -> Iterator[str]:
+    """The names a claim (or a move to failed/) tries, in order: where a restart looks for a file
+    whose move happened but was not journaled."""
+    return _numbered(name)
+
+
+def archive_names(name: str, when: datetime) -> Iterator[str]:
+    """The names `archive` tries for a file archived at `when`, in order (see `claim_names`)."""
+    return _stamped(name, when)
+
+
+def find_moved(folder: Path, names: Iterator[str], *, size: int | None, sha256: str | None) -> Path | None:
+    """The newest of `names` in `folder` holding the same bytes (size, then checksum when known).
+
+    Moves take the first free name, so the search stops at the first name not taken; of the taken
+    ones the last match is the latest move (an older file with the same name may sit before it)."""
+    found = None
+    for candidate in names:
+        path = folder / candidate
+        if not path.is_file():
+            break
+        if size is not None and path.stat().st_size != size:
+            continue
+        if sha256 is not None and _sha256(path) != sha256:
+            continue
+        found = path
+    return found
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while piece := handle.read(1024 * 1024):
+            digest.update(piece)
+    return digest.hexdigest()
 
 
 def _stamped(name: str, when: datetime) -> Iterator[str]:

@@ -16,12 +16,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from agent import archive
+from agent.batchitem import BatchContext
 from agent.completions import JobFollowUp, configured_base_url
 from agent.journal import Journal
 from agent.journal_schema import JobRecord, JobState
 from agent.mailer import Mailer
 from agent.notify import EmailReporter
-from agent.pipeline import BatchContext, Pipeline
+from agent.pipeline import Pipeline
 from agent.profiles import make_target
 from agent.records import CheckResult, FileOutcome, Status, UploadProgress
 from agent.settings import Config, WebhookSettings

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from agent import archive
+from agent.claims import Found
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.completions import JobFollowUp, configured_base_url
 from agent.errors import AgentError, AlreadyRunning, ConfigError
@@ -242,19 +243,16 @@ class Agent:
     def _run_batch(self, route: RouteSettings, ready: list[Candidate]) -> None:
         if not ready:
             return
-        file_ids = []
         self.narrate(f"  batch of {len(ready)} on route {route.name}: " + ", ".join(c.path.name for c in ready))
         for candidate in ready:
             log.info("ready: %s", candidate.path.name)
-            file_id = self.pipeline.claim(route, candidate.path, candidate.arrived_at)
+        taken = self.pipeline.take(route, [Found(c.path, c.arrived_at) for c in ready])
+        for candidate in ready:
             if candidate.marker is not None:
                 candidate.marker.unlink(missing_ok=True)
             self._seen.discard(candidate.path)
-            if file_id is not None:
-                file_ids.append(file_id)
         self.watcher.take(c.path for c in ready)
-        if file_ids:
-            self._record([self.pipeline.process(route, file_ids)])
+        self._record([self.pipeline.process(route, taken.file_ids, batch_id=taken.batch_id)])
 
     def _record(self, batches: list[BatchOutcome]) -> None:
         self.batches.extend(batches)

@@ -34,6 +34,7 @@ from agent.journal_schema import (
     FileState,
     JobRecord,
     JobState,
+    Owner,
     TroubleRecord,
     batch_record,
     column_value,
@@ -81,6 +82,28 @@ class Journal(JournalBase):
         )
         if cursor.rowcount == 0:
             raise KeyError(f"no batch with id {batch_id} in the journal")
+
+    def batch(self, batch_id: int) -> BatchRecord:
+        row = self._fetchone("SELECT * FROM batches WHERE id = ?", (batch_id,))
+        if row is None:
+            raise KeyError(f"no batch with id {batch_id} in the journal")
+        return batch_record(row)
+
+    def batch_reported(self, batch_id: int) -> None:
+        """The batch summary was handed to the mailer (or needs none): a restart never sends it again."""
+        self._execute(
+            "UPDATE batches SET reported_at = ? WHERE id = ? AND reported_at IS NULL", (to_db_time(utcnow()), batch_id)
+        )
+
+    def unreported_batches(self) -> list[BatchRecord]:
+        """The service's batches a restart must still finish or summarize, oldest first."""
+        sql = "SELECT * FROM batches WHERE reported_at IS NULL AND owner = ? ORDER BY id"
+        return [batch_record(row) for row in self._fetchall(sql, (Owner.SERVICE.value,))]
+
+    def batch_files(self, batch_id: int) -> list[FileRecord]:
+        """Every file journaled in the batch (whatever its state), in the order they were planned."""
+        rows = self._fetchall("SELECT * FROM files WHERE batch_id = ? ORDER BY id", (batch_id,))
+        return [file_record(row) for row in rows]
 
     def recent_batches(self, limit: int = 10) -> list[BatchRecord]:
         rows = self._fetchall("SELECT * FROM batches ORDER BY id DESC LIMIT ?", (limit,))
@@ -139,6 +162,11 @@ class Journal(JournalBase):
         """The upload starts: a crash from here on may have reached the destination."""
         self._update(file_id, state=FileState.SUBMITTING)
 
+    def sent(self, file_id: int, at: datetime | None = None) -> None:
+        """The body's last byte is going out: from here on the destination may have the file, so a
+        crash or a lost answer makes it UNCONFIRMED, never a second upload."""
+        self._update(file_id, state=FileState.SENT, sent_at=at or utcnow())
+
     def submitted(self, file_id: int, receipt: Receipt) -> None:
         """The destination accepted the file: from now on it is followed, never sent again."""
         self._update(
@@ -169,25 +197,16 @@ class Journal(JournalBase):
         )
 
     def decided_unsent(self, file_id: int, status: Status, reason: str, at: datetime) -> None:
-        """Not delivered (rejected, held, failed) and decided so, but failed/ could not take the file:
-        it stays in processing/ (state finished) until a later move succeeds."""
+        """A file that did not reach its destination: its end is decided before it moves to failed/,
+        so a restart finishes the move instead of deciding again."""
         self._update(file_id, state=FileState.FINISHED, status=status, message=reason, finished_at=at)
-
-    def reported(self, file_id: int, at: datetime | None = None) -> None:
-        """The per-file report was handed to the mailer: it is never sent again for this file."""
-        self._update(file_id, reported_at=at or utcnow())
 
     def unmoved(self) -> list[FileRecord]:
         """Decided and reported files still waiting in processing/ for their move (oldest first)."""
         sql = "SELECT * FROM files WHERE state = ? AND reported_at IS NOT NULL ORDER BY id"
         return [file_record(row) for row in self._fetchall(sql, (FileState.FINISHED.value,))]
 
-    def gone(self, file_id: int, *, delivered: bool) -> None:
-        """A decided file vanished from processing/ before its move: delivered (archived, without a
-        copy) or not (failed); either way nothing is left to do for it."""
-        self._update(file_id, state=FileState.ARCHIVED if delivered else FileState.FAILED, current_path=None)
-
-    def archived(self, file_id: int, path: Path) -> None:
+    def archived(self, file_id: int, path: Path | None) -> None:
         """Delivered and moved to archive/ (or left in place by a manual post)."""
         self._update(file_id, state=FileState.ARCHIVED, current_path=path)
 
@@ -200,6 +219,12 @@ class Journal(JournalBase):
             message=reason,
             finished_at=at,
             current_path=path,
+        )
+
+    def file_reported(self, file_id: int) -> None:
+        """The per-file report was handed to the mailer (or needs none): a restart never sends it again."""
+        self._execute(
+            "UPDATE files SET reported_at = ? WHERE id = ? AND reported_at IS NULL", (to_db_time(utcnow()), file_id)
         )
 
     def _update(self, file_id: int, **fields: object) -> None:

@@ -12,14 +12,24 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from agent import failpoints
 from agent.errors import MailError
 from agent.heartbeat import ping
 from agent.mailer import Mailer, build_message
-from agent.records import BatchOutcome, FileOutcome, JobNotice, Status, TroubleNotice
+from agent.records import (
+    REPORT_KEY_HEADER,
+    BatchOutcome,
+    FileOutcome,
+    JobNotice,
+    Status,
+    TroubleNotice,
+    parse_report_key,
+)
 from agent.render import RenderedEmail, Renderer
 from agent.settings import Config
 from agent.spool import MailSpool
@@ -37,6 +47,27 @@ class MailJournal(Protocol):
     def unreported_mail_failures(self) -> list[str]: ...
 
     def mark_mail_failures_reported(self) -> None: ...
+
+    def file_reported(self, file_id: int) -> None: ...
+
+    def batch_reported(self, batch_id: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Taken:
+    """What happens the moment the mailer took a report: the journal marks it (`reported`), so a
+    restart never writes it again; the failpoints on each side of that moment, for crash tests."""
+
+    key: str | None = None
+    reported: Callable[[], None] | None = None
+    rendered_point: str | None = None
+    mailed_point: str | None = None
+
+    def done(self) -> None:
+        if self.mailed_point:
+            failpoints.hit(self.mailed_point)
+        if self.reported is not None:
+            self.reported()
 
 
 class EmailReporter:
@@ -71,14 +102,16 @@ class EmailReporter:
         per_file = self.config.email.per_file
         problem = outcome.status is not Status.SUCCESS or bool(outcome.not_moved)
         if per_file == "yes" or (per_file == "problems" and problem):
-            self._report(f"report for {outcome.name}", lambda: self.renderer.file_report(outcome))
+            taken = _Taken(outcome.report_key, outcome.reported, "report-rendered", "report-mailed")
+            self._report(f"report for {outcome.name}", lambda: self.renderer.file_report(outcome), taken)
 
     def batch_done(self, batch: BatchOutcome) -> None:
         try:
             problems = self._unreported_failures()
             batch.mail_problems = list(dict.fromkeys([*batch.mail_problems, *problems]))
+            taken = _Taken(batch.report_key, batch.reported, "summary-rendered", "summary-mailed")
             if self.config.email.summary and self._report(
-                f"summary for route {batch.route}", lambda: self.renderer.summary(batch)
+                f"summary for route {batch.route}", lambda: self.renderer.summary(batch), taken
             ):
                 self._mark_reported()
         except Exception:  # never stop the pipeline for a report
@@ -113,22 +146,42 @@ class EmailReporter:
         if self.config.email.transport != "smtp":
             return
         with self._lock:
+            if force:
+                self._journal_spooled()
             self.spool.deliver(force=force)
+
+    def _journal_spooled(self) -> None:
+        """Reports the spool holds are taken, even when a crash came before the journal said so:
+        marking them here (before they are sent) keeps a restart from writing them a second time."""
+        if self.journal is None:
+            return
+        for key in self.spool.report_keys():
+            parsed = parse_report_key(key)
+            if parsed is None:
+                continue
+            kind, number = parsed
+            if kind == "file":
+                self.journal.file_reported(number)
+            else:
+                self.journal.batch_reported(number)
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _report(self, what: str, render: Callable[[], RenderedEmail]) -> bool:
+    def _report(self, what: str, render: Callable[[], RenderedEmail], taken: _Taken | None = None) -> bool:
         """Render and send; True when the mailer took the message. Logs one line either way."""
+        taken = taken or _Taken()
         try:
             rendered: RenderedEmail = render()
         except Exception as exc:
             log.exception("report not sent: the %s could not be rendered", what)
             self._record_failure(what, f"could not be rendered: {type(exc).__name__}")
             return False
+        if taken.rendered_point:
+            failpoints.hit(taken.rendered_point)
         with self._lock:
             self.sent.append(rendered)
             try:
-                path = self._send(rendered)
+                path = self._send(rendered, taken)
             except MailError as exc:
                 log.error("report not sent: %s: %s", rendered.subject, exc)
                 self._record_failure(rendered.subject, str(exc))
@@ -146,12 +199,18 @@ class EmailReporter:
                 log.info("report sent: %s", rendered.subject)
             return True
 
-    def _send(self, rendered: RenderedEmail) -> Path | None:
-        """SMTP: into the spool, then deliver (the spool logs each message the server accepted);
-        the file outbox and `none` need no spool."""
+    def _send(self, rendered: RenderedEmail, taken: _Taken) -> Path | None:
+        """SMTP: into the spool, journaled as taken, then delivered (the spool logs each message the
+        server accepted); the file outbox and `none` need no spool."""
         if self.config.email.transport != "smtp":
-            return self.mailer.send(rendered)
-        self.spool.put(build_message(rendered, self.config.email))
+            path = self.mailer.send(rendered)
+            taken.done()
+            return path
+        message = build_message(rendered, self.config.email)
+        if taken.key:
+            message[REPORT_KEY_HEADER] = taken.key
+        self.spool.put(message)
+        taken.done()
         self.spool.deliver()
         return None
 

@@ -224,6 +224,8 @@ class FileOutcome:
     config_path: Path | None = None  # the configuration in use, for commands the report suggests
     sent_at: datetime | None = None  # when the whole body went out (UNCONFIRMED: when to look for it)
     report_key: str | None = None  # the same for every attempt to send this file's report (no duplicates)
+    # Called by the reporter the moment the mailer took the report (the journal marks it sent once).
+    reported: Callable[[], None] | None = field(default=None, compare=False, repr=False)
     record_log: RecordLog | None = None  # Learn's record-level log, when REST keys are configured
     not_moved: str = ""  # why the file is still in processing/ (its folder could not take it); moved later
 
@@ -243,6 +245,7 @@ class BatchOutcome:
     batch_id: int | None = None
     mail_problems: list[str] = field(default_factory=list)  # earlier emails that could not be sent
     report_key: str | None = None  # the same for every attempt to send this summary (no duplicates)
+    reported: Callable[[], None] | None = field(default=None, compare=False, repr=False)  # as FileOutcome's
 
     @property
     def ok(self) -> bool:
@@ -287,6 +290,25 @@ class TroubleNotice:
     attempts: int
     retry_seconds: float | None = None  # the pause before the next attempt (None once cleared)
     cleared_at: datetime | None = None
+
+
+REPORT_KEY_HEADER = "X-Feed-Agent-Report"  # carries report_key in a spooled message
+
+
+def file_report_key(file_id: int) -> str:
+    return f"file-{file_id}"
+
+
+def batch_report_key(batch_id: int) -> str:
+    return f"batch-{batch_id}"
+
+
+def parse_report_key(key: str) -> tuple[str, int] | None:
+    """`file-17` -> ("file", 17); None for anything else (a message from an older version)."""
+    kind, _, number = key.strip().partition("-")
+    if kind not in ("file", "batch") or not number.isdigit():
+        return None
+    return kind, int(number)
 
 
 class Reporter(Protocol):

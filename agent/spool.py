@@ -32,6 +32,7 @@ from pathlib import Path
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.errors import MailError, MailUnconfirmed
 from agent.mailer import Mailer, outbox_name, write_atomically
+from agent.records import REPORT_KEY_HEADER
 from agent.settings import Config
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,17 @@ class MailSpool:
                 "check that the agent's user may write there and that the disk has room"
             ) from None
         return path
+
+    def report_keys(self) -> list[str]:
+        """The report keys (`agent.records.REPORT_KEY_HEADER`) of every message the spool holds,
+        sent or set aside: these reports were taken, whatever the journal says."""
+        keys = []
+        for folder in (self.folder, self.gave_up_dir, self.unconfirmed_dir):
+            for path in _messages(folder):
+                key = _header(path, REPORT_KEY_HEADER)
+                if key:
+                    keys.append(key)
+        return keys
 
     def waiting(self) -> int:
         return len(_messages(self.folder))
@@ -249,8 +261,13 @@ def _reset(smtp: smtplib.SMTP) -> bool:
 
 
 def _subject(path: Path) -> str:
+    return _header(path, "Subject") or path.name
+
+
+def _header(path: Path, name: str) -> str | None:
     try:
         with path.open("rb") as handle:
-            return str(BytesHeaderParser(policy=DEFAULT_POLICY).parse(handle)["Subject"] or path.name)
+            value = BytesHeaderParser(policy=DEFAULT_POLICY).parse(handle)[name]
     except OSError:
-        return path.name
+        return None
+    return str(value) if value else None

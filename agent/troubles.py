@@ -82,7 +82,13 @@ class Troubles:
         delay = self.policy.delay(record.attempts)
         self._retry_at[key] = self.clock.monotonic() + delay
         line = "%s failed (attempt %d, failing since %s): %s; next try in %s"
-        values = (trouble_title(key), record.attempts, format_time(record.since), record.problem, format_duration(delay))
+        values = (
+            trouble_title(key),
+            record.attempts,
+            format_time(record.since),
+            record.problem,
+            format_duration(delay),
+        )
         if record.attempts == 1 and not isinstance(exc, FORESEEN):
             log.error(line, *values, exc_info=exc)  # a bug: its traceback once, never again
         else:

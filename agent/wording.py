@@ -19,7 +19,6 @@ SUBJECT_PREFIX = "[feed-agent]"
 STATUS_ORDER = tuple(Status)
 UNKNOWN = "—"
 NOT_NOTIFIED = "NOT NOTIFIED"
-FILE_GONE = "it was no longer in processing/ (moved or deleted by someone else), so no copy of it was kept"
 WEBHOOK_HOW_TO = (
     "To have feed-agent report each job's real end (SUCCESS or FAILED, and NOT NOTIFIED when AlumnIQ stays "
     "silent), add a [webhook] section with listen (and public_url, the address AlumnIQ can reach) and run "
@@ -209,8 +208,6 @@ def next_step(outcome: FileOutcome) -> str:
     step = _status_step(outcome)
     if not outcome.not_moved:
         return step
-    if outcome.final_path is None:
-        return f"Note: {_sentence(outcome.not_moved)} {step}"
     return (
         f"The file is still in processing/: {_sentence(outcome.not_moved)} Fix that; the agent then moves it by "
         f"itself and never sends it again for this. {step}"
@@ -268,6 +265,15 @@ def _unconfirmed_step(outcome: FileOutcome, drop: str) -> str:
         f"{profile.recent_uploads} for a data set received at about {when}. If you find one, the file was "
         f"accepted: leave it in failed/ (and follow that data set there). If there is none, move the file "
         f"back into {drop} to send it again."
+    )
+
+
+def unanswered_at_restart(name: str, destination: str) -> str:
+    """Why a file is UNCONFIRMED when the agent itself stopped (a crash, a power cut) between its
+    last byte and the destination's answer."""
+    return (
+        f"the whole of {name} was sent to {destination}, but feed-agent stopped before {destination}'s answer "
+        f"was read. {destination} may have accepted it, so it was not sent again"
     )
 
 

@@ -681,3 +681,78 @@ def test_a_fixed_notify_webhook_conflicts_with_the_receiver(layout: Path) -> Non
 def test_a_deadline_of_zero_is_refused(layout: Path) -> None:
     message = load_error(write_config(layout, minimal(JOB_TARGET + "notify_within_hours = 0\n")))
     assert "notify_within_hours" in message and "at least" in message
+
+
+# ---------------------------------------------------------------------------------------------
+# Credentials inside a URL are a configuration error, and the URL is never echoed
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        (
+            "url = https://learn.example.edu",
+            "url = https://sis:Hunter2-url@learn.example.edu",
+            "[target:learn] url:",
+        ),
+        (
+            "url = https://learn.example.edu",
+            "url = https://learn.example.edu\nrest_url = https://key:Hunter2-url@rest.example.edu/api",
+            "[target:learn] rest_url:",
+        ),
+        ("url = https://learn.example.edu", "url = sis:Hunter2-url@learn.example.edu", "[target:learn] url:"),
+        ("[agent]", "[heartbeat]\nurl = https://ping:Hunter2-url@hc.example.org/x\n\n[agent]", "[heartbeat] url:"),
+    ],
+)
+def test_credentials_inside_a_url_are_refused_without_being_shown(layout: Path, old: str, new: str, where: str) -> None:
+    message = load_error(write_config(layout, minimal().replace(old, new, 1)))
+    assert where in message
+    assert "Hunter2-url" not in message and "sis:" not in message
+
+
+def test_credentials_from_a_variable_inside_a_url_are_refused_too(layout: Path) -> None:
+    path = write_config(layout, minimal().replace("url = https://learn.example.edu", "url = https://${CREDS}@lms.edu"))
+    message = load_error(path, {"CREDS": "sis:Hunter2-env"})
+    assert "[target:learn] url: contains a user name or password" in message
+    assert "Hunter2-env" not in message
+
+
+def test_an_at_sign_in_the_path_is_not_a_credential(layout: Path) -> None:
+    path = write_config(layout, minimal("[heartbeat]\nurl = https://hc.example.org/ping/a@b\n"))
+    assert load_config(path, environ={}).heartbeat.url == "https://hc.example.org/ping/a@b"
+
+
+def test_check_refuses_a_learn_url_with_credentials_and_never_prints_them(
+    layout: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = minimal().replace("url = https://learn.example.edu", "url = https://sis:Hunter2-cli@learn.example.edu")
+    path = write_config(layout, text)
+    status = main(["-c", str(path), "check"])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert f"{path} [target:learn] url: contains a user name or password" in captured.err
+    assert "Hunter2-cli" not in captured.err + captured.out
+
+
+def with_rest_key(layout: Path) -> None:
+    """The REST key defined in the install's .env, as an admin would."""
+    env = layout.parent / ".env"
+    env.write_text(env.read_text() + "REST_KEY=the-key\n")
+
+
+def test_a_literal_rest_secret_in_the_ini_is_refused(layout: Path) -> None:
+    with_rest_key(layout)
+    learn_rest = "password = ${LEARN_PASSWORD}\nrest_key = ${REST_KEY}\nrest_secret = s3cr3t-literal"
+    path = write_config(layout, minimal().replace("password = ${LEARN_PASSWORD}", learn_rest))
+    message = load_error(path)
+    assert "] rest_secret: secrets must not be written in the INI" in message
+    assert "s3cr3t-literal" not in message
+
+
+def test_one_rest_key_alone_is_an_error(layout: Path) -> None:
+    with_rest_key(layout)
+    learn_rest = "password = ${LEARN_PASSWORD}\nrest_key = ${REST_KEY}"
+    path = write_config(layout, minimal().replace("password = ${LEARN_PASSWORD}", learn_rest))
+    message = load_error(path)
+    assert "[target:learn] rest_secret: is empty but the other REST key is set" in message
+    assert "the-key" not in message

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.batchitem import BatchContext
 from agent.journal import Journal
-from agent.pipeline import BatchContext
 from agent.records import Status
 from agent.simulator import LearnSimulator
 from tests.support.agentconf import load

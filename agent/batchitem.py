@@ -1,0 +1,99 @@
+"""One file in a batch as the pipeline carries it, and how a batch was asked for.
+
+Apart from `agent.pipeline` so the steps around it (`agent.filing`) can share it without importing
+the pipeline, and so a file's end read back from the journal (`decided`) is built in one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent import failpoints
+from agent.clock import utcnow
+from agent.feeds import order_key
+from agent.inspection import Inspection
+from agent.journal_schema import TERMINAL_STATES, FileRecord
+from agent.records import FileOutcome, Progress, Receipt, Status
+
+
+@dataclass(frozen=True)
+class BatchContext:
+    """How a batch was asked for: by the watcher or cron (the defaults), or by an admin (`post`)."""
+
+    force: bool = False  # send even if the refresh guard would hold it
+    keep: bool = False  # a manual post that leaves the file where it is (no archive, no failed/)
+    object_override: str | None = None  # `post --object`
+    operation_override: str | None = None  # `post --operation`
+
+
+AUTOMATIC = BatchContext()
+
+
+def sha256_of(path: Path) -> str:
+    """One streaming pass in 1 MiB pieces (constant memory)."""
+    digest = hashlib.sha256()
+    buffer = bytearray(1024 * 1024)
+    view = memoryview(buffer)
+    with path.open("rb", buffering=0) as handle:
+        while count := handle.readinto(buffer):
+            digest.update(view[:count])
+    return digest.hexdigest()
+
+
+@dataclass
+class BatchItem:
+    """A file moving through the batch, with what we learned about it so far."""
+
+    record: FileRecord
+    path: Path
+    outcome: FileOutcome
+    inspection: Inspection | None = None
+    receipt: Receipt | None = None
+
+    @property
+    def rank(self) -> int:
+        return order_key(self.outcome.object)
+
+    @property
+    def file_id(self) -> int:
+        return self.record.id
+
+    def arrival(self) -> float:
+        """When the SIS finished writing it (mtime): of two exports of one type, the newer goes last."""
+        try:
+            return self.path.stat().st_mtime
+        except OSError:
+            return (self.record.arrived_at or self.record.claimed_at or utcnow()).timestamp()
+
+
+def once(mark: Callable[[], None], point: str) -> Callable[[], None]:
+    """A journal mark that runs once however often it is called (the reporter, then the pipeline)."""
+    done: list[bool] = []
+
+    def run() -> None:
+        if not done:
+            done.append(True)
+            mark()
+            failpoints.hit(point)
+
+    return run
+
+
+def decided(outcome: FileOutcome, record: FileRecord) -> None:
+    """A file whose end the journal already holds (recovery): its status, words, counts and place."""
+    outcome.status = Status(record.status) if record.status else Status.FAILED
+    outcome.message = record.message or ""
+    outcome.finished_at = record.finished_at or record.updated_at
+    outcome.held_by = record.held_by
+    if record.state in TERMINAL_STATES:
+        outcome.final_path = Path(record.current_path) if record.current_path else None
+    if record.completed is not None or record.queued is not None:
+        outcome.progress = Progress(
+            queued=record.queued or 0,
+            completed=record.completed or 0,
+            warnings=record.warnings or 0,
+            errors=record.errors or 0,
+        )

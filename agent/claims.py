@@ -1,0 +1,114 @@
+"""Taking files: a batch is planned in the journal before any file moves, then each file is claimed.
+
+Why in two steps: "the dependency order holds across a crash" needs the restart to know the whole
+batch, not just the files that happened to be moved already. So the batch and every file in it are
+journaled first (state claiming, with the drop-folder path); only then is each file renamed into
+processing/ and journaled as claimed. A crash anywhere in between leaves every file of the batch
+either in the drop folder or in processing/ under a name derived from its own (`archive.claim`),
+and `settle_claim` finds it in either place and finishes the claim, so recovery sends the batch
+whole and in order instead of sending the one file that was already moved.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from agent import archive, failpoints
+from agent.clock import utcnow
+from agent.journal import Journal
+from agent.journal_schema import FileRecord
+from agent.settings import RouteSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Found:
+    """A ready file in a drop folder, and when the SIS finished writing it (for the MISSING alert)."""
+
+    path: Path
+    arrived_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A planned batch and the files it claimed (those that vanished meanwhile are not in it)."""
+
+    batch_id: int
+    file_ids: list[int]
+
+
+def take(journal: Journal, processing_dir: Path, route: RouteSettings, found: Sequence[Found]) -> Taken:
+    """Plan the batch (journal it with all its files), then claim each file into processing/."""
+    batch_id = journal.start_batch(route.name)
+    planned: list[int] = []
+    for item in found:
+        try:
+            size = item.path.stat().st_size
+        except FileNotFoundError:
+            continue
+        planned.append(
+            journal.add_file(
+                route=route.name,
+                target=route.target,
+                name=archive.original_name(item.path.name),
+                source_path=item.path,
+                batch_id=batch_id,
+                size=size,
+                arrived_at=item.arrived_at,
+            )
+        )
+    failpoints.hit("batch-planned")
+    claimed = [file_id for file_id in planned if settle_claim(journal, processing_dir, journal.file(file_id))]
+    return Taken(batch_id, claimed)
+
+
+def settle_claim(journal: Journal, processing_dir: Path, record: FileRecord) -> Path | None:
+    """Finish the claim of a file journaled as claiming; its path in processing/, or None if it vanished.
+
+    The rename may already have happened (a crash right after it): then the file is in processing/
+    under its own name or a numbered one, and no other journaled file is there under that name.
+    """
+    moved = _already_moved(journal, processing_dir, record)
+    if moved is None:
+        source = Path(record.source_path or "")
+        try:
+            moved = archive.claim(source, processing_dir)
+        except FileNotFoundError:
+            journal.abandoned(record.id, "the file vanished before it was claimed")
+            log.warning("vanished: %s was no longer in %s when it was to be claimed", record.name, source.parent)
+            return None
+        failpoints.hit("claim-renamed")
+    journal.claimed(record.id, moved)
+    failpoints.hit("claim-journaled")
+    log.info("claimed: %s (route %s) -> %s", record.name, record.route, moved)
+    return moved
+
+
+def _already_moved(journal: Journal, processing_dir: Path, record: FileRecord) -> Path | None:
+    taken = {r.current_path for r in journal.in_flight() if r.id != record.id and r.current_path}
+    for candidate in archive.claim_names(record.name):
+        path = processing_dir / candidate
+        if not path.exists():
+            return None  # claims take the first free name: nothing further along is ours
+        if str(path) not in taken:
+            return path
+    return None
+
+
+def adopt(journal: Journal, route: RouteSettings, path: Path) -> int:
+    """Journal a file an admin posts by hand and keeps (`post --keep`): it is not moved."""
+    file_id = journal.add_file(
+        route=route.name,
+        target=route.target,
+        name=archive.original_name(path.name),
+        source_path=path,
+        size=path.stat().st_size,
+        arrived_at=utcnow(),
+    )
+    journal.claimed(file_id, path)
+    return file_id

@@ -1,0 +1,64 @@
+"""Filing a decided file away: archive/ when delivered, failed/ with its reason when not.
+
+Each move is followed by its journal entry; a crash between the two leaves the journal saying the
+file is still in processing/ while it is already in its folder. A restart then finds it there (by
+the names the move tries, and its size and checksum) instead of losing it or moving something else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from agent import archive, failpoints
+from agent.batchitem import BatchItem
+from agent.clock import utcnow
+from agent.journal import Journal
+from agent.settings import AgentSettings
+
+log = logging.getLogger(__name__)
+
+
+def file_away(journal: Journal, folders: AgentSettings, item: BatchItem, *, delivered: bool, keep: bool) -> None:
+    """Move the file to its folder (a `post --keep` file stays put) and journal where it is now."""
+    outcome = item.outcome
+    when = outcome.finished_at or utcnow()
+    if keep:
+        outcome.final_path = item.path
+    elif delivered:
+        outcome.final_path = _moved(
+            item,
+            lambda: archive.archive(item.path, folders.archive_dir, name=outcome.name, when=when),
+            "archive-renamed",
+            folders.archive_dir,
+            archive.archive_names(outcome.name, when),
+        )
+        log.info("archived: %s -> %s", outcome.name, outcome.final_path)
+    else:
+        outcome.final_path = _moved(
+            item,
+            lambda: archive.fail(item.path, folders.failed_dir, name=outcome.name, reason=outcome.message, when=when),
+            "fail-renamed",
+            folders.failed_dir,
+            archive.claim_names(outcome.name),
+        )
+        log.warning("%s: %s -> %s: %s", outcome.status.value.lower(), outcome.name, outcome.final_path, outcome.message)
+    if delivered:
+        journal.archived(item.file_id, outcome.final_path)
+        failpoints.hit("archive-journaled")
+    else:
+        journal.ended_unsent(item.file_id, outcome.status, outcome.message, outcome.final_path, when)
+        failpoints.hit("fail-journaled")
+
+
+def _moved(item: BatchItem, move: Callable[[], Path], point: str, folder: Path, names: Iterator[str]) -> Path | None:
+    """Do the move, or (the file is gone from processing/) find where an interrupted run put it."""
+    if item.path.exists():
+        moved = move()
+        failpoints.hit(point)
+        return moved
+    found = archive.find_moved(folder, names, size=item.record.size, sha256=item.outcome.sha256)
+    if found is None:
+        log.warning("%s: no longer in %s and not found in %s", item.outcome.name, item.path.parent, folder)
+    return found
