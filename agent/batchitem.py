@@ -52,6 +52,7 @@ class BatchItem:
     outcome: FileOutcome
     inspection: Inspection | None = None
     receipt: Receipt | None = None
+    move_error: OSError | None = None  # why its folder refused it (it stays in processing/ meanwhile)
 
     @property
     def rank(self) -> int:

@@ -63,7 +63,15 @@ def take(journal: Journal, processing_dir: Path, route: RouteSettings, found: Se
             )
         )
     failpoints.hit("batch-planned")
-    claimed = [file_id for file_id in planned if settle_claim(journal, processing_dir, journal.file(file_id))]
+    claimed: list[int] = []
+    for file_id in planned:
+        try:
+            if settle_claim(journal, processing_dir, journal.file(file_id)):
+                claimed.append(file_id)
+        except OSError:  # the drop folder refuses (permissions, a full disk): the files wait there
+            if not claimed:
+                journal.unplanned(batch_id)  # nothing moved: the attempt leaves no trace
+            raise  # some moved: the batch stays planned and recovery finishes it, in order
     return Taken(batch_id, claimed)
 
 

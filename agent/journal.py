@@ -100,6 +100,16 @@ class Journal(JournalBase):
         sql = "SELECT * FROM batches WHERE reported_at IS NULL AND owner = ? ORDER BY id"
         return [batch_record(row) for row in self._fetchall(sql, (Owner.SERVICE.value,))]
 
+    def unplanned(self, batch_id: int) -> None:
+        """A planned batch whose drop folder refused every claim: it goes, with its files (none moved),
+        so each retry of a folder that stays unwritable leaves no row behind."""
+        with self._lock:
+            self._execute("DELETE FROM files WHERE batch_id = ? AND claimed_at IS NULL", (batch_id,))
+            self._execute(
+                "DELETE FROM batches WHERE id = ? AND NOT EXISTS (SELECT 1 FROM files WHERE batch_id = ?)",
+                (batch_id, batch_id),
+            )
+
     def batch_files(self, batch_id: int) -> list[FileRecord]:
         """Every file journaled in the batch (whatever its state), in the order they were planned."""
         rows = self._fetchall("SELECT * FROM files WHERE batch_id = ? ORDER BY id", (batch_id,))

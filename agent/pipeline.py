@@ -26,7 +26,7 @@ from agent.batchitem import AUTOMATIC, BatchContext, BatchItem, decided, once, s
 from agent.claims import Found, Taken
 from agent.clock import utcnow
 from agent.completions import JobFollowUp
-from agent.errors import DeliveryUnknown, StopRequested, TargetError
+from agent.errors import BatchIncomplete, DeliveryUnknown, JournalError, StopRequested, TargetError, describe, foreseen
 from agent.feeds import FEED_TYPES, depends_on, sort_key
 from agent.filing import file_away
 from agent.guard import refresh_guard
@@ -174,10 +174,22 @@ class Pipeline:
         depend on it (`feeds.DEPENDS_ON`), and a held file in turn holds its own dependents."""
         holds = profile.holds_dependents and route.on_failure == "hold"
         blockers: list[BatchItem] = []
+        left: list[BatchItem] = []  # isolated: one file's error never stops the others
         for item in ordered:
-            self._advance(route, item, blockers, context)
+            if any(depends_on(item.outcome.object, other.outcome.object) for other in left):
+                left.append(item)  # its dependency is retried first: it waits in processing/ too
+                continue
+            try:
+                self._advance(route, item, blockers, context)
+            except (StopRequested, JournalError):
+                raise  # a stop, or a journal that cannot be written: nothing else can go on either
+            except Exception as exc:
+                log.error("left in processing/: %s: %s", item.outcome.name, describe(exc), exc_info=not foreseen(exc))
+                left.append(item)
             if holds and item.outcome.object and item.outcome.status.blocks_dependents:
                 blockers.append(item)
+        if left:
+            raise BatchIncomplete(f"{', '.join(i.outcome.name for i in left)} left in processing/, retried later")
 
     def _advance(self, route: RouteSettings, item: BatchItem, blockers: list[BatchItem], context: BatchContext) -> None:
         state = item.record.state

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from agent.clock import SYSTEM_CLOCK, Clock
-from agent.errors import AgentError, os_error_message
+from agent.errors import AgentError, describe, foreseen
 from agent.journal import Journal
 from agent.journal_schema import TroubleRecord
 from agent.records import Reporter, TroubleNotice
@@ -29,18 +29,6 @@ from agent.wording import format_duration, format_time
 from agent.wording_troubles import trouble_advice, trouble_title
 
 log = logging.getLogger(__name__)
-
-# Errors we foresee (a folder, a disk, the journal, a destination): the message says it all.
-FORESEEN = (OSError, AgentError)
-
-
-def describe(exc: BaseException) -> str:
-    """An error in one line an admin can read (which file, what went wrong)."""
-    if isinstance(exc, AgentError):
-        return exc.message
-    if isinstance(exc, OSError):
-        return os_error_message(exc)
-    return f"{type(exc).__name__}: {exc}"
 
 
 class Troubles:
@@ -55,6 +43,7 @@ class Troubles:
         self.clock = clock
         self._open: dict[str, TroubleRecord] = {}
         self._retry_at: dict[str, float] = {}  # monotonic; a key absent here may be tried now
+        self._unjournaled: set[str] = set()  # episodes the journal could not take (a full disk)
         try:
             self._open = {record.key: record for record in journal.troubles()}
         except AgentError as exc:
@@ -68,8 +57,9 @@ class Troubles:
     def failing(self, key: str) -> bool:
         return key in self._open
 
-    def open_keys(self) -> list[str]:
-        return list(self._open)
+    def open_episodes(self) -> list[TroubleRecord]:
+        """The episodes still open (for `run`'s closing lines)."""
+        return list(self._open.values())
 
     def failed(self, key: str, exc: BaseException, *, folder: Path | None = None, told: bool = False) -> float:
         """One more failed attempt of `key`: log it, pause the step, email the episode's start once.
@@ -81,7 +71,7 @@ class Troubles:
         record = self._count(key, describe(exc), now)
         delay = self.policy.delay(record.attempts)
         self._retry_at[key] = self.clock.monotonic() + delay
-        line = "%s failed (attempt %d, failing since %s): %s; next try in %s"
+        line = "%s (attempt %d, failing since %s): %s; next try in %s"
         values = (
             trouble_title(key),
             record.attempts,
@@ -89,7 +79,7 @@ class Troubles:
             record.problem,
             format_duration(delay),
         )
-        if record.attempts == 1 and not isinstance(exc, FORESEEN):
+        if record.attempts == 1 and not foreseen(exc):
             log.error(line, *values, exc_info=exc)  # a bug: its traceback once, never again
         else:
             log.warning(line, *values)
@@ -101,6 +91,7 @@ class Troubles:
         """The step `key` worked: an open episode ends (logged, and emailed if its start was)."""
         record = self._open.pop(key, None)
         self._retry_at.pop(key, None)
+        self._unjournaled.discard(key)
         if record is None:
             return
         try:
@@ -131,6 +122,7 @@ class Troubles:
             record = self.journal.trouble_failed(key, problem, now)
         except AgentError as exc:  # the journal cannot be written (a full disk): count in memory
             log.warning("the failure of %s could not be journaled: %s", key, exc.message)
+            self._unjournaled.add(key)
             known = self._open.get(key)
             record = TroubleRecord(
                 key=key,
@@ -144,7 +136,7 @@ class Troubles:
 
     def _alert(self, record: TroubleRecord, advice: str, delay: float, now: datetime, *, told: bool) -> None:
         try:
-            claimed = self.journal.trouble_alerted(record.key, now)
+            claimed = record.key in self._unjournaled or self.journal.trouble_alerted(record.key, now)
         except AgentError:
             claimed = True  # not journaled: the in-memory record below keeps it to one email
         self._open[record.key] = TroubleRecord(record.key, record.since, record.attempts, record.problem, now)

@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.support.s3",
     "tests.support.pipeline",
     "tests.support.recordlog",
+    "tests.support.faults",
 ]
 
 
