@@ -105,6 +105,8 @@ class StopRequested(AgentError):
 def os_error_message(exc: OSError) -> str:
     """An operating-system error in one line an admin can act on (which file, what went wrong)."""
     where = exc.filename if exc.filename is not None else ""
+    if exc.filename2 is not None:  # a move: the destination's folder is as likely the one refusing
+        where = f"{where} -> {exc.filename2}"
     what = exc.strerror or str(exc) or type(exc).__name__
     hints = {
         errno.ENOSPC: "free some space on that disk",
