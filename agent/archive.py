@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from agent.printable import printable
 from agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -289,18 +290,26 @@ def fail(path: Path, failed_dir: Path, *, name: str, reason: str, when: datetime
     return destination
 
 
+def failed_destination(failed_dir: Path, name: str) -> Path:
+    """Where `fail` would put a file named `name` now (its first free name): for the command a held
+    file's reason gives before the file is moved."""
+    free = (failed_dir / candidate for candidate in _numbered(name) if not (failed_dir / candidate).exists())
+    return next(free, failed_dir / name)
+
+
 def reason_path(failed_file: Path) -> Path:
     return failed_file.with_name(f"{failed_file.name}.reason.txt")
 
 
 def _write_reason(failed_file: Path, reason: str, when: datetime) -> None:
     """Replace any stale reason file of an earlier failure with the same name (written whole)."""
+    name = printable(failed_file.name)  # a newline in the name must not forge a line of the file
     text = (
         f"Time: {_utc(when):%Y-%m-%d %H:%M:%S} UTC\n"
-        f"File: {failed_file.name}\n"
-        f"Reason: {reason}\n"
+        f"File: {name}\n"
+        f"Reason: {printable(reason)}\n"
         "\n"
-        f"Fix the problem, then move {failed_file.name} back into the drop folder to process it again.\n"
+        f"Fix the problem, then move {name} back into the drop folder to process it again.\n"
     )
     target = reason_path(failed_file)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")

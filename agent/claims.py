@@ -88,6 +88,7 @@ def settle_claim(journal: Journal, processing_dir: Path, record: FileRecord) -> 
             moved = archive.claim(source, processing_dir)
         except FileNotFoundError:
             journal.abandoned(record.id, "the file vanished before it was claimed")
+            journal.file_reported(record.id)  # never taken: nothing to report
             log.warning("vanished: %s was no longer in %s when it was to be claimed", record.name, source.parent)
             return None
         failpoints.hit("claim-renamed")

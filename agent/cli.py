@@ -19,6 +19,7 @@ from agent.config import load_config
 from agent.errors import AgentError, ConfigError, os_error_message
 from agent.feeds import DELIMITER_NAMES, FEED_TYPES, ORDER_EXPLANATION
 from agent.inspection import Inspection, plan_order
+from agent.printable import printable
 from agent.profiles import LEARN, TargetProfile, profile_for
 from agent.records import CheckResult
 from agent.settings import OPERATIONS, Config, TargetSettings
@@ -221,7 +222,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         verdict = run_once(config, route_name=args.route)
         for line in verdict.attention:
-            print(f"feed-agent: {line}", file=sys.stderr)
+            print(f"feed-agent: {printable(line)}", file=sys.stderr)  # one line each, names escaped
         return ExitStatus.OK if verdict.ok else ExitStatus.PROBLEM
     if command == "watch":
         from agent.daemon import watch

@@ -101,6 +101,8 @@ LEARN_KEYS = (
     "timeout_minutes",
     "long_run_minutes",
     "refresh_guard_percent",
+    "delete_guard_rows",
+    "store_warn_percent",
     "add_bom",
     "read_timeout_seconds",
     "delimiter",
@@ -139,6 +141,7 @@ EMAIL_KEYS = (
     "verify_tls",
     "max_message_mb",
     "give_up_hours",
+    "outbox_retention_days",
 )
 HEARTBEAT_KEYS = ("url",)
 WEBHOOK_KEYS = ("listen", "public_url")
@@ -274,6 +277,13 @@ def _target(loader: IniFile, name: str) -> TargetSettings:
     )
 
 
+def _percent(s: Section, key: str, default: float) -> float:
+    value = s.number(key, default, unit="percent")
+    if value > 100:
+        raise s.error(key, f"{value:g} is out of range (0 to 100)")
+    return value
+
+
 def _webhook(s: Section) -> WebhookSettings:
     """`listen` is host:port (port 0: any free one); `public_url` an http(s) URL without a query."""
     listen = s.text("listen")
@@ -312,9 +322,7 @@ def _learn(s: Section, name: str) -> LearnTargetSettings:
     integration = s.text("integration", required=True)
     if not re.fullmatch(r"[A-Za-z0-9_-]+", integration):
         raise s.error("integration", f"'{integration}' is not an integration id (e.g. BBLEARN or BB5bfc25366f037)")
-    guard = s.number("refresh_guard_percent", d["refresh_guard_percent"], unit="percent")
-    if guard > 100:
-        raise s.error("refresh_guard_percent", f"{guard:g} is out of range (0 to 100)")
+    guard = _percent(s, "refresh_guard_percent", d["refresh_guard_percent"])
     return LearnTargetSettings(
         name=name,
         url=s.url("url", required=True),
@@ -327,6 +335,8 @@ def _learn(s: Section, name: str) -> LearnTargetSettings:
         timeout_minutes=s.number("timeout_minutes", d["timeout_minutes"], unit="minutes", minimum=0.001),
         long_run_minutes=s.number("long_run_minutes", d["long_run_minutes"], unit="minutes"),
         refresh_guard_percent=guard,
+        delete_guard_rows=s.integer("delete_guard_rows", d["delete_guard_rows"], low=0, high=10**9),
+        store_warn_percent=_percent(s, "store_warn_percent", d["store_warn_percent"]),
         add_bom=s.choice("add_bom", ADD_BOM, d["add_bom"]),
         read_timeout_seconds=s.number("read_timeout_seconds", d["read_timeout_seconds"], unit="seconds", minimum=1.0),
         delimiter=s.choice("delimiter", tuple(LEARN_DELIMITERS), d["delimiter"]),
@@ -411,6 +421,7 @@ def _email(s: Section) -> EmailSettings:
         verify_tls=s.verify("verify_tls"),
         max_message_mb=s.number("max_message_mb", d["max_message_mb"], unit="MB", minimum=0.1),
         give_up_hours=s.number("give_up_hours", d["give_up_hours"], unit="hours", minimum=0.01),
+        outbox_retention_days=s.number("outbox_retention_days", d["outbox_retention_days"], unit="days"),
     )
 
 

@@ -36,6 +36,7 @@ from agent.recovery import RecoveryIncomplete, recover
 from agent.retry import RetryPolicy
 from agent.settings import Config, RouteSettings
 from agent.spool import describe, spool_state
+from agent.strays import Strays
 from agent.troubles import Troubles
 from agent.watcher import Candidate, FolderWatcher
 from agent.wording_troubles import trouble_title
@@ -46,7 +47,7 @@ LOOP_SECONDS = 0.25
 HOUSEKEEPING_SECONDS = 60.0
 RECENT_BATCHES = 100
 # Failure episodes (agent.troubles): finishing what is in processing/, and the loop's own turn.
-RECOVERY, LOOP = "recovery", "loop"
+RECOVERY, LOOP, HOUSEKEEPING = "recovery", "loop", "housekeeping"
 MOVES = (unmoved.ARCHIVE, unmoved.FAILED)
 
 
@@ -107,6 +108,7 @@ class Agent:
         if reporter is None:
             self.email = reporter = EmailReporter(config, self.journal)
         self.reporter: Reporter = reporter
+        self.strays = Strays(config, self.journal, reporter, clock.now)
         self.narrate: Callable[[str], None] = narrate or (lambda _line: None)
         self.follow_up = JobFollowUp(
             config, self.journal, self.reporter, base_url=configured_base_url(config.webhook), clock=clock
@@ -191,17 +193,25 @@ class Agent:
         for route in self.routes.values():
             log.info("watching %s for route %s -> target %s", route.watch, route.name, route.target)
         self.serve_webhook()
-        self._deliver_reports(force=True)
-        self._attempt(LOOP, self._turn)  # recovery first; a failure there never stops `watch`
-        self.watcher.start()
-        for route in self.routes.values():
-            log.info("route %s uses the %s observer", route.name, self.watcher.observer_kind(route.name))
+        try:
+            self._attempt(HOUSEKEEPING, lambda: self._deliver_reports(force=True))
+            self._attempt(LOOP, self._turn)  # recovery first; a failure there never stops `watch`
+            self.watcher.start()
+            for route in self.routes.values():
+                log.info("route %s uses the %s observer", route.name, self.watcher.observer_kind(route.name))
+            self._loop()
+        except Exception as exc:
+            if not self.stop.is_set():
+                raise
+            log.info("stopped during a step (%s); it resumes on the next start", type(exc).__name__)
+
+    def _loop(self) -> None:
         next_housekeeping = 0.0
         while not self.stop.is_set():
             if self.troubles.due(LOOP):
                 self._attempt(LOOP, self._turn)  # a bug in the loop itself: retried with back-off too
-            if self.clock.monotonic() >= next_housekeeping:
-                self._attempt(LOOP, self._housekeeping)
+            if self.clock.monotonic() >= next_housekeeping and self.troubles.due(HOUSEKEEPING):
+                self._attempt(HOUSEKEEPING, self._housekeeping)
                 next_housekeeping = self.clock.monotonic() + self.housekeeping_seconds
             self.wake.wait(LOOP_SECONDS)
             self.wake.clear()
@@ -322,18 +332,12 @@ class Agent:
             self._moves_due = True
 
     def _unsupported(self, route_name: str, path: Path, reason: str) -> None:
-        """Symlinks, folders and special files are never followed or sent: move them aside."""
-        try:
-            moved = archive.fail(
-                path,
-                self.config.agent.failed_dir,
-                name=path.name,
-                reason=f"{reason}; only regular files are processed",
-                when=self.clock.now(),
-            )
-            log.warning("rejected: %s in route %s: %s (moved to %s)", path.name, route_name, reason, moved)
-        except OSError as exc:
-            log.error("cannot move %s aside (%s): %s", path, reason, exc)
+        """Symlinks, folders and special files are never followed or sent (`agent.strays`: moved
+        aside, a folder left in place, each with a REJECTED email); `run` then exits 1."""
+        line = self.strays.found(self.routes[route_name], path, reason)
+        if line is not None:
+            self.attention.append(line)
+            self.all_ok = False
 
     def _housekeeping(self) -> None:
         self._deliver_reports()
@@ -469,10 +473,6 @@ def watch(config: Config) -> bool:
     signal.signal(signal.SIGINT, on_signal)
     try:
         agent.watch()
-    except Exception as exc:
-        if not stop.is_set():
-            raise
-        log.info("stopped during a step (%s); it resumes on the next start", type(exc).__name__)
     finally:
         agent.close()
         log.info("stopped")

@@ -26,7 +26,6 @@ from agent.journal_schema import (
     IN_FLIGHT_STATES,
     JOB_SELECT,
     OPEN_JOB_STATES,
-    REFRESH_OPERATIONS,
     UNSENT_STATES,
     UPDATABLE_COLUMNS,
     BatchRecord,
@@ -278,20 +277,72 @@ class Journal(JournalBase):
         )
         return [file_record(row) for row in self._fetchall(sql, [*(s.value for s in IN_FLIGHT_STATES), limit])]
 
-    def last_accepted_refresh_rows(self, target: str, object: str) -> int | None:
-        """Rows of the newest refresh the destination accepted, for the shrinking-refresh guard.
+    def keys_compared(
+        self, file_id: int, *, data_source_keys: str | None, disabled: int | None, added: int | None
+    ) -> None:
+        """What the refresh guard found: the file's data source keys and the keys it disables and adds."""
+        self._update(file_id, data_source_keys=data_source_keys, disabled_keys=disabled, added_keys=added)
 
-        A refresh that FAILED, was rejected or held never replaced the destination's data, so it
-        is not a baseline; files with another target or object are a different data set.
+    def last_delivery(
+        self,
+        target: str,
+        slug: str,
+        operation: str,
+        data_source_keys: str | None = None,
+        *,
+        before: int | None = None,
+    ) -> FileRecord | None:
+        """The newest delivery of one feed the destination accepted: the refresh guard's baseline.
+
+        A feed is a target, object and operation; for a `refreshlegacy` also the data source keys the
+        file covered (Learn disables only within them, so one key's file is never compared with
+        another's). A file that FAILED, was rejected or held never replaced the destination's data.
         """
         sql = (
-            f'SELECT "rows" FROM files WHERE target = ? AND object = ? '
-            f"AND operation IN ({_placeholders(len(REFRESH_OPERATIONS))}) "
-            f'AND status IN ({_placeholders(len(ACCEPTED_STATUSES))}) AND "rows" IS NOT NULL '
-            f"ORDER BY COALESCE(finished_at, submitted_at, updated_at) DESC, id DESC LIMIT 1"
+            f"SELECT * FROM files WHERE target = ? AND object = ? AND operation = ? "
+            f"AND status IN ({_placeholders(len(ACCEPTED_STATUSES))})"
         )
-        row = self._fetchone(sql, [target, object, *REFRESH_OPERATIONS, *ACCEPTED_STATUSES])
-        return None if row is None else int(row[0])
+        params: list[object] = [target, slug, operation, *ACCEPTED_STATUSES]
+        if operation == "refreshlegacy":
+            sql += " AND COALESCE(data_source_keys, '') = ?"
+            params.append(data_source_keys or "")
+        if before is not None:
+            sql += " AND id < ?"
+            params.append(before)
+        row = self._fetchone(
+            sql + " ORDER BY COALESCE(finished_at, submitted_at, updated_at) DESC, id DESC LIMIT 1", params
+        )
+        return None if row is None else file_record(row)
+
+    def deliveries(
+        self,
+        *,
+        route: str | None = None,
+        slug: str | None = None,
+        target: str | None = None,
+        operation: str | None = None,
+        since: datetime | None = None,
+        before: int | None = None,
+        limit: int | None = None,
+    ) -> list[FileRecord]:
+        """Accepted deliveries, newest first: the feed history (`history`, the store notice, the summary chart)."""
+        sql = f"SELECT * FROM files WHERE status IN ({_placeholders(len(ACCEPTED_STATUSES))})"
+        params: list[object] = [*ACCEPTED_STATUSES]
+        for column, value in (("route", route), ("object", slug), ("target", target), ("operation", operation)):
+            if value is not None:
+                sql += f" AND {column} = ?"  # column names from the fixed tuple above
+                params.append(value)
+        if since is not None:
+            sql += " AND finished_at >= ?"
+            params.append(to_db_time(since))
+        if before is not None:
+            sql += " AND id < ?"
+            params.append(before)
+        sql += " ORDER BY COALESCE(finished_at, submitted_at, updated_at) DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [file_record(row) for row in self._fetchall(sql, params)]
 
     def last_arrival(self, route: str) -> datetime | None:
         """When a file last arrived on the route (for the MISSING alert)."""

@@ -186,6 +186,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX files_unreported ON files(reported_at, state)",
         "CREATE INDEX batches_open ON batches(finished_at, reported_at)",
     ),
+    # 5: feed history: the data source keys a refreshlegacy covered (its guard baseline is per key
+    # set) and, for refreshes, how many keys the file disabled and added against the last delivery.
+    (
+        "ALTER TABLE files ADD COLUMN data_source_keys TEXT",
+        "ALTER TABLE files ADD COLUMN disabled_keys INTEGER",
+        "ALTER TABLE files ADD COLUMN added_keys INTEGER",
+        "CREATE INDEX files_feed_history ON files(target, object, operation, finished_at)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -228,6 +236,9 @@ class FileRecord:
     claimed_size: int | None = None  # size and mtime when claimed: a writer that paused shows here
     claimed_mtime_ns: int | None = None
     reported_at: datetime | None = None  # the per-file report was handed to the mailer
+    data_source_keys: str | None = None  # refreshlegacy: the file's data source keys, comma-separated
+    disabled_keys: int | None = None  # refresh: keys of the last delivery missing from this file
+    added_keys: int | None = None  # refresh: keys of this file that the last delivery did not have
 
     @property
     def in_flight(self) -> bool:
@@ -326,7 +337,7 @@ DATETIME_COLUMNS = frozenset(
 )
 INTEGER_COLUMNS = frozenset(
     {"batch_id", "size", "rows", "queued", "completed", "warnings", "errors", "owner_pid", "claimed_size"}
-    | {"claimed_mtime_ns"}
+    | {"claimed_mtime_ns", "disabled_keys", "added_keys"}
 )
 BOOL_COLUMNS = frozenset({"long_run_alerted"})
 REQUIRED_COLUMNS = frozenset({"route", "target", "name", "state", "updated_at", "long_run_alerted", "owner"})

@@ -37,6 +37,7 @@ from agent.spool import MailSpool
 log = logging.getLogger(__name__)
 
 RECENT_REPORTS = 200
+RECENT_BYTES = 32 * 1024 * 1024  # and no more than this much of them (a summary may carry a big CSV)
 
 
 class MailJournal(Protocol):
@@ -92,6 +93,7 @@ class EmailReporter:
         self.spool = spool if spool is not None else MailSpool(config, self.mailer)
         # The latest reports only (a daemon runs for months): for narration, tests and debugging.
         self.sent: deque[RenderedEmail] = deque(maxlen=RECENT_REPORTS)
+        self._sent_bytes = 0
         self.last_paths: deque[Path] = deque(maxlen=RECENT_REPORTS)
         self._unreported: list[str] = []  # mail failures when there is no journal
         self._lock = threading.Lock()
@@ -179,7 +181,7 @@ class EmailReporter:
         if taken.rendered_point:
             failpoints.hit(taken.rendered_point)
         with self._lock:
-            self.sent.append(rendered)
+            self._remember(rendered)
             try:
                 path = self._send(rendered, taken)
             except MailError as exc:
@@ -198,6 +200,15 @@ class EmailReporter:
             elif transport == "file":
                 log.info("report sent: %s", rendered.subject)
             return True
+
+    def _remember(self, rendered: RenderedEmail) -> None:
+        """Keep the latest reports for narration and debugging, by count and by size."""
+        if len(self.sent) == self.sent.maxlen:
+            self._sent_bytes -= self.sent[0].size
+        self.sent.append(rendered)
+        self._sent_bytes += rendered.size
+        while self._sent_bytes > RECENT_BYTES and len(self.sent) > 1:
+            self._sent_bytes -= self.sent.popleft().size
 
     def _send(self, rendered: RenderedEmail, taken: _Taken) -> Path | None:
         """SMTP: into the spool, journaled as taken, then delivered (the spool logs each message the

@@ -29,7 +29,7 @@ from agent.completions import JobFollowUp
 from agent.errors import BatchIncomplete, DeliveryUnknown, JournalError, StopRequested, TargetError, describe, foreseen
 from agent.feeds import FEED_TYPES, depends_on, sort_key
 from agent.filing import file_away
-from agent.guard import refresh_guard
+from agent.guard import Guards
 from agent.journal import Journal
 from agent.journal_schema import TERMINAL_STATES, FileState
 from agent.profiles import TargetProfile, profile_for
@@ -80,6 +80,7 @@ class Pipeline:
         self.stop = stop or threading.Event()
         self._targets: dict[str, Target] = dict(targets or {})
         self.narrate: Narrator = narrate or (lambda _line: None)
+        self.guards = Guards(journal, config.agent.keysets_dir, config.agent.failed_dir)
 
     def close(self) -> None:
         """Close every target's connections."""
@@ -281,6 +282,7 @@ class Pipeline:
             operation=outcome.operation,
             sha256=outcome.sha256,
         )
+        failpoints.hit("inspect-journaled")
         described = f"{result.object} ({outcome.operation})" if outcome.object else "csv"
         if profile.sendable(result):
             log.info("type: %s is %s, %d rows", outcome.name, described, result.rows)
@@ -309,15 +311,15 @@ class Pipeline:
         self._end_unsent(item, Status.HELD, reason, AUTOMATIC)
 
     def _guarded(self, item: BatchItem, context: BatchContext) -> bool:
-        """The refresh guard: True when the file was held (and ended) instead of sent."""
-        if item.receipt is not None or context.force:
+        """The guards (`agent.guard`): True when the file was held (and ended) instead of sent."""
+        if item.receipt is not None:
             return False
         settings = self.config.targets[item.outcome.target]
-        reason = refresh_guard(self.journal, settings, item.outcome, self.config.agent.failed_dir)
-        if reason is None:
+        verdict = self.guards.check(settings, item.outcome, item.path, force=context.force, keep=context.keep)
+        if verdict.held is None:
             return False
-        self.narrate(f"  {item.outcome.name}: HELD by the refresh guard")
-        self._end_unsent(item, Status.HELD, reason, context)
+        self.narrate(f"  {item.outcome.name}: HELD by the {item.outcome.operation} guard")
+        self._end_unsent(item, Status.HELD, verdict.held, context)
         return True
 
     # -- deliver -----------------------------------------------------------------------------------
@@ -352,6 +354,7 @@ class Pipeline:
         self.journal.finished(item.file_id, result)
         failpoints.hit("result-journaled")
         outcome.status, outcome.message, outcome.finished_at = result.status, result.message, result.finished_at
+        self.guards.delivered(outcome)
         file_away(self.journal, self.config.agent, item, delivered=True, keep=context.keep)
         self.narrate(f"  {outcome.name}: {outcome.status.value}{_count_text(result.progress)} → {outcome.final_path}")
         self._fetch_record_log(target, item)

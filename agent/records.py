@@ -228,6 +228,9 @@ class FileOutcome:
     reported: Callable[[], None] | None = field(default=None, compare=False, repr=False)
     record_log: RecordLog | None = None  # Learn's record-level log, when REST keys are configured
     not_moved: str = ""  # why the file is still in processing/ (its folder could not take it); moved later
+    entry_kind: str | None = None  # "folder", "symbolic link", "named pipe"…: not a regular file, never sent
+    notice: str = ""  # unusual but sent: a store far below its feed's usual size
+    keys_csv: Path | None = None  # held by a guard: every key it would disable or delete (attached)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -283,7 +286,7 @@ class TroubleNotice:
     """A failure episode: one step (`key`) that keeps failing the same way, told once when it starts
     and once when it clears (`cleared_at`)."""
 
-    key: str  # "recovery", "route:NAME", "drop:PATH", "archive", "failed"
+    key: str  # "recovery", "drop:PATH", "archive", "failed", "loop", "housekeeping"
     problem: str  # the latest error, in one line
     advice: str  # what the admin can do about it
     since: datetime

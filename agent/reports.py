@@ -13,6 +13,7 @@ from pathlib import Path
 from agent.logreport import RecordLogView, record_log_view
 from agent.profiles import profile_for
 from agent.records import BatchOutcome, FileOutcome, JobNotice, Status, TroubleNotice
+from agent.summarylist import listed
 from agent.wording import (
     UNKNOWN,
     Badge,
@@ -77,6 +78,7 @@ class FileReport:
     drop_folder: str
     record_log: RecordLogView | None = None  # Learn's record-level log, when it was fetched
     record_hint: str = ""  # without REST keys: how to get the records and reasons in this email
+    notice: str = ""  # sent, but unusual (a store far below its feed's usual size)
 
     @property
     def facts(self) -> tuple[Fact, ...]:
@@ -125,6 +127,7 @@ def file_report(outcome: FileOutcome, attachment_note: str = "") -> FileReport:
         drop_folder=str(outcome.drop_folder) if outcome.drop_folder else "the drop folder",
         record_log=record_log_view(outcome, attachment_note),
         record_hint=record_details_hint(outcome),
+        notice=outcome.notice,
     )
 
 
@@ -159,6 +162,28 @@ class SummaryReport:
     held: tuple[Fact, ...]  # file name → why it was held
     attention: tuple[Fact, ...]  # other files that need someone: file name → next step
     mail_problems: tuple[str, ...]  # earlier emails that could not be sent
+    notices: tuple[Fact, ...] = ()  # sent, but unusual: file name → the notice
+    more: str = ""  # "… and 19,800 more files (…)": the files the body leaves out, when there are any
+    attachment: str = ""  # what the attached list holds
+
+
+MAIL_PROBLEMS_LISTED = 20
+
+
+def _capped(problems: list[str]) -> tuple[str, ...]:
+    """Earlier mail failures, the first ones only: a mail server down for a week is one story."""
+    if len(problems) <= MAIL_PROBLEMS_LISTED:
+        return tuple(problems)
+    left = len(problems) - MAIL_PROBLEMS_LISTED
+    return (*problems[:MAIL_PROBLEMS_LISTED], f"… and {format_count(left)} more (see the log)")
+
+
+def _more(unlisted: int, problems: int, attachment_note: str) -> str:
+    if not unlisted:
+        return ""
+    among = f", {format_count(problems)} of them with problems" if problems else ", none with problems"
+    where = attachment_note or "the list was too big to attach; `feed-agent status` shows recent files"
+    return f"… and {format_count(unlisted)} more files{among}: {where}"
 
 
 def _summary_row(outcome: FileOutcome) -> SummaryRow:
@@ -193,8 +218,12 @@ def _overall_meaning(batch: BatchOutcome) -> str:
     return f"{needing} of {len(batch.files)} file(s) need attention; see below."
 
 
-def summary_report(batch: BatchOutcome) -> SummaryReport:
+def summary_report(batch: BatchOutcome, attachment_note: str = "") -> SummaryReport:
+    """The summary's model. The totals count every file; the rows, held and attention lists only
+    the files the body names (`agent.summarylist`: at most 200, problems first)."""
     files = batch.files
+    shown, unlisted = listed(files)
+    problems_left_out = sum(1 for f in files if not f.status.ok) - sum(1 for f in shown if not f.status.ok)
 
     def total(attr: str) -> str:
         values = [getattr(f.progress, attr) for f in files if f.progress is not None]
@@ -211,14 +240,17 @@ def summary_report(batch: BatchOutcome) -> SummaryReport:
         started=format_time(batch.started_at),
         finished=format_time(batch.finished_at),
         duration=format_duration(duration),
-        rows=tuple(_summary_row(f) for f in files),
+        rows=tuple(_summary_row(f) for f in shown),
         total_rows=format_count(sum(rows)) if rows else UNKNOWN,
         total_completed=total("completed"),
         total_warnings=total("warnings"),
         total_errors=total("errors"),
-        held=tuple(Fact(f.name, _held_reason(f)) for f in files if f.status is Status.HELD),
-        attention=tuple(Fact(f.name, next_step(f)) for f in files if not f.status.ok and f.status is not Status.HELD),
-        mail_problems=tuple(batch.mail_problems),
+        held=tuple(Fact(f.name, _held_reason(f)) for f in shown if f.status is Status.HELD),
+        attention=tuple(Fact(f.name, next_step(f)) for f in shown if not f.status.ok and f.status is not Status.HELD),
+        mail_problems=_capped(batch.mail_problems),
+        more=_more(unlisted, problems_left_out, attachment_note),
+        attachment=attachment_note,
+        notices=tuple(Fact(f.name, f.notice) for f in files if f.notice),
     )
 
 

@@ -90,6 +90,11 @@ class AgentSettings:
         return self.work_dir / "outbox"
 
     @property
+    def keysets_dir(self) -> Path:
+        """The guards' state: each refresh feed's last key set, pending ones, held files' key lists."""
+        return self.work_dir / "keysets"
+
+    @property
     def journal_path(self) -> Path:
         return self.work_dir / "journal.sqlite3"
 
@@ -118,6 +123,8 @@ class LearnTargetSettings:
     timeout_minutes: float = 120.0
     long_run_minutes: float = 30.0
     refresh_guard_percent: float = 10.0
+    delete_guard_rows: int = 100  # a delete file with more rows is held for an admin to confirm
+    store_warn_percent: float = 50.0  # a store below this share of the feed's usual size is flagged
     add_bom: str = "auto"
     read_timeout_seconds: float = 300.0  # for Learn's answer to an upload; then the file is UNCONFIRMED
     delimiter: str = "pipe"  # the integration's "Feed File Delimiter" in Learn (pipe is Learn's default)
@@ -190,6 +197,7 @@ class EmailSettings:
     verify_tls: bool | str = True  # yes | no | path of a CA bundle for a private mail relay
     max_message_mb: float = 10.0  # many campus mail systems refuse bigger messages
     give_up_hours: float = 72.0  # an unsent report is retried this long, then set aside (outbox/gave-up)
+    outbox_retention_days: float = 30.0  # transport = file: older .eml files in outbox/ are deleted (0 keeps)
 
 
 @dataclass(frozen=True)

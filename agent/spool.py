@@ -22,7 +22,7 @@ import smtplib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.policy import SMTP as SMTP_POLICY
@@ -32,6 +32,7 @@ from pathlib import Path
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.errors import MailError, MailUnconfirmed
 from agent.mailer import Mailer, outbox_name, write_atomically
+from agent.mailer import written_at as written_at_name
 from agent.records import REPORT_KEY_HEADER
 from agent.settings import Config
 
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 # packets would otherwise cost a full timeout per report); housekeeping runs every minute, so
 # `watch` tries again within five minutes.
 RETRY_PAUSE_SECONDS = 240.0
-STAMP_FORMAT = "%Y%m%dT%H%M%S.%f"  # the first 22 characters of an outbox name (agent.mailer.outbox_name)
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,7 @@ def _reports(count: int) -> str:
 
 def written_at(path: Path) -> datetime | None:
     """When the report was written, from its name (mtime would change on a copy or a restore)."""
-    try:
-        return datetime.strptime(path.name[:22], STAMP_FORMAT).replace(tzinfo=timezone.utc)
-    except ValueError:
-        return None
+    return written_at_name(path.name)
 
 
 def _messages(folder: Path) -> list[Path]:

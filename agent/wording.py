@@ -153,6 +153,8 @@ def _profile(outcome: FileOutcome) -> TargetProfile:
 
 def status_meaning(outcome: FileOutcome) -> str:
     """One sentence that says what the status word means for this file."""
+    if outcome.entry_kind:
+        return f"It was not sent: it is a {outcome.entry_kind}, and only regular files are processed."
     profile = _profile(outcome)
     where = profile.destination
     delivered = f"{where} processed every record." if profile.learn_feeds else f"The file was delivered to {where}."
@@ -220,6 +222,8 @@ def _status_step(outcome: FileOutcome) -> str:
     ref = outcome.receipt.reference if outcome.receipt else None
     what = _sentence(outcome.message)
     status = outcome.status
+    if outcome.entry_kind:
+        return _stray_step(outcome, drop)
     if status is Status.SUCCESS:
         return "Nothing to do."
     if status is Status.QUEUED:
@@ -255,6 +259,21 @@ def _status_step(outcome: FileOutcome) -> str:
             f"processed there, do not send it again; if not, fix the problem, then move the file back into {drop}."
         )
     return step + f"Fix it, then move the file back into {drop}."
+
+
+def _stray_step(outcome: FileOutcome, drop: str) -> str:
+    """A link, folder or pipe in the drop folder (`agent.strays`): where it is now, what to do."""
+    if outcome.entry_kind == "folder":
+        return (
+            f"Nothing was moved: the folder stays in {drop} and is not reported again. The agent does not "
+            f"look inside folders: move the files in it that should be sent directly into {drop}, then "
+            "remove the folder."
+        )
+    link = " (the link only: what it points to was not touched)" if outcome.entry_kind == "symbolic link" else ""
+    return (
+        f"It was moved to {outcome.final_path}{link}. To send the data, put a regular file with it into "
+        f"{drop}; the agent never follows links or reads pipes."
+    )
 
 
 def _unconfirmed_step(outcome: FileOutcome, drop: str) -> str:

@@ -16,7 +16,7 @@ from agent.wording import SUBJECT_PREFIX, format_duration, format_time
 
 
 def _trouble_parts(key: str) -> tuple[str, str]:
-    """(title, what happens meanwhile) for an episode key: recovery, route:NAME, drop:PATH, archive, failed."""
+    """(title, what happens meanwhile) for an episode key: recovery, drop:PATH, archive, failed, loop, housekeeping."""
     kind, _, name = key.partition(":")
     later = "The agent tries again by itself; nothing is lost or sent twice."
     parts = {
@@ -25,9 +25,11 @@ def _trouble_parts(key: str) -> tuple[str, str]:
             f"After a restart or a failed step the agent finishes the files left in processing/ before it takes "
             f"new ones; that fails, so new files wait in their drop folder. {later}",
         ),
-        "route": (
-            f"Files on route {name} cannot be processed",
-            f"A batch on route {name} failed; its files wait where they are (drop folder or processing/). {later}",
+        "loop": ("The agent's main loop fails", f"New files wait in their drop folders. {later}"),
+        "housekeeping": (
+            "Routine checks fail",
+            "Sending reports that wait, MISSING alerts, job deadlines or archive retention failed; files are "
+            "still processed. The agent tries again by itself.",
         ),
         "drop": (
             f"Files cannot be taken from {name}",

@@ -21,7 +21,7 @@ MAX_LINES = 500
 
 # Floor of each module, lowest first. A module may import modules of its own floor or lower floors.
 FLOORS: dict[int, tuple[str, ...]] = {
-    0: ("agent", "agent.errors", "agent.clock", "agent.failpoints", "agent.interrupts"),
+    0: ("agent", "agent.errors", "agent.clock", "agent.failpoints", "agent.interrupts", "agent.printable"),
     1: (
         "agent.retry",
         "agent.records",
@@ -32,6 +32,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.callbacks",
     ),
     2: (
+        "agent.keysets",
         "agent.linescan",
         "agent.mounts",
         "agent.listing",
@@ -61,8 +62,8 @@ FLOORS: dict[int, tuple[str, ...]] = {
     4: ("agent.journal", "agent.targets.learn", "agent.targets.s3", "agent.watcher", "agent.batchitem"),
     5: ("agent.targets.jobapi", "agent.completions", "agent.claims", "agent.filing", "agent.unmoved"),
     6: ("agent.profiles",),
-    7: ("agent.wording", "agent.wording_troubles", "agent.guard"),
-    8: ("agent.reports", "agent.logreport", "agent.meter", "agent.troubles"),
+    7: ("agent.wording", "agent.wording_guards", "agent.wording_troubles", "agent.guard", "agent.strays"),
+    8: ("agent.reports", "agent.logreport", "agent.meter", "agent.summarylist", "agent.troubles"),
     9: ("agent.render", "agent.mailer"),
     10: ("agent.spool", "agent.notify", "agent.pipeline"),
     11: ("agent.recovery",),

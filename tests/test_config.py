@@ -71,6 +71,8 @@ poll_max_seconds = 30
 timeout_minutes = 0.25
 long_run_minutes = 10
 refresh_guard_percent = 15
+delete_guard_rows = 250
+store_warn_percent = 40
 add_bom = yes
 
 [target:handshake]
@@ -198,6 +200,7 @@ def test_full_config_loads_every_section(layout: Path) -> None:
     assert learn.password.reveal() == PASSWORDS["LEARN_PASSWORD"]
     assert (learn.poll_initial_seconds, learn.poll_max_seconds, learn.timeout_minutes) == (1.0, 30.0, 0.25)
     assert (learn.long_run_minutes, learn.refresh_guard_percent, learn.add_bom) == (10.0, 15.0, "yes")
+    assert (learn.delete_guard_rows, learn.store_warn_percent) == (250, 40.0)
 
     s3 = config.targets["handshake"]
     assert isinstance(s3, S3TargetSettings)
@@ -482,6 +485,16 @@ def test_bad_choices_list_the_allowed_values(layout: Path, old: str, new: str, e
     assert str(path) in message and expected in message
 
 
+def test_guard_settings_default_and_range(layout: Path) -> None:
+    learn = load_config(write_config(layout, minimal()), environ={}).targets["learn"]
+    assert isinstance(learn, LearnTargetSettings)
+    assert (learn.delete_guard_rows, learn.store_warn_percent) == (100, 50.0)
+    path = write_config(layout, minimal().replace("type = learn", "type = learn\nstore_warn_percent = 150"))
+    assert "[target:learn] store_warn_percent: 150 is out of range (0 to 100)" in load_error(path)
+    path = write_config(layout, minimal().replace("type = learn", "type = learn\ndelete_guard_rows = -1"))
+    assert "[target:learn] delete_guard_rows: -1" in load_error(path)
+
+
 def test_email_choice_and_port(layout: Path) -> None:
     path = write_config(layout, minimal("[email]\ntransport = smtp\nhost = h\nto = a@x.edu\nsecurity = tls\n"))
     assert "[email] security: 'tls' is not allowed; use one of: starttls, ssl, none" in load_error(path)
@@ -756,3 +769,11 @@ def test_one_rest_key_alone_is_an_error(layout: Path) -> None:
     message = load_error(path)
     assert "[target:learn] rest_secret: is empty but the other REST key is set" in message
     assert "the-key" not in message
+
+
+def test_outbox_retention_days_defaults_to_30_and_0_keeps_everything(layout: Path) -> None:
+    assert load_config(write_config(layout, minimal()), environ={}).email.outbox_retention_days == 30
+    path = write_config(layout, minimal("[email]\ntransport = file\noutbox_retention_days = 0\n"))
+    assert load_config(path, environ={}).email.outbox_retention_days == 0
+    path = write_config(layout, minimal("[email]\noutbox_retention_days = -1\n"))
+    assert "[email] outbox_retention_days: -1 is out of range" in load_error(path)

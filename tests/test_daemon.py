@@ -117,18 +117,19 @@ def test_run_returns_false_when_anything_needs_attention(tmp_path: Path, learn_s
     assert "binary" in (config.agent.failed_dir / "junk.txt.reason.txt").read_text(encoding="utf-8")
 
 
-def test_symlinks_and_folders_are_moved_aside_never_followed(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+def test_symlinks_are_moved_aside_and_folders_left_never_followed(tmp_path: Path, learn_sim: LearnSimulator) -> None:
     config = load(tmp_path, learn_sim.url, settle=0.2)
     drop = config.route().watch
     secret = tmp_path / "outside.txt"
     write_flatfile(secret, PEOPLE_HEADER, person_rows(2))
     (drop / "link.txt").symlink_to(secret)
     (drop / "subfolder").mkdir()
-    with watching(config):
+    reporter = RecordingReporter()
+    with watching(config, reporter):
         wait_for(lambda: (config.agent.failed_dir / "link.txt.reason.txt").exists(), what="symlink moved aside")
-        wait_for(lambda: (config.agent.failed_dir / "subfolder.reason.txt").exists(), what="folder moved aside")
+        wait_for(lambda: len(reporter.files) == 2, what="a REJECTED report for each")
     assert learn_sim.uploads_snapshot() == []
-    assert secret.exists()
+    assert secret.exists() and (drop / "subfolder").is_dir()  # agent.strays: a folder stays where it is
 
 
 def test_missing_alert_once_per_silence(tmp_path: Path, learn_sim: LearnSimulator) -> None:

@@ -178,7 +178,8 @@ def test_refresh_guard_holds_a_shrunken_refresh_until_forced(tmp_path: Path, lea
         short = write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(80))
         held = pipeline.process(config.route(), claim_all(pipeline, config, [short])).files[0]
         assert held.status is Status.HELD
-        assert "80 rows" in held.message and "100 rows" in held.message and "--force" in held.message
+        assert "80 rows" in held.message and "100 rows" in held.message
+        assert held.message.endswith(f"{held.final_path} --route sis --operation refresh --force")
         assert len(learn_sim.uploads_snapshot()) == 1
 
         ok = write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(95))  # within 10 %
