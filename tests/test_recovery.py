@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,8 @@ from agent.records import FileOutcome, Receipt, Status
 from agent.recovery import recover
 from agent.simulator import LearnSimulator
 from agent.targets.learn import LearnTarget
+from tests.support.agentconf import write_config
+from tests.support.cli import run
 from tests.support.learn import (
     PEOPLE_HEADER,
     person_rows,
@@ -144,3 +149,24 @@ def test_a_filed_away_file_gets_only_its_missing_report_and_the_batch_one_summar
     assert all(journal.file(i).reported_at is not None for i in ids)
     recover(fast_pipeline(config, journal, failing), journal, {r.name: r for r in config.routes})
     assert len(failing.files) == 2 and len(failing.batches) == 1  # a second restart sends nothing
+
+
+@pytest.mark.parametrize("point", ["batch-planned", "claim-journaled", "report-journaled"])
+def test_after_a_crash_and_a_restart_status_shows_no_batch_running_forever(
+    tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str], point: str
+) -> None:
+    """Issue 13.12: `run` killed (SIGKILL) mid-batch, `run` again: every batch is closed, none 'running'."""
+    ini = write_config(tmp_path, learn_sim.url)
+    write_flatfile(tmp_path / "drop" / "users.txt", PEOPLE_HEADER, person_rows(3))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEED_AGENT")}
+    command = [sys.executable, "-m", "agent", "-c", str(ini), "run"]
+    crashed = subprocess.run(command, env={**env, "FEED_AGENT_FAILPOINT": point}, capture_output=True, timeout=120)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert subprocess.run(command, env=env, capture_output=True, timeout=120).returncode == 0
+
+    status, out, _ = run(capsys, "-c", ini, "status")
+
+    batches = out.split("Batches:", 1)[1].split("\n\n", 1)[0]
+    assert status == 0 and "running" not in batches, out
+    assert "SUCCESS" in batches
+    assert len(learn_sim.uploads_snapshot()) == 1
