@@ -298,6 +298,12 @@ def failed_destination(failed_dir: Path, name: str) -> Path:
     return next(free, failed_dir / name)
 
 
+def ensure_reason(failed_file: Path, reason: str, when: datetime, advice: str | None = None) -> None:
+    """Write the reason file of a file found in failed/ without one (a crash between the two writes)."""
+    if not reason_path(failed_file).exists():
+        _write_reason(failed_file, reason, when, advice)
+
+
 def reason_path(failed_file: Path) -> Path:
     return failed_file.with_name(f"{failed_file.name}.reason.txt")
 

@@ -53,6 +53,8 @@ def file_away(journal: Journal, folders: AgentSettings, item: BatchItem, *, deli
             folders.failed_dir,
             archive.claim_names(outcome.name),
         )
+        if outcome.final_path is not None and not outcome.not_moved:
+            archive.ensure_reason(outcome.final_path, outcome.message, when, advice)
     if outcome.not_moved:
         return  # decided and journaled (finished): it waits in processing/ for a later move
     if keep:

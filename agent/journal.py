@@ -205,10 +205,12 @@ class Journal(JournalBase):
             **_counts(result.progress),
         )
 
-    def decided_unsent(self, file_id: int, status: Status, reason: str, at: datetime) -> None:
+    def decided_unsent(
+        self, file_id: int, status: Status, reason: str, at: datetime, held_by: str | None = None
+    ) -> None:
         """A file that did not reach its destination: its end is decided before it moves to failed/,
-        so a restart finishes the move instead of deciding again."""
-        self._update(file_id, state=FileState.FINISHED, status=status, message=reason, finished_at=at)
+        so a restart finishes the move instead of deciding again (`held_by`: the file it waited for)."""
+        self._update(file_id, state=FileState.FINISHED, status=status, message=reason, finished_at=at, held_by=held_by)
 
     def unmoved(self) -> list[FileRecord]:
         """Decided and reported files still waiting in processing/ for their move (oldest first)."""

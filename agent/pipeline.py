@@ -482,7 +482,7 @@ class Pipeline:
         then failed/ with a reason file, journaled again, reported."""
         outcome = item.outcome
         outcome.status, outcome.message, outcome.finished_at = status, reason, utcnow()
-        self.journal.decided_unsent(item.file_id, status, reason, outcome.finished_at)
+        self.journal.decided_unsent(item.file_id, status, reason, outcome.finished_at, outcome.held_by)
         failpoints.hit("result-journaled")
         file_away(self.journal, self.config.agent, item, delivered=False, keep=context.keep)
         self._report(item)
