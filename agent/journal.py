@@ -426,8 +426,6 @@ class Journal(JournalBase):
         row = self._fetchone(sql, (key, key.lower(), key))
         return None if row is None else file_record(row)
 
-    # -- failure episodes (one row per kind of failure while it lasts) ---------------------------
-
     def trouble_failed(self, key: str, problem: str, at: datetime) -> TroubleRecord:
         """One more failed attempt of the step `key`; the first opens the episode (`since`)."""
         with self._lock:
@@ -442,10 +440,8 @@ class Journal(JournalBase):
 
     def trouble_alerted(self, key: str, at: datetime) -> bool:
         """Claim the episode's one email; False when it was already sent (by this or an earlier process)."""
-        cursor = self._execute(
-            "UPDATE troubles SET alerted_at = ? WHERE key = ? AND alerted_at IS NULL", (to_db_time(at), key)
-        )
-        return cursor.rowcount == 1
+        sql = "UPDATE troubles SET alerted_at = ? WHERE key = ? AND alerted_at IS NULL"
+        return self._execute(sql, (to_db_time(at), key)).rowcount == 1
 
     def trouble_cleared(self, key: str) -> TroubleRecord | None:
         """The step works again: the episode ends (returned, None if there was none)."""
