@@ -264,6 +264,14 @@ def claim(source: Path, processing_dir: Path) -> Path:
     return destination
 
 
+def put_back(path: Path, destination: Path) -> Path:
+    """Return a file to where it came from (a manual post stopped before sending it); never overwrites:
+    FileExistsError when something else is there now, and the file stays where it is."""
+    _move(path, destination)
+    log.debug("put back %s -> %s", path, destination)
+    return destination
+
+
 def record_log_path(archived: Path | None, archive_dir: Path, *, name: str, when: datetime) -> Path:
     """Where Learn's record log of a file is saved: beside its archived copy, "<stem>.<STAMP>.log.csv"
     (in archive/ even when the file itself stayed in place, so the drop folder never gets a new file)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -69,8 +70,11 @@ class Journal(JournalBase):
 
     # -- batches ------------------------------------------------------------------------------
 
-    def start_batch(self, route: str) -> int:
-        cursor = self._execute("INSERT INTO batches (route, started_at) VALUES (?, ?)", (route, to_db_time(utcnow())))
+    def start_batch(self, route: str, owner: Owner = Owner.SERVICE) -> int:
+        cursor = self._execute(
+            "INSERT INTO batches (route, started_at, owner) VALUES (?, ?, ?)",
+            (route, to_db_time(utcnow()), owner.value),
+        )
         return int(cursor.lastrowid or 0)
 
     def finish_batch(self, batch_id: int, status: str, files: int) -> None:
@@ -130,8 +134,12 @@ class Journal(JournalBase):
         batch_id: int | None = None,
         size: int | None = None,
         arrived_at: datetime | None = None,
+        owner: Owner = Owner.SERVICE,
     ) -> int:
-        """Record a file *before* it is claimed (state "claiming"), so a crash mid-claim is visible."""
+        """Record a file *before* it is claimed (state "claiming"), so a crash mid-claim is visible.
+
+        `owner` and this process's pid say who took it: a restart of the service adopts only its own
+        files, never one a manual `post` owns (issue 14.2: that was posted twice)."""
         values = {
             "batch_id": batch_id,
             "route": route,
@@ -144,6 +152,8 @@ class Journal(JournalBase):
             "arrived_at": arrived_at,
             "updated_at": utcnow(),
             "long_run_alerted": False,
+            "owner": owner,
+            "owner_pid": os.getpid(),
         }
         columns = list(values)
         params = [column_value(column, values[column]) for column in columns]
@@ -175,6 +185,25 @@ class Journal(JournalBase):
         """The body's last byte is going out: from here on the destination may have the file, so a
         crash or a lost answer makes it UNCONFIRMED, never a second upload."""
         self._update(file_id, state=FileState.SENT, sent_at=at or utcnow())
+
+    def upload_abandoned(self, file_id: int, reason: str) -> bool:
+        """A stop cut the upload short before its last byte went out: nothing reached the destination,
+        so the file may be claimed and sent again. A file already SENT (or further) is left as it is;
+        False then."""
+        cursor = self._execute(
+            "UPDATE files SET state = ?, message = ?, updated_at = ? WHERE id = ? AND state = ?",
+            (FileState.CLAIMED.value, reason, to_db_time(utcnow()), file_id, FileState.SUBMITTING.value),
+        )
+        return cursor.rowcount == 1
+
+    def withdrawn(self, file_id: int, path: Path, reason: str) -> None:
+        """A manual post was stopped before its file was sent: nothing reached the destination, the
+        post's row ends here (no status: it was neither delivered nor refused) and says where the file is."""
+        self._update(file_id, state=FileState.FAILED, current_path=path, message=reason, finished_at=utcnow())
+
+    def resumed_by(self, file_id: int, owner_pid: int) -> None:
+        """A `post` takes over the file of an earlier `post` that died (only a post resumes a post)."""
+        self._update(file_id, owner_pid=owner_pid)
 
     def submitted(self, file_id: int, receipt: Receipt) -> None:
         """The destination accepted the file: from now on it is followed, never sent again."""
@@ -261,14 +290,28 @@ class Journal(JournalBase):
             raise KeyError(f"no file with id {file_id} in the journal")
         return file_record(row)
 
-    def in_flight(self, route: str | None = None) -> list[FileRecord]:
-        """Files a restart must pick up (claiming..finished), oldest first."""
-        sql = f"SELECT * FROM files WHERE state IN ({_placeholders(len(IN_FLIGHT_STATES))})"
-        params: list[object] = [state.value for state in IN_FLIGHT_STATES]
+    def in_flight(self, route: str | None = None, *, owners: tuple[Owner, ...] = tuple(Owner)) -> list[FileRecord]:
+        """Files still under way (claiming..finished), oldest first; only those `owners` took, if given
+        (the service's recovery asks for its own: a manual post's file is the post's to resume)."""
+        sql = (
+            f"SELECT * FROM files WHERE state IN ({_placeholders(len(IN_FLIGHT_STATES))}) "
+            f"AND owner IN ({_placeholders(len(owners))})"
+        )
+        params: list[object] = [*(state.value for state in IN_FLIGHT_STATES), *(owner.value for owner in owners)]
         if route is not None:
             sql += " AND route = ?"
             params.append(route)
         return [file_record(row) for row in self._fetchall(sql + " ORDER BY id", params)]
+
+    def manual_in_flight(self, path: Path) -> FileRecord | None:
+        """The unfinished manual post of `path` (where the file is now, or where the admin had it)."""
+        text = str(path)
+        sql = (
+            f"SELECT * FROM files WHERE state IN ({_placeholders(len(IN_FLIGHT_STATES))}) "
+            "AND owner != ? AND (current_path = ? OR source_path = ?) ORDER BY id DESC LIMIT 1"
+        )
+        row = self._fetchone(sql, [*(s.value for s in IN_FLIGHT_STATES), Owner.SERVICE.value, text, text])
+        return None if row is None else file_record(row)
 
     def recent_files(self, limit: int = 20) -> list[FileRecord]:
         """For `status`: files still in flight first, then the newest finished ones."""

@@ -20,6 +20,10 @@ Each batch is recovered on its own (and the pipeline isolates each file): one th
 now (a folder that refuses a file, a full disk) never stops the others; recovery then ends with
 `RecoveryIncomplete`, carrying what it did finish, and the daemon tries again with back-off.
 A decided and reported file whose folder refused it is not recovered here: `agent.unmoved` moves it.
+
+Only the service's own batches and files are adopted (`Owner.SERVICE`): a file a manual `post` took
+belongs to that post, alive or dead; `status` shows a dead one as interrupted and only `post` resumes
+it (issue 14.2: a `watch` restart posted an admin's file a second time).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import logging
 from agent.claims import settle_claim
 from agent.errors import AgentError, JournalError, StopRequested, describe
 from agent.journal import Journal
-from agent.journal_schema import FileRecord, FileState
+from agent.journal_schema import FileRecord, FileState, Owner
 from agent.pipeline import Pipeline
 from agent.records import BatchOutcome
 from agent.settings import RouteSettings
@@ -110,7 +114,7 @@ def _unbatched(pipeline: Pipeline, journal: Journal, routes: dict[str, RouteSett
     """Files in flight in no open batch (journals written before batches were planned): one batch per route."""
     open_batches = {batch.id for batch in journal.unreported_batches()}
     pending: dict[str, list[int]] = {}
-    for record in journal.in_flight():
+    for record in journal.in_flight(owners=(Owner.SERVICE,)):  # a manual post's file is the post's
         if record.batch_id in open_batches:
             continue  # its batch could not be finished just now; the next recovery takes it up
         if record.state is FileState.FINISHED and record.reported_at is not None:

@@ -21,7 +21,15 @@ MAX_LINES = 500
 
 # Floor of each module, lowest first. A module may import modules of its own floor or lower floors.
 FLOORS: dict[int, tuple[str, ...]] = {
-    0: ("agent", "agent.errors", "agent.clock", "agent.failpoints", "agent.interrupts", "agent.printable"),
+    0: (
+        "agent",
+        "agent.errors",
+        "agent.clock",
+        "agent.failpoints",
+        "agent.interrupts",
+        "agent.printable",
+        "agent.processes",
+    ),
     1: (
         "agent.retry",
         "agent.records",
@@ -65,7 +73,14 @@ FLOORS: dict[int, tuple[str, ...]] = {
     4: ("agent.journal", "agent.targets.learn", "agent.targets.s3", "agent.watcher", "agent.batchitem"),
     5: ("agent.targets.jobapi", "agent.completions", "agent.claims"),
     6: ("agent.profiles",),
-    7: ("agent.wording", "agent.wording_guards", "agent.wording_troubles", "agent.guard", "agent.strays"),
+    7: (
+        "agent.wording",
+        "agent.wording_guards",
+        "agent.wording_posts",
+        "agent.wording_troubles",
+        "agent.guard",
+        "agent.strays",
+    ),
     8: (
         "agent.filing",
         "agent.unmoved",
@@ -78,7 +93,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     9: ("agent.render", "agent.mailer"),
     10: ("agent.spool", "agent.notify", "agent.pipeline"),
     11: ("agent.recovery",),
-    12: ("agent.daemon", "agent.commands", "agent.errorlog"),
+    12: ("agent.daemon", "agent.commands", "agent.posting", "agent.errorlog"),
     13: ("agent.demo", "agent.cli", "agent.__main__"),
 }
 SIMULATOR = "agent.simulator"
