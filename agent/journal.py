@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from agent.clock import utcnow
-from agent.journal_base import JournalBase
+from agent.journal_episodes import EpisodeJournal
 from agent.journal_schema import (
     ACCEPTED_STATUSES,
     FILE_COLUMNS,
@@ -35,14 +35,12 @@ from agent.journal_schema import (
     JobRecord,
     JobState,
     Owner,
-    TroubleRecord,
     batch_record,
     column_value,
     file_record,
     from_db_time,
     job_record,
     to_db_time,
-    trouble_record,
 )
 from agent.records import Progress, Receipt, RecordLog, Result, Status
 
@@ -58,7 +56,7 @@ def _placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class Journal(JournalBase):
+class Journal(EpisodeJournal):
     """The SQLite ledger. Safe to share between threads; each write is committed when it returns."""
 
     def __init__(self, path: Path) -> None:
@@ -102,16 +100,6 @@ class Journal(JournalBase):
         """The service's batches a restart must still finish or summarize, oldest first."""
         sql = "SELECT * FROM batches WHERE reported_at IS NULL AND owner = ? ORDER BY id"
         return [batch_record(row) for row in self._fetchall(sql, (Owner.SERVICE.value,))]
-
-    def unplanned(self, batch_id: int) -> None:
-        """A planned batch whose drop folder refused every claim: it goes, with its files (none moved),
-        so each retry of a folder that stays unwritable leaves no row behind."""
-        with self._lock:
-            self._execute("DELETE FROM files WHERE batch_id = ? AND claimed_at IS NULL", (batch_id,))
-            self._execute(
-                "DELETE FROM batches WHERE id = ? AND NOT EXISTS (SELECT 1 FROM files WHERE batch_id = ?)",
-                (batch_id, batch_id),
-            )
 
     def batch_files(self, batch_id: int) -> list[FileRecord]:
         """Every file journaled in the batch (whatever its state), in the order they were planned."""
@@ -240,11 +228,6 @@ class Journal(JournalBase):
         """A file that did not reach its destination: its end is decided before it moves to failed/,
         so a restart finishes the move instead of deciding again (`held_by`: the file it waited for)."""
         self._update(file_id, state=FileState.FINISHED, status=status, message=reason, finished_at=at, held_by=held_by)
-
-    def unmoved(self) -> list[FileRecord]:
-        """Decided and reported files still waiting in processing/ for their move (oldest first)."""
-        sql = "SELECT * FROM files WHERE state = ? AND reported_at IS NOT NULL ORDER BY id"
-        return [file_record(row) for row in self._fetchall(sql, (FileState.FINISHED.value,))]
 
     def archived(self, file_id: int, path: Path | None) -> None:
         """Delivered and moved to archive/ (or left in place by a manual post)."""
@@ -468,35 +451,6 @@ class Journal(JournalBase):
         sql = "SELECT * FROM files WHERE (reference IN (?, ?) OR name = ?) AND reference IS NOT NULL ORDER BY id DESC"
         row = self._fetchone(sql, (key, key.lower(), key))
         return None if row is None else file_record(row)
-
-    def trouble_failed(self, key: str, problem: str, at: datetime) -> TroubleRecord:
-        """One more failed attempt of the step `key`; the first opens the episode (`since`)."""
-        with self._lock:
-            self._execute(
-                "INSERT INTO troubles (key, since, attempts, problem) VALUES (?, ?, 1, ?) "
-                "ON CONFLICT(key) DO UPDATE SET attempts = attempts + 1, problem = excluded.problem",
-                (key, to_db_time(at), problem),
-            )
-            row = self._fetchone("SELECT * FROM troubles WHERE key = ?", (key,))
-        assert row is not None  # just written
-        return trouble_record(row)
-
-    def trouble_alerted(self, key: str, at: datetime) -> bool:
-        """Claim the episode's one email; False when it was already sent (by this or an earlier process)."""
-        sql = "UPDATE troubles SET alerted_at = ? WHERE key = ? AND alerted_at IS NULL"
-        return self._execute(sql, (to_db_time(at), key)).rowcount == 1
-
-    def trouble_cleared(self, key: str) -> TroubleRecord | None:
-        """The step works again: the episode ends (returned, None if there was none)."""
-        with self._lock:
-            row = self._fetchone("SELECT * FROM troubles WHERE key = ?", (key,))
-            if row is not None:
-                self._execute("DELETE FROM troubles WHERE key = ?", (key,))
-        return None if row is None else trouble_record(row)
-
-    def troubles(self) -> list[TroubleRecord]:
-        """Open episodes, oldest first (for the daemon at start, and `status`)."""
-        return [trouble_record(row) for row in self._fetchall("SELECT * FROM troubles ORDER BY since, key")]
 
     # -- mail failures ------------------------------------------------------------------------
 

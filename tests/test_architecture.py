@@ -65,6 +65,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.inspection",
         "agent.journal_schema",
         "agent.journal_base",
+        "agent.journal_episodes",
         "agent.targets.learn_status",
         "agent.targets.learn_rest",
         "agent.targets.s3errors",
