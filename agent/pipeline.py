@@ -18,14 +18,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from agent import archive, claims, failpoints
-from agent.batchitem import AUTOMATIC, BatchContext, BatchItem, decided, once, sha256_of
+from agent.batchitem import AUTOMATIC, BatchContext, BatchItem, decided, isolated, once, sha256_of
 from agent.claims import Found, Taken
 from agent.clock import utcnow
 from agent.completions import JobFollowUp
-from agent.errors import BatchIncomplete, DeliveryUnknown, JournalError, StopRequested, TargetError, describe, foreseen
+from agent.errors import BatchIncomplete, DeliveryUnknown, StopRequested, TargetError
 from agent.feeds import FEED_TYPES, depends_on, sort_key
 from agent.filing import file_away
 from agent.guard import Guards
@@ -177,16 +178,7 @@ class Pipeline:
         blockers: list[BatchItem] = []
         left: list[BatchItem] = []  # isolated: one file's error never stops the others
         for item in ordered:
-            if any(depends_on(item.outcome.object, other.outcome.object) for other in left):
-                left.append(item)  # its dependency is retried first: it waits in processing/ too
-                continue
-            try:
-                self._advance(route, item, blockers, context)
-            except (StopRequested, JournalError):
-                raise  # a stop, or a journal that cannot be written: nothing else can go on either
-            except Exception as exc:
-                log.error("left in processing/: %s: %s", item.outcome.name, describe(exc), exc_info=not foreseen(exc))
-                left.append(item)
+            isolated(item, partial(self._advance, route, item, blockers, context), left)
             if holds and item.outcome.object and item.outcome.status.blocks_dependents:
                 blockers.append(item)
         if left:
