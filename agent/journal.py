@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from agent.clock import utcnow
-from agent.journal_base import JournalBase
+from agent.journal_episodes import EpisodeJournal
 from agent.journal_schema import (
     ACCEPTED_STATUSES,
     FILE_COLUMNS,
@@ -56,7 +56,7 @@ def _placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class Journal(JournalBase):
+class Journal(EpisodeJournal):
     """The SQLite ledger. Safe to share between threads; each write is committed when it returns."""
 
     def __init__(self, path: Path) -> None:

@@ -18,14 +18,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from agent import archive, claims, failpoints
-from agent.batchitem import AUTOMATIC, BatchContext, BatchItem, decided, once, sha256_of
+from agent.batchitem import AUTOMATIC, BatchContext, BatchItem, decided, isolated, once, sha256_of
 from agent.claims import Found, Taken
 from agent.clock import utcnow
 from agent.completions import JobFollowUp
-from agent.errors import DeliveryUnknown, StopRequested, TargetError
+from agent.errors import BatchIncomplete, DeliveryUnknown, StopRequested, TargetError
 from agent.feeds import FEED_TYPES, depends_on, sort_key
 from agent.filing import file_away
 from agent.guard import Guards
@@ -177,10 +178,13 @@ class Pipeline:
         depend on it (`feeds.DEPENDS_ON`), and a held file in turn holds its own dependents."""
         holds = profile.holds_dependents and route.on_failure == "hold"
         blockers: list[BatchItem] = []
+        left: list[BatchItem] = []  # isolated: one file's error never stops the others
         for item in ordered:
-            self._advance(route, item, blockers, context)
+            isolated(item, partial(self._advance, route, item, blockers, context), left)
             if holds and item.outcome.object and item.outcome.status.blocks_dependents:
                 blockers.append(item)
+        if left:
+            raise BatchIncomplete(f"{', '.join(i.outcome.name for i in left)} left in processing/, retried later")
 
     def _advance(self, route: RouteSettings, item: BatchItem, blockers: list[BatchItem], context: BatchContext) -> None:
         state = item.record.state

@@ -137,6 +137,8 @@ BADGE_COLOURS: dict[str, tuple[str, str]] = {
     "STILL PROCESSING": ("#1f6feb", "#ffffff"),
     "MISSING": _RED,
     NOT_NOTIFIED: _RED,
+    "PROBLEM": _RED,
+    "RESOLVED": ("#1a7f37", "#ffffff"),
 }
 
 
@@ -205,6 +207,16 @@ def _which_records(outcome: FileOutcome) -> str:
 
 def next_step(outcome: FileOutcome) -> str:
     """What the admin should do now, in plain words (the most important line of every report)."""
+    step = _status_step(outcome)
+    if not outcome.not_moved:
+        return step
+    return (
+        f"The file is still in processing/: {_sentence(outcome.not_moved)} Fix that; the agent then moves it by "
+        f"itself and never sends it again for this. {step}"
+    )
+
+
+def _status_step(outcome: FileOutcome) -> str:
     drop = str(outcome.drop_folder) if outcome.drop_folder else "the drop folder"
     progress = outcome.progress
     ref = outcome.receipt.reference if outcome.receipt else None
