@@ -83,7 +83,8 @@ def settle_claim(journal: Journal, processing_dir: Path, record: FileRecord) -> 
             log.warning("vanished: %s was no longer in %s when it was to be claimed", record.name, source.parent)
             return None
         failpoints.hit("claim-renamed")
-    journal.claimed(record.id, moved)
+    size, mtime_ns = size_and_mtime(moved)
+    journal.claimed(record.id, moved, size=size, mtime_ns=mtime_ns)
     failpoints.hit("claim-journaled")
     log.info("claimed: %s (route %s) -> %s", record.name, record.route, moved)
     return moved
@@ -100,6 +101,16 @@ def _already_moved(journal: Journal, processing_dir: Path, record: FileRecord) -
     return None
 
 
+def size_and_mtime(path: Path) -> tuple[int | None, int | None]:
+    """What the file looks like as it is claimed: a writer that only paused changes it later
+    (`agent.writecheck` compares before and after sending)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None, None
+    return st.st_size, st.st_mtime_ns
+
+
 def adopt(journal: Journal, route: RouteSettings, path: Path) -> int:
     """Journal a file an admin posts by hand and keeps (`post --keep`): it is not moved."""
     file_id = journal.add_file(
@@ -110,5 +121,6 @@ def adopt(journal: Journal, route: RouteSettings, path: Path) -> int:
         size=path.stat().st_size,
         arrived_at=utcnow(),
     )
-    journal.claimed(file_id, path)
+    size, mtime_ns = size_and_mtime(path)
+    journal.claimed(file_id, path, size=size, mtime_ns=mtime_ns)
     return file_id

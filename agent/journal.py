@@ -138,9 +138,29 @@ class Journal(JournalBase):
         sql = f"INSERT INTO files ({', '.join(_quoted(c) for c in columns)}) VALUES ({_placeholders(len(columns))})"
         return int(self._execute(sql, params).lastrowid or 0)
 
-    def claimed(self, file_id: int, path: Path, at: datetime | None = None) -> None:
-        """The file is in processing/ (or, for a manual post, adopted where it is)."""
-        self._update(file_id, state=FileState.CLAIMED, current_path=path, claimed_at=at or utcnow())
+    def claimed(
+        self,
+        file_id: int,
+        path: Path,
+        at: datetime | None = None,
+        *,
+        size: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> None:
+        """The file is in processing/ (or, for a manual post, adopted where it is), with the size and
+        mtime it had then (`agent.writecheck` compares them before and after sending)."""
+        self._update(
+            file_id,
+            state=FileState.CLAIMED,
+            current_path=path,
+            claimed_at=at or utcnow(),
+            claimed_size=size,
+            claimed_mtime_ns=mtime_ns,
+        )
+
+    def claim_resettled(self, file_id: int, *, size: int, mtime_ns: int) -> None:
+        """The claimed file had changed (its writer had paused) and is still again: this is what is sent."""
+        self._update(file_id, size=size, claimed_size=size, claimed_mtime_ns=mtime_ns)
 
     def abandoned(self, file_id: int, reason: str) -> None:
         """Nothing more can be done for this file (it vanished, its route is gone); why, for `status`."""

@@ -24,7 +24,7 @@ from pathlib import Path
 from agent import archive, claims, failpoints
 from agent.batchitem import AUTOMATIC, BatchContext, BatchItem, decided, once, sha256_of
 from agent.claims import Found, Taken
-from agent.clock import utcnow
+from agent.clock import SYSTEM_CLOCK, utcnow
 from agent.completions import JobFollowUp
 from agent.errors import DeliveryUnknown, StopRequested, TargetError
 from agent.feeds import FEED_TYPES, depends_on, sort_key
@@ -50,6 +50,7 @@ from agent.records import (
 from agent.settings import Config, RouteSettings
 from agent.targets.base import RecordLogSource, Target
 from agent.wording import format_time_left, unanswered_at_restart
+from agent.writecheck import WriteCheck
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Pipeline:
         self._targets: dict[str, Target] = dict(targets or {})
         self.narrate: Narrator = narrate or (lambda _line: None)
         self.guards = Guards(journal, config.agent.keysets_dir, config.agent.failed_dir)
+        self.writes = WriteCheck(journal, SYSTEM_CLOCK, config.agent.settle_seconds, self.stop)
 
     def close(self) -> None:
         """Close every target's connections."""
@@ -316,6 +318,8 @@ class Pipeline:
         outcome = item.outcome
         target = self.target(route.target)
         if item.receipt is None:
+            if not self._still_as_claimed(route, item, context):
+                return
             try:
                 item.receipt = self._submit(target, item, self.profile(route))
             except DeliveryUnknown as exc:  # the whole body went out, no answer: maybe accepted
@@ -337,7 +341,7 @@ class Pipeline:
             if self.follow_up is not None and self.profile(route).ends_later:
                 self.follow_up.queued(item.file_id, outcome.target, item.receipt)  # no-op if already recorded
         outcome.receipt = item.receipt
-        result = self._wait(target, item)
+        result = self.writes.after_send(item, self._wait(target, item))
         outcome.progress = result.progress
         self.journal.finished(item.file_id, result)
         failpoints.hit("result-journaled")
@@ -347,6 +351,16 @@ class Pipeline:
         self.narrate(f"  {outcome.name}: {outcome.status.value}{_count_text(result.progress)} → {outcome.final_path}")
         self._fetch_record_log(target, item)
         self._report(item)
+
+    def _still_as_claimed(self, route: RouteSettings, item: BatchItem, context: BatchContext) -> bool:
+        """A file its writer changed after the claim is inspected again once still, and sent whole;
+        one that never stops changing is held (`agent.writecheck`). True: send it now."""
+        check = self.writes.before_send(item)
+        if check.held is not None:
+            self._end_unsent(item, Status.HELD, check.held, context)
+        elif check.changed:
+            self._inspect_safely(route, self.profile(route), item, context)
+        return item.outcome.finished_at is None
 
     def _report(self, item: BatchItem) -> None:
         """The per-file report, once: journaled as sent the moment the mailer took it (the reporter

@@ -228,6 +228,7 @@ class FileOutcome:
     reported: Callable[[], None] | None = field(default=None, compare=False, repr=False)
     record_log: RecordLog | None = None  # Learn's record-level log, when REST keys are configured
     entry_kind: str | None = None  # "folder", "symbolic link", "named pipe"…: not a regular file, never sent
+    changed_in_flight: bool = False  # its writer changed it while it was sent: the destination has part of it
     notice: str = ""  # unusual but sent: a store far below its feed's usual size
     keys_csv: Path | None = None  # held by a guard: every key it would disable or delete (attached)
 
