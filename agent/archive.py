@@ -277,11 +277,12 @@ def archive(path: Path, archive_dir: Path, *, name: str, when: datetime) -> Path
     return destination
 
 
-def fail(path: Path, failed_dir: Path, *, name: str, reason: str, when: datetime) -> Path:
-    """Move a file to failed/ and write "<final name>.reason.txt" beside it telling what to do."""
+def fail(path: Path, failed_dir: Path, *, name: str, reason: str, when: datetime, advice: str | None = None) -> Path:
+    """Move a file to failed/ and write "<final name>.reason.txt" beside it telling what to do
+    (`advice`, when moving it back is not simply right, e.g. a file Learn may already have)."""
     _utc(when)  # refuse a naive time before anything moves
     destination = _move_to_first_free(path, failed_dir, _numbered(name))
-    _write_reason(destination, reason, when)
+    _write_reason(destination, reason, when, advice)
     log.debug("failed %s -> %s", path, destination)
     return destination
 
@@ -297,15 +298,12 @@ def reason_path(failed_file: Path) -> Path:
     return failed_file.with_name(f"{failed_file.name}.reason.txt")
 
 
-def _write_reason(failed_file: Path, reason: str, when: datetime) -> None:
+def _write_reason(failed_file: Path, reason: str, when: datetime, advice: str | None = None) -> None:
     """Replace any stale reason file of an earlier failure with the same name (written whole)."""
     name = printable(failed_file.name)  # a newline in the name must not forge a line of the file
+    advice = advice or f"Fix the problem, then move {name} back into the drop folder to process it again."
     text = (
-        f"Time: {_utc(when):%Y-%m-%d %H:%M:%S} UTC\n"
-        f"File: {name}\n"
-        f"Reason: {printable(reason)}\n"
-        "\n"
-        f"Fix the problem, then move {name} back into the drop folder to process it again.\n"
+        f"Time: {_utc(when):%Y-%m-%d %H:%M:%S} UTC\nFile: {name}\nReason: {printable(reason)}\n\n{printable(advice)}\n"
     )
     target = reason_path(failed_file)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")

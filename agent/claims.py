@@ -45,57 +45,69 @@ class Taken:
 def take(journal: Journal, processing_dir: Path, route: RouteSettings, found: Sequence[Found]) -> Taken:
     """Plan the batch (journal it with all its files), then claim each file into processing/."""
     batch_id = journal.start_batch(route.name)
-    planned: list[int] = []
+    planned: list[tuple[int, Path]] = []
     for item in found:
         try:
             size = item.path.stat().st_size
         except FileNotFoundError:
             continue
-        planned.append(
-            journal.add_file(
-                route=route.name,
-                target=route.target,
-                name=archive.original_name(item.path.name),
-                source_path=item.path,
-                batch_id=batch_id,
-                size=size,
-                arrived_at=item.arrived_at,
-            )
+        file_id = journal.add_file(
+            route=route.name,
+            target=route.target,
+            name=archive.original_name(item.path.name),
+            source_path=item.path,
+            batch_id=batch_id,
+            size=size,
+            arrived_at=item.arrived_at,
         )
+        planned.append((file_id, item.path))
     failpoints.hit("batch-planned")
-    claimed = [file_id for file_id in planned if settle_claim(journal, processing_dir, journal.file(file_id))]
+    claimed = [file_id for file_id, path in planned if _claim(journal, processing_dir, file_id, path)]
     return Taken(batch_id, claimed)
 
 
 def settle_claim(journal: Journal, processing_dir: Path, record: FileRecord) -> Path | None:
-    """Finish the claim of a file journaled as claiming; its path in processing/, or None if it vanished.
+    """Finish the claim of a file journaled as claiming (recovery); its path in processing/, or None
+    if it vanished.
 
     The rename may already have happened (a crash right after it): then the file is in processing/
     under its own name or a numbered one, and no other journaled file is there under that name.
     """
     moved = _already_moved(journal, processing_dir, record)
     if moved is None:
-        source = Path(record.source_path or "")
-        try:
-            moved = archive.claim(source, processing_dir)
-        except FileNotFoundError:
-            journal.abandoned(record.id, "the file vanished before it was claimed")
-            log.warning("vanished: %s was no longer in %s when it was to be claimed", record.name, source.parent)
-            return None
-        failpoints.hit("claim-renamed")
-    size, mtime_ns = size_and_mtime(moved)
-    journal.claimed(record.id, moved, size=size, mtime_ns=mtime_ns)
-    failpoints.hit("claim-journaled")
-    log.info("claimed: %s (route %s) -> %s", record.name, record.route, moved)
+        return _claim(journal, processing_dir, record.id, Path(record.source_path or ""))
+    _journal_claim(journal, record.id, moved)
     return moved
 
 
+def _claim(journal: Journal, processing_dir: Path, file_id: int, source: Path) -> Path | None:
+    try:
+        moved = archive.claim(source, processing_dir)
+    except FileNotFoundError:
+        journal.abandoned(file_id, "the file vanished before it was claimed")
+        journal.file_reported(file_id)  # never taken: nothing to report
+        log.warning("vanished: %s was no longer in %s when it was to be claimed", source.name, source.parent)
+        return None
+    failpoints.hit("claim-renamed")
+    _journal_claim(journal, file_id, moved)
+    return moved
+
+
+def _journal_claim(journal: Journal, file_id: int, moved: Path) -> None:
+    size, mtime_ns = size_and_mtime(moved)
+    journal.claimed(file_id, moved, size=size, mtime_ns=mtime_ns)
+    failpoints.hit("claim-journaled")
+    log.info("claimed: %s -> %s", moved.name, moved)
+
+
 def _already_moved(journal: Journal, processing_dir: Path, record: FileRecord) -> Path | None:
-    taken = {r.current_path for r in journal.in_flight() if r.id != record.id and r.current_path}
+    taken: set[str] | None = None
     for candidate in archive.claim_names(record.name):
         path = processing_dir / candidate
         if not path.exists():
             return None  # claims take the first free name: nothing further along is ours
+        if taken is None:
+            taken = {r.current_path for r in journal.in_flight() if r.id != record.id and r.current_path}
         if str(path) not in taken:
             return path
     return None

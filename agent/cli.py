@@ -244,14 +244,14 @@ def _print_checks(results: list[CheckResult]) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    profile, forced, settings = LEARN, args.object, None
+    profile, forced, settings, encoding = LEARN, args.object, None, "utf-8"
     if args.route:
         config = _load(args)
         route = config.route(args.route)
         settings = config.target_for(route)
         profile = profile_for(settings.type)
-        forced = forced or route.object
-    results = [_inspect_one(path, profile, forced, settings) for path in args.files]
+        forced, encoding = forced or route.object, route.encoding
+    results = [_inspect_one(path, profile, forced, settings, encoding) for path in args.files]
     ordered = plan_order(results, {r.path: _mtime(Path(r.path)) for r in results})
     if args.json:
         print(json.dumps([r.to_json() for r in ordered], indent=2, ensure_ascii=False))
@@ -260,12 +260,14 @@ def _inspect(args: argparse.Namespace) -> int:
     return ExitStatus.OK if all(r.ok for r in results) else ExitStatus.PROBLEM
 
 
-def _inspect_one(path: Path, profile: TargetProfile, forced: str | None, settings: TargetSettings | None) -> Inspection:
+def _inspect_one(
+    path: Path, profile: TargetProfile, forced: str | None, settings: TargetSettings | None, encoding: str
+) -> Inspection:
     if path.is_dir():
         result = Inspection(file=path.name, path=str(path))
         result.problems.append("is a folder, not a file")
         return result
-    return profile.inspect(path, forced, settings)
+    return profile.inspect(path, forced, settings, encoding)
 
 
 def _mtime(path: Path) -> float:

@@ -16,6 +16,7 @@ from dataclasses import MISSING, Field, fields
 from pathlib import Path
 from typing import Any
 
+from agent.decoding import ROUTE_ENCODINGS
 from agent.errors import ConfigError
 from agent.feeds import FEED_TYPES, LEARN_DELIMITERS
 from agent.ini import IniFile, Section
@@ -86,7 +87,7 @@ AGENT_KEYS = (
     "archive_retention_days",
     "env_file",
 )
-ROUTE_KEYS = ("watch", "target", "operation", "object", "on_failure", "expect_every_hours")
+ROUTE_KEYS = ("watch", "target", "operation", "object", "on_failure", "expect_every_hours", "encoding")
 LEARN_KEYS = (
     "type",
     "url",
@@ -219,6 +220,9 @@ def _route(loader: IniFile, name: str, targets: Mapping[str, TargetSettings]) ->
         hint = difflib.get_close_matches(obj, sorted(FEED_TYPES), n=1)
         suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
         raise s.error("object", f"'{obj}' is not a Learn object type{suggestion}")
+    encoding = s.choice("encoding", ROUTE_ENCODINGS, default(RouteSettings, "encoding"))
+    if encoding != "utf-8" and targets[target].type != "learn":
+        raise s.error("encoding", "applies to Learn targets only (S3 and job files are checked as UTF-8 CSV)")
     return RouteSettings(
         name=name,
         watch=s.path("watch") or _missing(s, "watch"),
@@ -227,6 +231,7 @@ def _route(loader: IniFile, name: str, targets: Mapping[str, TargetSettings]) ->
         object=obj,
         on_failure=s.choice("on_failure", ON_FAILURE, default(RouteSettings, "on_failure")),
         expect_every_hours=s.optional_number("expect_every_hours", unit="hours"),
+        encoding=encoding,
     )
 
 

@@ -15,7 +15,9 @@ from agent import archive, failpoints
 from agent.batchitem import BatchItem
 from agent.clock import utcnow
 from agent.journal import Journal
+from agent.records import Status
 from agent.settings import AgentSettings
+from agent.wording import next_step
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +38,13 @@ def file_away(journal: Journal, folders: AgentSettings, item: BatchItem, *, deli
         )
         log.info("archived: %s -> %s", outcome.name, outcome.final_path)
     else:
+        # Moving an UNCONFIRMED file straight back could send it twice: its reason file says how to check.
+        advice = next_step(outcome) if outcome.status is Status.UNCONFIRMED else None
         outcome.final_path = _moved(
             item,
-            lambda: archive.fail(item.path, folders.failed_dir, name=outcome.name, reason=outcome.message, when=when),
+            lambda: archive.fail(
+                item.path, folders.failed_dir, name=outcome.name, reason=outcome.message, when=when, advice=advice
+            ),
             "fail-renamed",
             folders.failed_dir,
             archive.claim_names(outcome.name),

@@ -259,7 +259,7 @@ class Pipeline:
         if item.receipt is not None:  # recovered after upload: inspected before the crash
             return
         target = self.config.target_for(route)
-        result = profile.inspect(item.path, context.object_override or route.object, target)
+        result = profile.inspect(item.path, context.object_override or route.object, target, route.encoding)
         item.inspection = result
         outcome.rows, outcome.size = result.rows, result.size
         outcome.object = profile.sent_object(result)
@@ -273,13 +273,13 @@ class Pipeline:
             sha256=outcome.sha256,
         )
         failpoints.hit("inspect-journaled")
-        described = f"{result.object} ({outcome.operation})" if outcome.object else "csv"
+        described = f"{result.object} ({outcome.operation})" if outcome.object else f"a file for {profile.kind}"
         if profile.sendable(result):
-            log.info("type: %s is %s, %d rows", outcome.name, described, result.rows)
+            log.info("type: %s is %s, %d rows: ready to send to %s", outcome.name, described, result.rows, route.target)
             self.narrate(f"  {outcome.name}: {described}, {result.rows} rows")
             return
         reason = "; ".join(result.problems)
-        log.info("type: %s is not sendable: %s", outcome.name, reason)
+        log.info("type: %s is REJECTED before sending to %s: %s", outcome.name, route.target, reason)
         self.narrate(f"  {outcome.name}: REJECTED: {reason}")
         self._end_unsent(item, Status.REJECTED, f"{reason}.", context)
 
@@ -423,6 +423,7 @@ class Pipeline:
             rows=outcome.rows or 0,
             non_ascii=bool(inspection and inspection.non_ascii),
             has_bom=bool(inspection and inspection.bom),
+            encoding=(inspection.encoding if inspection else None) or "utf-8",
             notify_url=notify_url,
             on_sent=self.upload_progress,
             before_last_byte=before_last_byte,

@@ -48,13 +48,18 @@ class TargetProfile:
     ends_later: bool = False  # the receipt is a queued job; its end comes as a notification ([webhook])
 
     def inspect(
-        self, path: Path, forced_object: str | None = None, settings: TargetSettings | None = None
+        self,
+        path: Path,
+        forced_object: str | None = None,
+        settings: TargetSettings | None = None,
+        encoding: str = "utf-8",
     ) -> Inspection:
         """The pre-flight check for this kind of destination (no network).
 
-        With the target's `settings`, a Learn file must also use the integration's delimiter."""
+        With the target's `settings`, a Learn file must also use the integration's delimiter;
+        `encoding` is the route's declaration for Learn files without a byte-order mark."""
         if self.learn_feeds:
-            return inspect_file(path, forced_object, self.expected_delimiter(settings))
+            return inspect_file(path, forced_object, self.expected_delimiter(settings), encoding)
         result = inspect_csv(path)
         result.object = "csv" if not result.problems else None
         warning = self.name_warning(path.name)

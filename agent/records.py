@@ -79,6 +79,7 @@ class Submission:
     rows: int
     non_ascii: bool = False  # decides add_bom = auto
     has_bom: bool = False
+    encoding: str = "utf-8"  # as inspected: utf-8, utf-16-le/-be (with its BOM) or latin-1 (never a BOM)
     before_last_byte: Callable[[], None] | None = None  # called before the body's last piece is sent
     refused: Callable[[], None] | None = None  # an answer proved it was not taken; it may go again
     stop: threading.Event | None = None  # a stop request ends a pause between attempts

@@ -55,7 +55,6 @@ def _resumable(pipeline: Pipeline, journal: Journal, records: list[FileRecord]) 
     for record in records:
         if record.state is FileState.CLAIMING:
             if settle_claim(journal, processing, record) is None:
-                journal.file_reported(record.id)  # vanished before it was taken: nothing to report
                 continue
         elif record.claimed_at is None:
             continue

@@ -104,6 +104,7 @@ class RouteSettings:
     object: str | None = None
     on_failure: str = "hold"
     expect_every_hours: float | None = None
+    encoding: str = "utf-8"  # how Learn should read files without a byte-order mark: utf-8 | latin-1
 
 
 @dataclass(frozen=True)

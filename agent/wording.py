@@ -265,6 +265,11 @@ def _unconfirmed_step(outcome: FileOutcome, drop: str) -> str:
     )
 
 
+def no_receipt(outcome: FileOutcome) -> str:
+    """The receipt line of a report without one: 'not accepted', unless the answer never came."""
+    return "none (the answer never came)" if outcome.status is Status.UNCONFIRMED else "none (not accepted)"
+
+
 def unanswered_at_restart(name: str, destination: str) -> str:
     """Why a file is UNCONFIRMED when the agent itself stopped (a crash, a power cut) between its
     last byte and the destination's answer."""

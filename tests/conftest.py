@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.support.learn",
     "tests.support.smtp",
     "tests.support.s3",
+    "tests.support.s3proxy",
     "tests.support.pipeline",
     "tests.support.recordlog",
 ]

@@ -524,6 +524,21 @@ def test_route_naming_a_missing_target(layout: Path) -> None:
     assert f"{path} [route:learn] target: no [target:lms] section (targets: learn)" in load_error(path)
 
 
+def test_a_route_declares_latin1_for_learn_files_only(layout: Path) -> None:
+    """Issue 13.8: `encoding = latin-1` (default utf-8) tells how Learn reads the route's BOM-less files."""
+    assert load_config(write_config(layout, minimal()), environ={}).route("learn").encoding == "utf-8"
+    text = minimal().replace("target = learn\n", "target = learn\nencoding = Latin-1\n", 1)
+    assert load_config(write_config(layout, text), environ={}).route("learn").encoding == "latin-1"
+    path = write_config(layout, text.replace("Latin-1", "cp1252"))
+    assert "[route:learn] encoding: 'cp1252' is not allowed; use one of: utf-8, latin-1" in load_error(path)
+    s3 = (
+        "[route:hs]\nwatch = ../var/hs\ntarget = hs\nencoding = latin-1\n\n[target:hs]\ntype = s3\n"
+        "bucket = b-bucket\nregion = eu-central-1\naccess_key_id = AKIAEXAMPLE\nsecret_access_key = ${S3_SECRET}\n"
+    )
+    path = write_config(layout, minimal(s3))
+    assert "[route:hs] encoding: applies to Learn targets only" in load_error(path, dict(PASSWORDS))
+
+
 def test_two_routes_on_one_folder(layout: Path) -> None:
     path = write_config(layout, minimal("[route:second]\nwatch = ../var/./drop\ntarget = learn\n"))
     message = load_error(path)

@@ -8,6 +8,10 @@ failed/ when UNCONFIRMED or held by it), none in processing/; the simulator rece
 most once, in dependency order; every report and the summary arrived exactly once; and the journal
 says where each file is.
 
+The random-kill trial: `watch` is killed again and again at random moments (after a random number
+of log lines) while batches arrive, then left to finish: nothing lost, nothing uploaded twice.
+KILL_TRIAL_ROUNDS sets the number of kills (10 here; the issue's trial is 50).
+
 Where the crash hit after the whole body went out (body-sent, receipt-received) the file is not sent
 again but UNCONFIRMED; the failed/ failpoints need a file that goes to failed/, so there Learn keeps
 the answer to the first upload back (the simulator's withhold-answers fault): UNCONFIRMED too.
@@ -16,6 +20,7 @@ the answer to the first upload back (the simulator's withhold-answers fault): UN
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -43,6 +48,7 @@ from tests.support.learn import (
     write_flatfile,
 )
 from tests.support.smtp import SmtpServer
+from tests.support.waiting import wait_for
 
 ANSWER_LOST = {"body-sent", "receipt-received"}  # the crash came after the whole body went out
 NEEDS_A_FAILED_FILE = {"fail-renamed", "fail-journaled"}
@@ -144,3 +150,85 @@ def _journal_matches_folders(config: Config, expected: dict[str, str]) -> None:
         assert place.is_file(), record
         folder = config.agent.archive_dir if record.state is FileState.ARCHIVED else config.agent.failed_dir
         assert place.parent == folder, record
+
+
+KILL_TRIAL_ROUNDS = int(os.environ.get("KILL_TRIAL_ROUNDS", "10"))
+
+
+def _round_files(drop: Path, number: int) -> list[Path]:
+    """A batch whose three files differ from every other round's (so a double upload shows)."""
+    return [
+        write_flatfile(drop / f"enrol-{number}.txt", MEMBERSHIP_HEADER, membership_rows(2 + number, courses=1)),
+        write_flatfile(drop / f"courses-{number}.txt", COURSE_HEADER, course_rows(1 + number)),
+        write_flatfile(drop / f"users-{number}.txt", PEOPLE_HEADER, person_rows(2 + number)),
+    ]
+
+
+def _start_watch(ini: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEED_AGENT")}
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "agent", "-c", str(ini), "watch"], stdout=sink, stderr=subprocess.STDOUT, env=env
+        )
+
+
+def _settled(config: Config) -> bool:
+    if any(config.route().watch.iterdir()) or any(config.agent.processing_dir.iterdir()):
+        return False
+    with Journal(config.agent.journal_path) as journal:
+        return not journal.in_flight() and not journal.unreported_batches()
+
+
+@pytest.mark.timeout(900)
+def test_random_kills_during_watch_lose_nothing_and_send_nothing_twice(
+    tmp_path: Path, smtp_server: Callable[..., SmtpServer]
+) -> None:
+    smtp = smtp_server()
+    email = f"transport = smtp\nhost = 127.0.0.1\nport = {smtp.port}\nsecurity = none\nto = admins@example.edu\n"
+    chance = random.Random(14)
+    log = tmp_path / "agent.log"
+    with LearnSimulator(rows_per_second=200.0, start_delay=0) as sim:
+        ini = write_config(tmp_path, sim.url, settle=0.1, window=0.1, email=email)
+        config = load_config(ini, environ={})
+        dropped: list[Path] = []
+        for number in range(KILL_TRIAL_ROUNDS):
+            dropped += _round_files(config.route().watch, number)
+            kill_at = (len(log.read_bytes().splitlines()) if log.exists() else 0) + chance.randint(1, 40)
+            process = _start_watch(ini, log)
+            try:
+                wait_for(
+                    lambda at=kill_at: len(log.read_bytes().splitlines()) >= at or _settled(config),  # type: ignore[misc]
+                    what=f"log line {kill_at} of round {number}",
+                )
+                process.send_signal(signal.SIGKILL)
+                process.wait(30)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+        final = _start_watch(ini, log)
+        try:
+            wait_for(lambda: _settled(config), what="every batch finished after the last kill", timeout=120)
+            final.send_signal(signal.SIGTERM)
+            assert final.wait(30) == 0
+        finally:
+            if final.poll() is None:
+                final.kill()
+        uploads = sim.uploads_snapshot()
+
+    archived, failed = _copies_by_name(config.agent.archive_dir), _copies_by_name(config.agent.failed_dir)
+    assert archived + failed == Counter(p.name for p in dropped)  # 0 lost, each in one place
+    assert len({u.sha256 for u in uploads}) == len(uploads)  # 0 doubled, counted at the simulator
+    with Journal(config.agent.journal_path) as journal:
+        unsent = {r.name: r.state for r in journal.recent_files(10_000) if r.claimed_at and r.name in failed}
+    assert set(unsent.values()) <= {FileState.UNCONFIRMED, FileState.HELD}, unsent  # killed after a full body
+    subjects = " ".join(str(m["Subject"]) for m in smtp.parsed())
+    assert all(f" {p.name} " in subjects for p in dropped)  # every file reported
+
+
+def _copies_by_name(folder: Path) -> Counter[str]:
+    """Files per original name (`users-3.<stamp>.txt` -> `users-3.txt`), reason files aside."""
+    found: Counter[str] = Counter()
+    for path in folder.iterdir() if folder.exists() else []:
+        if not path.name.endswith(".reason.txt"):
+            found[f"{path.name.split('.')[0]}.txt"] += 1
+    return found

@@ -15,7 +15,7 @@ import pytest
 
 from agent.errors import JournalError
 from agent.journal import FileRecord, Journal
-from agent.journal_schema import MIGRATIONS, SCHEMA_VERSION, JobState
+from agent.journal_schema import MIGRATIONS, SCHEMA_VERSION, FileState, JobState
 from agent.records import Receipt, Status
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -278,6 +278,34 @@ def test_batches_start_finish_and_recent(journal: Journal) -> None:
     assert [b.id for b in journal.recent_batches(limit=1)] == [second]
     with pytest.raises(KeyError):
         journal.finish_batch(second + 10, "SUCCESS", 0)
+
+
+def test_a_batch_and_its_files_are_reported_once_and_then_closed(journal: Journal) -> None:
+    batch = journal.start_batch("sis")
+    first = journal.add_file(route="sis", target="learn", name="a.txt", source_path=Path("/d/a.txt"), batch_id=batch)
+    second = journal.add_file(route="sis", target="learn", name="b.txt", source_path=Path("/d/b.txt"), batch_id=batch)
+    assert [f.id for f in journal.batch_files(batch)] == [first, second]
+    assert [b.id for b in journal.unreported_batches()] == [batch]
+    journal.file_reported(first)
+    taken = journal.file(first).reported_at
+    journal.file_reported(first)  # a second mark keeps the first moment
+    assert taken is not None and journal.file(first).reported_at == taken
+    journal.batch_reported(batch)
+    assert journal.unreported_batches() == [] and journal.batch(batch).reported_at is not None
+    with pytest.raises(KeyError):
+        journal.batch(batch + 1)
+
+
+def test_sent_and_decided_unsent_are_states_a_restart_reads(journal: Journal) -> None:
+    file_id = add(journal)
+    journal.sent(file_id, T0)
+    record = journal.file(file_id)
+    assert record.state is FileState.SENT and record.sent_at == T0 and record.in_flight
+    journal.decided_unsent(file_id, Status.UNCONFIRMED, "no answer", T0)
+    record = journal.file(file_id)
+    assert record.state is FileState.FINISHED and record.status == "UNCONFIRMED" and record.message == "no answer"
+    journal.ended_unsent(file_id, Status.UNCONFIRMED, "no answer", Path("/failed/users.txt"), T0)
+    assert journal.file(file_id).state is FileState.UNCONFIRMED and not journal.file(file_id).in_flight
 
 
 def refresh(

@@ -10,6 +10,7 @@ from dataclasses import replace
 from agent.simulator.faults import Faults
 from agent.simulator.jobapi import OUTCOMES, JobApiSimulator
 from agent.simulator.learn import LearnSimulator
+from agent.simulator.rows import DELIMITERS
 
 
 def _retry_after(text: str) -> int | None:
@@ -34,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.2,
         metavar="SECONDS",
         help="how long a new data set shows nothing queued yet (default 0.2)",
+    )
+    parser.add_argument(
+        "--delimiter",
+        choices=tuple(DELIMITERS),
+        default="pipe",
+        help="the integration's Feed File Delimiter (default pipe, Learn's default); a file written with "
+        "another delimiter fails every record, as on a real Learn",
     )
     rest = parser.add_argument_group("Learn REST (OAuth2 token and SIS data set log)")
     rest.add_argument("--rest-key", default="rest-key", help="the REST application's key")
@@ -137,6 +145,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         rest_key=args.rest_key,
         rest_secret=args.rest_secret,
         token_seconds=args.token_seconds,
+        delimiter=args.delimiter,
     )
     simulator.faults = faults_from_args(args)
     simulator.on_event = lambda message: print(message, flush=True)
@@ -183,7 +192,10 @@ def _announce(simulator: LearnSimulator, job_api: JobApiSimulator | None) -> Non
         f"username {simulator.username})"
     )
     say(f"Faults: {simulator.faults.describe()}. Stop with Ctrl-C.")
-    say(f"  Flat-file uploads: {simulator.endpoint}/<object>/<store|refresh|refreshlegacy|delete>")
+    say(
+        f"  Flat-file uploads: {simulator.endpoint}/<object>/<store|refresh|refreshlegacy|delete> "
+        f"({simulator.delimiter}-delimited)"
+    )
     say(f"  Data set status:   {simulator.endpoint}/dataSetStatus/<reference code>")
     say(
         f"  REST:              {simulator.rest_base} (token {simulator.token_url}, key {simulator.rest_key}, "
