@@ -20,7 +20,7 @@ from pathlib import Path
 from agent import archive, failpoints
 from agent.clock import utcnow
 from agent.journal import Journal
-from agent.journal_schema import FileRecord
+from agent.journal_schema import FileRecord, Owner
 from agent.settings import RouteSettings
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,11 @@ class Taken:
     file_ids: list[int]
 
 
-def take(journal: Journal, processing_dir: Path, route: RouteSettings, found: Sequence[Found]) -> Taken:
-    """Plan the batch (journal it with all its files), then claim each file into processing/."""
-    batch_id = journal.start_batch(route.name)
+def take(
+    journal: Journal, processing_dir: Path, route: RouteSettings, found: Sequence[Found], owner: Owner = Owner.SERVICE
+) -> Taken:
+    """Plan the batch (journal it with all its files and who takes them), then claim each into processing/."""
+    batch_id = journal.start_batch(route.name, owner)
     planned: list[tuple[int, Path]] = []
     for item in found:
         try:
@@ -59,6 +61,7 @@ def take(journal: Journal, processing_dir: Path, route: RouteSettings, found: Se
             batch_id=batch_id,
             size=size,
             arrived_at=item.arrived_at,
+            owner=owner,
         )
         planned.append((file_id, item.path))
     failpoints.hit("batch-planned")
@@ -132,6 +135,7 @@ def adopt(journal: Journal, route: RouteSettings, path: Path) -> int:
         source_path=path,
         size=path.stat().st_size,
         arrived_at=utcnow(),
+        owner=Owner.POST_KEEP,
     )
     size, mtime_ns = size_and_mtime(path)
     journal.claimed(file_id, path, size=size, mtime_ns=mtime_ns)

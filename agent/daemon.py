@@ -10,20 +10,18 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import signal
 import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 
-from agent import archive
+from agent import archive, interrupts
 from agent.claims import Found
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.completions import JobFollowUp, configured_base_url
-from agent.errors import AgentError, AlreadyRunning, ConfigError
+from agent.errors import AgentError, AlreadyRunning, ConfigError, StopRequested
 from agent.journal import Journal
 from agent.notify import EmailReporter
 from agent.pipeline import Pipeline
@@ -150,6 +148,8 @@ class Agent:
         readable = [route for route in routes if self._folder_readable(route)]
         self.watcher.scan()
         self.watcher.wait_until_settled(timeout=2 * self.config.agent.settle_seconds + 30)
+        if self.stop.is_set():  # a signal while files settled: take nothing new
+            raise StopRequested()
         for route in readable:
             self._run_batch(route, [c for c in self.watcher.pending(route.name) if c.ready])
         self._missing_alerts()  # cron installs have no daemon to do it
@@ -336,6 +336,12 @@ class RunVerdict:
     attention: list[str] = field(default_factory=list)
 
 
+STOPPED_RUN = (
+    "stopped by a signal before the end; files left in processing/ are taken up by the next run "
+    "(an upload that was cut short is sent again, one with a reference code is followed, never re-sent)"
+)
+
+
 def run_once(config: Config, route_name: str | None = None) -> RunVerdict:
     """`feed-agent run`: ok when every file completed without record errors and no report waits."""
     if not config.routes:
@@ -345,12 +351,17 @@ def run_once(config: Config, route_name: str | None = None) -> RunVerdict:
     except AlreadyRunning as exc:
         log.error("%s", exc)
         return RunVerdict(False, [exc.message])
+    stopped: list[str] = []
     try:
-        ok = agent.run_once(route_name)
+        with interrupts.stop_on_signals(agent.stop, wake=agent.wake.set):  # as `watch`: an upload is abandoned
+            ok = agent.run_once(route_name)
+    except StopRequested:
+        ok, stopped = False, [STOPPED_RUN]
+        log.warning("%s", STOPPED_RUN)
     finally:
         agent.close()
     files = [f for b in agent.batches for f in b.files]
-    attention = [*agent.attention, *(_file_line(f) for f in files if not f.status.ok)]
+    attention = [*agent.attention, *stopped, *(_file_line(f) for f in files if not f.status.ok)]
     waiting = spool_state(config)
     if waiting.waiting:
         ok = False
@@ -381,27 +392,14 @@ def watch(config: Config) -> bool:
     if not config.routes:
         raise_no_routes(config)
     stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
-            log.warning("second signal: stopping now")
-            os._exit(1)
-        log.info(
-            "signal %s: finishing the current step, then stopping (send again to force)",
-            signal.Signals(signum).name,
-        )
-        stop.set()
-        agent.wake.set()
-
     try:
         agent = Agent(config, stop=stop)
     except AlreadyRunning as exc:
         log.error("%s", exc)
         return False
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     try:
-        agent.watch()
+        with interrupts.stop_on_signals(stop, wake=agent.wake.set):  # an upload under way is abandoned
+            agent.watch()
     except Exception as exc:
         if not stop.is_set():
             raise

@@ -49,6 +49,8 @@ def file_away(journal: Journal, folders: AgentSettings, item: BatchItem, *, deli
             folders.failed_dir,
             archive.claim_names(outcome.name),
         )
+        if outcome.final_path is not None:
+            archive.ensure_reason(outcome.final_path, outcome.message, when, advice)
         log.warning("%s: %s -> %s: %s", outcome.status.value.lower(), outcome.name, outcome.final_path, outcome.message)
     if delivered:
         journal.archived(item.file_id, outcome.final_path)

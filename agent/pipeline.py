@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from agent import archive, claims, failpoints
@@ -31,7 +31,7 @@ from agent.feeds import FEED_TYPES, depends_on, sort_key
 from agent.filing import file_away
 from agent.guard import Guards
 from agent.journal import Journal
-from agent.journal_schema import TERMINAL_STATES, FileState
+from agent.journal_schema import TERMINAL_STATES, FileState, Owner
 from agent.profiles import TargetProfile, profile_for
 from agent.records import (
     BatchOutcome,
@@ -101,13 +101,13 @@ class Pipeline:
 
     # -- taking files ------------------------------------------------------------------------------
 
-    def take(self, route: RouteSettings, found: list[Found]) -> Taken:
+    def take(self, route: RouteSettings, found: list[Found], owner: Owner = Owner.SERVICE) -> Taken:
         """Plan a batch of ready files in the journal, then claim each into processing/ (`agent.claims`)."""
-        return claims.take(self.journal, self.config.agent.processing_dir, route, found)
+        return claims.take(self.journal, self.config.agent.processing_dir, route, found, owner)
 
-    def claim(self, route: RouteSettings, path: Path, arrived_at: datetime | None = None) -> int | None:
+    def claim(self, route: RouteSettings, path: Path, owner: Owner = Owner.SERVICE) -> int | None:
         """One file as a batch of its own (`post`); the file id, or None if the file vanished."""
-        taken = self.take(route, [Found(path, arrived_at)])
+        taken = self.take(route, [Found(path)], owner)
         return taken.file_ids[0] if taken.file_ids else None
 
     def adopt(self, route: RouteSettings, path: Path) -> int:
@@ -152,10 +152,11 @@ class Pipeline:
 
     def _batch_of(self, route: RouteSettings, file_ids: list[int]) -> int:
         """The batch the files were planned in, or a new one (a file adopted by `post --keep`)."""
-        planned = {self.journal.file(file_id).batch_id for file_id in file_ids}
+        records = [self.journal.file(file_id) for file_id in file_ids]
+        planned = {record.batch_id for record in records}
         if len(planned) == 1 and None not in planned:
             return int(planned.pop() or 0)
-        return self.journal.start_batch(route.name)
+        return self.journal.start_batch(route.name, records[0].owner if records else Owner.SERVICE)
 
     def _summarize(self, batch: BatchOutcome) -> None:
         """The summary, once: journaled as sent the moment the mailer took it (or when none is due)."""
@@ -318,7 +319,12 @@ class Pipeline:
         outcome = item.outcome
         target = self.target(route.target)
         if item.receipt is None:
-            if not self._still_as_claimed(route, item, context):
+            if self.stop.is_set():  # a stop between two files: the next one stays claimed, unsent
+                raise StopRequested()
+            reinspect = partial(self._inspect_safely, route, self.profile(route), item, context)
+            if not self.writes.ready_to_send(
+                item, reinspect, partial(self._end_unsent, item, Status.HELD, context=context)
+            ):
                 return
             try:
                 item.receipt = self._submit(target, item, self.profile(route))
@@ -352,16 +358,6 @@ class Pipeline:
         self._fetch_record_log(target, item)
         self._report(item)
 
-    def _still_as_claimed(self, route: RouteSettings, item: BatchItem, context: BatchContext) -> bool:
-        """A file its writer changed after the claim is inspected again once still, and sent whole;
-        one that never stops changing is held (`agent.writecheck`). True: send it now."""
-        check = self.writes.before_send(item)
-        if check.held is not None:
-            self._end_unsent(item, Status.HELD, check.held, context)
-        elif check.changed:
-            self._inspect_safely(route, self.profile(route), item, context)
-        return item.outcome.finished_at is None
-
     def _report(self, item: BatchItem) -> None:
         """The per-file report, once: journaled as sent the moment the mailer took it (the reporter
         calls `outcome.reported`) or, when no email is due, right after the reporter returns."""
@@ -388,6 +384,8 @@ class Pipeline:
             record = target.record_log(outcome.receipt, csv_path, self.stop, finished=finished)
         except OSError as exc:
             record = RecordLog(outcome.receipt.reference, complete=False, problem=f"the log could not be saved: {exc}")
+        except StopRequested:  # the file is delivered and archived: its report still goes, without the log
+            record = RecordLog(outcome.receipt.reference, complete=False, problem="feed-agent was stopped first")
         if record is None:
             return
         outcome.record_log = record
@@ -428,8 +426,13 @@ class Pipeline:
             on_sent=self.upload_progress,
             before_last_byte=before_last_byte,
             refused=refused,
+            stop=self.stop,
         )
-        receipt = target.submit(submission)
+        try:
+            receipt = target.submit(submission)
+        except StopRequested:  # a signal cut the upload short: unless SENT, the file is claimable again
+            self.journal.upload_abandoned(item.file_id, "the upload was abandoned: feed-agent was stopping")
+            raise
         failpoints.hit("receipt-received")
         self.journal.submitted(item.file_id, receipt)
         failpoints.hit("receipt-journaled")
@@ -484,7 +487,7 @@ class Pipeline:
         then failed/ with a reason file, journaled again, reported."""
         outcome = item.outcome
         outcome.status, outcome.message, outcome.finished_at = status, reason, utcnow()
-        self.journal.decided_unsent(item.file_id, status, reason, outcome.finished_at)
+        self.journal.decided_unsent(item.file_id, status, reason, outcome.finished_at, outcome.held_by)
         failpoints.hit("result-journaled")
         file_away(self.journal, self.config.agent, item, delivered=False, keep=context.keep)
         self._report(item)

@@ -15,6 +15,10 @@ yet sent is taken up again whole, with all its files, wherever each one stands (
 
 Then the batch's summary goes out, once. So the order holds across the restart, nothing is sent
 twice, and every file and batch is reported exactly once (`reported_at`).
+
+Only the service's own batches and files are adopted (`Owner.SERVICE`): a file a manual `post` took
+belongs to that post, alive or dead; `status` shows a dead one as interrupted and only `post` resumes
+it (issue 14.2: a `watch` restart posted an admin's file a second time).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import logging
 
 from agent.claims import settle_claim
 from agent.journal import Journal
-from agent.journal_schema import FileRecord, FileState
+from agent.journal_schema import FileRecord, FileState, Owner
 from agent.pipeline import Pipeline
 from agent.records import BatchOutcome
 from agent.settings import RouteSettings
@@ -85,7 +89,7 @@ def _unbatched(pipeline: Pipeline, journal: Journal, routes: dict[str, RouteSett
     """Files in flight in no open batch (journals written before batches were planned): one batch per route."""
     open_batches = {batch.id for batch in journal.unreported_batches()}
     pending: dict[str, list[int]] = {}
-    for record in journal.in_flight():
+    for record in journal.in_flight(owners=(Owner.SERVICE,)):  # a manual post's file is the post's
         if record.batch_id in open_batches:
             continue  # its batch could not be finished just now; the next recovery takes it up
         if record.route not in routes:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -105,6 +106,16 @@ class WriteCheck:
         self._sent[item.file_id] = settled
         outcome.sha256 = None  # of the part seen at the claim: the inspection computes it again
         return BeforeSend(changed=True)
+
+    def ready_to_send(self, item: BatchItem, reinspect: Callable[[], None], hold: Callable[[str], None]) -> bool:
+        """The pipeline's hook: a file its writer changed after the claim is inspected again once
+        still (`reinspect`), or held (`hold(reason)`); True when it may be sent now."""
+        check = self.before_send(item)
+        if check.held is not None:
+            hold(check.held)
+        elif check.changed:
+            reinspect()
+        return item.outcome.finished_at is None
 
     def after_send(self, item: BatchItem, result: Result) -> Result:
         """The destination's result, or FAILED "changed while it was sent" when the file is no longer

@@ -21,7 +21,15 @@ MAX_LINES = 500
 
 # Floor of each module, lowest first. A module may import modules of its own floor or lower floors.
 FLOORS: dict[int, tuple[str, ...]] = {
-    0: ("agent", "agent.errors", "agent.clock", "agent.failpoints", "agent.interrupts", "agent.printable"),
+    0: (
+        "agent",
+        "agent.errors",
+        "agent.clock",
+        "agent.failpoints",
+        "agent.interrupts",
+        "agent.printable",
+        "agent.processes",
+    ),
     1: (
         "agent.retry",
         "agent.records",
@@ -57,6 +65,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.inspection",
         "agent.journal_schema",
         "agent.journal_base",
+        "agent.journal_jobs",
         "agent.targets.learn_status",
         "agent.targets.learn_rest",
         "agent.targets.s3errors",
@@ -68,6 +77,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     7: (
         "agent.wording",
         "agent.wording_guards",
+        "agent.wording_posts",
         "agent.guard",
         "agent.strays",
         "agent.wording_files",
@@ -77,7 +87,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     9: ("agent.render", "agent.mailer"),
     10: ("agent.spool", "agent.notify", "agent.pipeline"),
     11: ("agent.recovery",),
-    12: ("agent.daemon", "agent.commands", "agent.errorlog"),
+    12: ("agent.daemon", "agent.commands", "agent.posting", "agent.errorlog"),
     13: ("agent.demo", "agent.cli", "agent.__main__"),
 }
 SIMULATOR = "agent.simulator"

@@ -561,3 +561,20 @@ def test_a_notification_racing_the_job_calls_answer_still_settles(journal: Journ
     assert (
         job.state is JobState.SUCCEEDED and job.job_id == "J-3" and journal.jobs_overdue(T0 + timedelta(days=1)) == []
     )
+
+
+def test_batches_an_older_agent_left_open_are_closed_not_summarized_again(journal_path: Path) -> None:
+    journal_path.parent.mkdir(parents=True)
+    connection = sqlite3.connect(str(journal_path))
+    for migration in MIGRATIONS[:5]:
+        for statement in migration:
+            connection.execute(statement)
+    started = T0.isoformat()
+    connection.execute("INSERT INTO batches (route, started_at) VALUES ('sis', ?)", (started,))  # left open
+    connection.execute("PRAGMA user_version = 5")
+    connection.commit()
+    connection.close()
+    with Journal(journal_path) as journal:
+        assert journal.unreported_batches() == []
+        [batch] = journal.recent_batches()
+        assert batch.finished_at == T0 and batch.reported_at == T0

@@ -110,6 +110,7 @@ def test_a_file_sent_whole_before_a_crash_is_unconfirmed_and_holds_its_dependent
     assert Path(journal.file(people).current_path or "").parent == config.agent.failed_dir
     assert "may have accepted it" in journal.file(people).message  # type: ignore[operator]
     assert journal.file(memberships).state is FileState.HELD and journal.file(courses).state is FileState.ARCHIVED
+    assert journal.file(memberships).held_by == "users.txt"
 
 
 class FailsOnce(RecordingReporter):
