@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from agent.clock import utcnow
+from agent.journal_episodes import EpisodeJournal
 from agent.journal_jobs import JobJournal
 from agent.journal_schema import (
     ACCEPTED_STATUSES,
@@ -52,7 +53,7 @@ def _placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class Journal(JobJournal):
+class Journal(JobJournal, EpisodeJournal):
     """The SQLite ledger. Safe to share between threads; each write is committed when it returns."""
 
     def __init__(self, path: Path) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from agent import archive, processes
 from agent.advice import post_command, resume_post_command
 from agent.batchitem import BatchContext
+from agent.claims import settle_claim
 from agent.completions import JobFollowUp, configured_base_url
 from agent.errors import AgentError, StopRequested
 from agent.journal import Journal
@@ -48,6 +49,7 @@ class _Post:
 
     def __init__(self, config: Config, journal: Journal, pipeline: Pipeline, echo: Narrator) -> None:
         self.config, self.journal, self.pipeline, self.echo = config, journal, pipeline, echo
+        self.processing = config.agent.processing_dir
 
     def take(self, route: RouteSettings, path: Path, keep: bool) -> tuple[RouteSettings, int, Owner]:
         """The row to work on: an interrupted post of this file (resumed), else a new claim or adoption."""
@@ -74,12 +76,16 @@ class _Post:
             raise AgentError(
                 f"{earlier.name} was posted through route {earlier.route}, which the configuration no longer has"
             )
-        if earlier.state is FileState.CLAIMING:  # died before the move: the file never left the admin
-            self.journal.abandoned(earlier.id, "the post was interrupted before it took the file; posted afresh")
-            return None
+        if earlier.state is FileState.CLAIMING and not self._claim_settled(earlier):
+            self.journal.abandoned(earlier.id, "the post was interrupted before it took the file")
+            return None  # never taken (or gone): a fresh post of the file, if it is there
         self.journal.resumed_by(earlier.id, os.getpid())
         self.echo(resuming_post(earlier, path))
         return route, earlier.id, earlier.owner
+
+    def _claim_settled(self, earlier: FileRecord) -> bool:
+        """A post that died around the move: the claim is finished where the file is (its folder or processing/)."""
+        return earlier.owner is Owner.POST and settle_claim(self.journal, self.processing, earlier) is not None
 
     def _refuse_watched(self, path: Path) -> None:
         for route in self.config.routes:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from agent.advice import command_start, errors_command, post_command
 from agent.profiles import TargetProfile, profile_for
-from agent.records import BatchOutcome, FileOutcome, JobNotice, RecordLog, Status
+from agent.records import BatchOutcome, FileOutcome, JobNotice, Progress, RecordLog, Status
 from agent.wording_files import changed_in_flight_step, stray_step
 
 SUBJECT_PREFIX = "[feed-agent]"
@@ -96,6 +96,13 @@ def format_count(value: int | None) -> str:
     return UNKNOWN if value is None else f"{value:,}"
 
 
+def count_text(progress: Progress | None) -> str:
+    """ " (completed 3, warnings 0, errors 1)" after a status in a narrated line; "" without counts."""
+    if progress is None:
+        return ""
+    return f" (completed {progress.completed}, warnings {progress.warnings}, errors {progress.errors})"
+
+
 def format_hours(hours: float) -> str:
     """`26 hours`, `1 hour`, `1.5 hours`."""
     text = f"{round(hours, 1):g}"
@@ -138,6 +145,8 @@ BADGE_COLOURS: dict[str, tuple[str, str]] = {
     "STILL PROCESSING": ("#1f6feb", "#ffffff"),
     "MISSING": _RED,
     NOT_NOTIFIED: _RED,
+    "PROBLEM": _RED,
+    "RESOLVED": ("#1a7f37", "#ffffff"),
 }
 
 
@@ -208,6 +217,16 @@ def _which_records(outcome: FileOutcome) -> str:
 
 def next_step(outcome: FileOutcome) -> str:
     """What the admin should do now, in plain words (the most important line of every report)."""
+    step = _status_step(outcome)
+    if not outcome.not_moved:
+        return step
+    return (
+        f"The file is still in processing/: {_sentence(outcome.not_moved)} Fix that; the agent then moves it by "
+        f"itself and never sends it again for this. {step}"
+    )
+
+
+def _status_step(outcome: FileOutcome) -> str:
     drop = str(outcome.drop_folder) if outcome.drop_folder else "the drop folder"
     progress = outcome.progress
     ref = outcome.receipt.reference if outcome.receipt else None

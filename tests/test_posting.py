@@ -132,6 +132,53 @@ def test_a_killed_post_is_never_adopted_by_watch_and_only_post_resumes_it(tmp_pa
         assert "interrupted" not in run(capsys, "-c", ini, "status")[1]
 
 
+SENT_WHOLE = ("body-sent", "receipt-received")  # the last byte went out, the answer was never journaled
+POST_FAILPOINTS = (
+    "batch-planned",
+    "claim-renamed",
+    "claim-journaled",
+    "inspect-journaled",
+    "submit-journaled",
+    *SENT_WHOLE,
+    "receipt-journaled",
+    "poll-journaled",
+    "result-journaled",
+    "archive-renamed",
+)
+
+
+@pytest.mark.parametrize("point", POST_FAILPOINTS)
+def test_a_post_killed_at_each_step_is_left_to_post_and_resumed_without_a_second_upload(
+    tmp_path: Path, learn_sim: LearnSimulator, point: str, capsys
+) -> None:
+    ini = write_config(tmp_path, learn_sim.url)
+    config = load_config(ini, environ={})
+    (tmp_path / "admin").mkdir()
+    users = write_flatfile(tmp_path / "admin" / "users.txt", PEOPLE_HEADER, person_rows(3))
+    post = spawn(ini, "post", users, log_path=tmp_path / "post.log", env={"FEED_AGENT_FAILPOINT": point})
+    assert post.wait(WAIT) == -signal.SIGKILL, (tmp_path / "post.log").read_text()
+    uploads = len(learn_sim.uploads_snapshot())
+    assert uploads == (0 if POST_FAILPOINTS.index(point) < POST_FAILPOINTS.index("body-sent") else 1)
+
+    assert run(capsys, "-c", ini, "run")[0] == 0  # the service: nothing of its own, and the post's is not its own
+    assert len(learn_sim.uploads_snapshot()) == uploads
+    row = _row(config, "users.txt")
+    assert row is not None and row.in_flight and row.owner is Owner.POST
+    assert "interrupted" in run(capsys, "-c", ini, "status")[1]
+
+    status, out, _err = run(capsys, "-c", ini, "post", users)  # the admin runs the same command again
+
+    assert "resuming the interrupted post of users.txt" in out
+    assert len(learn_sim.uploads_snapshot()) == 1  # sent once in all, whatever step the post died at
+    if point in SENT_WHOLE:  # Learn may have it: never sent again, UNCONFIRMED
+        assert status == 1 and "result: UNCONFIRMED" in out
+        assert _state(config, "users.txt") is FileState.UNCONFIRMED
+    else:
+        assert status == 0 and "result: SUCCESS" in out
+        assert _state(config, "users.txt") is FileState.ARCHIVED
+    assert list(config.agent.processing_dir.iterdir()) == []
+
+
 def test_an_interrupted_post_keep_never_lets_run_move_the_admins_file(tmp_path: Path, capsys) -> None:
     with LearnSimulator(rows_per_second=20.0) as sim:
         ini = write_config(tmp_path, sim.url)
@@ -264,3 +311,47 @@ def test_sigterm_during_a_slow_upload_stops_the_service_and_the_file_stays_claim
         sim.faults.read_bytes_per_second = 0  # the next run sends it, once
         assert run(capsys, "-c", ini, "run")[0] == 0
         assert len(sim.uploads_snapshot()) == 1 and _state(config, "users.txt") is FileState.ARCHIVED
+
+
+def test_a_stop_while_waiting_for_the_answer_to_a_whole_upload_never_sends_it_again(tmp_path: Path, capsys) -> None:
+    with LearnSimulator() as sim:
+        sim.faults.withhold_answers = 1  # accepted, but the answer never comes
+        ini = write_config(tmp_path, sim.url)
+        config = load_config(ini, environ={})
+        (tmp_path / "admin").mkdir()
+        users = write_flatfile(tmp_path / "admin" / "users.txt", PEOPLE_HEADER, person_rows(3))
+        log_path = tmp_path / "post.log"
+        post = spawn(ini, "post", users, log_path=log_path)
+        try:
+            wait_for(lambda: _state(config, "users.txt") is FileState.SENT and sim.uploads_snapshot(), what="sent")
+            _stop(post, signal.SIGINT)
+        finally:
+            _stop(post)
+        assert post.returncode == 1
+        said = log_path.read_text()
+        assert "interrupted: users.txt went to Learn whole, but the answer had not come" in said
+        assert "To record it as UNCONFIRMED" in said and "Traceback" not in said
+
+        status, out, _err = run(capsys, "-c", ini, "post", users)
+
+        assert status == 1 and "result: UNCONFIRMED" in out
+        assert len(sim.uploads_snapshot()) == 1 and _state(config, "users.txt") is FileState.UNCONFIRMED
+
+
+def test_sigterm_while_watch_waits_for_the_answer_leaves_it_unconfirmed(tmp_path: Path, capsys) -> None:
+    with LearnSimulator() as sim:
+        sim.faults.withhold_answers = 1
+        ini = write_config(tmp_path, sim.url)
+        config = load_config(ini, environ={})
+        write_flatfile(tmp_path / "drop" / "users.txt", PEOPLE_HEADER, person_rows(3))
+        watch = spawn(ini, "watch", log_path=tmp_path / "watch.log")
+        try:
+            wait_for(lambda: _state(config, "users.txt") is FileState.SENT and sim.uploads_snapshot(), what="sent")
+            _stop(watch, signal.SIGTERM)
+        finally:
+            _stop(watch)
+        assert watch.returncode == 0 and _state(config, "users.txt") is FileState.SENT
+
+        assert run(capsys, "-c", ini, "run")[0] == 1  # UNCONFIRMED needs a look
+
+        assert len(sim.uploads_snapshot()) == 1 and _state(config, "users.txt") is FileState.UNCONFIRMED
