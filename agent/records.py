@@ -230,6 +230,7 @@ class FileOutcome:
     record_log: RecordLog | None = None  # Learn's record-level log, when REST keys are configured
     not_moved: str = ""  # why the file is still in processing/ (its folder could not take it); moved later
     entry_kind: str | None = None  # "folder", "symbolic link", "named pipe"…: not a regular file, never sent
+    changed_in_flight: bool = False  # its writer changed it while it was sent: the destination has part of it
     notice: str = ""  # unusual but sent: a store far below its feed's usual size
     keys_csv: Path | None = None  # held by a guard: every key it would disable or delete (attached)
 

@@ -65,6 +65,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.inspection",
         "agent.journal_schema",
         "agent.journal_base",
+        "agent.journal_jobs",
         "agent.journal_episodes",
         "agent.targets.learn_status",
         "agent.targets.learn_rest",
@@ -81,6 +82,8 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.wording_troubles",
         "agent.guard",
         "agent.strays",
+        "agent.wording_files",
+        "agent.writecheck",
     ),
     8: (
         "agent.filing",
