@@ -578,3 +578,15 @@ def test_batches_an_older_agent_left_open_are_closed_not_summarized_again(journa
         assert journal.unreported_batches() == []
         [batch] = journal.recent_batches()
         assert batch.finished_at == T0 and batch.reported_at == T0
+
+
+def test_writes_made_atomically_land_together_or_not_at_all(journal: Journal) -> None:
+    with pytest.raises(RuntimeError), journal.atomically():
+        batch = journal.start_batch("sis")
+        journal.add_file(route="sis", target="learn", name="a.txt", source_path=Path("/d/a.txt"), batch_id=batch)
+        raise RuntimeError("the process dies here")
+    assert journal.recent_batches() == [] and journal.recent_files() == []
+    with journal.atomically():
+        batch = journal.start_batch("sis")
+        journal.add_file(route="sis", target="learn", name="a.txt", source_path=Path("/d/a.txt"), batch_id=batch)
+    assert [f.name for f in journal.batch_files(batch)] == ["a.txt"]
