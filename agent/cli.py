@@ -20,7 +20,7 @@ from agent.config import load_config
 from agent.errors import AgentError, ConfigError, os_error_message
 from agent.feeds import DELIMITER_NAMES, FEED_TYPES, ORDER_EXPLANATION
 from agent.inspection import Inspection, plan_order
-from agent.printable import printable
+from agent.printable import printable, printable_lines
 from agent.profiles import LEARN, TargetProfile, profile_for
 from agent.records import CheckResult
 from agent.settings import OPERATIONS, Config, TargetSettings
@@ -247,7 +247,7 @@ def _post(args: argparse.Namespace, config: Config) -> int:
             route_name=args.route,
             keep=args.keep,
             force=args.force,
-            echo=print,
+            echo=lambda line: print(printable_lines(line)),  # no ESC from a file name reaches the terminal
             upload_progress=terminal_meter(sys.stdout),
             stop=stop,
         )

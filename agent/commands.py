@@ -21,6 +21,7 @@ from agent.history import history_report
 from agent.journal import Journal
 from agent.journal_schema import FileRecord, JobRecord, JobState, Owner
 from agent.mailer import Mailer
+from agent.printable import printable
 from agent.processes import is_feed_agent
 from agent.profiles import make_target
 from agent.records import CheckResult
@@ -49,7 +50,7 @@ def status_report(config: Config, limit: int = 20) -> str:
         rows.append(
             (
                 str(f.id),
-                f.name,
+                printable(f.name),
                 f.route,
                 f"{f.object or '-'}/{f.operation or '-'}",
                 _state_text(f),
