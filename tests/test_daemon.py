@@ -625,3 +625,32 @@ def test_thirty_seconds_of_an_unwritable_drop_folder_log_fewer_than_twenty_lines
             process.kill()
     assert subjects(server)[1] == f"[feed-agent] RESOLVED: Files cannot be taken from {drop}"
     assert len(learn_sim.uploads_snapshot()) == 1
+
+
+def test_run_with_an_unwritable_archive_says_so_in_plain_words_and_the_next_run_moves_it(
+    tmp_path: Path,
+    learn_sim: LearnSimulator,
+    refuse_writes: Callable[[Path], ReadOnlyFolder],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from agent.cli import main
+
+    ini = write_config(tmp_path, learn_sim.url)
+    config = load_config(ini, environ={})
+    write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(3))
+    archive_fault = refuse_writes(config.agent.archive_dir)
+
+    assert main(["-c", str(ini), "run"]) == 1
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert "Delivered files cannot be moved to archive/: users.txt:" in err
+    assert [p.name for p in config.agent.processing_dir.iterdir()] == ["users.txt"]
+
+    archive_fault.off()
+    polls = learn_sim.status_requests
+    assert main(["-c", str(ini), "run"]) == 0  # the next night: moved, nothing sent or asked again
+    assert "Traceback" not in capfd.readouterr().err
+    assert len(archived_files(config)) == 1 and not any(config.agent.processing_dir.iterdir())
+    assert len(learn_sim.uploads_snapshot()) == 1 and learn_sim.status_requests == polls
+    outbox = sorted(p.name for p in config.agent.outbox_dir.iterdir())
+    assert sum("RESOLVED" in (config.agent.outbox_dir / name).read_text(errors="replace") for name in outbox) == 1
