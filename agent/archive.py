@@ -221,7 +221,11 @@ def _copy_across(source: Path, destination: Path) -> None:
         temporary.unlink(missing_ok=True)
         raise
     _fsync_dir(destination.parent)
-    source.unlink()
+    try:
+        source.unlink()
+    except OSError:  # the source folder refuses (read-only): one copy only, the original stays
+        destination.unlink(missing_ok=True)
+        raise
 
 
 def _move(source: Path, destination: Path) -> None:
@@ -260,6 +264,14 @@ def claim(source: Path, processing_dir: Path) -> Path:
     return destination
 
 
+def put_back(path: Path, destination: Path) -> Path:
+    """Return a file to where it came from (a manual post stopped before sending it); never overwrites:
+    FileExistsError when something else is there now, and the file stays where it is."""
+    _move(path, destination)
+    log.debug("put back %s -> %s", path, destination)
+    return destination
+
+
 def record_log_path(archived: Path | None, archive_dir: Path, *, name: str, when: datetime) -> Path:
     """Where Learn's record log of a file is saved: beside its archived copy, "<stem>.<STAMP>.log.csv"
     (in archive/ even when the file itself stayed in place, so the drop folder never gets a new file)."""
@@ -292,6 +304,12 @@ def failed_destination(failed_dir: Path, name: str) -> Path:
     file's reason gives before the file is moved."""
     free = (failed_dir / candidate for candidate in _numbered(name) if not (failed_dir / candidate).exists())
     return next(free, failed_dir / name)
+
+
+def ensure_reason(failed_file: Path, reason: str, when: datetime, advice: str | None = None) -> None:
+    """Write the reason file of a file found in failed/ without one (a crash between the two writes)."""
+    if not reason_path(failed_file).exists():
+        _write_reason(failed_file, reason, when, advice)
 
 
 def reason_path(failed_file: Path) -> Path:

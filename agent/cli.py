@@ -11,10 +11,11 @@ import enum
 import json
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent import __version__, failpoints
+from agent import __version__, failpoints, interrupts
 from agent.config import load_config
 from agent.errors import AgentError, ConfigError, os_error_message
 from agent.feeds import DELIMITER_NAMES, FEED_TYPES, ORDER_EXPLANATION
@@ -197,21 +198,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(status_report(config, limit=args.limit))
         return ExitStatus.OK
     if command == "post":
-        from agent.commands import post_file
-        from agent.meter import terminal_meter
-
-        outcome = post_file(
-            config,
-            args.file,
-            object_slug=args.object,
-            operation=args.operation,
-            route_name=args.route,
-            keep=args.keep,
-            force=args.force,
-            echo=print,
-            upload_progress=terminal_meter(sys.stdout),
-        )
-        return ExitStatus.OK if outcome.status.ok else ExitStatus.PROBLEM
+        return _post(args, config)
     if command == "errors":
         from agent.errorlog import print_record_log, record_log_for
 
@@ -229,6 +216,28 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return ExitStatus.OK if watch(config) else ExitStatus.PROBLEM
     raise AssertionError(f"unhandled command {command}")
+
+
+def _post(args: argparse.Namespace, config: Config) -> int:
+    """`post`: Ctrl-C or SIGTERM abandons the upload (or ends the polling) and says where the file was left."""
+    from agent.meter import terminal_meter
+    from agent.posting import post_file
+
+    stop = threading.Event()
+    with interrupts.stop_on_signals(stop):
+        outcome = post_file(
+            config,
+            args.file,
+            object_slug=args.object,
+            operation=args.operation,
+            route_name=args.route,
+            keep=args.keep,
+            force=args.force,
+            echo=print,
+            upload_progress=terminal_meter(sys.stdout),
+            stop=stop,
+        )
+    return ExitStatus.OK if outcome.status.ok else ExitStatus.PROBLEM
 
 
 def _print_checks(results: list[CheckResult]) -> int:

@@ -140,6 +140,21 @@ class JournalBase:
             return row
 
     @contextlib.contextmanager
+    def atomically(self) -> Iterator[None]:
+        """Several writes that land together or not at all: a crash between them must never leave,
+        say, a batch that names only some of its files. Other threads wait meanwhile."""
+        with self._lock:
+            with self._plain_errors():
+                self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            with self._plain_errors():
+                self._conn.execute("COMMIT")
+
+    @contextlib.contextmanager
     def _plain_errors(self) -> Iterator[None]:
         """A journal that breaks while in use (disk full, damaged) raises a JournalError in plain words."""
         try:

@@ -194,6 +194,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE files ADD COLUMN added_keys INTEGER",
         "CREATE INDEX files_feed_history ON files(target, object, operation, finished_at)",
     ),
+    # 6: batches an older agent left open (it resumed their files in new batches of their own): closed,
+    # so a restart neither summarizes them again nor shows them as running for ever.
+    (
+        "UPDATE batches SET finished_at = started_at, reported_at = started_at "
+        "WHERE finished_at IS NULL AND reported_at IS NULL",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

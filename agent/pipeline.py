@@ -18,20 +18,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from agent import archive, claims, failpoints
-from agent.batchitem import AUTOMATIC, BatchContext, BatchItem, decided, once, sha256_of
+from agent.batchitem import AUTOMATIC, BatchContext, BatchItem, decided, isolated, once, sha256_of
 from agent.claims import Found, Taken
-from agent.clock import utcnow
+from agent.clock import SYSTEM_CLOCK, utcnow
 from agent.completions import JobFollowUp
-from agent.errors import DeliveryUnknown, StopRequested, TargetError
+from agent.errors import BatchIncomplete, DeliveryUnknown, StopRequested, TargetError
 from agent.feeds import FEED_TYPES, depends_on, sort_key
 from agent.filing import file_away
 from agent.guard import Guards
 from agent.journal import Journal
-from agent.journal_schema import TERMINAL_STATES, FileState
+from agent.journal_schema import TERMINAL_STATES, FileState, Owner
 from agent.profiles import TargetProfile, profile_for
 from agent.records import (
     BatchOutcome,
@@ -49,7 +49,8 @@ from agent.records import (
 )
 from agent.settings import Config, RouteSettings
 from agent.targets.base import RecordLogSource, Target
-from agent.wording import format_time_left, unanswered_at_restart
+from agent.wording import count_text, format_time_left, unanswered_at_restart
+from agent.writecheck import WriteCheck
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Pipeline:
         self._targets: dict[str, Target] = dict(targets or {})
         self.narrate: Narrator = narrate or (lambda _line: None)
         self.guards = Guards(journal, config.agent.keysets_dir, config.agent.failed_dir)
+        self.writes = WriteCheck(journal, SYSTEM_CLOCK, config.agent.settle_seconds, self.stop)
 
     def close(self) -> None:
         """Close every target's connections."""
@@ -99,13 +101,13 @@ class Pipeline:
 
     # -- taking files ------------------------------------------------------------------------------
 
-    def take(self, route: RouteSettings, found: list[Found]) -> Taken:
+    def take(self, route: RouteSettings, found: list[Found], owner: Owner = Owner.SERVICE) -> Taken:
         """Plan a batch of ready files in the journal, then claim each into processing/ (`agent.claims`)."""
-        return claims.take(self.journal, self.config.agent.processing_dir, route, found)
+        return claims.take(self.journal, self.config.agent.processing_dir, route, found, owner)
 
-    def claim(self, route: RouteSettings, path: Path, arrived_at: datetime | None = None) -> int | None:
+    def claim(self, route: RouteSettings, path: Path, owner: Owner = Owner.SERVICE) -> int | None:
         """One file as a batch of its own (`post`); the file id, or None if the file vanished."""
-        taken = self.take(route, [Found(path, arrived_at)])
+        taken = self.take(route, [Found(path)], owner)
         return taken.file_ids[0] if taken.file_ids else None
 
     def adopt(self, route: RouteSettings, path: Path) -> int:
@@ -150,10 +152,11 @@ class Pipeline:
 
     def _batch_of(self, route: RouteSettings, file_ids: list[int]) -> int:
         """The batch the files were planned in, or a new one (a file adopted by `post --keep`)."""
-        planned = {self.journal.file(file_id).batch_id for file_id in file_ids}
+        records = [self.journal.file(file_id) for file_id in file_ids]
+        planned = {record.batch_id for record in records}
         if len(planned) == 1 and None not in planned:
             return int(planned.pop() or 0)
-        return self.journal.start_batch(route.name)
+        return self.journal.start_batch(route.name, records[0].owner if records else Owner.SERVICE)
 
     def _summarize(self, batch: BatchOutcome) -> None:
         """The summary, once: journaled as sent the moment the mailer took it (or when none is due)."""
@@ -175,10 +178,13 @@ class Pipeline:
         depend on it (`feeds.DEPENDS_ON`), and a held file in turn holds its own dependents."""
         holds = profile.holds_dependents and route.on_failure == "hold"
         blockers: list[BatchItem] = []
+        left: list[BatchItem] = []  # isolated: one file's error never stops the others
         for item in ordered:
-            self._advance(route, item, blockers, context)
+            isolated(item, partial(self._advance, route, item, blockers, context), left)
             if holds and item.outcome.object and item.outcome.status.blocks_dependents:
                 blockers.append(item)
+        if left:
+            raise BatchIncomplete(f"{', '.join(i.outcome.name for i in left)} left in processing/, retried later")
 
     def _advance(self, route: RouteSettings, item: BatchItem, blockers: list[BatchItem], context: BatchContext) -> None:
         state = item.record.state
@@ -316,6 +322,13 @@ class Pipeline:
         outcome = item.outcome
         target = self.target(route.target)
         if item.receipt is None:
+            if self.stop.is_set():  # a stop between two files: the next one stays claimed, unsent
+                raise StopRequested()
+            reinspect = partial(self._inspect_safely, route, self.profile(route), item, context)
+            if not self.writes.ready_to_send(
+                item, reinspect, partial(self._end_unsent, item, Status.HELD, context=context)
+            ):
+                return
             try:
                 item.receipt = self._submit(target, item, self.profile(route))
             except DeliveryUnknown as exc:  # the whole body went out, no answer: maybe accepted
@@ -337,14 +350,14 @@ class Pipeline:
             if self.follow_up is not None and self.profile(route).ends_later:
                 self.follow_up.queued(item.file_id, outcome.target, item.receipt)  # no-op if already recorded
         outcome.receipt = item.receipt
-        result = self._wait(target, item)
+        result = self.writes.after_send(item, self._wait(target, item))
         outcome.progress = result.progress
         self.journal.finished(item.file_id, result)
         failpoints.hit("result-journaled")
         outcome.status, outcome.message, outcome.finished_at = result.status, result.message, result.finished_at
         self.guards.delivered(outcome)
         file_away(self.journal, self.config.agent, item, delivered=True, keep=context.keep)
-        self.narrate(f"  {outcome.name}: {outcome.status.value}{_count_text(result.progress)} → {outcome.final_path}")
+        self.narrate(f"  {outcome.name}: {outcome.status.value}{count_text(result.progress)} → {outcome.final_path}")
         self._fetch_record_log(target, item)
         self._report(item)
 
@@ -374,6 +387,8 @@ class Pipeline:
             record = target.record_log(outcome.receipt, csv_path, self.stop, finished=finished)
         except OSError as exc:
             record = RecordLog(outcome.receipt.reference, complete=False, problem=f"the log could not be saved: {exc}")
+        except StopRequested:  # the file is delivered and archived: its report still goes, without the log
+            record = RecordLog(outcome.receipt.reference, complete=False, problem="feed-agent was stopped first")
         if record is None:
             return
         outcome.record_log = record
@@ -414,8 +429,13 @@ class Pipeline:
             on_sent=self.upload_progress,
             before_last_byte=before_last_byte,
             refused=refused,
+            stop=self.stop,
         )
-        receipt = target.submit(submission)
+        try:
+            receipt = target.submit(submission)
+        except StopRequested:  # a signal cut the upload short: unless SENT, the file is claimable again
+            self.journal.upload_abandoned(item.file_id, "the upload was abandoned: feed-agent was stopping")
+            raise
         failpoints.hit("receipt-received")
         self.journal.submitted(item.file_id, receipt)
         failpoints.hit("receipt-journaled")
@@ -470,13 +490,7 @@ class Pipeline:
         then failed/ with a reason file, journaled again, reported."""
         outcome = item.outcome
         outcome.status, outcome.message, outcome.finished_at = status, reason, utcnow()
-        self.journal.decided_unsent(item.file_id, status, reason, outcome.finished_at)
+        self.journal.decided_unsent(item.file_id, status, reason, outcome.finished_at, outcome.held_by)
         failpoints.hit("result-journaled")
         file_away(self.journal, self.config.agent, item, delivered=False, keep=context.keep)
         self._report(item)
-
-
-def _count_text(progress: Progress | None) -> str:
-    if progress is None:
-        return ""
-    return f" (completed {progress.completed}, warnings {progress.warnings}, errors {progress.errors})"

@@ -136,15 +136,11 @@ class MailSpool:
         return path
 
     def report_keys(self) -> list[str]:
-        """The report keys (`agent.records.REPORT_KEY_HEADER`) of every message the spool holds,
-        sent or set aside: these reports were taken, whatever the journal says."""
-        keys = []
-        for folder in (self.folder, self.gave_up_dir, self.unconfirmed_dir):
-            for path in _messages(folder):
-                key = _header(path, REPORT_KEY_HEADER)
-                if key:
-                    keys.append(key)
-        return keys
+        """The report keys (`agent.records.REPORT_KEY_HEADER`) of the messages waiting to be sent:
+        these reports were taken, whatever the journal says. (A report is journaled before anything
+        sends or sets it aside, so after a crash it can only be waiting here.)"""
+        keys = (_header(path, REPORT_KEY_HEADER) for path in _messages(self.folder))
+        return [key for key in keys if key]
 
     def waiting(self) -> int:
         return len(_messages(self.folder))

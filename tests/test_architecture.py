@@ -21,7 +21,15 @@ MAX_LINES = 500
 
 # Floor of each module, lowest first. A module may import modules of its own floor or lower floors.
 FLOORS: dict[int, tuple[str, ...]] = {
-    0: ("agent", "agent.errors", "agent.clock", "agent.failpoints", "agent.interrupts", "agent.printable"),
+    0: (
+        "agent",
+        "agent.errors",
+        "agent.clock",
+        "agent.failpoints",
+        "agent.interrupts",
+        "agent.printable",
+        "agent.processes",
+    ),
     1: (
         "agent.retry",
         "agent.records",
@@ -57,6 +65,8 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.inspection",
         "agent.journal_schema",
         "agent.journal_base",
+        "agent.journal_jobs",
+        "agent.journal_episodes",
         "agent.targets.learn_status",
         "agent.targets.learn_rest",
         "agent.targets.s3errors",
@@ -65,12 +75,29 @@ FLOORS: dict[int, tuple[str, ...]] = {
     4: ("agent.journal", "agent.targets.learn", "agent.targets.s3", "agent.watcher", "agent.batchitem"),
     5: ("agent.targets.jobapi", "agent.completions", "agent.claims"),
     6: ("agent.profiles",),
-    7: ("agent.wording", "agent.wording_guards", "agent.guard", "agent.strays"),
-    8: ("agent.filing", "agent.reports", "agent.logreport", "agent.meter", "agent.summarylist"),
+    7: (
+        "agent.wording",
+        "agent.wording_guards",
+        "agent.wording_posts",
+        "agent.wording_troubles",
+        "agent.guard",
+        "agent.strays",
+        "agent.wording_files",
+        "agent.writecheck",
+    ),
+    8: (
+        "agent.filing",
+        "agent.unmoved",
+        "agent.reports",
+        "agent.logreport",
+        "agent.meter",
+        "agent.summarylist",
+        "agent.troubles",
+    ),
     9: ("agent.render", "agent.mailer"),
     10: ("agent.spool", "agent.notify", "agent.pipeline"),
     11: ("agent.recovery",),
-    12: ("agent.daemon", "agent.commands", "agent.errorlog"),
+    12: ("agent.daemon", "agent.commands", "agent.posting", "agent.errorlog"),
     13: ("agent.demo", "agent.cli", "agent.__main__"),
 }
 SIMULATOR = "agent.simulator"

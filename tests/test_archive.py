@@ -312,3 +312,16 @@ def test_find_moved_finds_the_latest_move_with_the_same_bytes(tmp_path: Path) ->
     assert find_moved(failed, claim_names("users.txt"), size=size, sha256=sha) == failed / "users-2.txt"
     assert find_moved(failed, claim_names("users.txt"), size=size, sha256="0" * 64) is None
     assert find_moved(failed, claim_names("courses.txt"), size=None, sha256=None) is None
+
+
+def test_ensure_reason_writes_a_missing_reason_file_only(tmp_path: Path) -> None:
+    from agent.archive import ensure_reason, reason_path
+
+    moved = tmp_path / "users.txt"
+    moved.write_text("p1|u1\n", encoding="utf-8")
+    when = datetime(2026, 11, 22, 10, 15, tzinfo=timezone.utc)
+    ensure_reason(moved, "no answer", when, "Do not move it back yet: look in Learn first.")
+    text = reason_path(moved).read_text(encoding="utf-8")
+    assert "Reason: no answer" in text and text.endswith("Do not move it back yet: look in Learn first.\n")
+    ensure_reason(moved, "something else", when)
+    assert reason_path(moved).read_text(encoding="utf-8") == text  # an existing one is kept

@@ -561,3 +561,32 @@ def test_a_notification_racing_the_job_calls_answer_still_settles(journal: Journ
     assert (
         job.state is JobState.SUCCEEDED and job.job_id == "J-3" and journal.jobs_overdue(T0 + timedelta(days=1)) == []
     )
+
+
+def test_batches_an_older_agent_left_open_are_closed_not_summarized_again(journal_path: Path) -> None:
+    journal_path.parent.mkdir(parents=True)
+    connection = sqlite3.connect(str(journal_path))
+    for migration in MIGRATIONS[:5]:
+        for statement in migration:
+            connection.execute(statement)
+    started = T0.isoformat()
+    connection.execute("INSERT INTO batches (route, started_at) VALUES ('sis', ?)", (started,))  # left open
+    connection.execute("PRAGMA user_version = 5")
+    connection.commit()
+    connection.close()
+    with Journal(journal_path) as journal:
+        assert journal.unreported_batches() == []
+        [batch] = journal.recent_batches()
+        assert batch.finished_at == T0 and batch.reported_at == T0
+
+
+def test_writes_made_atomically_land_together_or_not_at_all(journal: Journal) -> None:
+    with pytest.raises(RuntimeError), journal.atomically():
+        batch = journal.start_batch("sis")
+        journal.add_file(route="sis", target="learn", name="a.txt", source_path=Path("/d/a.txt"), batch_id=batch)
+        raise RuntimeError("the process dies here")
+    assert journal.recent_batches() == [] and journal.recent_files() == []
+    with journal.atomically():
+        batch = journal.start_batch("sis")
+        journal.add_file(route="sis", target="learn", name="a.txt", source_path=Path("/d/a.txt"), batch_id=batch)
+    assert [f.name for f in journal.batch_files(batch)] == ["a.txt"]

@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("fault modes (invented, for rehearsing bad days)")
     faults.add_argument("--fail-uploads", type=int, default=0, metavar="N", help="the first N uploads answer 500")
     faults.add_argument("--slow", type=float, default=0.0, metavar="SECONDS", help="delay every answer")
+    faults.add_argument(
+        "--read-rate", type=float, default=0.0, metavar="BYTES", help="read uploads at most this many bytes/s"
+    )
     faults.add_argument("--stuck", action="store_true", help="accepted data sets never leave the queue")
     faults.add_argument("--no-code", action="store_true", help="uploads answer 200 without a reference code")
     faults.add_argument(
@@ -124,6 +127,7 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
         Faults(),
         fail_uploads=args.fail_uploads,
         slow_seconds=args.slow,
+        read_bytes_per_second=args.read_rate,
         stuck=args.stuck,
         no_code=args.no_code,
         html_page=args.html_page,

@@ -100,6 +100,12 @@ class SimulatorCore:
         """A row checker for one upload, splitting by the integration's delimiter."""
         return RowChecker(slug, self.store, DELIMITERS[self.delimiter])
 
+    def read_pause(self, size: int) -> None:
+        """After reading `size` bytes of an upload: wait as a slow link would (fault read_bytes_per_second)."""
+        rate = self.faults.read_bytes_per_second
+        if rate > 0:
+            self.stopping.wait(size / rate)
+
     def slow(self) -> None:
         if self.faults.slow_seconds > 0:
             self.stopping.wait(self.faults.slow_seconds)

@@ -129,6 +129,7 @@ class FlatFileEndpoints:
             digest.update(piece)
             checker.feed(piece)
             size += len(piece)
+            core.read_pause(len(piece))
         checker.close()
         if size == 0:
             handler.reply(400, "Bad Request: the feed file is empty (no header and no records)")
