@@ -221,7 +221,11 @@ def _copy_across(source: Path, destination: Path) -> None:
         temporary.unlink(missing_ok=True)
         raise
     _fsync_dir(destination.parent)
-    source.unlink()
+    try:
+        source.unlink()
+    except OSError:  # the source folder refuses (read-only): one copy only, the original stays
+        destination.unlink(missing_ok=True)
+        raise
 
 
 def _move(source: Path, destination: Path) -> None:

@@ -7,16 +7,20 @@ the pipeline, and so a file's end read back from the journal (`decided`) is buil
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent import failpoints
 from agent.clock import utcnow
-from agent.feeds import order_key
+from agent.errors import JournalError, StopRequested, describe, foreseen
+from agent.feeds import depends_on, order_key
 from agent.inspection import Inspection
 from agent.journal_schema import TERMINAL_STATES, FileRecord
 from agent.records import FileOutcome, Progress, Receipt, Status
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class BatchItem:
     outcome: FileOutcome
     inspection: Inspection | None = None
     receipt: Receipt | None = None
+    move_error: OSError | None = None  # why its folder refused it (it stays in processing/ meanwhile)
 
     @property
     def rank(self) -> int:
@@ -97,3 +102,19 @@ def decided(outcome: FileOutcome, record: FileRecord) -> None:
             warnings=record.warnings or 0,
             errors=record.errors or 0,
         )
+
+
+def isolated(item: BatchItem, advance: Callable[[], None], left: list[BatchItem]) -> None:
+    """One file's step, isolated: its error is logged and the file stays in processing/ (put in
+    `left`, as is any file that depends on one there), so the rest of the batch goes on. A stop, or a
+    journal that cannot be written, ends the batch as it came: nothing else could go on either."""
+    if any(depends_on(item.outcome.object, other.outcome.object) for other in left):
+        left.append(item)  # its dependency is retried first: it waits in processing/ too
+        return
+    try:
+        advance()
+    except (StopRequested, JournalError):
+        raise
+    except Exception as exc:
+        log.error("left in processing/: %s: %s", item.outcome.name, describe(exc), exc_info=not foreseen(exc))
+        left.append(item)

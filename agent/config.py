@@ -86,6 +86,8 @@ AGENT_KEYS = (
     "ignore",
     "archive_retention_days",
     "env_file",
+    "retry_first_seconds",
+    "retry_max_seconds",
 )
 ROUTE_KEYS = ("watch", "target", "operation", "object", "on_failure", "expect_every_hours", "encoding")
 LEARN_KEYS = (
@@ -195,6 +197,7 @@ def _agent(s: Section) -> AgentSettings:
     window = s.number("batch_window_seconds", d["batch_window_seconds"], unit="seconds")
     ignore_text = s.text("ignore", ", ".join(d["ignore"]))
     max_wait = max(d["batch_max_wait_seconds"], window * 10)
+    first_retry = s.number("retry_first_seconds", d["retry_first_seconds"], unit="seconds", minimum=0.01)
     return AgentSettings(
         work_dir=s.path("work_dir", DEFAULT_WORK_DIR) or s.loader.resolve(DEFAULT_WORK_DIR),
         settle_seconds=s.number("settle_seconds", d["settle_seconds"], unit="seconds"),
@@ -206,6 +209,8 @@ def _agent(s: Section) -> AgentSettings:
         ignore=tuple(p.strip() for p in ignore_text.split(",") if p.strip()),
         archive_retention_days=s.number("archive_retention_days", d["archive_retention_days"], unit="days"),
         env_file=s.loader.env_file,
+        retry_first_seconds=first_retry,
+        retry_max_seconds=max(first_retry, s.number("retry_max_seconds", d["retry_max_seconds"], unit="seconds")),
     )
 
 

@@ -21,7 +21,15 @@ from agent import failpoints
 from agent.errors import MailError
 from agent.heartbeat import ping
 from agent.mailer import Mailer, build_message
-from agent.records import REPORT_KEY_HEADER, BatchOutcome, FileOutcome, JobNotice, Status, parse_report_key
+from agent.records import (
+    REPORT_KEY_HEADER,
+    BatchOutcome,
+    FileOutcome,
+    JobNotice,
+    Status,
+    TroubleNotice,
+    parse_report_key,
+)
 from agent.render import RenderedEmail, Renderer
 from agent.settings import Config
 from agent.spool import MailSpool
@@ -94,7 +102,8 @@ class EmailReporter:
 
     def file_done(self, outcome: FileOutcome) -> None:
         per_file = self.config.email.per_file
-        if per_file == "yes" or (per_file == "problems" and outcome.status is not Status.SUCCESS):
+        problem = outcome.status is not Status.SUCCESS or bool(outcome.not_moved)
+        if per_file == "yes" or (per_file == "problems" and problem):
             taken = _Taken(outcome.report_key, outcome.reported, "report-rendered", "report-mailed")
             self._report(f"report for {outcome.name}", lambda: self.renderer.file_report(outcome), taken)
 
@@ -129,6 +138,10 @@ class EmailReporter:
 
     def job_not_notified(self, notice: JobNotice) -> None:
         self._report(f"not-notified alert for {notice.name}", lambda: self.renderer.job(notice))
+
+    def trouble(self, notice: TroubleNotice) -> None:
+        """A failure episode's one email when it starts, and the one when it clears."""
+        self._report(f"problem alert ({notice.key})", lambda: self.renderer.trouble(notice))
 
     def deliver_waiting(self, *, force: bool = False) -> None:
         """Send the reports that wait in the mail spool (SMTP only); `force` ignores the pause after a failure."""

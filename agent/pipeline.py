@@ -21,14 +21,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from agent import claims, failpoints
-from agent.batchitem import AUTOMATIC, BatchContext, BatchItem, decided, once, sha256_of
+from agent.batchitem import AUTOMATIC, BatchContext, BatchItem, decided, isolated, once, sha256_of
 from agent.claims import Found, Taken
-from agent.clock import utcnow
+from agent.clock import SYSTEM_CLOCK, utcnow
 from agent.completions import JobFollowUp
-from agent.errors import DeliveryUnknown, StopRequested, TargetError
+from agent.errors import BatchIncomplete, DeliveryUnknown, StopRequested, TargetError
 from agent.feeds import FEED_TYPES, depends_on, sort_key
 from agent.filing import file_away
 from agent.guard import Guards
@@ -51,7 +52,8 @@ from agent.records import (
 )
 from agent.settings import Config, RouteSettings
 from agent.targets.base import Target
-from agent.wording import format_time_left, unanswered_at_restart
+from agent.wording import count_text, format_time_left, unanswered_at_restart
+from agent.writecheck import WriteCheck
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class Pipeline:
         self._targets: dict[str, Target] = dict(targets or {})
         self.narrate: Narrator = narrate or (lambda _line: None)
         self.guards = Guards(journal, config.agent.keysets_dir, config.agent.failed_dir)
+        self.writes = WriteCheck(journal, SYSTEM_CLOCK, config.agent.settle_seconds, self.stop)
 
     def close(self) -> None:
         """Close every target's connections."""
@@ -177,10 +180,13 @@ class Pipeline:
         depend on it (`feeds.DEPENDS_ON`), and a held file in turn holds its own dependents."""
         holds = profile.holds_dependents and route.on_failure == "hold"
         blockers: list[BatchItem] = []
+        left: list[BatchItem] = []  # isolated: one file's error never stops the others
         for item in ordered:
-            self._advance(route, item, blockers, context)
+            isolated(item, partial(self._advance, route, item, blockers, context), left)
             if holds and item.outcome.object and item.outcome.status.blocks_dependents:
                 blockers.append(item)
+        if left:
+            raise BatchIncomplete(f"{', '.join(i.outcome.name for i in left)} left in processing/, retried later")
 
     def _advance(self, route: RouteSettings, item: BatchItem, blockers: list[BatchItem], context: BatchContext) -> None:
         state = item.record.state
@@ -320,6 +326,11 @@ class Pipeline:
         if item.receipt is None:
             if self.stop.is_set():  # a stop between two files: the next one stays claimed, unsent
                 raise StopRequested()
+            reinspect = partial(self._inspect_safely, route, self.profile(route), item, context)
+            if not self.writes.ready_to_send(
+                item, reinspect, partial(self._end_unsent, item, Status.HELD, context=context)
+            ):
+                return
             try:
                 item.receipt = self._submit(target, item, self.profile(route))
             except DeliveryUnknown as exc:  # the whole body went out, no answer: maybe accepted
@@ -341,14 +352,14 @@ class Pipeline:
             if self.follow_up is not None and self.profile(route).ends_later:
                 self.follow_up.queued(item.file_id, outcome.target, item.receipt)  # no-op if already recorded
         outcome.receipt = item.receipt
-        result = self._wait(target, item)
+        result = self.writes.after_send(item, self._wait(target, item))
         outcome.progress = result.progress
         self.journal.finished(item.file_id, result)
         failpoints.hit("result-journaled")
         outcome.status, outcome.message, outcome.finished_at = result.status, result.message, result.finished_at
         self.guards.delivered(outcome)
         file_away(self.journal, self.config.agent, item, delivered=True, keep=context.keep)
-        self.narrate(f"  {outcome.name}: {outcome.status.value}{_count_text(result.progress)} → {outcome.final_path}")
+        self.narrate(f"  {outcome.name}: {outcome.status.value}{count_text(result.progress)} → {outcome.final_path}")
         fetch_record_log(self.journal, self.config.agent.archive_dir, target, item, self.stop, self.narrate)
         self._report(item)
 
@@ -456,9 +467,3 @@ class Pipeline:
         failpoints.hit("result-journaled")
         file_away(self.journal, self.config.agent, item, delivered=False, keep=context.keep)
         self._report(item)
-
-
-def _count_text(progress: Progress | None) -> str:
-    if progress is None:
-        return ""
-    return f" (completed {progress.completed}, warnings {progress.warnings}, errors {progress.errors})"

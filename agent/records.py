@@ -228,7 +228,9 @@ class FileOutcome:
     # Called by the reporter the moment the mailer took the report (the journal marks it sent once).
     reported: Callable[[], None] | None = field(default=None, compare=False, repr=False)
     record_log: RecordLog | None = None  # Learn's record-level log, when REST keys are configured
+    not_moved: str = ""  # why the file is still in processing/ (its folder could not take it); moved later
     entry_kind: str | None = None  # "folder", "symbolic link", "named pipe"…: not a regular file, never sent
+    changed_in_flight: bool = False  # its writer changed it while it was sent: the destination has part of it
     notice: str = ""  # unusual but sent: a store far below its feed's usual size
     keys_csv: Path | None = None  # held by a guard: every key it would disable or delete (attached)
 
@@ -281,6 +283,20 @@ class JobNotice:
     drop_folder: str | None = None  # where to move it back to reprocess
 
 
+@dataclass(frozen=True)
+class TroubleNotice:
+    """A failure episode: one step (`key`) that keeps failing the same way, told once when it starts
+    and once when it clears (`cleared_at`)."""
+
+    key: str  # "recovery", "drop:PATH", "archive", "failed", "loop", "housekeeping"
+    problem: str  # the latest error, in one line
+    advice: str  # what the admin can do about it
+    since: datetime
+    attempts: int
+    retry_seconds: float | None = None  # the pause before the next attempt (None once cleared)
+    cleared_at: datetime | None = None
+
+
 REPORT_KEY_HEADER = "X-Feed-Agent-Report"  # carries report_key in a spooled message
 
 
@@ -314,3 +330,5 @@ class Reporter(Protocol):
     def job_finished(self, notice: JobNotice) -> None: ...
 
     def job_not_notified(self, notice: JobNotice) -> None: ...
+
+    def trouble(self, notice: TroubleNotice) -> None: ...

@@ -16,6 +16,11 @@ yet sent is taken up again whole, with all its files, wherever each one stands (
 Then the batch's summary goes out, once. So the order holds across the restart, nothing is sent
 twice, and every file and batch is reported exactly once (`reported_at`).
 
+Each batch is recovered on its own (and the pipeline isolates each file): one that cannot be finished
+now (a folder that refuses a file, a full disk) never stops the others; recovery then ends with
+`RecoveryIncomplete`, carrying what it did finish, and the daemon tries again with back-off.
+A decided and reported file whose folder refused it is not recovered here: `agent.unmoved` moves it.
+
 Only the service's own batches and files are adopted (`Owner.SERVICE`): a file a manual `post` took
 belongs to that post, alive or dead; `status` shows a dead one as interrupted and only `post` resumes
 it (issue 14.2: a `watch` restart posted an admin's file a second time).
@@ -26,6 +31,7 @@ from __future__ import annotations
 import logging
 
 from agent.claims import settle_claim
+from agent.errors import AgentError, JournalError, StopRequested, describe
 from agent.journal import Journal
 from agent.journal_schema import FileRecord, FileState, Owner
 from agent.pipeline import Pipeline
@@ -35,20 +41,39 @@ from agent.settings import RouteSettings
 log = logging.getLogger(__name__)
 
 
+class RecoveryIncomplete(AgentError):
+    """Some batches could not be finished now; `outcomes` are those that were."""
+
+    def __init__(self, outcomes: list[BatchOutcome], problems: list[str]) -> None:
+        super().__init__(f"{len(problems)} batch(es) could not be finished yet: {'; '.join(problems)}")
+        self.outcomes = outcomes
+
+
 def recover(pipeline: Pipeline, journal: Journal, routes: dict[str, RouteSettings]) -> list[BatchOutcome]:
-    """Take every unfinished batch of the journal to its end (and its report); returns the outcomes."""
-    outcomes = []
+    """Take every unfinished batch of the journal to its end (and its report); returns the outcomes.
+
+    Raises RecoveryIncomplete (after trying every batch) when some could not be finished."""
+    outcomes: list[BatchOutcome] = []
+    problems: list[str] = []
     for batch in journal.unreported_batches():
         route = routes.get(batch.route)
         records = journal.batch_files(batch.id)
         if route is None:
             _route_gone(journal, batch.id, batch.route, records)
             continue
-        file_ids = _resumable(pipeline, journal, records)
-        if any(journal.file(file_id).in_flight for file_id in file_ids):
-            log.info("recovering: batch %d of route %s (%d files)", batch.id, route.name, len(file_ids))
-        outcomes.append(pipeline.process(route, file_ids, batch_id=batch.id))
+        try:
+            file_ids = _resumable(pipeline, journal, records)
+            if any(journal.file(file_id).in_flight for file_id in file_ids):
+                log.info("recovering: batch %d of route %s (%d files)", batch.id, route.name, len(file_ids))
+            outcomes.append(pipeline.process(route, file_ids, batch_id=batch.id))
+        except (StopRequested, JournalError):
+            raise  # a stop, or a journal that cannot be written: no other batch can go on either
+        except Exception as exc:  # isolated: the next batch is still recovered
+            log.warning("not recovered yet: batch %d of route %s: %s", batch.id, route.name, describe(exc))
+            problems.append(f"route {route.name}: {describe(exc)}")
     outcomes.extend(_unbatched(pipeline, journal, routes))
+    if problems:
+        raise RecoveryIncomplete(outcomes, problems)
     return outcomes
 
 
@@ -92,6 +117,8 @@ def _unbatched(pipeline: Pipeline, journal: Journal, routes: dict[str, RouteSett
     for record in journal.in_flight(owners=(Owner.SERVICE,)):  # a manual post's file is the post's
         if record.batch_id in open_batches:
             continue  # its batch could not be finished just now; the next recovery takes it up
+        if record.state is FileState.FINISHED and record.reported_at is not None:
+            continue  # decided and reported; its folder refused it: `agent.unmoved` moves it
         if record.route not in routes:
             journal.abandoned(record.id, f"route {record.route} no longer exists; file left in {record.current_path}")
             continue

@@ -21,8 +21,15 @@ from agent import __version__
 from agent.advice import command_start
 from agent.logreport import GZIP_OVER, log_file
 from agent.printable import printable, printable_lines
-from agent.records import BatchOutcome, FileOutcome, JobNotice
-from agent.reports import file_report, job_report, missing_report, still_processing_report, summary_report
+from agent.records import BatchOutcome, FileOutcome, JobNotice, TroubleNotice
+from agent.reports import (
+    file_report,
+    job_report,
+    missing_report,
+    still_processing_report,
+    summary_report,
+    trouble_report,
+)
 from agent.summarylist import list_file
 from agent.wording import (
     SUBJECT_PREFIX,
@@ -33,6 +40,7 @@ from agent.wording import (
     object_operation,
     summary_subject,
 )
+from agent.wording_troubles import trouble_subject
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +220,10 @@ class Renderer:
     def job(self, notice: JobNotice) -> RenderedEmail:
         """A queued job's end (SUCCESS / FAILED) or the NOT NOTIFIED alert."""
         return self._both("alert", job_subject(notice), report=job_report(notice))
+
+    def trouble(self, notice: TroubleNotice) -> RenderedEmail:
+        """A failure episode starts (PROBLEM) or ends (RESOLVED)."""
+        return self._both("alert", trouble_subject(notice), report=trouble_report(notice))
 
 
 def _with_keys(rendered: RenderedEmail, keys_csv: Path | None) -> RenderedEmail:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from agent.logreport import RecordLogView, record_log_view
 from agent.profiles import profile_for
-from agent.records import BatchOutcome, FileOutcome, JobNotice, Status
+from agent.records import BatchOutcome, FileOutcome, JobNotice, Status, TroubleNotice
 from agent.summarylist import listed
 from agent.wording import (
     UNKNOWN,
@@ -40,6 +40,7 @@ from agent.wording import (
     status_meaning,
     target_label,
 )
+from agent.wording_troubles import trouble_meaning, trouble_next_step, trouble_title
 
 # ----------------------------------------------------------------------------------------------
 # Report models: what the templates see (all text already formatted)
@@ -353,5 +354,26 @@ def job_report(notice: JobNotice) -> AlertReport:
         title=job_title(notice),
         meaning=job_meaning(notice),
         next_step=job_next_step(notice),
+        facts=tuple(facts),
+    )
+
+
+def trouble_report(notice: TroubleNotice) -> AlertReport:
+    """A failure episode: once when a step starts failing (PROBLEM), once when it works again (RESOLVED)."""
+    facts = [
+        Fact("What", trouble_title(notice.key)),
+        Fact("Failing since", format_time(notice.since)),
+        Fact("Failed attempts", f"{notice.attempts:,}"),
+        Fact("Latest error", notice.problem),
+    ]
+    if notice.cleared_at is not None:
+        facts.append(Fact("Works again since", format_time(notice.cleared_at)))
+    elif notice.retry_seconds:
+        facts.append(Fact("Next try in", format_duration(notice.retry_seconds)))
+    return AlertReport(
+        status=badge("RESOLVED" if notice.cleared_at is not None else "PROBLEM"),
+        title=trouble_title(notice.key),
+        meaning=trouble_meaning(notice),
+        next_step=trouble_next_step(notice),
         facts=tuple(facts),
     )

@@ -68,6 +68,10 @@ class AgentSettings:
     ignore: tuple[str, ...] = (".*", "*.tmp", "*.part", "~*")
     archive_retention_days: float = 0.0
     env_file: Path | None = None
+    # A step that keeps failing (a folder that cannot be written, a full disk) waits this long after
+    # its first failure, twice as long after each next one, at most retry_max_seconds.
+    retry_first_seconds: float = 5.0
+    retry_max_seconds: float = 300.0
 
     @property
     def processing_dir(self) -> Path:

@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.support.s3proxy",
     "tests.support.pipeline",
     "tests.support.recordlog",
+    "tests.support.faults",
 ]
 
 

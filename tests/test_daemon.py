@@ -21,7 +21,6 @@ from agent.commands import status_report
 from agent.config import load_config
 from agent.daemon import Agent, run_once
 from agent.journal import Journal
-from agent.retry import RetryPolicy
 from agent.settings import Config
 from agent.simulator import LearnSimulator
 from tests.support.agentconf import load, write_config
@@ -462,8 +461,7 @@ class FlakyReporter(RecordingReporter):
 def test_a_failing_step_is_retried_without_resending(
     tmp_path: Path, learn_sim: LearnSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("agent.daemon.RECOVERY_RETRY", RetryPolicy(attempts=100, first_delay=0.2))
-    config = load(tmp_path, learn_sim.url)
+    config = load(tmp_path, learn_sim.url, agent_extra="retry_first_seconds = 0.2")
     drop = config.route().watch
     write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(2))
     write_flatfile(drop / "courses.txt", COURSE_HEADER, course_rows(1))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.errors import BatchIncomplete
 from agent.journal_schema import FileState
 from agent.records import FileOutcome, Receipt, Status
 from agent.recovery import recover
@@ -135,14 +136,15 @@ def test_a_filed_away_file_gets_only_its_missing_report_and_the_batch_one_summar
     failing = FailsOnce()
     pipeline = fast_pipeline(config, journal, failing)
     ids = claim_all(pipeline, config, [files["people"], files["courses"]])
-    with pytest.raises(RuntimeError):
+    with pytest.raises(BatchIncomplete, match=r"users\.txt"):  # isolated: courses.txt went on meanwhile
         pipeline.process(config.route(), ids)
     assert journal.file(ids[0]).state is FileState.ARCHIVED and journal.file(ids[0]).reported_at is None
+    assert journal.file(ids[1]).reported_at is not None and failing.batches == []  # no summary yet
 
     recover(fast_pipeline(config, journal, failing), journal, {r.name: r for r in config.routes})
 
     assert [u.slug for u in learn_sim.uploads_snapshot()] == ["person", "course"]
-    assert [o.name for o in failing.files] == ["users.txt", "courses.txt"]
+    assert [o.name for o in failing.files] == ["courses.txt", "users.txt"]
     [summary] = failing.batches
     assert [f.name for f in summary.files] == ["users.txt", "courses.txt"]
     assert all(journal.file(i).reported_at is not None for i in ids)
