@@ -33,6 +33,7 @@ from agent.errors import BatchIncomplete, DeliveryUnknown, StopRequested, Target
 from agent.feeds import FEED_TYPES, depends_on, sort_key
 from agent.filing import file_away
 from agent.guard import Guards
+from agent.history import batch_history
 from agent.journal import Journal
 from agent.journal_schema import TERMINAL_STATES, FileState, Owner
 from agent.profiles import TargetProfile, profile_for
@@ -132,7 +133,7 @@ class Pipeline:
         batch = BatchOutcome(route=route.name, started_at=self.journal.batch(batch_id).started_at, batch_id=batch_id)
         profile = self.profile(route)
         items = [self._item(route, profile, file_id, batch_id, context) for file_id in file_ids]
-        ordered = items
+        ordered, stopped = items, False
         try:
             for item in items:
                 if item.record.state in (FileState.CLAIMED, FileState.SUBMITTING):
@@ -143,11 +144,12 @@ class Pipeline:
             self._deliver_in_order(route, profile, ordered, context)
         except StopRequested:
             log.info("stop requested: files still in processing/ resume on the next start")
+            stopped = True  # `status` must not show a stopped batch as a SUCCESS
             raise
         finally:
             batch.files = [i.outcome for i in ordered if i.outcome.finished_at is not None]
             batch.finished_at = utcnow()
-            self.journal.finish_batch(batch_id, batch.overall.value, len(batch.files))
+            self.journal.finish_batch(batch_id, "STOPPED" if stopped else batch.overall.value, len(batch.files))
             failpoints.hit("batch-finished")
         self._summarize(batch)
         return batch
@@ -169,6 +171,7 @@ class Pipeline:
             self.journal.batch_reported(batch_id)
             return
         batch.report_key = batch_report_key(batch_id)
+        batch.history = batch_history(self.journal, batch)  # each feed's last deliveries, for the chart
         batch.reported = once(lambda: self.journal.batch_reported(batch_id), "summary-journaled")
         self.reporter.batch_done(batch)
         batch.reported()
@@ -407,7 +410,8 @@ class Pipeline:
         try:
             receipt = target.submit(submission)
         except StopRequested:  # a signal cut the upload short: unless SENT, the file is claimable again
-            self.journal.upload_abandoned(item.file_id, "the upload was abandoned: feed-agent was stopping")
+            if self.journal.upload_abandoned(item.file_id, "the upload was abandoned: feed-agent was stopping"):
+                log.info("stopped: the upload of %s was abandoned before its end; nothing of it was sent", outcome.name)
             raise
         failpoints.hit("receipt-received")
         self.journal.submitted(item.file_id, receipt)

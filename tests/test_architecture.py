@@ -93,6 +93,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.meter",
         "agent.summarylist",
         "agent.troubles",
+        "agent.history",
     ),
     9: ("agent.render", "agent.mailer"),
     10: ("agent.spool", "agent.notify", "agent.pipeline"),
