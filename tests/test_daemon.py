@@ -493,6 +493,23 @@ def test_only_one_watch_or_run_per_work_folder(
     assert run_once(config).ok is True  # once it is gone, the folder is free
 
 
+def test_the_outcomes_a_daemon_keeps_are_bounded_by_files_too(
+    tmp_path: Path, learn_sim: LearnSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.outcomes import batch, outcome
+
+    monkeypatch.setattr("agent.daemon.RECENT_FILES", 1_000)
+    agent = Agent(load(tmp_path, learn_sim.url), reporter=RecordingReporter())
+    try:
+        for number in range(5):
+            agent._record([batch(*(outcome(name=f"b{number}-{i}.txt") for i in range(400)))])
+        assert [b.files[0].name for b in agent.batches] == ["b3-0.txt", "b4-0.txt"]
+        agent._record([batch(*(outcome(name=f"big-{i}.txt") for i in range(3_000)))])
+        assert [len(b.files) for b in agent.batches] == [3_000]  # the latest batch is kept whole
+    finally:
+        agent.close()
+
+
 # ------------------------------------------------------------------------------------------------
 # Failure episodes in a real `watch` (issue 14.3-14.5): alive, back-off as announced, one email each
 
