@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="recent files and batches from the journal")
     status.add_argument("--limit", type=int, default=20)
 
+    history = sub.add_parser("history", help="each feed's recent deliveries from the journal, with a sparkline")
+    history.add_argument("--route", help="only this route")
+    history.add_argument("--object", choices=sorted(FEED_TYPES), metavar="SLUG", help="only this object type")
+    history.add_argument("--days", type=float, default=30, help="how far back (default 30)")
+
     check = sub.add_parser("check", help="validate the configuration and reach every target and the mail server")
     check.add_argument("--send-test-email", action="store_true")
     check.add_argument(
@@ -172,6 +177,17 @@ def _failpoints_first(command: str) -> int | None:
     return None
 
 
+def _journal_view(command: str, config: Config, args: argparse.Namespace) -> str:
+    """The read-only views of the journal: `status` (recent files, batches, jobs) and `history`."""
+    if command == "status":
+        from agent.commands import status_report
+
+        return status_report(config, limit=args.limit)
+    from agent.commands import history
+
+    return history(config, route=args.route, slug=args.object, days=args.days)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     command = args.command
     listed = _failpoints_first(command)
@@ -192,10 +208,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from agent.commands import check
 
         return _print_checks(check(config, send_test_email=args.send_test_email, canary=args.canary))
-    if command == "status":
-        from agent.commands import status_report
-
-        print(status_report(config, limit=args.limit))
+    if command in ("status", "history"):
+        print(_journal_view(command, config, args))
         return ExitStatus.OK
     if command == "post":
         return _post(args, config)

@@ -1,4 +1,4 @@
-"""The commands that are not the long-running loop: `status` and `check` (`post` is agent/posting.py).
+"""The commands that are not the long-running loop: `status`, `history` and `check` (`post` is agent/posting.py).
 
 `status` reads the journal (the daemon or a `post` may be writing it meanwhile: WAL lets both); a
 manual post whose process is gone shows as "interrupted", with the command that resumes it. `check`
@@ -16,6 +16,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from agent.advice import resume_post_command
+from agent.errors import ConfigError
+from agent.history import history_report
 from agent.journal import Journal
 from agent.journal_schema import FileRecord, JobRecord, JobState, Owner
 from agent.mailer import Mailer
@@ -82,6 +84,14 @@ def status_report(config: Config, limit: int = 20) -> str:
         lines += ["", "Jobs awaiting notification:", *_awaiting_table(awaiting)]
         lines += ["", "Jobs ended (as AlumnIQ reported):", *_ended_table(ended)]
     return "\n".join([*lines, *reports])
+
+
+def history(config: Config, *, route: str | None, slug: str | None, days: float) -> str:
+    """`feed-agent history`: each feed's deliveries of the last `days` days (read-only)."""
+    if route is not None and route not in {r.name for r in config.routes}:
+        raise ConfigError(f"there is no route '{route}' in {config.path}")
+    with Journal(config.agent.journal_path) as journal:
+        return history_report(journal, route=route, slug=slug, days=days)
 
 
 def _post_gone(record: FileRecord) -> bool:
