@@ -317,14 +317,16 @@ def render_inspection_table(results: list[Inspection]) -> str:
         delimiter = DELIMITER_NAMES.get(r.delimiter or "", "-")
         if r.expected_delimiter and delimiter not in ("-", r.expected_delimiter):
             delimiter += f" ({r.expected_delimiter} expected)"
-        rows.append((str(r.order or ""), r.file, r.object or "unknown", delimiter, f"{r.rows:,}", encoding, verdict))
+        rows.append(
+            (str(r.order or ""), printable(r.file), r.object or "unknown", delimiter, f"{r.rows:,}", encoding, verdict)
+        )
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(headers)).rstrip()]
     lines += ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     details = []
     for r in results:
-        details += [f"  {r.file}: {problem}" for problem in r.problems]
-        details += [f"  {r.file}: note: {note}" for note in r.notes]
+        details += [f"  {printable(r.file)}: {problem}" for problem in r.problems]
+        details += [f"  {printable(r.file)}: note: {note}" for note in r.notes]
     if details:
         lines += ["", "Details:", *details]
     expected = sorted({r.expected_delimiter for r in results if r.expected_delimiter})

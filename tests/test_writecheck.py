@@ -134,6 +134,10 @@ def test_watch_reports_a_paused_writers_half_sent_file_as_changed_not_success(tm
     text = " ".join(str(report.get_body(("plain",)).get_content()).split())  # type: ignore[union-attr]
     assert "The file changed while it was being sent: Learn has an incomplete copy." in text
     assert f"move {outcome.final_path} back into {drop} to send it whole" in text
+    assert (
+        "What happened: users.txt changed while it was being sent: 117 B went to Learn, but the file now has 213 B"
+        in text
+    )
     assert "A store only adds and updates records, so sending it again is safe." in text
 
 
