@@ -25,7 +25,7 @@ from agent.settings import Config
 from agent.simulator import LearnSimulator
 from tests.support.agentconf import load, write_config
 from tests.support.clock import FakeClock
-from tests.support.faults import ReadOnlyFolder
+from tests.support.faults import ReadOnlyFolder, fill_up, tiny_disk_prefix
 from tests.support.learn import (
     COURSE_HEADER,
     MEMBERSHIP_HEADER,
@@ -514,12 +514,14 @@ def test_the_outcomes_a_daemon_keeps_are_bounded_by_files_too(
 # Failure episodes in a real `watch` (issue 14.3-14.5): alive, back-off as announced, one email each
 
 
-def watch_process(ini: Path, stderr: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def watch_process(
+    ini: Path, stderr: Path, env: dict[str, str] | None = None, prefix: list[str] | None = None
+) -> subprocess.Popen[bytes]:
     """`feed-agent watch` as a service runs it; its stderr (the log) goes to `stderr`."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FEED_AGENT")}
     with stderr.open("ab") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "agent", "-c", str(ini), "watch"],
+            [*(prefix or []), sys.executable, "-m", "agent", "-c", str(ini), "watch"],
             stdout=subprocess.DEVNULL,
             stderr=err,
             env={**clean, **(env or {})},
@@ -671,3 +673,42 @@ def test_run_with_an_unwritable_archive_says_so_in_plain_words_and_the_next_run_
     assert len(learn_sim.uploads_snapshot()) == 1 and learn_sim.status_requests == polls
     outbox = sorted(p.name for p in config.agent.outbox_dir.iterdir())
     assert sum("RESOLVED" in (config.agent.outbox_dir / name).read_text(errors="replace") for name in outbox) == 1
+
+
+def test_thirty_seconds_of_a_full_disk_log_fewer_than_twenty_lines(
+    tmp_path: Path, learn_sim: LearnSimulator, smtp_server: Callable[..., SmtpServer]
+) -> None:
+    scale = 10  # 5 s doubling to 300 s by default; 10 times shorter here, so 3 s stand for 30 s
+    server = smtp_server()
+    ini = write_config(
+        tmp_path,
+        learn_sim.url,
+        agent_extra=f"retry_first_seconds = {5 / scale}\nretry_max_seconds = {300 / scale}",
+        email=smtp_email(server.port, "per_file = problems\n"),
+    )
+    config = load_config(ini, environ={})
+    work = config.agent.work_dir  # journal, processing/, archive/, the mail spool: all on one tiny disk
+    log_path = tmp_path / "watch.log"
+    process = watch_process(ini, log_path, prefix=tiny_disk_prefix(work, 4096))
+    try:
+        wait_for(lambda: any("uses the native observer" in line for line in lines_of(log_path)), what="start-up")
+        seen_by_agent = Path(f"/proc/{process.pid}/root") / work.relative_to(work.anchor)
+        filler = fill_up(seen_by_agent)
+        write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(3))
+        wait_for(lambda: any("(attempt 1, failing since" in line for line in lines_of(log_path)), what="a failure")
+        time.sleep(30 / scale)  # the window under test (lines are counted, not seconds)
+        lines = lines_of(log_path)
+        assert process.poll() is None  # still watching
+        assert len(lines) < 20, "\n".join(lines)
+        assert any("No space left on device" in line for line in lines)
+        assert not any("Traceback" in line for line in lines)
+
+        filler.unlink()  # space again: the file goes out, once
+        wait_for(lambda: len(learn_sim.uploads_snapshot()) == 1, what="the upload once the disk has room")
+        wait_for(lambda: any((seen_by_agent / "archive").glob("users.*.txt")), what="the archived file")
+        wait_for(lambda: any("RESOLVED" in subject for subject in subjects(server)), what="the RESOLVED email")
+        assert stop_watch(process) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert len(learn_sim.uploads_snapshot()) == 1
