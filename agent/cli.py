@@ -141,6 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("feed-agent: interrupted", file=sys.stderr)
         return ExitStatus.PROBLEM
+    except Exception as exc:  # a bug: one plain line (secrets masked); its traceback with --verbose
+        from agent.logs import redact
+
+        logging.getLogger(__name__).debug("unexpected error", exc_info=exc)
+        what = redact(f"{type(exc).__name__}: {exc}")
+        print(f"feed-agent: unexpected error ({what}); run again with -v for the details", file=sys.stderr)
+        return ExitStatus.PROBLEM
 
 
 def _console_level(args: argparse.Namespace) -> int | None:
