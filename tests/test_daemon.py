@@ -664,6 +664,9 @@ def test_run_with_an_unwritable_archive_says_so_in_plain_words_and_the_next_run_
     assert "Traceback" not in err
     assert "Delivered files cannot be moved to archive/: users.txt:" in err
     assert [p.name for p in config.agent.processing_dir.iterdir()] == ["users.txt"]
+    status = status_report(config)
+    assert status.startswith("Problems now (the agent retries by itself):")
+    assert "Delivered files cannot be moved to archive/: failing since" in status
 
     archive_fault.off()
     polls = learn_sim.status_requests
@@ -671,6 +674,7 @@ def test_run_with_an_unwritable_archive_says_so_in_plain_words_and_the_next_run_
     assert "Traceback" not in capfd.readouterr().err
     assert len(archived_files(config)) == 1 and not any(config.agent.processing_dir.iterdir())
     assert len(learn_sim.uploads_snapshot()) == 1 and learn_sim.status_requests == polls
+    assert "Problems now" not in status_report(config)
     outbox = sorted(p.name for p in config.agent.outbox_dir.iterdir())
     assert sum("RESOLVED" in (config.agent.outbox_dir / name).read_text(errors="replace") for name in outbox) == 1
 
