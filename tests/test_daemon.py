@@ -474,6 +474,41 @@ def test_a_failing_step_is_retried_without_resending(
     assert not any(config.agent.processing_dir.iterdir())
 
 
+class BrokenReporter(RecordingReporter):
+    """Its first `failures` per-file reports raise, like a bug in the middle of a batch."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def file_done(self, outcome) -> None:  # type: ignore[no-untyped-def]
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("a bug in the report")
+        super().file_done(outcome)
+
+
+def test_a_bug_in_a_step_is_isolated_retried_with_back_off_and_its_traceback_shown_once(
+    tmp_path: Path, learn_sim: LearnSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = load(tmp_path, learn_sim.url, agent_extra="retry_first_seconds = 0.05\nretry_max_seconds = 0.2")
+    drop = config.route().watch
+    write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(2))
+    write_flatfile(drop / "courses.txt", COURSE_HEADER, course_rows(1))
+    reporter = BrokenReporter(failures=3)
+    with watching(config, reporter):
+        wait_for(lambda: len(reporter.troubles) == 2, what="the PROBLEM and the RESOLVED notices")
+        wait_for(lambda: not any(config.agent.processing_dir.iterdir()), what="everything filed away")
+    episode = [r for r in caplog.records if r.name == "agent.troubles" and "(attempt" in r.getMessage()]
+    # attempt 1: both reports raise (each file isolated); attempt 2: users.txt's again; attempt 3 works
+    assert [bool(r.exc_info) for r in episode] == [True, False]  # the bug's traceback, once
+    assert not any(r.exc_info for r in caplog.records if r not in episode)
+    assert [n.key for n in reporter.troubles] == ["recovery", "recovery"]
+    assert reporter.troubles[0].cleared_at is None and reporter.troubles[1].cleared_at is not None
+    assert [u.slug for u in learn_sim.uploads_snapshot()] == ["person", "course"]  # nothing sent twice
+    assert sorted(o.name for o in reporter.files) == ["courses.txt", "users.txt"]
+
+
 def test_only_one_watch_or_run_per_work_folder(
     tmp_path: Path, learn_sim: LearnSimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
