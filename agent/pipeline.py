@@ -29,7 +29,7 @@ from agent.batchitem import AUTOMATIC, BatchContext, BatchItem, decided, isolate
 from agent.claims import Found, Taken
 from agent.clock import SYSTEM_CLOCK, utcnow
 from agent.completions import JobFollowUp
-from agent.errors import BatchIncomplete, DeliveryUnknown, StopRequested, TargetError
+from agent.errors import BatchIncomplete, DeliveryUnknown, StopRequested, TargetError, describe, foreseen
 from agent.feeds import FEED_TYPES, depends_on, sort_key
 from agent.filing import file_away
 from agent.guard import Guards
@@ -254,7 +254,7 @@ class Pipeline:
         except (StopRequested, KeyboardInterrupt):
             raise
         except Exception as exc:
-            log.exception("inspection of %s failed", item.outcome.name)
+            log.error("inspection of %s failed: %s", item.outcome.name, describe(exc), exc_info=not foreseen(exc))
             self._end_unsent(
                 item,
                 Status.REJECTED,

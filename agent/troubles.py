@@ -121,7 +121,8 @@ class Troubles:
         try:
             record = self.journal.trouble_failed(key, problem, now)
         except AgentError as exc:  # the journal cannot be written (a full disk): count in memory
-            log.warning("the failure of %s could not be journaled: %s", key, exc.message)
+            if key not in self._unjournaled:  # said once per episode, not once per attempt
+                log.warning("the failure of %s could not be journaled: %s", key, exc.message)
             self._unjournaled.add(key)
             known = self._open.get(key)
             record = TroubleRecord(
