@@ -3,10 +3,10 @@
 A 3-file batch (memberships, courses, people, dropped in that order) is run by a real `feed-agent
 run` process against the Learn simulator over HTTP, reporting to a real SMTP server (aiosmtpd), once
 per failpoint (and at a later pass of some, e.g. between the second and third claims): the process
-SIGKILLs itself right after that step, a second `run` without the failpoint finishes. Then, counted from the other side: every file is in one place (archive/, or
-failed/ when UNCONFIRMED or held by it), none in processing/; the simulator received each file at
-most once, in dependency order; every report and the summary arrived exactly once; and the journal
-says where each file is.
+SIGKILLs itself right after that step, a second `run` without the failpoint finishes. Then, counted
+from the other side: every file is in one place (archive/, or failed/ when UNCONFIRMED or held by
+it), none in processing/; the simulator received each file at most once, in dependency order; every
+report and the summary arrived exactly once; and the journal says where each file is.
 
 The random-kill trial: `watch` is killed again and again at random moments (after a random number
 of log lines) while batches arrive, then left to finish: nothing lost, nothing uploaded twice.
