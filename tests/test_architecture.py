@@ -73,7 +73,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.observers",
     ),
     4: ("agent.journal", "agent.targets.learn", "agent.targets.s3", "agent.watcher", "agent.batchitem"),
-    5: ("agent.targets.jobapi", "agent.completions", "agent.claims"),
+    5: ("agent.targets.jobapi", "agent.completions", "agent.claims", "agent.recordlogs"),
     6: ("agent.profiles",),
     7: (
         "agent.wording",
