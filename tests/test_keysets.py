@@ -30,7 +30,8 @@ def test_keys_are_read_whatever_the_delimiter_line_ending_and_last_newline(tmp_p
 
 def test_a_composite_key_follows_the_columns_wherever_they_stand(tmp_path: Path) -> None:
     header = ("role", "data_source_key", "external_person_key", "external_course_key")
-    path = write_flatfile(tmp_path / "m.txt", header, [("Student", "SIS", "P1", "C1"), ("Student", "SIS", "P2", "")])
+    rows = [("Student", "SIS", "P1", "C1"), ("Student", "SIS", "P2", "")]
+    path = write_flatfile(tmp_path / "m.txt", header, rows, newline="\r\n")  # the last key column ends in \r
     layout = keysets.layout_of(path, "membership")
     assert layout is not None and layout.columns == ("external_person_key", "external_course_key")
     assert all_keys(path, "membership") == [b"P1\x1fC1"]  # a row with an empty key part has no key
