@@ -28,6 +28,19 @@ def test_keys_are_read_whatever_the_delimiter_line_ending_and_last_newline(tmp_p
     assert all_keys(path, "person") == [b"P00001", b"P00002", b"P00003"]
 
 
+@pytest.mark.parametrize("block_size", [8, 64, 4 * 1024 * 1024])
+def test_blocks_smaller_than_a_line_or_the_header_lose_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_size: int
+) -> None:
+    monkeypatch.setattr(keysets, "BLOCK_SIZE", block_size)
+    path = write_flatfile(tmp_path / "p.txt", PEOPLE_HEADER, person_rows(300), newline="\r\n")
+    assert all_keys(path, "person") == [f"P{i:05d}".encode() for i in range(1, 301)]
+    path.write_bytes(path.read_bytes().rstrip(b"\r\n"))
+    assert len(all_keys(path, "person")) == 300
+    write_flatfile(path, PEOPLE_HEADER, [])
+    assert all_keys(path, "person") == []
+
+
 def test_a_composite_key_follows_the_columns_wherever_they_stand(tmp_path: Path) -> None:
     header = ("role", "data_source_key", "external_person_key", "external_course_key")
     rows = [("Student", "SIS", "P1", "C1"), ("Student", "SIS", "P2", "")]
