@@ -131,6 +131,10 @@ class Agent:
         settings = config.agent
         policy = RetryPolicy(attempts=2**31, first_delay=settings.retry_first_seconds, cap=settings.retry_max_seconds)
         self.troubles = Troubles(self.journal, self.reporter, policy=policy, clock=clock)
+        watched = {f"drop:{route.watch}" for route in config.routes}
+        for episode in self.troubles.open_episodes():  # a drop folder no route watches any more
+            if episode.key.startswith("drop:") and episode.key not in watched:
+                self.troubles.forget(episode.key)
         self._recovery_due = True  # nothing new is taken before what is in processing/ is finished
         self._moves_due = True  # decided files whose folder refused them (agent.unmoved)
         # Recent batches only (a daemon runs for months); `all_ok` keeps the verdict for `run`.
@@ -168,7 +172,7 @@ class Agent:
         self._missing_alerts()  # cron installs have no daemon to do it
         self._prune_archive()
         self.follow_up.check_deadlines()  # the dead-man's switch works without watch
-        for episode in self.troubles.open_episodes():  # each emailed once (journaled across runs)
+        for episode in self.troubles.open_episodes(failed_here=True):  # each emailed once, across runs too
             self.attention.append(f"{trouble_title(episode.key)}: {episode.problem}")
             self.all_ok = False
         return self.all_ok
