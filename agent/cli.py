@@ -141,6 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("feed-agent: interrupted", file=sys.stderr)
         return ExitStatus.PROBLEM
+    except Exception as exc:  # a bug: one plain line (secrets masked); its traceback with --verbose
+        from agent.logs import redact
+
+        logging.getLogger(__name__).debug("unexpected error", exc_info=exc)
+        what = redact(f"{type(exc).__name__}: {exc}")
+        print(f"feed-agent: unexpected error ({what}); run again with -v for the details", file=sys.stderr)
+        return ExitStatus.PROBLEM
 
 
 def _console_level(args: argparse.Namespace) -> int | None:
@@ -310,14 +317,16 @@ def render_inspection_table(results: list[Inspection]) -> str:
         delimiter = DELIMITER_NAMES.get(r.delimiter or "", "-")
         if r.expected_delimiter and delimiter not in ("-", r.expected_delimiter):
             delimiter += f" ({r.expected_delimiter} expected)"
-        rows.append((str(r.order or ""), r.file, r.object or "unknown", delimiter, f"{r.rows:,}", encoding, verdict))
+        rows.append(
+            (str(r.order or ""), printable(r.file), r.object or "unknown", delimiter, f"{r.rows:,}", encoding, verdict)
+        )
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(headers)).rstrip()]
     lines += ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     details = []
     for r in results:
-        details += [f"  {r.file}: {problem}" for problem in r.problems]
-        details += [f"  {r.file}: note: {note}" for note in r.notes]
+        details += [f"  {printable(r.file)}: {problem}" for problem in r.problems]
+        details += [f"  {printable(r.file)}: note: {note}" for note in r.notes]
     if details:
         lines += ["", "Details:", *details]
     expected = sorted({r.expected_delimiter for r in results if r.expected_delimiter})

@@ -329,9 +329,10 @@ class Agent:
             self.batches.popleft()  # a daemon runs for months: the outcomes it keeps are bounded
         self.all_ok = self.all_ok and all(batch.ok for batch in batches)
         refused = {unmoved.ARCHIVE if f.receipt else unmoved.FAILED: f for b in batches for f in b.files if f.not_moved}
-        for key, outcome in refused.items():  # its report said so: the episode's start is not emailed again
+        told = self.config.email.per_file != "no"  # its own report said so: no second email for the start
+        for key, outcome in refused.items():
             folder = unmoved.folder_of(key, self.config.agent)
-            self.troubles.failed(key, FolderError(f"{outcome.name}: {outcome.not_moved}"), folder=folder, told=True)
+            self.troubles.failed(key, FolderError(f"{outcome.name}: {outcome.not_moved}"), folder=folder, told=told)
             self._moves_due = True
 
     def _unsupported(self, route_name: str, path: Path, reason: str) -> None:

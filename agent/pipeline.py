@@ -29,7 +29,7 @@ from agent.batchitem import AUTOMATIC, BatchContext, BatchItem, decided, isolate
 from agent.claims import Found, Taken
 from agent.clock import SYSTEM_CLOCK, utcnow
 from agent.completions import JobFollowUp
-from agent.errors import BatchIncomplete, DeliveryUnknown, StopRequested, TargetError
+from agent.errors import BatchIncomplete, DeliveryUnknown, StopRequested, TargetError, describe, foreseen
 from agent.feeds import FEED_TYPES, depends_on, sort_key
 from agent.filing import file_away
 from agent.guard import Guards
@@ -184,12 +184,14 @@ class Pipeline:
         holds = profile.holds_dependents and route.on_failure == "hold"
         blockers: list[BatchItem] = []
         left: list[BatchItem] = []  # isolated: one file's error never stops the others
+        errors = []
         for item in ordered:
-            isolated(item, partial(self._advance, route, item, blockers, context), left)
+            errors.append(isolated(item, partial(self._advance, route, item, blockers, context), left))
             if holds and item.outcome.object and item.outcome.status.blocks_dependents:
                 blockers.append(item)
         if left:
-            raise BatchIncomplete(f"{', '.join(i.outcome.name for i in left)} left in processing/, retried later")
+            names = ", ".join(i.outcome.name for i in left)
+            raise BatchIncomplete(f"{names} left in processing/, retried later") from next(e for e in errors if e)
 
     def _advance(self, route: RouteSettings, item: BatchItem, blockers: list[BatchItem], context: BatchContext) -> None:
         state = item.record.state
@@ -254,7 +256,7 @@ class Pipeline:
         except (StopRequested, KeyboardInterrupt):
             raise
         except Exception as exc:
-            log.exception("inspection of %s failed", item.outcome.name)
+            log.error("inspection of %s failed: %s", item.outcome.name, describe(exc), exc_info=not foreseen(exc))
             self._end_unsent(
                 item,
                 Status.REJECTED,
