@@ -38,6 +38,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.advice",
         "agent.envfile",
         "agent.callbacks",
+        "agent.worklock",
     ),
     2: (
         "agent.keysets",

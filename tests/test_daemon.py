@@ -503,10 +503,45 @@ def test_a_bug_in_a_step_is_isolated_retried_with_back_off_and_its_traceback_sho
     # attempt 1: both reports raise (each file isolated); attempt 2: users.txt's again; attempt 3 works
     assert [bool(r.exc_info) for r in episode] == [True, False]  # the bug's traceback, once
     assert not any(r.exc_info for r in caplog.records if r not in episode)
-    assert [n.key for n in reporter.troubles] == ["recovery", "recovery"]
+    assert [n.key for n in reporter.troubles] == ["route:sis", "route:sis"]
     assert reporter.troubles[0].cleared_at is None and reporter.troubles[1].cleared_at is not None
     assert [u.slug for u in learn_sim.uploads_snapshot()] == ["person", "course"]  # nothing sent twice
     assert sorted(o.name for o in reporter.files) == ["courses.txt", "users.txt"]
+
+
+class BrokenOnOneRoute(RecordingReporter):
+    """Every report of one route raises (a bug that keeps hitting it) until `fixed` is set."""
+
+    def __init__(self, route: str) -> None:
+        super().__init__()
+        self.route, self.fixed = route, False
+
+    def file_done(self, outcome) -> None:  # type: ignore[no-untyped-def]
+        if outcome.route == self.route and not self.fixed:
+            raise RuntimeError("a bug on this route")
+        super().file_done(outcome)
+
+
+def test_a_route_that_keeps_failing_holds_only_its_own_files(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    second = "\n[route:other]\nwatch = ../drop-other\ntarget = learn\n"
+    config = load(
+        tmp_path, learn_sim.url, agent_extra="retry_first_seconds = 0.05\nretry_max_seconds = 0.2", route_extra=second
+    )
+    (tmp_path / "drop-other").mkdir()
+    reporter = BrokenOnOneRoute("sis")
+    write_flatfile(config.route("sis").watch / "users.txt", PEOPLE_HEADER, person_rows(2))
+    with watching(config, reporter):
+        wait_for(lambda: any(n.key == "route:sis" for n in reporter.troubles), what="the route's PROBLEM notice")
+        write_flatfile(config.route("other").watch / "courses.txt", COURSE_HEADER, course_rows(1))
+        wait_for(lambda: [o.name for o in reporter.files] == ["courses.txt"], what="the other route's file")
+        write_flatfile(config.route("sis").watch / "more.txt", PEOPLE_HEADER, person_rows(1))
+        reporter.fixed = True
+        wait_for(lambda: len(reporter.troubles) == 2, what="the RESOLVED notice")
+        wait_for(lambda: len(archived_files(config)) == 3, what="every file archived")
+    assert [(n.key, n.cleared_at is not None) for n in reporter.troubles] == [("route:sis", False), ("route:sis", True)]
+    slugs = [u.slug for u in learn_sim.uploads_snapshot()]
+    assert sorted(slugs) == ["course", "person", "person"]  # users.txt once, then more.txt, never twice
+    assert not any(config.agent.processing_dir.iterdir())
 
 
 def test_only_one_watch_or_run_per_work_folder(
