@@ -36,7 +36,8 @@ from agent.watcher import Candidate, FolderWatcher
 
 log = logging.getLogger(__name__)
 
-LOOP_SECONDS = 0.25
+FAILED_STEP_PAUSE = 0.25  # after a failed step, never loop faster than this (no log storm)
+MIN_PAUSE = 0.005  # a deadline just reached: let the clock pass it rather than spin
 HOUSEKEEPING_SECONDS = 60.0
 RECENT_BATCHES = 100
 # Files a failed step left in processing/ are followed again after these pauses (as on a restart).
@@ -182,6 +183,7 @@ class Agent:
         next_housekeeping = 0.0
         failures, retry_at = 0, None
         while not self.stop.is_set():
+            floor = MIN_PAUSE
             try:
                 if retry_at is not None and self.clock.monotonic() >= retry_at:
                     # Files a failed step left in processing/: followed again (never re-sent when
@@ -199,8 +201,23 @@ class Agent:
                 delay = RECOVERY_RETRY.delay(failures)
                 log.exception("step failed (%s); files in processing/ are retried in %g s", exc, delay)
                 retry_at = self.clock.monotonic() + delay
-            self.wake.wait(LOOP_SECONDS)
+                floor = FAILED_STEP_PAUSE
+            self.wake.wait(max(floor, self._until_next(next_housekeeping, retry_at)))
             self.wake.clear()
+
+    def _until_next(self, *due: float | None) -> float:
+        """Seconds until the next thing the loop must do by itself: a route's batch window closing
+        (or its longest wait passing), housekeeping, a retry. Anything else (a file arriving or
+        becoming ready, a stop) sets `wake`: so a batch goes at its deadline, not a tick later."""
+        deadlines = [when for when in due if when is not None]
+        for route in self.routes.values():
+            pending = self.watcher.pending(route.name)
+            if any(c.ready for c in pending):  # the same rule as _tick's
+                quiet = max(c.last_change for c in pending) + self.config.agent.batch_window_seconds
+                overdue = min(c.first_seen for c in pending) + self.config.agent.batch_max_wait_seconds
+                deadlines.append(min(quiet, overdue))
+        now = self.clock.monotonic()
+        return min(deadlines, default=now + self.housekeeping_seconds) - now
 
     def serve_webhook(self) -> None:
         """Start the job-notification receiver when [webhook] listen is set (its own thread)."""

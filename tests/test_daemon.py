@@ -491,3 +491,25 @@ def test_only_one_watch_or_run_per_work_folder(
     finally:
         first.close()
     assert run_once(config).ok is True  # once it is gone, the folder is free
+
+
+def test_the_loop_sleeps_until_the_batch_window_closes_not_a_fixed_tick(
+    tmp_path: Path, learn_sim: LearnSimulator
+) -> None:
+    config = load(tmp_path, learn_sim.url, settle=0.05, window=30)
+    agent = Agent(config, reporter=RecordingReporter())
+    try:
+        # Nothing waiting: the loop sleeps until housekeeping (or an event wakes it).
+        assert agent._until_next(None, None) == pytest.approx(agent.housekeeping_seconds, abs=1)
+        assert agent._until_next(agent.clock.monotonic() + 7, None) == pytest.approx(7, abs=1)
+        write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(2))
+        agent.watcher.scan()
+        agent.watcher.wait_until_settled(timeout=WAIT)
+        [ready] = agent.watcher.pending("sis")
+        assert ready.ready
+        # A ready file: the loop wakes when the batch window after its last change closes.
+        expected = ready.last_change + 30 - agent.clock.monotonic()
+        assert agent._until_next(None, None) == pytest.approx(expected, abs=1)
+        assert 0 < agent._until_next(None, None) <= 30
+    finally:
+        agent.close()
