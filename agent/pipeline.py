@@ -29,6 +29,7 @@ from agent.completions import JobFollowUp
 from agent.errors import StopRequested, TargetError
 from agent.feeds import FEED_TYPES, depends_on, order_key, sort_key
 from agent.guard import refresh_guard
+from agent.hashing import ContentHash
 from agent.inspection import Inspection
 from agent.journal import Journal
 from agent.journal_schema import FileRecord
@@ -276,11 +277,14 @@ class Pipeline:
         if item.receipt is not None:  # recovered after upload: inspected before the crash
             return
         target = self.config.target_for(route)
-        result = profile.inspect(item.path, context.object_override or route.object, target)
+        content = ContentHash()  # the digest comes from the inspection's own reads: one pass per file
+        result = profile.inspect(item.path, context.object_override or route.object, target, opener=content.open)
         item.inspection = result
         outcome.rows, outcome.size = result.rows, result.size
         outcome.object = profile.sent_object(result)
-        outcome.sha256 = outcome.sha256 or (sha256_of(item.path) if result.size else None)
+        if result.size and not outcome.sha256:
+            # A file the check could not even open (or that failed mid-read) is hashed on its own.
+            outcome.sha256 = content.hexdigest() or sha256_of(item.path)
         self.journal.inspected(
             item.file_id,
             rows=result.rows,
@@ -408,6 +412,7 @@ class Pipeline:
             has_bom=bool(inspection and inspection.bom),
             notify_url=notify_url,
             on_sent=self.upload_progress,
+            sha256=outcome.sha256,
         )
         receipt = target.submit(submission)
         self.journal.submitted(item.file_id, receipt)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.inspection import Inspection, inspect_csv, inspect_file
+from agent.inspection import Inspection, Opener, inspect_csv, inspect_file
 from agent.settings import (
     OPERATIONS,
     JobTargetSettings,
@@ -48,14 +48,21 @@ class TargetProfile:
     ends_later: bool = False  # the receipt is a queued job; its end comes as a notification ([webhook])
 
     def inspect(
-        self, path: Path, forced_object: str | None = None, settings: TargetSettings | None = None
+        self,
+        path: Path,
+        forced_object: str | None = None,
+        settings: TargetSettings | None = None,
+        *,
+        opener: Opener | None = None,
     ) -> Inspection:
         """The pre-flight check for this kind of destination (no network).
 
-        With the target's `settings`, a Learn file must also use the integration's delimiter."""
+        With the target's `settings`, a Learn file must also use the integration's delimiter. The
+        pipeline passes an `opener` that hashes what the check reads (agent.hashing)."""
+        how = {"opener": opener} if opener is not None else {}
         if self.learn_feeds:
-            return inspect_file(path, forced_object, self.expected_delimiter(settings))
-        result = inspect_csv(path)
+            return inspect_file(path, forced_object, self.expected_delimiter(settings), **how)
+        result = inspect_csv(path, **how)
         result.object = "csv" if not result.problems else None
         warning = self.name_warning(path.name)
         if warning:

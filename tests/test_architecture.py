@@ -30,6 +30,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.advice",
         "agent.envfile",
         "agent.callbacks",
+        "agent.hashing",
     ),
     2: (
         "agent.linescan",

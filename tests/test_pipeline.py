@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import pytest
@@ -227,10 +228,10 @@ def test_a_file_that_breaks_inspection_is_set_aside_and_the_rest_go_on(
     config, journal, reporter = pipeline_env
     real = agent.profiles.inspect_file
 
-    def flaky(path: Path, forced: str | None = None, delimiter: str | None = None):  # type: ignore[no-untyped-def]
+    def flaky(path: Path, forced: str | None = None, delimiter: str | None = None, **how):  # type: ignore[no-untyped-def]
         if path.name == "courses.txt":
             raise MemoryError("simulated")
-        return real(path, forced, delimiter)
+        return real(path, forced, delimiter, **how)
 
     monkeypatch.setattr(agent.profiles, "inspect_file", flaky)
     drop = config.route().watch
@@ -241,3 +242,35 @@ def test_a_file_that_breaks_inspection_is_set_aside_and_the_rest_go_on(
     statuses = {f.name: f.status for f in batch.files}
     assert statuses == {"users.txt": Status.SUCCESS, "courses.txt": Status.REJECTED}
     assert "could not read the file" in (config.agent.failed_dir / "courses.txt.reason.txt").read_text(encoding="utf-8")
+
+
+_OPENED: list[str] = []  # files opened while a test listens (an audit hook cannot be removed)
+_LISTENING: list[bool] = []
+
+
+def _note_open(event: str, args: tuple[object, ...]) -> None:
+    if event == "open" and _LISTENING and isinstance(args[0], (str, Path)):
+        _OPENED.append(str(args[0]))
+
+
+sys.addaudithook(_note_open)
+
+
+def test_a_file_is_read_once_to_check_and_hash_it_and_once_to_send_it(pipeline_env, learn_sim: LearnSimulator) -> None:
+    config, journal, reporter = pipeline_env
+    path = write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(6))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    pipeline = fast_pipeline(config, journal, reporter)
+    [file_id] = claim_all(pipeline, config, [path])
+    _OPENED.clear()
+    _LISTENING.append(True)
+    try:
+        batch = pipeline.process(config.route(), [file_id])
+    finally:
+        _LISTENING.clear()
+
+    assert batch.files[0].status is Status.SUCCESS
+    processing = str(config.agent.processing_dir)
+    opened = [name for name in _OPENED if name.startswith(processing)]
+    assert len(opened) == 2, opened  # the inspection (which also hashed it), then the upload
+    assert journal.file(file_id).sha256 == digest == learn_sim.uploads_snapshot()[0].sha256
