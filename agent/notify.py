@@ -26,7 +26,7 @@ from agent.spool import MailSpool
 
 log = logging.getLogger(__name__)
 
-RECENT_REPORTS = 200
+RECENT_REPORTS = 20  # rendered reports kept for narration and debugging: bounded memory
 
 
 class MailJournal(Protocol):
@@ -113,7 +113,13 @@ class EmailReporter:
     # -- internals -----------------------------------------------------------------------------
 
     def _report(self, what: str, render: Callable[[], RenderedEmail]) -> bool:
-        """Render and send; True when the mailer took the message. Logs one line either way."""
+        """Render and send; True when the mailer took the message. Logs one line either way.
+
+        With email off nothing is rendered: a report nobody receives must not cost a template run
+        per file (a burst of thousands of files would pay it thousands of times)."""
+        if self.config.email.transport == "none":
+            log.info("report not sent (email is off, transport = none): %s", what)
+            return True
         try:
             rendered: RenderedEmail = render()
         except Exception as exc:
@@ -134,10 +140,7 @@ class EmailReporter:
                 return False
             if path is not None:
                 self.last_paths.append(path)
-            transport = self.config.email.transport
-            if transport == "none":
-                log.info("report not sent (email is off, transport = none): %s", rendered.subject)
-            elif transport == "file":
+            if self.config.email.transport == "file":
                 log.info("report sent: %s", rendered.subject)
             return True
 
