@@ -38,7 +38,13 @@ def command_line(config_path: Path | None, *args: str | Path) -> str:
 
 
 def post_command(
-    config_path: Path | None, path: Path, *, route: str, operation: str | None, force: bool = False
+    config_path: Path | None,
+    path: Path,
+    *,
+    route: str,
+    operation: str | None,
+    force: bool = False,
+    keep: bool = False,
 ) -> str:
     """The command that sends one file by hand through its route, with its operation."""
     args: list[str | Path] = ["post", path, "--route", route]
@@ -46,7 +52,15 @@ def post_command(
         args += ["--operation", operation]
     if force:
         args.append("--force")
+    if keep:
+        args.append("--keep")
     return command_line(config_path, *args)
+
+
+def resume_post_command(config_path: Path | None, path: Path, *, route: str, keep: bool) -> str:
+    """The command that takes over an interrupted manual post of `path` (where the file is now): it
+    follows a file that was sent (never sending it again) and sends one that was not."""
+    return command_line(config_path, "post", path, "--route", route, *(["--keep"] if keep else []))
 
 
 def errors_command(config_path: Path | None, reference: str) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import hashlib
 import logging
 import os
 import re
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from agent.printable import printable
 from agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,43 @@ def _numbered(name: str) -> Iterator[str]:
         yield f"{stem}-{counter}{suffixes}"
 
 
+def claim_names(name: str) -> Iterator[str]:
+    """The names a claim (or a move to failed/) tries, in order: where a restart looks for a file
+    whose move happened but was not journaled."""
+    return _numbered(name)
+
+
+def archive_names(name: str, when: datetime) -> Iterator[str]:
+    """The names `archive` tries for a file archived at `when`, in order (see `claim_names`)."""
+    return _stamped(name, when)
+
+
+def find_moved(folder: Path, names: Iterator[str], *, size: int | None, sha256: str | None) -> Path | None:
+    """The newest of `names` in `folder` holding the same bytes (size, then checksum when known).
+
+    Moves take the first free name, so the search stops at the first name not taken; of the taken
+    ones the last match is the latest move (an older file with the same name may sit before it)."""
+    found = None
+    for candidate in names:
+        path = folder / candidate
+        if not path.is_file():
+            break
+        if size is not None and path.stat().st_size != size:
+            continue
+        if sha256 is not None and _sha256(path) != sha256:
+            continue
+        found = path
+    return found
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while piece := handle.read(1024 * 1024):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
 def _stamped(name: str, when: datetime) -> Iterator[str]:
     """ "users.<stamp>.txt", "users.<stamp>-2.txt"... (archive collisions)."""
     stem, suffixes = split_name(original_name(name))
@@ -182,7 +221,11 @@ def _copy_across(source: Path, destination: Path) -> None:
         temporary.unlink(missing_ok=True)
         raise
     _fsync_dir(destination.parent)
-    source.unlink()
+    try:
+        source.unlink()
+    except OSError:  # the source folder refuses (read-only): one copy only, the original stays
+        destination.unlink(missing_ok=True)
+        raise
 
 
 def _move(source: Path, destination: Path) -> None:
@@ -221,6 +264,14 @@ def claim(source: Path, processing_dir: Path) -> Path:
     return destination
 
 
+def put_back(path: Path, destination: Path) -> Path:
+    """Return a file to where it came from (a manual post stopped before sending it); never overwrites:
+    FileExistsError when something else is there now, and the file stays where it is."""
+    _move(path, destination)
+    log.debug("put back %s -> %s", path, destination)
+    return destination
+
+
 def record_log_path(archived: Path | None, archive_dir: Path, *, name: str, when: datetime) -> Path:
     """Where Learn's record log of a file is saved: beside its archived copy, "<stem>.<STAMP>.log.csv"
     (in archive/ even when the file itself stayed in place, so the drop folder never gets a new file)."""
@@ -238,27 +289,39 @@ def archive(path: Path, archive_dir: Path, *, name: str, when: datetime) -> Path
     return destination
 
 
-def fail(path: Path, failed_dir: Path, *, name: str, reason: str, when: datetime) -> Path:
-    """Move a file to failed/ and write "<final name>.reason.txt" beside it telling what to do."""
+def fail(path: Path, failed_dir: Path, *, name: str, reason: str, when: datetime, advice: str | None = None) -> Path:
+    """Move a file to failed/ and write "<final name>.reason.txt" beside it telling what to do
+    (`advice`, when moving it back is not simply right, e.g. a file Learn may already have)."""
     _utc(when)  # refuse a naive time before anything moves
     destination = _move_to_first_free(path, failed_dir, _numbered(name))
-    _write_reason(destination, reason, when)
+    _write_reason(destination, reason, when, advice)
     log.debug("failed %s -> %s", path, destination)
     return destination
+
+
+def failed_destination(failed_dir: Path, name: str) -> Path:
+    """Where `fail` would put a file named `name` now (its first free name): for the command a held
+    file's reason gives before the file is moved."""
+    free = (failed_dir / candidate for candidate in _numbered(name) if not (failed_dir / candidate).exists())
+    return next(free, failed_dir / name)
+
+
+def ensure_reason(failed_file: Path, reason: str, when: datetime, advice: str | None = None) -> None:
+    """Write the reason file of a file found in failed/ without one (a crash between the two writes)."""
+    if not reason_path(failed_file).exists():
+        _write_reason(failed_file, reason, when, advice)
 
 
 def reason_path(failed_file: Path) -> Path:
     return failed_file.with_name(f"{failed_file.name}.reason.txt")
 
 
-def _write_reason(failed_file: Path, reason: str, when: datetime) -> None:
+def _write_reason(failed_file: Path, reason: str, when: datetime, advice: str | None = None) -> None:
     """Replace any stale reason file of an earlier failure with the same name (written whole)."""
+    name = printable(failed_file.name)  # a newline in the name must not forge a line of the file
+    advice = advice or f"Fix the problem, then move {name} back into the drop folder to process it again."
     text = (
-        f"Time: {_utc(when):%Y-%m-%d %H:%M:%S} UTC\n"
-        f"File: {failed_file.name}\n"
-        f"Reason: {reason}\n"
-        "\n"
-        f"Fix the problem, then move {failed_file.name} back into the drop folder to process it again.\n"
+        f"Time: {_utc(when):%Y-%m-%d %H:%M:%S} UTC\nFile: {name}\nReason: {printable(reason)}\n\n{printable(advice)}\n"
     )
     target = reason_path(failed_file)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")

@@ -11,14 +11,16 @@ import enum
 import json
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent import __version__, failpoints
+from agent import __version__, failpoints, interrupts
 from agent.config import load_config
 from agent.errors import AgentError, ConfigError, os_error_message
 from agent.feeds import DELIMITER_NAMES, FEED_TYPES, ORDER_EXPLANATION
 from agent.inspection import Inspection, plan_order
+from agent.printable import printable
 from agent.profiles import LEARN, TargetProfile, profile_for
 from agent.records import CheckResult
 from agent.settings import OPERATIONS, Config, TargetSettings
@@ -196,21 +198,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(status_report(config, limit=args.limit))
         return ExitStatus.OK
     if command == "post":
-        from agent.commands import post_file
-        from agent.meter import terminal_meter
-
-        outcome = post_file(
-            config,
-            args.file,
-            object_slug=args.object,
-            operation=args.operation,
-            route_name=args.route,
-            keep=args.keep,
-            force=args.force,
-            echo=print,
-            upload_progress=terminal_meter(sys.stdout),
-        )
-        return ExitStatus.OK if outcome.status.ok else ExitStatus.PROBLEM
+        return _post(args, config)
     if command == "errors":
         from agent.errorlog import print_record_log, record_log_for
 
@@ -221,13 +209,35 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         verdict = run_once(config, route_name=args.route)
         for line in verdict.attention:
-            print(f"feed-agent: {line}", file=sys.stderr)
+            print(f"feed-agent: {printable(line)}", file=sys.stderr)  # one line each, names escaped
         return ExitStatus.OK if verdict.ok else ExitStatus.PROBLEM
     if command == "watch":
         from agent.daemon import watch
 
         return ExitStatus.OK if watch(config) else ExitStatus.PROBLEM
     raise AssertionError(f"unhandled command {command}")
+
+
+def _post(args: argparse.Namespace, config: Config) -> int:
+    """`post`: Ctrl-C or SIGTERM abandons the upload (or ends the polling) and says where the file was left."""
+    from agent.meter import terminal_meter
+    from agent.posting import post_file
+
+    stop = threading.Event()
+    with interrupts.stop_on_signals(stop):
+        outcome = post_file(
+            config,
+            args.file,
+            object_slug=args.object,
+            operation=args.operation,
+            route_name=args.route,
+            keep=args.keep,
+            force=args.force,
+            echo=print,
+            upload_progress=terminal_meter(sys.stdout),
+            stop=stop,
+        )
+    return ExitStatus.OK if outcome.status.ok else ExitStatus.PROBLEM
 
 
 def _print_checks(results: list[CheckResult]) -> int:
@@ -243,14 +253,14 @@ def _print_checks(results: list[CheckResult]) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    profile, forced, settings = LEARN, args.object, None
+    profile, forced, settings, encoding = LEARN, args.object, None, "utf-8"
     if args.route:
         config = _load(args)
         route = config.route(args.route)
         settings = config.target_for(route)
         profile = profile_for(settings.type)
-        forced = forced or route.object
-    results = [_inspect_one(path, profile, forced, settings) for path in args.files]
+        forced, encoding = forced or route.object, route.encoding
+    results = [_inspect_one(path, profile, forced, settings, encoding) for path in args.files]
     ordered = plan_order(results, {r.path: _mtime(Path(r.path)) for r in results})
     if args.json:
         print(json.dumps([r.to_json() for r in ordered], indent=2, ensure_ascii=False))
@@ -259,12 +269,14 @@ def _inspect(args: argparse.Namespace) -> int:
     return ExitStatus.OK if all(r.ok for r in results) else ExitStatus.PROBLEM
 
 
-def _inspect_one(path: Path, profile: TargetProfile, forced: str | None, settings: TargetSettings | None) -> Inspection:
+def _inspect_one(
+    path: Path, profile: TargetProfile, forced: str | None, settings: TargetSettings | None, encoding: str
+) -> Inspection:
     if path.is_dir():
         result = Inspection(file=path.name, path=str(path))
         result.problems.append("is a folder, not a file")
         return result
-    return profile.inspect(path, forced, settings)
+    return profile.inspect(path, forced, settings, encoding)
 
 
 def _mtime(path: Path) -> float:

@@ -1,92 +1,31 @@
-"""The commands that are not the long-running loop: `post` (one file by hand), `status` and `check`.
+"""The commands that are not the long-running loop: `status` and `check` (`post` is agent/posting.py).
 
-`post` runs the same pipeline as the daemon, on one file, narrated on the terminal; `--keep` adopts
-the file where it is instead of moving it. `status` reads the journal (the daemon may be writing it
-meanwhile: WAL lets both). `check` validates the configuration and reaches every target and the
-mail server with the configured credentials, without sending data.
+`status` reads the journal (the daemon or a `post` may be writing it meanwhile: WAL lets both); a
+manual post whose process is gone shows as "interrupted", with the command that resumes it. `check`
+validates the configuration and reaches every target and the mail server with the configured
+credentials, without sending data.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from agent import archive
-from agent.completions import JobFollowUp, configured_base_url
+from agent.advice import resume_post_command
 from agent.journal import Journal
-from agent.journal_schema import JobRecord, JobState
+from agent.journal_schema import FileRecord, JobRecord, JobState, Owner
 from agent.mailer import Mailer
-from agent.notify import EmailReporter
-from agent.pipeline import BatchContext, Pipeline
+from agent.processes import is_feed_agent
 from agent.profiles import make_target
-from agent.records import CheckResult, FileOutcome, Status, UploadProgress
+from agent.records import CheckResult
 from agent.settings import Config, WebhookSettings
 from agent.spool import describe, spool_state
 from agent.wording import format_duration
-
-
-def post_file(
-    config: Config,
-    path: Path,
-    *,
-    object_slug: str | None = None,
-    operation: str | None = None,
-    route_name: str | None = None,
-    keep: bool = False,
-    force: bool = False,
-    echo: Callable[[str], None] = print,
-    upload_progress: UploadProgress | None = None,
-) -> FileOutcome:
-    """`feed-agent post`: one file by hand, narrated; archived unless `keep`; `upload_progress` hears
-    the upload's bytes (the CLI's meter on a terminal)."""
-    route = config.route(route_name)
-    archive.prepare_folders(config.agent)
-    with Journal(config.agent.journal_path) as journal:
-        reporter = EmailReporter(config, journal)
-        reporter.deliver_waiting(force=True)  # reports an earlier run could not send go first
-        follow_up = JobFollowUp(config, journal, reporter, base_url=configured_base_url(config.webhook))
-        pipeline = Pipeline(
-            config, journal, reporter, narrate=echo, upload_progress=upload_progress, follow_up=follow_up
-        )
-        if not path.is_file():
-            echo(f"{path}: no such file")
-            return FileOutcome(
-                name=path.name,
-                route=route.name,
-                target=route.target,
-                target_type=config.targets[route.target].type,
-                status=Status.FAILED,
-                message=f"{path}: no such file",
-            )
-        if keep:
-            file_id = pipeline.adopt(route, path)
-        else:
-            claimed = pipeline.claim(route, path)
-            if claimed is None:
-                raise FileNotFoundError(path)
-            file_id = claimed
-        echo(f"posting {path.name} via route {route.name} to target {route.target}")
-        context = BatchContext(force=force, keep=keep, object_override=object_slug, operation_override=operation)
-        try:
-            batch = pipeline.process(route, [file_id], context)
-        finally:
-            pipeline.close()
-    outcome = batch.files[0]
-    counts = outcome.progress
-    echo(f"result: {outcome.status.value}" + (f" — reference {outcome.receipt.reference}" if outcome.receipt else ""))
-    if counts is not None:
-        echo(
-            f"counts: completed {counts.completed}, warnings {counts.warnings}, errors {counts.errors}, "
-            f"queued {counts.queued}"
-        )
-    if outcome.message:
-        echo(f"reason: {outcome.message}")
-    echo(f"file: {outcome.final_path}")
-    return outcome
+from agent.wording_posts import interrupted_post
 
 
 def status_report(config: Config, limit: int = 20) -> str:
@@ -99,6 +38,7 @@ def status_report(config: Config, limit: int = 20) -> str:
         batches = journal.recent_batches(max(1, limit // 2))
         awaiting = journal.jobs(awaiting_only=True, limit=limit)
         ended = [j for j in journal.jobs(limit=limit) if j.state in (JobState.SUCCEEDED, JobState.FAILED)]
+    interrupted = [f for f in files if _post_gone(f)]
     lines = ["Files (in flight first):"]
     header = ("ID", "FILE", "ROUTE", "OBJECT/OP", "STATE", "STATUS", "ROWS", "C/W/E", "REFERENCE", "UPDATED")
     rows = []
@@ -110,7 +50,7 @@ def status_report(config: Config, limit: int = 20) -> str:
                 f.name,
                 f.route,
                 f"{f.object or '-'}/{f.operation or '-'}",
-                f.state,
+                _state_text(f),
                 f.status or "-",
                 "-" if f.rows is None else str(f.rows),
                 counts,
@@ -119,6 +59,9 @@ def status_report(config: Config, limit: int = 20) -> str:
             )
         )
     lines += _table(header, rows) if rows else ["  (none)"]
+    if interrupted:
+        lines += ["", "Interrupted posts (only `post` takes them up):"]
+        lines += [f"  {_interrupted_line(config, f)}" for f in interrupted]
     lines += ["", "Batches:"]
     batch_rows = [
         (
@@ -138,6 +81,29 @@ def status_report(config: Config, limit: int = 20) -> str:
         lines += ["", "Jobs awaiting notification:", *_awaiting_table(awaiting)]
         lines += ["", "Jobs ended (as AlumnIQ reported):", *_ended_table(ended)]
     return "\n".join([*lines, *reports])
+
+
+def _post_gone(record: FileRecord) -> bool:
+    """An unfinished manual post whose process is no longer running (closed terminal, SIGKILL, reboot)."""
+    if not record.in_flight or not record.owner.manual:
+        return False
+    return not is_feed_agent(record.owner_pid, started_by=record.updated_at)
+
+
+def _state_text(record: FileRecord) -> str:
+    if not record.in_flight or not record.owner.manual:
+        return record.state.value
+    if _post_gone(record):
+        return "interrupted"
+    return f"posting (pid {record.owner_pid})"
+
+
+def _interrupted_line(config: Config, record: FileRecord) -> str:
+    command = resume_post_command(
+        config.path, Path(record.current_path or ""), route=record.route, keep=record.owner is Owner.POST_KEEP
+    )
+    kind = config.targets[record.target].type if record.target in config.targets else "learn"
+    return interrupted_post(record, kind, command)
 
 
 def _ended_table(jobs: Sequence[JobRecord]) -> list[str]:

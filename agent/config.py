@@ -16,6 +16,7 @@ from dataclasses import MISSING, Field, fields
 from pathlib import Path
 from typing import Any
 
+from agent.decoding import ROUTE_ENCODINGS
 from agent.errors import ConfigError
 from agent.feeds import FEED_TYPES, LEARN_DELIMITERS
 from agent.ini import IniFile, Section
@@ -85,8 +86,10 @@ AGENT_KEYS = (
     "ignore",
     "archive_retention_days",
     "env_file",
+    "retry_first_seconds",
+    "retry_max_seconds",
 )
-ROUTE_KEYS = ("watch", "target", "operation", "object", "on_failure", "expect_every_hours")
+ROUTE_KEYS = ("watch", "target", "operation", "object", "on_failure", "expect_every_hours", "encoding")
 LEARN_KEYS = (
     "type",
     "url",
@@ -99,6 +102,8 @@ LEARN_KEYS = (
     "timeout_minutes",
     "long_run_minutes",
     "refresh_guard_percent",
+    "delete_guard_rows",
+    "store_warn_percent",
     "add_bom",
     "read_timeout_seconds",
     "delimiter",
@@ -137,6 +142,7 @@ EMAIL_KEYS = (
     "verify_tls",
     "max_message_mb",
     "give_up_hours",
+    "outbox_retention_days",
 )
 HEARTBEAT_KEYS = ("url",)
 WEBHOOK_KEYS = ("listen", "public_url")
@@ -191,6 +197,7 @@ def _agent(s: Section) -> AgentSettings:
     window = s.number("batch_window_seconds", d["batch_window_seconds"], unit="seconds")
     ignore_text = s.text("ignore", ", ".join(d["ignore"]))
     max_wait = max(d["batch_max_wait_seconds"], window * 10)
+    first_retry = s.number("retry_first_seconds", d["retry_first_seconds"], unit="seconds", minimum=0.01)
     return AgentSettings(
         work_dir=s.path("work_dir", DEFAULT_WORK_DIR) or s.loader.resolve(DEFAULT_WORK_DIR),
         settle_seconds=s.number("settle_seconds", d["settle_seconds"], unit="seconds"),
@@ -202,6 +209,8 @@ def _agent(s: Section) -> AgentSettings:
         ignore=tuple(p.strip() for p in ignore_text.split(",") if p.strip()),
         archive_retention_days=s.number("archive_retention_days", d["archive_retention_days"], unit="days"),
         env_file=s.loader.env_file,
+        retry_first_seconds=first_retry,
+        retry_max_seconds=max(first_retry, s.number("retry_max_seconds", d["retry_max_seconds"], unit="seconds")),
     )
 
 
@@ -216,6 +225,9 @@ def _route(loader: IniFile, name: str, targets: Mapping[str, TargetSettings]) ->
         hint = difflib.get_close_matches(obj, sorted(FEED_TYPES), n=1)
         suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
         raise s.error("object", f"'{obj}' is not a Learn object type{suggestion}")
+    encoding = s.choice("encoding", ROUTE_ENCODINGS, default(RouteSettings, "encoding"))
+    if encoding != "utf-8" and targets[target].type != "learn":
+        raise s.error("encoding", "applies to Learn targets only (S3 and job files are checked as UTF-8 CSV)")
     return RouteSettings(
         name=name,
         watch=s.path("watch") or _missing(s, "watch"),
@@ -224,6 +236,7 @@ def _route(loader: IniFile, name: str, targets: Mapping[str, TargetSettings]) ->
         object=obj,
         on_failure=s.choice("on_failure", ON_FAILURE, default(RouteSettings, "on_failure")),
         expect_every_hours=s.optional_number("expect_every_hours", unit="hours"),
+        encoding=encoding,
     )
 
 
@@ -269,6 +282,13 @@ def _target(loader: IniFile, name: str) -> TargetSettings:
     )
 
 
+def _percent(s: Section, key: str, default: float) -> float:
+    value = s.number(key, default, unit="percent")
+    if value > 100:
+        raise s.error(key, f"{value:g} is out of range (0 to 100)")
+    return value
+
+
 def _webhook(s: Section) -> WebhookSettings:
     """`listen` is host:port (port 0: any free one); `public_url` an http(s) URL without a query."""
     listen = s.text("listen")
@@ -307,9 +327,7 @@ def _learn(s: Section, name: str) -> LearnTargetSettings:
     integration = s.text("integration", required=True)
     if not re.fullmatch(r"[A-Za-z0-9_-]+", integration):
         raise s.error("integration", f"'{integration}' is not an integration id (e.g. BBLEARN or BB5bfc25366f037)")
-    guard = s.number("refresh_guard_percent", d["refresh_guard_percent"], unit="percent")
-    if guard > 100:
-        raise s.error("refresh_guard_percent", f"{guard:g} is out of range (0 to 100)")
+    guard = _percent(s, "refresh_guard_percent", d["refresh_guard_percent"])
     return LearnTargetSettings(
         name=name,
         url=s.url("url", required=True),
@@ -322,6 +340,8 @@ def _learn(s: Section, name: str) -> LearnTargetSettings:
         timeout_minutes=s.number("timeout_minutes", d["timeout_minutes"], unit="minutes", minimum=0.001),
         long_run_minutes=s.number("long_run_minutes", d["long_run_minutes"], unit="minutes"),
         refresh_guard_percent=guard,
+        delete_guard_rows=s.integer("delete_guard_rows", d["delete_guard_rows"], low=0, high=10**9),
+        store_warn_percent=_percent(s, "store_warn_percent", d["store_warn_percent"]),
         add_bom=s.choice("add_bom", ADD_BOM, d["add_bom"]),
         read_timeout_seconds=s.number("read_timeout_seconds", d["read_timeout_seconds"], unit="seconds", minimum=1.0),
         delimiter=s.choice("delimiter", tuple(LEARN_DELIMITERS), d["delimiter"]),
@@ -406,6 +426,7 @@ def _email(s: Section) -> EmailSettings:
         verify_tls=s.verify("verify_tls"),
         max_message_mb=s.number("max_message_mb", d["max_message_mb"], unit="MB", minimum=0.1),
         give_up_hours=s.number("give_up_hours", d["give_up_hours"], unit="hours", minimum=0.01),
+        outbox_retention_days=s.number("outbox_retention_days", d["outbox_retention_days"], unit="days"),
     )
 
 

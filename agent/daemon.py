@@ -2,7 +2,9 @@
 
 The loop is deliberately single-threaded for delivery: one file at a time, each waiting for its
 terminal status, so no membership ever races its users. The watcher's threads only observe.
-A failing step is logged with its cause and the loop goes on; only a signal stops it.
+A failing step never ends it: it becomes a failure episode (`agent.troubles`: `recovery`,
+`drop:PATH`, `archive`, `failed`), logged once per attempt, retried with back-off and emailed once
+when it starts and once when it clears; only a signal stops the loop.
 """
 
 from __future__ import annotations
@@ -10,38 +12,42 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import signal
 import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from types import FrameType
 
-from agent import archive
+from agent import archive, interrupts, unmoved
+from agent.claims import Found, Taken
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.completions import JobFollowUp, configured_base_url
-from agent.errors import AgentError, AlreadyRunning, ConfigError
+from agent.errors import AgentError, AlreadyRunning, ConfigError, FolderError, StopRequested
 from agent.journal import Journal
 from agent.notify import EmailReporter
 from agent.pipeline import Pipeline
 from agent.receiver import Receiver
 from agent.records import BatchOutcome, FileOutcome, Reporter
-from agent.recovery import recover
+from agent.recovery import RecoveryIncomplete, recover
 from agent.retry import RetryPolicy
 from agent.settings import Config, RouteSettings
 from agent.spool import describe, spool_state
+from agent.strays import Strays
+from agent.troubles import Troubles
 from agent.watcher import Candidate, FolderWatcher
+from agent.wording_troubles import trouble_title
 
 log = logging.getLogger(__name__)
 
-FAILED_STEP_PAUSE = 0.25  # after a failed step, never loop faster than this (no log storm)
+LOOP_SECONDS = 0.25  # the loop's turn while a failure episode is open or recovery/moves wait
 MIN_PAUSE = 0.005  # a deadline just reached: let the clock pass it rather than spin
 HOUSEKEEPING_SECONDS = 60.0
 RECENT_BATCHES = 100
-# Files a failed step left in processing/ are followed again after these pauses (as on a restart).
-RECOVERY_RETRY = RetryPolicy(attempts=1_000_000, first_delay=5.0, cap=300.0)
+# Failure episodes (agent.troubles): finishing what is in processing/, and the loop's own turn.
+RECOVERY, LOOP, HOUSEKEEPING = "recovery", "loop", "housekeeping"
+MOVES = (unmoved.ARCHIVE, unmoved.FAILED)
 
 
 class _WorkFolderLock:
@@ -101,6 +107,7 @@ class Agent:
         if reporter is None:
             self.email = reporter = EmailReporter(config, self.journal)
         self.reporter: Reporter = reporter
+        self.strays = Strays(config, self.journal, reporter, clock.now)
         self.narrate: Callable[[str], None] = narrate or (lambda _line: None)
         self.follow_up = JobFollowUp(
             config, self.journal, self.reporter, base_url=configured_base_url(config.webhook), clock=clock
@@ -121,6 +128,11 @@ class Agent:
             on_change=self.wake.set,
         )
         self.housekeeping_seconds = HOUSEKEEPING_SECONDS
+        settings = config.agent
+        policy = RetryPolicy(attempts=2**31, first_delay=settings.retry_first_seconds, cap=settings.retry_max_seconds)
+        self.troubles = Troubles(self.journal, self.reporter, policy=policy, clock=clock)
+        self._recovery_due = True  # nothing new is taken before what is in processing/ is finished
+        self._moves_due = True  # decided files whose folder refused them (agent.unmoved)
         # Recent batches only (a daemon runs for months); `all_ok` keeps the verdict for `run`.
         self.batches: deque[BatchOutcome] = deque(maxlen=RECENT_BATCHES)
         self.all_ok = True
@@ -143,16 +155,22 @@ class Agent:
         A file still being written is waited for (bounded: a file whose ready marker never comes is
         left for the next run). Like `watch`, it sends waiting reports first and MISSING alerts."""
         self._deliver_reports(force=True)
-        self._recover()
+        self._move_waiting()
+        self._attempt(RECOVERY, self._recover)
         routes = [self.config.route(route_name)] if route_name else list(self.routes.values())
         readable = [route for route in routes if self._folder_readable(route)]
         self.watcher.scan()
         self.watcher.wait_until_settled(timeout=2 * self.config.agent.settle_seconds + 30)
-        for route in readable:
+        if self.stop.is_set():  # a signal while files settled: take nothing new
+            raise StopRequested()
+        for route in readable if not self._recovery_due else []:
             self._run_batch(route, [c for c in self.watcher.pending(route.name) if c.ready])
         self._missing_alerts()  # cron installs have no daemon to do it
         self._prune_archive()
         self.follow_up.check_deadlines()  # the dead-man's switch works without watch
+        for episode in self.troubles.open_episodes():  # each emailed once (journaled across runs)
+            self.attention.append(f"{trouble_title(episode.key)}: {episode.problem}")
+            self.all_ok = False
         return self.all_ok
 
     def _folder_readable(self, route: RouteSettings) -> bool:
@@ -171,53 +189,86 @@ class Agent:
         return False
 
     def watch(self) -> None:
-        """Run until `stop` is set: batches as files settle, alerts, retention."""
+        """Run until `stop` is set: batches as files settle, alerts, retention. A step that fails is
+        an episode of `agent.troubles` (retried with back-off, emailed once); it never ends the loop."""
         for route in self.routes.values():
             log.info("watching %s for route %s -> target %s", route.watch, route.name, route.target)
         self.serve_webhook()
-        self._deliver_reports(force=True)
-        self._recover()
-        self.watcher.start()
-        for route in self.routes.values():
-            log.info("route %s uses the %s observer", route.name, self.watcher.observer_kind(route.name))
+        try:
+            self._attempt(HOUSEKEEPING, lambda: self._deliver_reports(force=True))
+            self._attempt(LOOP, self._turn)  # recovery first; a failure there never stops `watch`
+            self.watcher.start()
+            for route in self.routes.values():
+                log.info("route %s uses the %s observer", route.name, self.watcher.observer_kind(route.name))
+            self._loop()
+        except Exception as exc:
+            if not self.stop.is_set():
+                raise
+            log.info("stopped during a step (%s); it resumes on the next start", type(exc).__name__)
+
+    def _loop(self) -> None:
         next_housekeeping = 0.0
-        failures, retry_at = 0, None
         while not self.stop.is_set():
-            floor = MIN_PAUSE
-            try:
-                if retry_at is not None and self.clock.monotonic() >= retry_at:
-                    # Files a failed step left in processing/: followed again (never re-sent when
-                    # they have a receipt), as on a restart.
-                    self._recover()
-                    failures, retry_at = 0, None
-                self._tick()
-                if self.clock.monotonic() >= next_housekeeping:
-                    self._housekeeping()
-                    next_housekeeping = self.clock.monotonic() + self.housekeeping_seconds
-            except Exception as exc:  # one bad step must never kill the daemon
-                if self.stop.is_set():
-                    break
-                failures += 1
-                delay = RECOVERY_RETRY.delay(failures)
-                log.exception("step failed (%s); files in processing/ are retried in %g s", exc, delay)
-                retry_at = self.clock.monotonic() + delay
-                floor = FAILED_STEP_PAUSE
-            self.wake.wait(max(floor, self._until_next(next_housekeeping, retry_at)))
+            if self.troubles.due(LOOP):
+                self._attempt(LOOP, self._turn)  # a bug in the loop itself: retried with back-off too
+            if self.clock.monotonic() >= next_housekeeping and self.troubles.due(HOUSEKEEPING):
+                self._attempt(HOUSEKEEPING, self._housekeeping)
+                next_housekeeping = self.clock.monotonic() + self.housekeeping_seconds
+            self.wake.wait(self._until_next(next_housekeeping))
             self.wake.clear()
 
-    def _until_next(self, *due: float | None) -> float:
-        """Seconds until the next thing the loop must do by itself: a route's batch window closing
-        (or its longest wait passing), housekeeping, a retry. Anything else (a file arriving or
-        becoming ready, a stop) sets `wake`: so a batch goes at its deadline, not a tick later."""
-        deadlines = [when for when in due if when is not None]
+    def _until_next(self, next_housekeeping: float) -> float:
+        """Seconds the loop may sleep. Healthy, it sleeps until the next thing it must do by itself
+        (a route's batch window closing or its longest wait passing, housekeeping); anything else (a
+        file arriving or becoming ready, a stop) sets `wake`. So a batch goes at its deadline, not at
+        the next turn of a tick. While a failure episode is open or recovery or moves wait, it turns
+        every LOOP_SECONDS, as those steps pace themselves (agent.troubles)."""
+        now = self.clock.monotonic()
+        if self.troubles.open_episodes() or self._recovery_due or self._moves_due:
+            return LOOP_SECONDS
+        deadlines = [next_housekeeping]
         for route in self.routes.values():
             pending = self.watcher.pending(route.name)
             if any(c.ready for c in pending):  # the same rule as _tick's
                 quiet = max(c.last_change for c in pending) + self.config.agent.batch_window_seconds
                 overdue = min(c.first_seen for c in pending) + self.config.agent.batch_max_wait_seconds
                 deadlines.append(min(quiet, overdue))
-        now = self.clock.monotonic()
-        return min(deadlines, default=now + self.housekeeping_seconds) - now
+        return max(MIN_PAUSE, min(deadlines) - now)
+
+    def _turn(self) -> None:
+        """Moves that wait, then what is in processing/ (nothing new is taken before it), then new batches."""
+        self._move_waiting()
+        if self._recovery_due and self.troubles.due(RECOVERY):
+            self._attempt(RECOVERY, self._recover)
+        if not self._recovery_due:
+            self._tick()
+
+    def _attempt(self, key: str, step: Callable[[], object], *, folder: Path | None = None) -> bool:
+        """Run one step; its failure is one attempt of the episode `key` (logged in one line, paused,
+        emailed once), its success ends that episode. A stop request ends the step as it came."""
+        try:
+            step()
+        except Exception as exc:
+            if self.stop.is_set():
+                raise
+            self.troubles.failed(key, exc, folder=folder or self.config.agent.work_dir)
+            return False
+        self.troubles.cleared(key)
+        return True
+
+    def _move_waiting(self) -> None:
+        """Decided files whose folder refused them (`agent.unmoved`): moved with back-off, one episode
+        per folder; never sent, polled or reported again."""
+        if not self._moves_due or not any(self.troubles.due(key) for key in MOVES):
+            return
+        for key, records in unmoved.waiting(self.journal).items():
+            if not records:
+                self.troubles.cleared(key)
+            elif self.troubles.due(key):
+                folder = unmoved.folder_of(key, self.config.agent)
+                move = partial(unmoved.move_waiting, self.journal, self.config.agent, records)
+                self._attempt(key, move, folder=folder)
+        self._moves_due = any(self.troubles.failing(key) for key in MOVES)
 
     def serve_webhook(self) -> None:
         """Start the job-notification receiver when [webhook] listen is set (its own thread)."""
@@ -236,7 +287,14 @@ class Agent:
     # -- internals -----------------------------------------------------------------------------
 
     def _recover(self) -> None:
-        self._record(recover(self.pipeline, self.journal, self.routes))
+        """Finish what is in processing/; until it all is, `_recovery_due` keeps new files waiting."""
+        self._recovery_due = True
+        try:
+            self._record(recover(self.pipeline, self.journal, self.routes))
+        except RecoveryIncomplete as exc:
+            self._record(exc.outcomes)
+            raise
+        self._recovery_due = False
 
     def _tick(self) -> None:
         now = self.clock.monotonic()
@@ -259,37 +317,46 @@ class Agent:
     def _run_batch(self, route: RouteSettings, ready: list[Candidate]) -> None:
         if not ready:
             return
-        file_ids = []
-        self.narrate(f"  batch of {len(ready)} on route {route.name}: " + ", ".join(c.path.name for c in ready))
+        drop = f"drop:{route.watch}"
+        if not self.troubles.due(drop):
+            return  # the drop folder refused the last claim: its pause is not over
+        if not self.troubles.failing(drop):  # once per file, not once per retry
+            self.narrate(f"  batch of {len(ready)} on route {route.name}: " + ", ".join(c.path.name for c in ready))
+            for candidate in ready:
+                log.info("ready: %s", candidate.path.name)
+        taken: list[Taken] = []
+        found = [Found(c.path, c.arrived_at) for c in ready]
+        if not self._attempt(drop, lambda: taken.append(self.pipeline.take(route, found)), folder=route.watch):
+            self._recovery_due = True  # claims that went through before the refusal are finished first
+            return
         for candidate in ready:
-            log.info("ready: %s", candidate.path.name)
-            file_id = self.pipeline.claim(route, candidate.path, candidate.arrived_at)
             if candidate.marker is not None:
                 candidate.marker.unlink(missing_ok=True)
             self._seen.discard(candidate.path)
-            if file_id is not None:
-                file_ids.append(file_id)
         self.watcher.take(c.path for c in ready)
-        if file_ids:
-            self._record([self.pipeline.process(route, file_ids)])
+        batch = taken[0]
+        self._recovery_due = True  # until the batch is through: if it is not, recovery takes it up
+        self._attempt(
+            RECOVERY, lambda: self._record([self.pipeline.process(route, batch.file_ids, batch_id=batch.batch_id)])
+        )
+        self._recovery_due = self.troubles.failing(RECOVERY)
 
     def _record(self, batches: list[BatchOutcome]) -> None:
         self.batches.extend(batches)
         self.all_ok = self.all_ok and all(batch.ok for batch in batches)
+        refused = {unmoved.ARCHIVE if f.receipt else unmoved.FAILED: f for b in batches for f in b.files if f.not_moved}
+        for key, outcome in refused.items():  # its report said so: the episode's start is not emailed again
+            folder = unmoved.folder_of(key, self.config.agent)
+            self.troubles.failed(key, FolderError(f"{outcome.name}: {outcome.not_moved}"), folder=folder, told=True)
+            self._moves_due = True
 
     def _unsupported(self, route_name: str, path: Path, reason: str) -> None:
-        """Symlinks, folders and special files are never followed or sent: move them aside."""
-        try:
-            moved = archive.fail(
-                path,
-                self.config.agent.failed_dir,
-                name=path.name,
-                reason=f"{reason}; only regular files are processed",
-                when=self.clock.now(),
-            )
-            log.warning("rejected: %s in route %s: %s (moved to %s)", path.name, route_name, reason, moved)
-        except OSError as exc:
-            log.error("cannot move %s aside (%s): %s", path, reason, exc)
+        """Symlinks, folders and special files are never followed or sent (`agent.strays`: moved
+        aside, a folder left in place, each with a REJECTED email); `run` then exits 1."""
+        line = self.strays.found(self.routes[route_name], path, reason)
+        if line is not None:
+            self.attention.append(line)
+            self.all_ok = False
 
     def _housekeeping(self) -> None:
         self._deliver_reports()
@@ -359,6 +426,12 @@ class RunVerdict:
     attention: list[str] = field(default_factory=list)
 
 
+STOPPED_RUN = (
+    "stopped by a signal before the end; files left in processing/ are taken up by the next run "
+    "(an upload that was cut short is sent again, one with a reference code is followed, never re-sent)"
+)
+
+
 def run_once(config: Config, route_name: str | None = None) -> RunVerdict:
     """`feed-agent run`: ok when every file completed without record errors and no report waits."""
     if not config.routes:
@@ -368,12 +441,17 @@ def run_once(config: Config, route_name: str | None = None) -> RunVerdict:
     except AlreadyRunning as exc:
         log.error("%s", exc)
         return RunVerdict(False, [exc.message])
+    stopped: list[str] = []
     try:
-        ok = agent.run_once(route_name)
+        with interrupts.stop_on_signals(agent.stop, wake=agent.wake.set):  # as `watch`: an upload is abandoned
+            ok = agent.run_once(route_name)
+    except StopRequested:
+        ok, stopped = False, [STOPPED_RUN]
+        log.warning("%s", STOPPED_RUN)
     finally:
         agent.close()
     files = [f for b in agent.batches for f in b.files]
-    attention = [*agent.attention, *(_file_line(f) for f in files if not f.status.ok)]
+    attention = [*agent.attention, *stopped, *(_file_line(f) for f in files if not f.status.ok)]
     waiting = spool_state(config)
     if waiting.waiting:
         ok = False
@@ -404,27 +482,14 @@ def watch(config: Config) -> bool:
     if not config.routes:
         raise_no_routes(config)
     stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
-            log.warning("second signal: stopping now")
-            os._exit(1)
-        log.info(
-            "signal %s: finishing the current step, then stopping (send again to force)",
-            signal.Signals(signum).name,
-        )
-        stop.set()
-        agent.wake.set()
-
     try:
         agent = Agent(config, stop=stop)
     except AlreadyRunning as exc:
         log.error("%s", exc)
         return False
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     try:
-        agent.watch()
+        with interrupts.stop_on_signals(stop, wake=agent.wake.set):  # an upload under way is abandoned
+            agent.watch()
     except Exception as exc:
         if not stop.is_set():
             raise

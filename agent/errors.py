@@ -90,6 +90,11 @@ class MailUnconfirmed(MailError):
     arrived); the mail spool sets it aside and says so."""
 
 
+class BatchIncomplete(AgentError):
+    """Some files of a batch could not be taken to their end (each one's error is logged); the rest
+    went on. The batch stays open in the journal, so recovery takes those files up again, in order."""
+
+
 class StopRequested(AgentError):
     """The agent is stopping (a signal): the current step ends and the file resumes on the next start."""
 
@@ -100,6 +105,8 @@ class StopRequested(AgentError):
 def os_error_message(exc: OSError) -> str:
     """An operating-system error in one line an admin can act on (which file, what went wrong)."""
     where = exc.filename if exc.filename is not None else ""
+    if exc.filename2 is not None:  # a move: the destination's folder is as likely the one refusing
+        where = f"{where} -> {exc.filename2}"
     what = exc.strerror or str(exc) or type(exc).__name__
     hints = {
         errno.ENOSPC: "free some space on that disk",
@@ -110,3 +117,17 @@ def os_error_message(exc: OSError) -> str:
     hint = hints.get(exc.errno or 0)
     text = f"{where}: {what}" if where else what
     return f"{text}; {hint}" if hint else text
+
+
+def foreseen(exc: BaseException) -> bool:
+    """An error we foresee (a folder, a disk, the journal, a destination): its message says it all, no traceback."""
+    return isinstance(exc, (OSError, AgentError))
+
+
+def describe(exc: BaseException) -> str:
+    """Any error in one line an admin can read (which file, what went wrong)."""
+    if isinstance(exc, AgentError):
+        return exc.message
+    if isinstance(exc, OSError):
+        return os_error_message(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -1,43 +1,248 @@
-"""The refresh guard: hold a refresh file that would disable far more than it should.
+"""The guards: know what a Learn file will do before Learn does it, and hold what looks wrong.
 
-A `refresh` (or `refreshlegacy`) disables every record of the integration that is missing from the
-file, so a truncated export would disable real users at 2 am. A refresh with no rows, or with far
-fewer rows than the last refresh the destination accepted, is held for an admin to look at.
+- A `refresh` (or `refreshlegacy`) disables every record of the integration that is missing from the
+  file. A refresh with no rows, or far fewer rows than the last delivered one, is held at once (the
+  quick first test). Then its record keys are compared with the last delivered file of the same feed
+  (target, object, operation and, for a refreshlegacy, its data source keys): when more than
+  `refresh_guard_percent` of last time's keys are missing, the file is held and the admin is told
+  which records would go. Equal row counts with 15 % of the people swapped are caught here.
+- A `delete` with more than `delete_guard_rows` rows is held the same way, listing what would go.
+- A `store` far below its feed's usual size is sent, with a notice (`store_warn_percent`).
+
+`--force` sends a held file anyway; a forced refresh is still compared, so the feed history keeps
+what it disabled and the next refresh is compared with it.
+
+The baseline is the last delivered file in archive/; when archive retention removed it, the
+compact key set kept in the state folder (`keysets/`) is used. Keys are compared in bounded memory
+(`agent.keysets`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import statistics
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from agent import archive, keysets
 from agent.advice import post_command
 from agent.journal import Journal
+from agent.journal_schema import ACCEPTED_STATUSES, REFRESH_OPERATIONS, FileRecord
 from agent.records import FileOutcome
 from agent.settings import LearnTargetSettings, TargetSettings
+from agent.wording_guards import (
+    delete_guard_reason,
+    feed_words,
+    force_hint,
+    refresh_disabled_reason,
+    refresh_empty_reason,
+    refresh_shrunk_reason,
+    store_notice,
+)
 
-REFRESH_OPERATIONS = ("refresh", "refreshlegacy")
+log = logging.getLogger(__name__)
+
+STORE_HISTORY = 7  # deliveries the store notice takes the median of
 
 
-def refresh_guard(journal: Journal, settings: TargetSettings, outcome: FileOutcome, failed_dir: Path) -> str | None:
-    """Why this file must be held (the reason for the admin), or None when it may be sent."""
-    if not isinstance(settings, LearnTargetSettings) or outcome.operation not in REFRESH_OPERATIONS:
-        return None
-    rows = outcome.rows or 0
-    previous = journal.last_accepted_refresh_rows(settings.name, outcome.object or "")
-    floor = None if previous is None else previous * (100 - settings.refresh_guard_percent) / 100
-    if rows > 0 and (floor is None or rows >= floor):
-        return None
-    if rows == 0 or previous is None:
-        why = "it has no rows, and a refresh with no rows would disable every record the integration owns"
-    else:
-        shrink = 100 - rows * 100 / previous
-        why = (
-            f"it has {rows:,} rows, {shrink:.0f}% fewer than the {previous:,} rows of the last accepted "
-            f"{outcome.operation} of {outcome.object} (limit: {settings.refresh_guard_percent:g}%)"
+@dataclass(frozen=True)
+class Verdict:
+    """What the guards decided about one file: hold it (and why), or send it (maybe with a notice)."""
+
+    held: str | None = None  # the reason, for the admin; None: send it
+    keys_csv: Path | None = None  # every key a held file would disable or delete
+    notice: str = ""  # sent, but unusual
+
+
+SEND = Verdict()
+
+
+class Guards:
+    """The guards of one agent: the journal for baselines and history, the state folder for key sets."""
+
+    def __init__(self, journal: Journal, state_dir: Path, failed_dir: Path) -> None:
+        self.journal = journal
+        self.state_dir = state_dir
+        self.failed_dir = failed_dir
+
+    def check(
+        self, settings: TargetSettings, outcome: FileOutcome, path: Path, *, force: bool = False, keep: bool = False
+    ) -> Verdict:
+        """The verdict for a file about to be sent from `path`; sets the outcome's notice and key CSV.
+
+        `force`: the admin sends it anyway; it is never held (a refresh is still compared). A held
+        file's reason ends with the command that sends it from where it will be: failed/, or `path`
+        when `keep` leaves it in place."""
+        if not isinstance(settings, LearnTargetSettings) or not outcome.object or outcome.file_id is None:
+            return SEND
+        if outcome.operation in REFRESH_OPERATIONS:
+            verdict = self._refresh(settings, outcome, path, force)
+        elif outcome.operation == "delete" and not force:
+            verdict = self._delete(settings, outcome, path)
+        elif outcome.operation == "store":
+            verdict = Verdict(notice=self._store_notice(settings, outcome))
+        else:
+            return SEND
+        outcome.notice = verdict.notice
+        if verdict.held is None or force:
+            if verdict.keys_csv is not None:
+                verdict.keys_csv.unlink(missing_ok=True)
+            return Verdict(notice=verdict.notice)
+        self._pending_path(outcome.file_id).unlink(missing_ok=True)  # never delivered: not a baseline
+        outcome.keys_csv = verdict.keys_csv
+        held_at = path if keep else archive.failed_destination(self.failed_dir, outcome.name)
+        command = post_command(
+            outcome.config_path, held_at, route=outcome.route, operation=outcome.operation, force=True
         )
-    command = post_command(
-        outcome.config_path, failed_dir / outcome.name, route=outcome.route, operation=outcome.operation, force=True
-    )
-    return (
-        f"Held by the refresh guard: {why}. A {outcome.operation} disables everything missing from the "
-        f"file. If the file is complete, send it anyway with: {command}"
-    )
+        return Verdict(held=verdict.held + force_hint(command), keys_csv=verdict.keys_csv)
+
+    def delivered(self, outcome: FileOutcome) -> None:
+        """A file reached its end after sending: an accepted refresh's keys become its feed's kept key
+        set (for when archive/ is pruned); anything else drops the keys it would have left."""
+        if outcome.file_id is None or outcome.operation not in REFRESH_OPERATIONS:
+            return
+        pending = self._pending_path(outcome.file_id)
+        if not pending.is_file():
+            return
+        if outcome.status.value not in ACCEPTED_STATUSES:
+            pending.unlink(missing_ok=True)
+            return
+        record = self.journal.file(outcome.file_id)
+        pending.replace(self._feed_path(outcome.target, outcome, record.data_source_keys or ""))
+
+    # -- refresh -----------------------------------------------------------------------------------
+
+    def _refresh(self, settings: LearnTargetSettings, outcome: FileOutcome, path: Path, force: bool) -> Verdict:
+        assert outcome.file_id is not None and outcome.object and outcome.operation
+        layout = keysets.layout_of(path, outcome.object)
+        sources = ""
+        if layout is not None and outcome.operation == "refreshlegacy":
+            sources = ",".join(keysets.data_source_keys(path, layout))
+        baseline = self.journal.last_delivery(
+            settings.name, outcome.object, outcome.operation, sources, before=outcome.file_id
+        )
+        self.journal.keys_compared(outcome.file_id, data_source_keys=sources or None, disabled=None, added=None)
+        shrunk = _shrunk(settings, outcome, baseline, sources)
+        if shrunk and not force:
+            return Verdict(held=shrunk)
+        if layout is None:
+            return SEND
+        pending = self._pending_path(outcome.file_id)
+        old = self._baseline_keys(settings, outcome, baseline, sources)
+        if old is None:  # the first delivery of this feed: nothing to compare, remember its keys
+            keysets.write_key_list(path, layout, pending)
+            return SEND
+        held_csv = self.state_dir / "held" / f"{outcome.file_id}-{outcome.name}.disabled.csv"
+        held_csv.parent.mkdir(parents=True, exist_ok=True)
+        difference = keysets.compare(
+            old, _tee(keysets.iter_key_blocks(path, layout), pending), held_csv, layout.columns
+        )
+        self.journal.keys_compared(
+            outcome.file_id, data_source_keys=sources or None, disabled=difference.disabled, added=difference.added
+        )
+        log.info(
+            "refresh guard: %s would disable %d of %d keys and add %d",
+            outcome.name,
+            difference.disabled,
+            difference.baseline,
+            difference.added,
+        )
+        if difference.percent_disabled() <= settings.refresh_guard_percent:
+            held_csv.unlink(missing_ok=True)
+            return SEND
+        feed = feed_words(outcome.operation, outcome.object, sources)
+        why = refresh_disabled_reason(
+            difference.disabled,
+            difference.baseline,
+            difference.added,
+            feed,
+            settings.refresh_guard_percent,
+            [keysets.key_text(key) for key in difference.sample],
+            held_csv,
+        )
+        return Verdict(held=why, keys_csv=held_csv)
+
+    def _baseline_keys(
+        self, settings: LearnTargetSettings, outcome: FileOutcome, baseline: FileRecord | None, sources: str
+    ) -> Iterator[list[bytes]] | None:
+        """The keys of the last delivered file: from archive/, or the key set kept when it was pruned."""
+        if baseline is None:
+            return None
+        archived = Path(baseline.current_path) if baseline.current_path else None
+        if archived is not None and archived.is_file():
+            layout = keysets.layout_of(archived, outcome.object or "")
+            if layout is not None:
+                return keysets.iter_key_blocks(archived, layout)
+        kept = self._feed_path(settings.name, outcome, sources)
+        if kept.is_file():
+            return keysets.iter_key_list(kept)
+        return None
+
+    def _pending_path(self, file_id: int) -> Path:
+        return self.state_dir / "pending" / f"{file_id}.keys"
+
+    def _feed_path(self, target: str, outcome: FileOutcome, sources: str) -> Path:
+        """One kept key set per feed: target, object, operation (and data source keys for refreshlegacy)."""
+        operation = outcome.operation or ""
+        feed = "\x00".join((target, outcome.object or "", operation, sources if operation == "refreshlegacy" else ""))
+        digest = hashlib.sha256(feed.encode()).hexdigest()[:16]
+        return self.state_dir / f"{target}-{outcome.object}-{operation}-{digest}.keys"
+
+    # -- delete ------------------------------------------------------------------------------------
+
+    def _delete(self, settings: LearnTargetSettings, outcome: FileOutcome, path: Path) -> Verdict:
+        rows = outcome.rows or 0
+        if rows <= settings.delete_guard_rows:
+            return SEND
+        layout = keysets.layout_of(path, outcome.object or "")
+        sample: list[bytes] = []
+        csv_path = None
+        if layout is not None:
+            csv_path = self.state_dir / "held" / f"{outcome.file_id}-{outcome.name}.deleted.csv"
+            csv_path.parent.mkdir(parents=True, exist_ok=True)
+            _, sample = keysets.keys_csv(path, layout, csv_path)
+        why = delete_guard_reason(
+            rows, outcome.object or "", settings.delete_guard_rows, [keysets.key_text(key) for key in sample], csv_path
+        )
+        return Verdict(held=why, keys_csv=csv_path)
+
+    # -- store -------------------------------------------------------------------------------------
+
+    def _store_notice(self, settings: LearnTargetSettings, outcome: FileOutcome) -> str:
+        """'3,120 rows; usually about 24,000' when a store is far below its feed's median size."""
+        recent = self.journal.deliveries(
+            target=settings.name, slug=outcome.object, operation="store", before=outcome.file_id, limit=STORE_HISTORY
+        )
+        sizes = [r.rows for r in recent if r.rows is not None]
+        if len(sizes) < 2:
+            return ""
+        usual = statistics.median(sizes)
+        rows = outcome.rows or 0
+        if rows >= usual * settings.store_warn_percent / 100:
+            return ""
+        return store_notice(rows, usual, len(sizes))
+
+
+def _tee(blocks: Iterator[list[bytes]], copy: Path) -> Iterator[list[bytes]]:
+    """Pass key blocks through while writing them to `copy` (the pending key set), in one read."""
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    with copy.open("wb") as out:
+        for keys in blocks:
+            if keys:
+                out.write(b"\n".join(keys) + b"\n")
+            yield keys
+
+
+def _shrunk(settings: LearnTargetSettings, outcome: FileOutcome, baseline: FileRecord | None, sources: str) -> str:
+    """The quick first test: no rows, or far fewer rows than the last delivery of the same feed."""
+    rows = outcome.rows or 0
+    operation = outcome.operation or "refresh"
+    if rows == 0:
+        return refresh_empty_reason(operation)
+    previous = baseline.rows if baseline is not None else None
+    if previous is None or rows >= previous * (100 - settings.refresh_guard_percent) / 100:
+        return ""
+    feed = feed_words(operation, outcome.object or "", sources)
+    return refresh_shrunk_reason(rows, previous, feed, settings.refresh_guard_percent, operation)

@@ -95,6 +95,22 @@ class ContentHash:
         self.reader.close()
         return self.reader.result
 
+    def digest_of(self, path: Path) -> str:
+        """The digest from the check's own reads; a file the check could not open (or whose read
+        failed part way) is read once more, on its own, so the journal always has the whole digest."""
+        return self.hexdigest() or sha256_of(path)
+
+
+def sha256_of(path: Path) -> str:
+    """One streaming pass of a file of its own, in 1 MiB pieces (constant memory)."""
+    digest = hashlib.sha256()
+    buffer = bytearray(1024 * 1024)
+    view = memoryview(buffer)
+    with path.open("rb", buffering=0) as handle:
+        while count := handle.readinto(buffer):
+            digest.update(view[:count])
+    return digest.hexdigest()
+
 
 def base64_digest(hex_digest: str) -> str:
     """A hex SHA-256 as S3's `ChecksumSHA256` wants it (base64 of the 32 bytes)."""

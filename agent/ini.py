@@ -131,10 +131,27 @@ class Section:
         return self.loader.resolve(value) if value else None
 
     def url(self, key: str, *, required: bool) -> str:
+        """An http(s) URL. One that carries a user name or password (`https://user:pass@host`) is
+        refused without being echoed: the URL is printed by `check`, logged and shown in reports,
+        so a credential inside it would leak everywhere. Credentials go in their own keys, via ${NAME}."""
         value = self.text(key, required=required)
+        if value and _has_credentials(value):
+            raise self.error(
+                key,
+                "contains a user name or password (user:password@ before the host); the value is not "
+                "shown here. Remove them from the URL and put them in their own keys (e.g. username and "
+                "password = ${NAME} from .env)",
+            )
         if value and not re.match(r"^https?://[^/\s]+", value):
-            raise self.error(key, f"'{value}' is not an http(s) URL (e.g. https://learn.example.edu)")
+            shown = "the value" if "@" in value else f"'{value}'"  # `user:pass@host` without a scheme
+            raise self.error(key, f"{shown} is not an http(s) URL (e.g. https://learn.example.edu)")
         return value.rstrip("/")
+
+
+def _has_credentials(url: str) -> bool:
+    """True when the authority part (between `//` and the next `/`, `?` or `#`) has a `user@`."""
+    authority = re.match(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:)?//([^/?#]*)", url.strip())
+    return authority is not None and "@" in authority.group(1)
 
 
 class IniFile:

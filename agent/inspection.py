@@ -15,8 +15,9 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
+from agent.decoding import DecodedSource, open_decoded
 from agent.feeds import (
     BOM,
     DELIMITER_NAMES,
@@ -95,10 +96,15 @@ def inspect_file(
     path: Path,
     forced_object: str | None = None,
     expected_delimiter: str | None = None,
+    encoding: str = "utf-8",
     *,
     opener: Opener = _open_binary,
 ) -> Inspection:
     """Pre-flight check of a Learn flat file in one streaming pass with constant memory.
+
+    `encoding` is the route's declaration for files without a byte-order mark (`utf-8`, or
+    `latin-1`: read and checked as Learn reads them); UTF-16 with a mark is always decoded
+    (`agent.decoding`).
 
     `forced_object` (a route's `object =` setting) replaces header detection, but the columns are
     still checked against that type's required columns. `expected_delimiter` (a name: pipe, comma,
@@ -119,13 +125,9 @@ def inspect_file(
         return result
     with handle:
         result.size = _size(handle)
-        first = handle.read(BLOCK_SIZE)
-        problem = _not_text_problem(result, first)
-        if problem:
-            result.problems.append(problem)
+        decoded, body = _text_start(result, handle, encoding)
+        if body is None:
             return result
-        result.bom = first.startswith(BOM)
-        body = first[len(BOM) :] if result.bom else first
         header_end = body.find(b"\n")
         header_bytes = body if header_end < 0 else body[:header_end]
         problem = _header_line_problem(header_bytes, header_end < 0 and result.size > BLOCK_SIZE)
@@ -137,7 +139,7 @@ def inspect_file(
         except UnicodeDecodeError as exc:
             result.problems.append(encoding_problem(exc, 1))
             return result
-        result.encoding = "utf-8"
+        result.encoding = decoded.label if decoded is not None else "utf-8"
         delimiter, columns, slug, note = choose_delimiter(header, path.name)
         result.delimiter, result.columns = delimiter, columns
         if forced_object:
@@ -155,8 +157,39 @@ def inspect_file(
             _check_delimiter(result, header)
             _check_columns(result, slug, columns)
         rest = b"" if header_end < 0 else body[header_end + 1 :]
-        _scan(result, handle, rest, slug)
+        _scan(result, handle if decoded is None else cast(BinaryIO, decoded), rest, slug)  # it has read()
+        _decoding_problem(result, decoded)
     return result
+
+
+def _text_start(result: Inspection, handle: BinaryIO, encoding: str) -> tuple[DecodedSource | None, bytes | None]:
+    """The decoding reader (None: UTF-8 bytes as they are) and the first block's text as UTF-8 without a
+    byte-order mark; the text is None when the file is not a text export Learn can read."""
+    first = handle.read(BLOCK_SIZE)
+    decoded = open_decoded(first, handle, encoding)
+    if decoded is not None and decoded.bom:  # UTF-16: judge the text, not its two-byte units
+        problem = decoded.problem or _not_text_problem(result, decoded.first)
+        if not decoded.first and not decoded.problem:
+            problem = "the file contains only a UTF-16 byte-order mark: no header and no rows"
+    else:
+        problem = _not_text_problem(result, first)
+    if problem:
+        result.problems.append(problem)
+        return decoded, None
+    if decoded is not None:
+        result.bom = decoded.bom
+        return decoded, decoded.first
+    result.bom = first.startswith(BOM)
+    return None, first[len(BOM) :] if result.bom else first
+
+
+def _decoding_problem(result: Inspection, decoded: DecodedSource | None) -> None:
+    """What decoding a UTF-16 or Latin-1 file found (a bad sequence, Windows-1252 bytes, UTF-8 in disguise)."""
+    if decoded is None:
+        return
+    decoded.finish()
+    if decoded.problem:
+        result.problems.append(decoded.problem)
 
 
 def _size(handle: BinaryIO) -> int:

@@ -9,16 +9,24 @@ the loop checks between steps, so a journal write or a file move is never cut in
 
 `deferred()` marks a short stretch inside an abortable region that must finish (the journal write
 that says "the whole body went out"); a signal arriving there is raised when the stretch ends.
-Everything here concerns the main thread only (signal handlers run there).
+Everything here concerns the main thread only (signal handlers run there). `watch`, `run` and `post`
+install the same handlers through `stop_on_signals()`, so a SIGTERM from systemd or a Ctrl-C at the
+terminal ends each of them the same way: within seconds, with the journal saying where the file is.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 from agent.errors import StopRequested
+
+log = logging.getLogger(__name__)
 
 
 class _State:
@@ -74,3 +82,29 @@ def interrupt_if_abortable() -> None:
         _STATE.pending = True
         return
     raise StopRequested(_MESSAGE)
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event, *, wake: Callable[[], None] | None = None) -> Iterator[None]:
+    """While inside: SIGTERM and SIGINT set `stop` (loops end between steps, waits end at once), cut a
+    blocked upload short, and call `wake` (a sleeping loop looks at `stop` now). A second signal ends
+    the process at once: the journal then says where each file was, and the next start (or `post`)
+    takes it up. The previous handlers come back on leaving (a test runner's own, for one)."""
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            log.warning("second signal: stopping now (`feed-agent status` shows where each file was left)")
+            os._exit(1)
+        name = signal.Signals(signum).name
+        log.info("signal %s: finishing the current step, then stopping (send again to force)", name)
+        stop.set()
+        if wake is not None:
+            wake()
+        interrupt_if_abortable()
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

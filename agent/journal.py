@@ -1,51 +1,32 @@
 """The ledger: one SQLite row per file handled and per batch, so a restart knows where each file is.
 
-This is the only module that speaks SQL. The pipeline writes a file's state *before* and *after*
-each step (claiming → claimed → submitting → submitted → finished → archived, or failed / rejected /
-held), so after a crash the daemon can reconcile `processing/` with the journal: a file with a
-receipt resumes polling and is never sent twice; a file without one is sent again.
+This is the only module (with its connection in `agent.journal_base`) that speaks SQL. The pipeline
+writes a file's state *before* and *after* each step (claiming → claimed → submitting → submitted →
+finished → archived, or failed / rejected / held), so after a crash the daemon can reconcile
+`processing/` with the journal: a file with a receipt resumes polling and is never sent twice; a
+file without one is sent again.
 
-Durability: the database runs in WAL mode with ``synchronous=NORMAL`` and every write commits at
-once (autocommit). In WAL mode a commit appends the transaction to the ``-wal`` file with an
-ordinary ``write()``; once that call returns, the data lives in the operating system's page cache
-and survives the process being killed (SIGKILL, OOM killer, a crash in a library): the next
-process that opens the database replays the WAL. ``synchronous=NORMAL`` only skips the fsync on
-each commit, so what it risks is the last few commits after a *power loss or kernel crash*, never
-corruption (WAL keeps the database consistent). That is the right trade for a ledger written on
-every poll; ``FULL`` would add an fsync per status reading. WAL also lets `feed-agent status` read
-while the daemon writes.
-
-Threads: the daemon loop, watcher callbacks and the mail thread share one connection
-(``check_same_thread=False``) serialised by an RLock; SQLite's own busy timeout covers a second
-process (the CLI) writing at the same moment.
-
-The schema, its migrations and the row records are in `agent.journal_schema`. Callers change a
-file's state only through the verbs below (one per step of a file's life); none of them names a
-column.
+Connection, migrations and durability are in `agent.journal_base`; the schema, its migrations and
+the row records in `agent.journal_schema`. Callers change a file's state only through the verbs
+below (one per step of a file's life); none of them names a column.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import logging
-import sqlite3
-import threading
-from collections.abc import Iterator
+import os
 from datetime import datetime
 from pathlib import Path
 
 from agent.clock import utcnow
-from agent.errors import JournalError
+from agent.journal_episodes import EpisodeJournal
 from agent.journal_schema import (
     ACCEPTED_STATUSES,
     FILE_COLUMNS,
     IN_FLIGHT_STATES,
     JOB_SELECT,
-    MIGRATIONS,
     OPEN_JOB_STATES,
-    REFRESH_OPERATIONS,
-    SCHEMA_VERSION,
     UNSENT_STATES,
     UPDATABLE_COLUMNS,
     BatchRecord,
@@ -53,6 +34,7 @@ from agent.journal_schema import (
     FileState,
     JobRecord,
     JobState,
+    Owner,
     batch_record,
     column_value,
     file_record,
@@ -64,8 +46,6 @@ from agent.records import Progress, Receipt, RecordLog, Result, Status
 
 log = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_SECONDS = 30.0  # another process (the CLI) holding the write lock
-
 
 def _quoted(column: str) -> str:
     """Column names come only from FILE_COLUMNS (checked by the caller); quoting covers `rows`."""
@@ -76,127 +56,23 @@ def _placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
-def _unusable(path: Path, exc: sqlite3.Error) -> JournalError:
-    """Turn SQLite's terse error into what an admin should do about it."""
-    text = str(exc)
-    if "locked" in text:
-        advice = (
-            f"it stayed locked by another process for {BUSY_TIMEOUT_SECONDS:g} seconds. Check for a "
-            "stuck feed-agent process, then try again."
-        )
-    elif "full" in text:
-        advice = "the disk holding work_dir is full; free some space, then start the agent again."
-    elif isinstance(exc, sqlite3.OperationalError):
-        advice = "check that work_dir exists and is writable by the agent's user."
-    else:
-        advice = (
-            "if the file is damaged, move it aside and start the agent again: it creates a new "
-            "journal (files still in processing/ are then sent again)."
-        )
-    return JournalError(f"The journal {path} cannot be used ({text}): {advice}")
-
-
-class Journal:
+class Journal(EpisodeJournal):
     """The SQLite ledger. Safe to share between threads; each write is committed when it returns."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.RLock()
+        super().__init__(path)
         self._listed_mail_failure_id: int | None = None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._conn = sqlite3.connect(
-                str(self.path), timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False, isolation_level=None
-            )
-        except sqlite3.Error as exc:
-            raise _unusable(self.path, exc) from exc
-        self._conn.row_factory = sqlite3.Row
-        try:
-            self._configure()
-            self._migrate()
-        except sqlite3.Error as exc:
-            self._conn.close()
-            raise _unusable(self.path, exc) from exc
-        except BaseException:
-            self._conn.close()
-            raise
-
-    # -- life cycle ---------------------------------------------------------------------------
-
-    def _configure(self) -> None:
-        mode = str(self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
-        if mode == "wal":
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-        else:
-            # Outside WAL, NORMAL could corrupt the file on power loss; FULL is the safe setting.
-            log.warning(
-                "journal %s: WAL mode unavailable on this filesystem (mode %s); writes are "
-                "still safe but slower, and `status` may wait for the daemon",
-                self.path,
-                mode,
-            )
-            self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-
-    def _migrate(self) -> None:
-        """Apply the migrations this file has not seen, all in one transaction."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")  # two processes starting at once: one migrates
-            try:
-                version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-                if version > SCHEMA_VERSION:
-                    raise JournalError(
-                        f"The journal {self.path} was written by a newer feed-agent (schema {version}; "
-                        f"this version knows {SCHEMA_VERSION}). Upgrade feed-agent, or point work_dir "
-                        "at another folder."
-                    )
-                for statements in MIGRATIONS[version:]:
-                    for statement in statements:
-                        self._conn.execute(statement)
-                if version != SCHEMA_VERSION:
-                    # PRAGMA takes no parameters; SCHEMA_VERSION is our own integer constant.
-                    self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
-                    log.info("journal %s: schema %d -> %d", self.path, version, SCHEMA_VERSION)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
     def __enter__(self) -> Journal:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _execute(self, sql: str, params: tuple[object, ...] | list[object] = ()) -> sqlite3.Cursor:
-        with self._lock, self._plain_errors():
-            return self._conn.execute(sql, params)
-
-    def _fetchall(self, sql: str, params: tuple[object, ...] | list[object] = ()) -> list[sqlite3.Row]:
-        with self._lock, self._plain_errors():
-            return self._conn.execute(sql, params).fetchall()
-
-    def _fetchone(self, sql: str, params: tuple[object, ...] | list[object] = ()) -> sqlite3.Row | None:
-        with self._lock, self._plain_errors():
-            row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
-            return row
-
-    @contextlib.contextmanager
-    def _plain_errors(self) -> Iterator[None]:
-        """A journal that breaks while in use (disk full, damaged) raises a JournalError in plain words."""
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise _unusable(self.path, exc) from exc
-
     # -- batches ------------------------------------------------------------------------------
 
-    def start_batch(self, route: str) -> int:
-        cursor = self._execute("INSERT INTO batches (route, started_at) VALUES (?, ?)", (route, to_db_time(utcnow())))
+    def start_batch(self, route: str, owner: Owner = Owner.SERVICE) -> int:
+        cursor = self._execute(
+            "INSERT INTO batches (route, started_at, owner) VALUES (?, ?, ?)",
+            (route, to_db_time(utcnow()), owner.value),
+        )
         return int(cursor.lastrowid or 0)
 
     def finish_batch(self, batch_id: int, status: str, files: int) -> None:
@@ -207,6 +83,28 @@ class Journal:
         )
         if cursor.rowcount == 0:
             raise KeyError(f"no batch with id {batch_id} in the journal")
+
+    def batch(self, batch_id: int) -> BatchRecord:
+        row = self._fetchone("SELECT * FROM batches WHERE id = ?", (batch_id,))
+        if row is None:
+            raise KeyError(f"no batch with id {batch_id} in the journal")
+        return batch_record(row)
+
+    def batch_reported(self, batch_id: int) -> None:
+        """The batch summary was handed to the mailer (or needs none): a restart never sends it again."""
+        self._execute(
+            "UPDATE batches SET reported_at = ? WHERE id = ? AND reported_at IS NULL", (to_db_time(utcnow()), batch_id)
+        )
+
+    def unreported_batches(self) -> list[BatchRecord]:
+        """The service's batches a restart must still finish or summarize, oldest first."""
+        sql = "SELECT * FROM batches WHERE reported_at IS NULL AND owner = ? ORDER BY id"
+        return [batch_record(row) for row in self._fetchall(sql, (Owner.SERVICE.value,))]
+
+    def batch_files(self, batch_id: int) -> list[FileRecord]:
+        """Every file journaled in the batch (whatever its state), in the order they were planned."""
+        rows = self._fetchall("SELECT * FROM files WHERE batch_id = ? ORDER BY id", (batch_id,))
+        return [file_record(row) for row in rows]
 
     def recent_batches(self, limit: int = 10) -> list[BatchRecord]:
         rows = self._fetchall("SELECT * FROM batches ORDER BY id DESC LIMIT ?", (limit,))
@@ -224,8 +122,12 @@ class Journal:
         batch_id: int | None = None,
         size: int | None = None,
         arrived_at: datetime | None = None,
+        owner: Owner = Owner.SERVICE,
     ) -> int:
-        """Record a file *before* it is claimed (state "claiming"), so a crash mid-claim is visible."""
+        """Record a file *before* it is claimed (state "claiming"), so a crash mid-claim is visible.
+
+        `owner` and this process's pid say who took it: a restart of the service adopts only its own
+        files, never one a manual `post` owns (issue 14.2: that was posted twice)."""
         values = {
             "batch_id": batch_id,
             "route": route,
@@ -238,6 +140,8 @@ class Journal:
             "arrived_at": arrived_at,
             "updated_at": utcnow(),
             "long_run_alerted": False,
+            "owner": owner,
+            "owner_pid": os.getpid(),
         }
         columns = list(values)
         params = [column_value(column, values[column]) for column in columns]
@@ -264,6 +168,30 @@ class Journal:
     def submitting(self, file_id: int) -> None:
         """The upload starts: a crash from here on may have reached the destination."""
         self._update(file_id, state=FileState.SUBMITTING)
+
+    def sent(self, file_id: int, at: datetime | None = None) -> None:
+        """The body's last byte is going out: from here on the destination may have the file, so a
+        crash or a lost answer makes it UNCONFIRMED, never a second upload."""
+        self._update(file_id, state=FileState.SENT, sent_at=at or utcnow())
+
+    def upload_abandoned(self, file_id: int, reason: str) -> bool:
+        """A stop cut the upload short before its last byte went out: nothing reached the destination,
+        so the file may be claimed and sent again. A file already SENT (or further) is left as it is;
+        False then."""
+        cursor = self._execute(
+            "UPDATE files SET state = ?, message = ?, updated_at = ? WHERE id = ? AND state = ?",
+            (FileState.CLAIMED.value, reason, to_db_time(utcnow()), file_id, FileState.SUBMITTING.value),
+        )
+        return cursor.rowcount == 1
+
+    def withdrawn(self, file_id: int, path: Path, reason: str) -> None:
+        """A manual post was stopped before its file was sent: nothing reached the destination, the
+        post's row ends here (no status: it was neither delivered nor refused) and says where the file is."""
+        self._update(file_id, state=FileState.FAILED, current_path=path, message=reason, finished_at=utcnow())
+
+    def resumed_by(self, file_id: int, owner_pid: int) -> None:
+        """A `post` takes over the file of an earlier `post` that died (only a post resumes a post)."""
+        self._update(file_id, owner_pid=owner_pid)
 
     def submitted(self, file_id: int, receipt: Receipt) -> None:
         """The destination accepted the file: from now on it is followed, never sent again."""
@@ -294,7 +222,14 @@ class Journal:
             **_counts(result.progress),
         )
 
-    def archived(self, file_id: int, path: Path) -> None:
+    def decided_unsent(
+        self, file_id: int, status: Status, reason: str, at: datetime, held_by: str | None = None
+    ) -> None:
+        """A file that did not reach its destination: its end is decided before it moves to failed/,
+        so a restart finishes the move instead of deciding again (`held_by`: the file it waited for)."""
+        self._update(file_id, state=FileState.FINISHED, status=status, message=reason, finished_at=at, held_by=held_by)
+
+    def archived(self, file_id: int, path: Path | None) -> None:
         """Delivered and moved to archive/ (or left in place by a manual post)."""
         self._update(file_id, state=FileState.ARCHIVED, current_path=path)
 
@@ -307,6 +242,12 @@ class Journal:
             message=reason,
             finished_at=at,
             current_path=path,
+        )
+
+    def file_reported(self, file_id: int) -> None:
+        """The per-file report was handed to the mailer (or needs none): a restart never sends it again."""
+        self._execute(
+            "UPDATE files SET reported_at = ? WHERE id = ? AND reported_at IS NULL", (to_db_time(utcnow()), file_id)
         )
 
     def _update(self, file_id: int, **fields: object) -> None:
@@ -332,14 +273,28 @@ class Journal:
             raise KeyError(f"no file with id {file_id} in the journal")
         return file_record(row)
 
-    def in_flight(self, route: str | None = None) -> list[FileRecord]:
-        """Files a restart must pick up (claiming..finished), oldest first."""
-        sql = f"SELECT * FROM files WHERE state IN ({_placeholders(len(IN_FLIGHT_STATES))})"
-        params: list[object] = [state.value for state in IN_FLIGHT_STATES]
+    def in_flight(self, route: str | None = None, *, owners: tuple[Owner, ...] = tuple(Owner)) -> list[FileRecord]:
+        """Files still under way (claiming..finished), oldest first; only those `owners` took, if given
+        (the service's recovery asks for its own: a manual post's file is the post's to resume)."""
+        sql = (
+            f"SELECT * FROM files WHERE state IN ({_placeholders(len(IN_FLIGHT_STATES))}) "
+            f"AND owner IN ({_placeholders(len(owners))})"
+        )
+        params: list[object] = [*(state.value for state in IN_FLIGHT_STATES), *(owner.value for owner in owners)]
         if route is not None:
             sql += " AND route = ?"
             params.append(route)
         return [file_record(row) for row in self._fetchall(sql + " ORDER BY id", params)]
+
+    def manual_in_flight(self, path: Path) -> FileRecord | None:
+        """The unfinished manual post of `path` (where the file is now, or where the admin had it)."""
+        text = str(path)
+        sql = (
+            f"SELECT * FROM files WHERE state IN ({_placeholders(len(IN_FLIGHT_STATES))}) "
+            "AND owner != ? AND (current_path = ? OR source_path = ?) ORDER BY id DESC LIMIT 1"
+        )
+        row = self._fetchone(sql, [*(s.value for s in IN_FLIGHT_STATES), Owner.SERVICE.value, text, text])
+        return None if row is None else file_record(row)
 
     def recent_files(self, limit: int = 20) -> list[FileRecord]:
         """For `status`: files still in flight first, then the newest finished ones."""
@@ -350,20 +305,72 @@ class Journal:
         )
         return [file_record(row) for row in self._fetchall(sql, [*(s.value for s in IN_FLIGHT_STATES), limit])]
 
-    def last_accepted_refresh_rows(self, target: str, object: str) -> int | None:
-        """Rows of the newest refresh the destination accepted, for the shrinking-refresh guard.
+    def keys_compared(
+        self, file_id: int, *, data_source_keys: str | None, disabled: int | None, added: int | None
+    ) -> None:
+        """What the refresh guard found: the file's data source keys and the keys it disables and adds."""
+        self._update(file_id, data_source_keys=data_source_keys, disabled_keys=disabled, added_keys=added)
 
-        A refresh that FAILED, was rejected or held never replaced the destination's data, so it
-        is not a baseline; files with another target or object are a different data set.
+    def last_delivery(
+        self,
+        target: str,
+        slug: str,
+        operation: str,
+        data_source_keys: str | None = None,
+        *,
+        before: int | None = None,
+    ) -> FileRecord | None:
+        """The newest delivery of one feed the destination accepted: the refresh guard's baseline.
+
+        A feed is a target, object and operation; for a `refreshlegacy` also the data source keys the
+        file covered (Learn disables only within them, so one key's file is never compared with
+        another's). A file that FAILED, was rejected or held never replaced the destination's data.
         """
         sql = (
-            f'SELECT "rows" FROM files WHERE target = ? AND object = ? '
-            f"AND operation IN ({_placeholders(len(REFRESH_OPERATIONS))}) "
-            f'AND status IN ({_placeholders(len(ACCEPTED_STATUSES))}) AND "rows" IS NOT NULL '
-            f"ORDER BY COALESCE(finished_at, submitted_at, updated_at) DESC, id DESC LIMIT 1"
+            f"SELECT * FROM files WHERE target = ? AND object = ? AND operation = ? "
+            f"AND status IN ({_placeholders(len(ACCEPTED_STATUSES))})"
         )
-        row = self._fetchone(sql, [target, object, *REFRESH_OPERATIONS, *ACCEPTED_STATUSES])
-        return None if row is None else int(row[0])
+        params: list[object] = [target, slug, operation, *ACCEPTED_STATUSES]
+        if operation == "refreshlegacy":
+            sql += " AND COALESCE(data_source_keys, '') = ?"
+            params.append(data_source_keys or "")
+        if before is not None:
+            sql += " AND id < ?"
+            params.append(before)
+        row = self._fetchone(
+            sql + " ORDER BY COALESCE(finished_at, submitted_at, updated_at) DESC, id DESC LIMIT 1", params
+        )
+        return None if row is None else file_record(row)
+
+    def deliveries(
+        self,
+        *,
+        route: str | None = None,
+        slug: str | None = None,
+        target: str | None = None,
+        operation: str | None = None,
+        since: datetime | None = None,
+        before: int | None = None,
+        limit: int | None = None,
+    ) -> list[FileRecord]:
+        """Accepted deliveries, newest first: the feed history (`history`, the store notice, the summary chart)."""
+        sql = f"SELECT * FROM files WHERE status IN ({_placeholders(len(ACCEPTED_STATUSES))})"
+        params: list[object] = [*ACCEPTED_STATUSES]
+        for column, value in (("route", route), ("object", slug), ("target", target), ("operation", operation)):
+            if value is not None:
+                sql += f" AND {column} = ?"  # column names from the fixed tuple above
+                params.append(value)
+        if since is not None:
+            sql += " AND finished_at >= ?"
+            params.append(to_db_time(since))
+        if before is not None:
+            sql += " AND id < ?"
+            params.append(before)
+        sql += " ORDER BY COALESCE(finished_at, submitted_at, updated_at) DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [file_record(row) for row in self._fetchall(sql, params)]
 
     def last_arrival(self, route: str) -> datetime | None:
         """When a file last arrived on the route (for the MISSING alert)."""
@@ -475,18 +482,6 @@ class Journal:
                 params.append(self._listed_mail_failure_id)
             self._execute(sql, params)
             self._listed_mail_failure_id = None
-
-    # -- meta ---------------------------------------------------------------------------------
-
-    def get_meta(self, key: str) -> str | None:
-        row = self._fetchone("SELECT value FROM meta WHERE key = ?", (key,))
-        return None if row is None else str(row[0])
-
-    def set_meta(self, key: str, value: str) -> None:
-        self._execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
 
 
 def _counts(progress: Progress | None) -> dict[str, int]:

@@ -21,15 +21,17 @@ from agent.records import Receipt, Status
 class FileState(str, enum.Enum):
     """Where a file stands; written before and after each step, so a restart knows what is left."""
 
-    CLAIMING = "claiming"  # journaled, not yet moved into processing/
+    CLAIMING = "claiming"  # journaled with its batch, not yet moved into processing/
     CLAIMED = "claimed"  # in processing/ (inspected or not), nothing sent
-    SUBMITTING = "submitting"  # the upload started; no receipt yet
+    SUBMITTING = "submitting"  # the upload started; its last byte has not gone out (safe to send again)
+    SENT = "sent"  # the last byte went out, no answer yet: the destination may have it (never re-sent)
     SUBMITTED = "submitted"  # the destination gave a receipt; being followed
-    FINISHED = "finished"  # the destination's final word is in; not yet archived
+    FINISHED = "finished"  # the outcome is decided (status journaled); not yet in archive/ or failed/
     ARCHIVED = "archived"  # delivered, in archive/
     FAILED = "failed"  # not delivered, in failed/ (or gone)
     REJECTED = "rejected"  # failed the pre-flight checks, in failed/
     HELD = "held"  # not sent on purpose (guard, or a file it depends on), in failed/
+    UNCONFIRMED = "unconfirmed"  # sent whole, no answer: in failed/, never re-sent automatically
 
     @property
     def in_flight(self) -> bool:
@@ -42,15 +44,35 @@ IN_FLIGHT_STATES = (
     FileState.CLAIMING,
     FileState.CLAIMED,
     FileState.SUBMITTING,
+    FileState.SENT,
     FileState.SUBMITTED,
     FileState.FINISHED,
 )
 TERMINAL_STATES = tuple(state for state in FileState if state not in IN_FLIGHT_STATES)
 # The state a file ends in when it was not delivered, by its final status.
-UNSENT_STATES = {Status.REJECTED: FileState.REJECTED, Status.HELD: FileState.HELD}
+UNSENT_STATES = {
+    Status.REJECTED: FileState.REJECTED,
+    Status.HELD: FileState.HELD,
+    Status.UNCONFIRMED: FileState.UNCONFIRMED,
+}
 STATUS_VALUES = tuple(status.value for status in Status)
 ACCEPTED_STATUSES = (Status.SUCCESS.value, Status.WARNINGS.value, Status.ERRORS.value)
 REFRESH_OPERATIONS = ("refresh", "refreshlegacy")
+
+
+class Owner(str, enum.Enum):
+    """Who took a file, so a restart adopts only its own: the service never resumes an admin's post."""
+
+    SERVICE = "service"  # `watch` or `run`
+    POST = "post"  # `post`: moved into processing/
+    POST_KEEP = "post-keep"  # `post --keep`: left where the admin put it
+
+    @property
+    def manual(self) -> bool:
+        return self is not Owner.SERVICE
+
+
+OWNERS = tuple(owner.value for owner in Owner)
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: the first schema.
@@ -140,6 +162,44 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                saved_at  TEXT NOT NULL
            )""",
     ),
+    # 4: crash safety (issue 14): who owns a file, the moment its last byte went out, reports sent once,
+    # what a claim saw (a writer that paused), and failure episodes (one email each).
+    (
+        "ALTER TABLE files ADD COLUMN owner TEXT NOT NULL DEFAULT 'service'",
+        "ALTER TABLE files ADD COLUMN owner_pid INTEGER",
+        "ALTER TABLE files ADD COLUMN sent_at TEXT",
+        "ALTER TABLE files ADD COLUMN held_by TEXT",
+        "ALTER TABLE files ADD COLUMN claimed_size INTEGER",
+        "ALTER TABLE files ADD COLUMN claimed_mtime_ns INTEGER",
+        "ALTER TABLE files ADD COLUMN reported_at TEXT",
+        "UPDATE files SET reported_at = updated_at WHERE state IN ('archived', 'failed', 'rejected', 'held')",
+        "ALTER TABLE batches ADD COLUMN owner TEXT NOT NULL DEFAULT 'service'",
+        "ALTER TABLE batches ADD COLUMN reported_at TEXT",
+        "UPDATE batches SET reported_at = finished_at WHERE finished_at IS NOT NULL",
+        """CREATE TABLE troubles (
+               key        TEXT PRIMARY KEY,
+               since      TEXT NOT NULL,
+               attempts   INTEGER NOT NULL,
+               problem    TEXT NOT NULL,
+               alerted_at TEXT
+           )""",
+        "CREATE INDEX files_unreported ON files(reported_at, state)",
+        "CREATE INDEX batches_open ON batches(finished_at, reported_at)",
+    ),
+    # 5: feed history: the data source keys a refreshlegacy covered (its guard baseline is per key
+    # set) and, for refreshes, how many keys the file disabled and added against the last delivery.
+    (
+        "ALTER TABLE files ADD COLUMN data_source_keys TEXT",
+        "ALTER TABLE files ADD COLUMN disabled_keys INTEGER",
+        "ALTER TABLE files ADD COLUMN added_keys INTEGER",
+        "CREATE INDEX files_feed_history ON files(target, object, operation, finished_at)",
+    ),
+    # 6: batches an older agent left open (it resumed their files in new batches of their own): closed,
+    # so a restart neither summarizes them again nor shows them as running for ever.
+    (
+        "UPDATE batches SET finished_at = started_at, reported_at = started_at "
+        "WHERE finished_at IS NULL AND reported_at IS NULL",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -175,6 +235,16 @@ class FileRecord:
     finished_at: datetime | None
     updated_at: datetime
     long_run_alerted: bool
+    owner: Owner = Owner.SERVICE
+    owner_pid: int | None = None
+    sent_at: datetime | None = None  # when the last byte went out (SENT, UNCONFIRMED)
+    held_by: str | None = None
+    claimed_size: int | None = None  # size and mtime when claimed: a writer that paused shows here
+    claimed_mtime_ns: int | None = None
+    reported_at: datetime | None = None  # the per-file report was handed to the mailer
+    data_source_keys: str | None = None  # refreshlegacy: the file's data source keys, comma-separated
+    disabled_keys: int | None = None  # refresh: keys of the last delivery missing from this file
+    added_keys: int | None = None  # refresh: keys of this file that the last delivery did not have
 
     @property
     def in_flight(self) -> bool:
@@ -251,14 +321,32 @@ class BatchRecord:
     finished_at: datetime | None
     status: str | None
     files: int
+    owner: Owner = Owner.SERVICE
+    reported_at: datetime | None = None  # the summary was handed to the mailer
+
+
+@dataclass(frozen=True)
+class TroubleRecord:
+    """A failure episode of one step (`recovery`, `route:NAME`…): emailed once, and once when it clears."""
+
+    key: str
+    since: datetime
+    attempts: int
+    problem: str
+    alerted_at: datetime | None
 
 
 FILE_COLUMNS = tuple(f.name for f in dataclasses.fields(FileRecord))
 UPDATABLE_COLUMNS = frozenset(FILE_COLUMNS) - {"id"}
-DATETIME_COLUMNS = frozenset({"arrived_at", "claimed_at", "submitted_at", "finished_at", "updated_at"})
-INTEGER_COLUMNS = frozenset({"batch_id", "size", "rows", "queued", "completed", "warnings", "errors"})
+DATETIME_COLUMNS = frozenset(
+    {"arrived_at", "claimed_at", "submitted_at", "finished_at", "updated_at", "sent_at", "reported_at"}
+)
+INTEGER_COLUMNS = frozenset(
+    {"batch_id", "size", "rows", "queued", "completed", "warnings", "errors", "owner_pid", "claimed_size"}
+    | {"claimed_mtime_ns", "disabled_keys", "added_keys"}
+)
 BOOL_COLUMNS = frozenset({"long_run_alerted"})
-REQUIRED_COLUMNS = frozenset({"route", "target", "name", "state", "updated_at", "long_run_alerted"})
+REQUIRED_COLUMNS = frozenset({"route", "target", "name", "state", "updated_at", "long_run_alerted", "owner"})
 
 
 def to_db_time(value: object) -> str:
@@ -272,6 +360,10 @@ def to_db_time(value: object) -> str:
 
 def from_db_time(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text).astimezone(timezone.utc)
+
+
+# Text columns that take one of a fixed set of values.
+CHOICE_COLUMNS: dict[str, tuple[str, ...]] = {"state": FILE_STATES, "status": STATUS_VALUES, "owner": OWNERS}
 
 
 def column_value(column: str, value: object) -> object:
@@ -294,10 +386,9 @@ def column_value(column: str, value: object) -> object:
         value = str(value)
     if not isinstance(value, str):
         raise TypeError(f"journal column {column!r} takes text, got {type(value).__name__}")
-    if column == "state" and value not in FILE_STATES:
-        raise ValueError(f"unknown file state {value!r}; expected one of {', '.join(FILE_STATES)}")
-    if column == "status" and value not in STATUS_VALUES:
-        raise ValueError(f"unknown status {value!r}; expected one of {', '.join(STATUS_VALUES)}")
+    allowed = CHOICE_COLUMNS.get(column)
+    if allowed is not None and value not in allowed:
+        raise ValueError(f"unknown {column} {value!r}; expected one of {', '.join(allowed)}")
     return value
 
 
@@ -311,6 +402,8 @@ def file_record(row: sqlite3.Row) -> FileRecord:
             values[column] = bool(raw)
         elif column == "state":
             values[column] = FileState(raw)
+        elif column == "owner":
+            values[column] = Owner(raw)
         else:
             values[column] = raw
     return FileRecord(**values)
@@ -326,4 +419,18 @@ def batch_record(row: sqlite3.Row) -> BatchRecord:
         finished_at=from_db_time(row["finished_at"]),
         status=row["status"],
         files=row["files"],
+        owner=Owner(row["owner"]),
+        reported_at=from_db_time(row["reported_at"]),
+    )
+
+
+def trouble_record(row: sqlite3.Row) -> TroubleRecord:
+    since = from_db_time(row["since"])
+    assert since is not None  # NOT NULL column
+    return TroubleRecord(
+        key=row["key"],
+        since=since,
+        attempts=row["attempts"],
+        problem=row["problem"],
+        alerted_at=from_db_time(row["alerted_at"]),
     )

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from agent.printable import printable
+
 logger = logging.getLogger(__name__)
 
 # The daemon writes `NAME.reason.txt` beside a failed file; admins may move both back.
@@ -102,6 +104,7 @@ def unsupported_reason(name: str, mode: int, folder: Path) -> str | None:
     """Why an entry cannot be delivered, in words for the admin; None for a regular file."""
     if stat.S_ISREG(mode):
         return None
+    name = printable(name)
     if stat.S_ISLNK(mode):
         return (
             f"'{name}' is a symbolic link. The agent never follows links, so that it only sends "

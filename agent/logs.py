@@ -1,6 +1,7 @@
 """Logging set-up: one line per step, fit for journald, files and log shippers, never a secret.
 
-Every handler gets a filter that replaces each configured secret with `***`, so even a library's
+A message is always one line: control characters in it (a file named with a newline) are escaped
+(`agent.printable`). Every handler gets a filter that replaces each configured secret with `***`, so even a library's
 debug line or an exception message that quotes a URL with credentials cannot leak one.
 
 Times are UTC with a `Z` (`2026-11-22T07:00:05.123Z`), like every other time the agent shows: a log
@@ -20,6 +21,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import IO
+
+from agent.printable import printable, printable_lines
 
 LOG_FORMATS = ("text", "json")
 # Python levels → syslog priorities (sd-daemon(3)): debug 7, info 6, warning 4, error 3, critical 2.
@@ -62,6 +65,12 @@ class TextFormatter(logging.Formatter):
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return utc_stamp(record.created)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        """One record, one line: a newline or ESC in a file name is escaped, so it cannot forge a
+        second log line or repaint a terminal (a traceback, added after this, keeps its lines)."""
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
@@ -114,7 +123,7 @@ class JsonFormatter(logging.Formatter):
             "time": utc_stamp(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": printable_lines(record.getMessage()),  # JSON escapes \n itself; this the rest
         }
         if record.exc_text:
             payload["exception"] = record.exc_text

@@ -14,6 +14,7 @@ from __future__ import annotations
 import email.utils
 import itertools
 import logging
+import math
 import os
 import re
 import secrets
@@ -23,7 +24,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
@@ -38,6 +39,8 @@ from agent.wording import SUBJECT_PREFIX
 
 log = logging.getLogger(__name__)
 
+STAMP_FORMAT = "%Y%m%dT%H%M%S.%f"  # the first 22 characters of an outbox name (outbox_name)
+PRUNE_EVERY_SECONDS = 3600.0  # outbox retention runs at most this often (a listing of a big folder)
 MAIL_RETRY = RetryPolicy(attempts=3, first_delay=2.0, factor=5.0, cap=10.0)  # pauses of 2 s, then 10 s
 _sequence = itertools.count(1)
 _sequence_lock = threading.Lock()
@@ -90,6 +93,38 @@ def write_atomically(path: Path, data: bytes) -> None:
     os.replace(temp, path)
 
 
+def written_at(name: str) -> datetime | None:
+    """When a message was written, from its outbox name (mtime would change on a copy or a restore)."""
+    try:
+        return datetime.strptime(name[:22], STAMP_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def prune_outbox(outbox_dir: Path, retention_days: float, now: datetime) -> int:
+    """Delete the file transport's messages older than `retention_days` (by the time in their name);
+    returns how many. Only `.eml` files directly in the outbox: the spool's folders (unsent/, gave-up/,
+    unconfirmed/) hold reports that never reached anyone and are never deleted here."""
+    cutoff = now - timedelta(days=retention_days)
+    removed = 0
+    with os.scandir(outbox_dir) as entries:
+        for entry in entries:
+            written = written_at(entry.name)
+            if not entry.name.endswith(".eml") or written is None or written >= cutoff:
+                continue
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("outbox retention: could not delete %s (%s)", entry.path, exc.strerror or exc)
+                continue
+            removed += 1
+    return removed
+
+
 def tls_context(verify: bool | str) -> ssl.SSLContext:
     """Verifying by default; a CA bundle path trusts a private CA; False turns checking off."""
     if isinstance(verify, str):
@@ -122,6 +157,7 @@ class Mailer:
         self.outbox_dir = outbox_dir
         self.retry = retry
         self.clock = clock
+        self._next_prune = -math.inf  # the first message written prunes the outbox
 
     @property
     def server(self) -> str:
@@ -148,10 +184,14 @@ class Mailer:
         raise MailError(f"unknown email transport '{transport}'; use smtp, file or none in [email]")
 
     def write_outbox(self, message: EmailMessage) -> Path:
-        """The file transport: the `.eml` lands in the outbox whole (written aside, then renamed)."""
+        """The file transport: the `.eml` lands in the outbox whole (written aside, then renamed).
+
+        At most once an hour, messages older than `outbox_retention_days` are deleted from the outbox
+        first: a daemon writing a report per file would otherwise fill the disk over the years."""
         path = self.outbox_dir / outbox_name(str(message["Subject"]))
         try:
             self.outbox_dir.mkdir(parents=True, exist_ok=True)
+            self._prune_now_and_then()
             write_atomically(path, message.as_bytes(policy=SMTP_POLICY))
         except OSError as exc:
             raise MailError(
@@ -159,6 +199,17 @@ class Mailer:
                 "check that the agent's user may write there"
             ) from None
         return path
+
+    def _prune_now_and_then(self) -> None:
+        days = self.settings.outbox_retention_days
+        if days <= 0 or self.clock.monotonic() < self._next_prune:
+            return
+        self._next_prune = self.clock.monotonic() + PRUNE_EVERY_SECONDS
+        removed = prune_outbox(self.outbox_dir, days, self.clock.now())
+        if removed:
+            log.info(
+                "outbox retention: deleted %d report(s) older than %g days from %s", removed, days, self.outbox_dir
+            )
 
     def require_recipients(self) -> None:
         if not self.settings.to:

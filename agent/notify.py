@@ -12,14 +12,24 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from agent import failpoints
 from agent.errors import MailError
 from agent.heartbeat import ping
 from agent.mailer import Mailer, build_message
-from agent.records import BatchOutcome, FileOutcome, JobNotice, Status
+from agent.records import (
+    REPORT_KEY_HEADER,
+    BatchOutcome,
+    FileOutcome,
+    JobNotice,
+    Status,
+    TroubleNotice,
+    parse_report_key,
+)
 from agent.render import RenderedEmail, Renderer
 from agent.settings import Config
 from agent.spool import MailSpool
@@ -27,6 +37,7 @@ from agent.spool import MailSpool
 log = logging.getLogger(__name__)
 
 RECENT_REPORTS = 20  # rendered reports kept for narration and debugging: bounded memory
+RECENT_BYTES = 32 * 1024 * 1024  # and no more than this much of them (a summary may carry a big CSV)
 
 
 class MailJournal(Protocol):
@@ -37,6 +48,27 @@ class MailJournal(Protocol):
     def unreported_mail_failures(self) -> list[str]: ...
 
     def mark_mail_failures_reported(self) -> None: ...
+
+    def file_reported(self, file_id: int) -> None: ...
+
+    def batch_reported(self, batch_id: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Taken:
+    """What happens the moment the mailer took a report: the journal marks it (`reported`), so a
+    restart never writes it again; the failpoints on each side of that moment, for crash tests."""
+
+    key: str | None = None
+    reported: Callable[[], None] | None = None
+    rendered_point: str | None = None
+    mailed_point: str | None = None
+
+    def done(self) -> None:
+        if self.mailed_point:
+            failpoints.hit(self.mailed_point)
+        if self.reported is not None:
+            self.reported()
 
 
 class EmailReporter:
@@ -61,6 +93,7 @@ class EmailReporter:
         self.spool = spool if spool is not None else MailSpool(config, self.mailer)
         # The latest reports only (a daemon runs for months): for narration, tests and debugging.
         self.sent: deque[RenderedEmail] = deque(maxlen=RECENT_REPORTS)
+        self._sent_bytes = 0
         self.last_paths: deque[Path] = deque(maxlen=RECENT_REPORTS)
         self._unreported: list[str] = []  # mail failures when there is no journal
         self._lock = threading.Lock()
@@ -69,15 +102,18 @@ class EmailReporter:
 
     def file_done(self, outcome: FileOutcome) -> None:
         per_file = self.config.email.per_file
-        if per_file == "yes" or (per_file == "problems" and outcome.status is not Status.SUCCESS):
-            self._report(f"report for {outcome.name}", lambda: self.renderer.file_report(outcome))
+        problem = outcome.status is not Status.SUCCESS or bool(outcome.not_moved)
+        if per_file == "yes" or (per_file == "problems" and problem):
+            taken = _Taken(outcome.report_key, outcome.reported, "report-rendered", "report-mailed")
+            self._report(f"report for {outcome.name}", lambda: self.renderer.file_report(outcome), taken)
 
     def batch_done(self, batch: BatchOutcome) -> None:
         try:
             problems = self._unreported_failures()
             batch.mail_problems = list(dict.fromkeys([*batch.mail_problems, *problems]))
+            taken = _Taken(batch.report_key, batch.reported, "summary-rendered", "summary-mailed")
             if self.config.email.summary and self._report(
-                f"summary for route {batch.route}", lambda: self.renderer.summary(batch)
+                f"summary for route {batch.route}", lambda: self.renderer.summary(batch), taken
             ):
                 self._mark_reported()
         except Exception:  # never stop the pipeline for a report
@@ -103,22 +139,46 @@ class EmailReporter:
     def job_not_notified(self, notice: JobNotice) -> None:
         self._report(f"not-notified alert for {notice.name}", lambda: self.renderer.job(notice))
 
+    def trouble(self, notice: TroubleNotice) -> None:
+        """A failure episode's one email when it starts, and the one when it clears."""
+        self._report(f"problem alert ({notice.key})", lambda: self.renderer.trouble(notice))
+
     def deliver_waiting(self, *, force: bool = False) -> None:
         """Send the reports that wait in the mail spool (SMTP only); `force` ignores the pause after a failure."""
         if self.config.email.transport != "smtp":
             return
         with self._lock:
+            if force:
+                self._journal_spooled()
             self.spool.deliver(force=force)
+
+    def _journal_spooled(self) -> None:
+        """Reports the spool holds are taken, even when a crash came before the journal said so:
+        marking them here (before they are sent) keeps a restart from writing them a second time."""
+        if self.journal is None:
+            return
+        for key in self.spool.report_keys():
+            parsed = parse_report_key(key)
+            if parsed is None:
+                continue
+            kind, number = parsed
+            if kind == "file":
+                self.journal.file_reported(number)
+            else:
+                self.journal.batch_reported(number)
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _report(self, what: str, render: Callable[[], RenderedEmail]) -> bool:
+    def _report(self, what: str, render: Callable[[], RenderedEmail], taken: _Taken | None = None) -> bool:
         """Render and send; True when the mailer took the message. Logs one line either way.
 
         With email off nothing is rendered: a report nobody receives must not cost a template run
-        per file (a burst of thousands of files would pay it thousands of times)."""
+        per file (a burst of thousands of files would pay it thousands of times). It still counts as
+        taken, as before, so a restart does not try it again."""
+        taken = taken or _Taken()
         if self.config.email.transport == "none":
             log.info("report not sent (email is off, transport = none): %s", what)
+            taken.done()
             return True
         try:
             rendered: RenderedEmail = render()
@@ -126,10 +186,12 @@ class EmailReporter:
             log.exception("report not sent: the %s could not be rendered", what)
             self._record_failure(what, f"could not be rendered: {type(exc).__name__}")
             return False
+        if taken.rendered_point:
+            failpoints.hit(taken.rendered_point)
         with self._lock:
-            self.sent.append(rendered)
+            self._remember(rendered)
             try:
-                path = self._send(rendered)
+                path = self._send(rendered, taken)
             except MailError as exc:
                 log.error("report not sent: %s: %s", rendered.subject, exc)
                 self._record_failure(rendered.subject, str(exc))
@@ -144,12 +206,27 @@ class EmailReporter:
                 log.info("report sent: %s", rendered.subject)
             return True
 
-    def _send(self, rendered: RenderedEmail) -> Path | None:
-        """SMTP: into the spool, then deliver (the spool logs each message the server accepted);
-        the file outbox and `none` need no spool."""
+    def _remember(self, rendered: RenderedEmail) -> None:
+        """Keep the latest reports for narration and debugging, by count and by size."""
+        if len(self.sent) == self.sent.maxlen:
+            self._sent_bytes -= self.sent[0].size
+        self.sent.append(rendered)
+        self._sent_bytes += rendered.size
+        while self._sent_bytes > RECENT_BYTES and len(self.sent) > 1:
+            self._sent_bytes -= self.sent.popleft().size
+
+    def _send(self, rendered: RenderedEmail, taken: _Taken) -> Path | None:
+        """SMTP: into the spool, journaled as taken, then delivered (the spool logs each message the
+        server accepted); the file outbox and `none` need no spool."""
         if self.config.email.transport != "smtp":
-            return self.mailer.send(rendered)
-        self.spool.put(build_message(rendered, self.config.email))
+            path = self.mailer.send(rendered)
+            taken.done()
+            return path
+        message = build_message(rendered, self.config.email)
+        if taken.key:
+            message[REPORT_KEY_HEADER] = taken.key
+        self.spool.put(message)
+        taken.done()
         self.spool.deliver()
         return None
 

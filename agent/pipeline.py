@@ -15,24 +15,24 @@ A file posted by hand with `--keep` stays where the admin put it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from functools import partial
 from pathlib import Path
 
-from agent import archive
+from agent import archive, claims, failpoints
+from agent.batchitem import AUTOMATIC, BatchContext, BatchItem, decided, isolated, once
+from agent.claims import Found, Taken
 from agent.clock import utcnow
 from agent.completions import JobFollowUp
-from agent.errors import StopRequested, TargetError
-from agent.feeds import FEED_TYPES, depends_on, order_key, sort_key
-from agent.guard import refresh_guard
+from agent.errors import BatchIncomplete, DeliveryUnknown, StopRequested, TargetError
+from agent.feeds import FEED_TYPES, depends_on, sort_key
+from agent.filing import file_away
+from agent.guard import Guards
 from agent.hashing import ContentHash
-from agent.inspection import Inspection
 from agent.journal import Journal
-from agent.journal_schema import FileRecord
+from agent.journal_schema import TERMINAL_STATES, FileState, Owner
 from agent.profiles import TargetProfile, profile_for
 from agent.records import (
     BatchOutcome,
@@ -45,65 +45,17 @@ from agent.records import (
     Status,
     Submission,
     UploadProgress,
+    batch_report_key,
+    file_report_key,
 )
 from agent.settings import Config, RouteSettings
 from agent.targets.base import RecordLogSource, Target
-from agent.wording import format_time_left
+from agent.wording import format_time_left, unanswered_at_restart
 
 log = logging.getLogger(__name__)
 
 Narrator = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class BatchContext:
-    """How a batch was asked for: by the watcher or cron (the defaults), or by an admin (`post`)."""
-
-    force: bool = False  # send even if the refresh guard would hold it
-    keep: bool = False  # a manual post that leaves the file where it is (no archive, no failed/)
-    object_override: str | None = None  # `post --object`
-    operation_override: str | None = None  # `post --operation`
-
-
-AUTOMATIC = BatchContext()
 RECORD_LOG_STATUSES = (Status.ERRORS, Status.WARNINGS, Status.TIMED_OUT)
-
-
-def sha256_of(path: Path) -> str:
-    """One streaming pass in 1 MiB pieces (constant memory)."""
-    digest = hashlib.sha256()
-    buffer = bytearray(1024 * 1024)
-    view = memoryview(buffer)
-    with path.open("rb", buffering=0) as handle:
-        while count := handle.readinto(buffer):
-            digest.update(view[:count])
-    return digest.hexdigest()
-
-
-@dataclass
-class _Item:
-    """A file moving through the batch, with what we learned about it so far."""
-
-    record: FileRecord
-    path: Path
-    outcome: FileOutcome
-    inspection: Inspection | None = None
-    receipt: Receipt | None = None
-
-    @property
-    def rank(self) -> int:
-        return order_key(self.outcome.object)
-
-    @property
-    def file_id(self) -> int:
-        return self.record.id
-
-    def arrival(self) -> float:
-        """When the SIS finished writing it (mtime): of two exports of one type, the newer goes last."""
-        try:
-            return self.path.stat().st_mtime
-        except OSError:
-            return (self.record.arrived_at or self.record.claimed_at or utcnow()).timestamp()
 
 
 class Pipeline:
@@ -129,6 +81,7 @@ class Pipeline:
         self.stop = stop or threading.Event()
         self._targets: dict[str, Target] = dict(targets or {})
         self.narrate: Narrator = narrate or (lambda _line: None)
+        self.guards = Guards(journal, config.agent.keysets_dir, config.agent.failed_dir)
 
     def close(self) -> None:
         """Close every target's connections."""
@@ -147,55 +100,40 @@ class Pipeline:
 
     # -- taking files ------------------------------------------------------------------------------
 
-    def claim(self, route: RouteSettings, path: Path, arrived_at: datetime | None = None) -> int | None:
-        """Move a ready file from the drop folder into processing/ and journal it.
+    def take(self, route: RouteSettings, found: list[Found], owner: Owner = Owner.SERVICE) -> Taken:
+        """Plan a batch of ready files in the journal, then claim each into processing/ (`agent.claims`)."""
+        return claims.take(self.journal, self.config.agent.processing_dir, route, found, owner)
 
-        The journal row is written first (state claiming, with the source path), so a crash between
-        the two steps is visible on restart. Returns the file id, or None if the file vanished.
-        """
-        name = archive.original_name(path.name)
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            return None
-        file_id = self.journal.add_file(
-            route=route.name, target=route.target, name=name, source_path=path, size=size, arrived_at=arrived_at
-        )
-        try:
-            claimed = archive.claim(path, self.config.agent.processing_dir)
-        except FileNotFoundError:
-            self.journal.abandoned(file_id, "the file vanished before it was claimed")
-            return None
-        self.journal.claimed(file_id, claimed)
-        log.info("claimed: %s (route %s) -> %s", name, route.name, claimed)
-        return file_id
+    def claim(self, route: RouteSettings, path: Path, owner: Owner = Owner.SERVICE) -> int | None:
+        """One file as a batch of its own (`post`); the file id, or None if the file vanished."""
+        taken = self.take(route, [Found(path)], owner)
+        return taken.file_ids[0] if taken.file_ids else None
 
     def adopt(self, route: RouteSettings, path: Path) -> int:
         """Journal a file an admin posts by hand and keeps (`post --keep`): it is not moved."""
-        file_id = self.journal.add_file(
-            route=route.name,
-            target=route.target,
-            name=archive.original_name(path.name),
-            source_path=path,
-            size=path.stat().st_size,
-            arrived_at=utcnow(),
-        )
-        self.journal.claimed(file_id, path)
-        return file_id
+        return claims.adopt(self.journal, route, path)
 
     # -- the batch ---------------------------------------------------------------------------------
 
-    def process(self, route: RouteSettings, file_ids: list[int], context: BatchContext = AUTOMATIC) -> BatchOutcome:
-        """Take claimed (or recovered) files of one route to their end; return the batch outcome."""
-        batch = BatchOutcome(route=route.name, started_at=utcnow())
-        batch_id = self.journal.start_batch(route.name)
-        batch.batch_id = batch_id
+    def process(
+        self,
+        route: RouteSettings,
+        file_ids: list[int],
+        context: BatchContext = AUTOMATIC,
+        *,
+        batch_id: int | None = None,
+    ) -> BatchOutcome:
+        """Take a batch's files to their end, from wherever each one stands (claimed, sent, decided,
+        filed away: recovery hands over a whole batch after a crash); return the batch outcome."""
+        batch_id = batch_id or self._batch_of(route, file_ids)
+        batch = BatchOutcome(route=route.name, started_at=self.journal.batch(batch_id).started_at, batch_id=batch_id)
         profile = self.profile(route)
         items = [self._item(route, profile, file_id, batch_id, context) for file_id in file_ids]
         ordered = items
         try:
             for item in items:
-                self._inspect_safely(route, profile, item, context)
+                if item.record.state in (FileState.CLAIMED, FileState.SUBMITTING):
+                    self._inspect_safely(route, profile, item, context)
             ordered = sorted(items, key=lambda i: sort_key(i.outcome.object, i.arrival(), i.outcome.name))
             if profile.learn_feeds and len(ordered) > 1:
                 self._narrate_order(ordered)
@@ -207,31 +145,73 @@ class Pipeline:
             batch.files = [i.outcome for i in ordered if i.outcome.finished_at is not None]
             batch.finished_at = utcnow()
             self.journal.finish_batch(batch_id, batch.overall.value, len(batch.files))
-        self.reporter.batch_done(batch)
+            failpoints.hit("batch-finished")
+        self._summarize(batch)
         return batch
 
+    def _batch_of(self, route: RouteSettings, file_ids: list[int]) -> int:
+        """The batch the files were planned in, or a new one (a file adopted by `post --keep`)."""
+        records = [self.journal.file(file_id) for file_id in file_ids]
+        planned = {record.batch_id for record in records}
+        if len(planned) == 1 and None not in planned:
+            return int(planned.pop() or 0)
+        return self.journal.start_batch(route.name, records[0].owner if records else Owner.SERVICE)
+
+    def _summarize(self, batch: BatchOutcome) -> None:
+        """The summary, once: journaled as sent the moment the mailer took it (or when none is due)."""
+        batch_id = batch.batch_id or 0
+        if self.journal.batch(batch_id).reported_at is not None:
+            return
+        if not batch.files:  # every file vanished before its claim: nothing to tell
+            self.journal.batch_reported(batch_id)
+            return
+        batch.report_key = batch_report_key(batch_id)
+        batch.reported = once(lambda: self.journal.batch_reported(batch_id), "summary-journaled")
+        self.reporter.batch_done(batch)
+        batch.reported()
+
     def _deliver_in_order(
-        self, route: RouteSettings, profile: TargetProfile, ordered: list[_Item], context: BatchContext
+        self, route: RouteSettings, profile: TargetProfile, ordered: list[BatchItem], context: BatchContext
     ) -> None:
-        """Send each file in turn; a file that did not arrive holds only the files that depend on it
-        (`feeds.DEPENDS_ON`), and a held file in turn holds its own dependents."""
+        """Take each file on from where it stands; a file that did not arrive holds only the files that
+        depend on it (`feeds.DEPENDS_ON`), and a held file in turn holds its own dependents."""
         holds = profile.holds_dependents and route.on_failure == "hold"
-        blockers: list[_Item] = []
+        blockers: list[BatchItem] = []
+        left: list[BatchItem] = []  # isolated: one file's error never stops the others
         for item in ordered:
-            if item.outcome.finished_at is None:  # not already rejected at inspection
-                blocker = next((b for b in blockers if depends_on(item.outcome.object, b.outcome.object)), None)
-                if blocker is not None:
-                    self._hold_for(item, blocker)
-                elif not self._guarded(item, context):
-                    self._deliver(route, item, context)
+            isolated(item, partial(self._advance, route, item, blockers, context), left)
             if holds and item.outcome.object and item.outcome.status.blocks_dependents:
                 blockers.append(item)
+        if left:
+            raise BatchIncomplete(f"{', '.join(i.outcome.name for i in left)} left in processing/, retried later")
+
+    def _advance(self, route: RouteSettings, item: BatchItem, blockers: list[BatchItem], context: BatchContext) -> None:
+        state = item.record.state
+        if state in TERMINAL_STATES:  # filed away before a crash: at most its report is missing
+            self._report(item)
+        elif state is FileState.FINISHED:  # decided before a crash: finish the move
+            file_away(self.journal, self.config.agent, item, delivered=item.receipt is not None, keep=context.keep)
+            self._report(item)
+        elif state is FileState.SENT:  # the last byte went out before a crash: never sent twice
+            reason = unanswered_at_restart(item.outcome.name, self.profile(route).destination)
+            self._end_unsent(item, Status.UNCONFIRMED, reason, context)
+        elif item.outcome.finished_at is not None:  # rejected at inspection
+            return
+        elif item.receipt is not None:
+            self._deliver(route, item, context)
+        else:
+            blocker = next((b for b in blockers if depends_on(item.outcome.object, b.outcome.object)), None)
+            if blocker is not None:
+                self._hold_for(item, blocker)
+            elif not self._guarded(item, context):
+                self._deliver(route, item, context)
 
     def _item(
         self, route: RouteSettings, profile: TargetProfile, file_id: int, batch_id: int, context: BatchContext
-    ) -> _Item:
+    ) -> BatchItem:
         record = self.journal.file(file_id)
-        self.journal.joined_batch(file_id, batch_id)
+        if record.batch_id != batch_id:
+            self.journal.joined_batch(file_id, batch_id)
         path = Path(record.current_path or record.source_path or "")
         outcome = FileOutcome(
             name=record.name,
@@ -248,14 +228,19 @@ class Pipeline:
             file_id=file_id,
             sha256=record.sha256,
             config_path=self.config.path,
+            sent_at=record.sent_at,
         )
         receipt = Receipt.from_json(record.receipt) if record.receipt else None
         outcome.receipt = receipt
-        return _Item(record=record, path=path, outcome=outcome, receipt=receipt)
+        if record.state is FileState.FINISHED or record.state in TERMINAL_STATES:
+            decided(outcome, record)
+        return BatchItem(record=record, path=path, outcome=outcome, receipt=receipt)
 
     # -- inspect -----------------------------------------------------------------------------------
 
-    def _inspect_safely(self, route: RouteSettings, profile: TargetProfile, item: _Item, context: BatchContext) -> None:
+    def _inspect_safely(
+        self, route: RouteSettings, profile: TargetProfile, item: BatchItem, context: BatchContext
+    ) -> None:
         """A file that breaks the inspection itself (a bug, an I/O error) is set aside, unsent, so it
         cannot block the rest of the batch."""
         try:
@@ -271,20 +256,20 @@ class Pipeline:
                 context,
             )
 
-    def _inspect(self, route: RouteSettings, profile: TargetProfile, item: _Item, context: BatchContext) -> None:
+    def _inspect(self, route: RouteSettings, profile: TargetProfile, item: BatchItem, context: BatchContext) -> None:
         """Pre-flight check; a file with problems is rejected here and never sent."""
         outcome = item.outcome
         if item.receipt is not None:  # recovered after upload: inspected before the crash
             return
         target = self.config.target_for(route)
         content = ContentHash()  # the digest comes from the inspection's own reads: one pass per file
-        result = profile.inspect(item.path, context.object_override or route.object, target, opener=content.open)
+        forced = context.object_override or route.object
+        result = profile.inspect(item.path, forced, target, route.encoding, opener=content.open)
         item.inspection = result
         outcome.rows, outcome.size = result.rows, result.size
         outcome.object = profile.sent_object(result)
         if result.size and not outcome.sha256:
-            # A file the check could not even open (or that failed mid-read) is hashed on its own.
-            outcome.sha256 = content.hexdigest() or sha256_of(item.path)
+            outcome.sha256 = content.digest_of(item.path)
         self.journal.inspected(
             item.file_id,
             rows=result.rows,
@@ -293,23 +278,24 @@ class Pipeline:
             operation=outcome.operation,
             sha256=outcome.sha256,
         )
-        described = f"{result.object} ({outcome.operation})" if outcome.object else "csv"
+        failpoints.hit("inspect-journaled")
+        described = f"{result.object} ({outcome.operation})" if outcome.object else f"a file for {profile.kind}"
         if profile.sendable(result):
-            log.info("type: %s is %s, %d rows", outcome.name, described, result.rows)
+            log.info("type: %s is %s, %d rows: ready to send to %s", outcome.name, described, result.rows, route.target)
             self.narrate(f"  {outcome.name}: {described}, {result.rows} rows")
             return
         reason = "; ".join(result.problems)
-        log.info("type: %s is not sendable: %s", outcome.name, reason)
+        log.info("type: %s is REJECTED before sending to %s: %s", outcome.name, route.target, reason)
         self.narrate(f"  {outcome.name}: REJECTED: {reason}")
         self._end_unsent(item, Status.REJECTED, f"{reason}.", context)
 
-    def _narrate_order(self, ordered: list[_Item]) -> None:
+    def _narrate_order(self, ordered: list[BatchItem]) -> None:
         names = " → ".join(f"{i.outcome.name} ({i.outcome.object or 'rejected'})" for i in ordered)
         self.narrate(f"  order: {names}")
 
     # -- hold --------------------------------------------------------------------------------------
 
-    def _hold_for(self, item: _Item, blocker: _Item) -> None:
+    def _hold_for(self, item: BatchItem, blocker: BatchItem) -> None:
         waited = blocker.outcome
         family = FEED_TYPES[waited.object or "person"].family
         reason = (
@@ -320,26 +306,33 @@ class Pipeline:
         self.narrate(f"  {item.outcome.name}: HELD (waits for {waited.name})")
         self._end_unsent(item, Status.HELD, reason, AUTOMATIC)
 
-    def _guarded(self, item: _Item, context: BatchContext) -> bool:
-        """The refresh guard: True when the file was held (and ended) instead of sent."""
-        if item.receipt is not None or context.force:
+    def _guarded(self, item: BatchItem, context: BatchContext) -> bool:
+        """The guards (`agent.guard`): True when the file was held (and ended) instead of sent."""
+        if item.receipt is not None:
             return False
         settings = self.config.targets[item.outcome.target]
-        reason = refresh_guard(self.journal, settings, item.outcome, self.config.agent.failed_dir)
-        if reason is None:
+        verdict = self.guards.check(settings, item.outcome, item.path, force=context.force, keep=context.keep)
+        if verdict.held is None:
             return False
-        self.narrate(f"  {item.outcome.name}: HELD by the refresh guard")
-        self._end_unsent(item, Status.HELD, reason, context)
+        self.narrate(f"  {item.outcome.name}: HELD by the {item.outcome.operation} guard")
+        self._end_unsent(item, Status.HELD, verdict.held, context)
         return True
 
     # -- deliver -----------------------------------------------------------------------------------
 
-    def _deliver(self, route: RouteSettings, item: _Item, context: BatchContext) -> None:
+    def _deliver(self, route: RouteSettings, item: BatchItem, context: BatchContext) -> None:
         outcome = item.outcome
         target = self.target(route.target)
         if item.receipt is None:
+            if self.stop.is_set():  # a stop between two files: the next one stays claimed, unsent
+                raise StopRequested()
             try:
                 item.receipt = self._submit(target, item, self.profile(route))
+            except DeliveryUnknown as exc:  # the whole body went out, no answer: maybe accepted
+                log.error("unconfirmed: %s: %s", outcome.name, exc.message)
+                self.narrate(f"  {outcome.name}: UNCONFIRMED: {exc.message}")
+                self._end_unsent(item, Status.UNCONFIRMED, exc.message, context)
+                return
             except (TargetError, OSError) as exc:
                 message = exc.message if isinstance(exc, TargetError) else f"the file could not be read: {exc}"
                 log.error("failed: %s was not accepted by %s: %s", outcome.name, target.name, message)
@@ -357,20 +350,26 @@ class Pipeline:
         result = self._wait(target, item)
         outcome.progress = result.progress
         self.journal.finished(item.file_id, result)
+        failpoints.hit("result-journaled")
         outcome.status, outcome.message, outcome.finished_at = result.status, result.message, result.finished_at
-        if context.keep:
-            outcome.final_path = item.path
-        else:
-            outcome.final_path = archive.archive(
-                item.path, self.config.agent.archive_dir, name=outcome.name, when=outcome.finished_at
-            )
-            log.info("archived: %s -> %s", outcome.name, outcome.final_path)
-        self.journal.archived(item.file_id, outcome.final_path)
+        self.guards.delivered(outcome)
+        file_away(self.journal, self.config.agent, item, delivered=True, keep=context.keep)
         self.narrate(f"  {outcome.name}: {outcome.status.value}{_count_text(result.progress)} → {outcome.final_path}")
         self._fetch_record_log(target, item)
-        self.reporter.file_done(outcome)
+        self._report(item)
 
-    def _fetch_record_log(self, target: Target, item: _Item) -> None:
+    def _report(self, item: BatchItem) -> None:
+        """The per-file report, once: journaled as sent the moment the mailer took it (the reporter
+        calls `outcome.reported`) or, when no email is due, right after the reporter returns."""
+        if item.record.reported_at is not None:
+            return
+        outcome = item.outcome
+        outcome.report_key = file_report_key(item.file_id)
+        outcome.reported = once(lambda: self.journal.file_reported(item.file_id), "report-journaled")
+        self.reporter.file_done(outcome)
+        outcome.reported()
+
+    def _fetch_record_log(self, target: Target, item: BatchItem) -> None:
         """Why records failed, from the destination's record log (Learn with REST keys); a log that
         cannot be read never blocks the batch: the report says why the details are missing."""
         outcome = item.outcome
@@ -385,6 +384,8 @@ class Pipeline:
             record = target.record_log(outcome.receipt, csv_path, self.stop, finished=finished)
         except OSError as exc:
             record = RecordLog(outcome.receipt.reference, complete=False, problem=f"the log could not be saved: {exc}")
+        except StopRequested:  # the file is delivered and archived: its report still goes, without the log
+            record = RecordLog(outcome.receipt.reference, complete=False, problem="feed-agent was stopped first")
         if record is None:
             return
         outcome.record_log = record
@@ -397,9 +398,19 @@ class Pipeline:
             f"    record log: {record.total} entries → {where}{'; ' + record.problem if record.problem else ''}"
         )
 
-    def _submit(self, target: Target, item: _Item, profile: TargetProfile) -> Receipt:
+    def _submit(self, target: Target, item: BatchItem, profile: TargetProfile) -> Receipt:
         outcome, inspection = item.outcome, item.inspection
         self.journal.submitting(item.file_id)
+        failpoints.hit("submit-journaled")
+
+        def before_last_byte() -> None:
+            outcome.sent_at = utcnow()
+            self.journal.sent(item.file_id, outcome.sent_at)
+
+        def refused() -> None:  # an answer that proves nothing was queued: it may go again
+            outcome.sent_at = None
+            self.journal.submitting(item.file_id)
+
         follow_up = self.follow_up if profile.ends_later else None
         notify_url = follow_up.link_for(item.file_id) if follow_up is not None else None
         submission = Submission(
@@ -410,12 +421,22 @@ class Pipeline:
             rows=outcome.rows or 0,
             non_ascii=bool(inspection and inspection.non_ascii),
             has_bom=bool(inspection and inspection.bom),
+            encoding=(inspection.encoding if inspection else None) or "utf-8",
             notify_url=notify_url,
             on_sent=self.upload_progress,
+            before_last_byte=before_last_byte,
+            refused=refused,
+            stop=self.stop,
             sha256=outcome.sha256,
         )
-        receipt = target.submit(submission)
+        try:
+            receipt = target.submit(submission)
+        except StopRequested:  # a signal cut the upload short: unless SENT, the file is claimable again
+            self.journal.upload_abandoned(item.file_id, "the upload was abandoned: feed-agent was stopping")
+            raise
+        failpoints.hit("receipt-received")
         self.journal.submitted(item.file_id, receipt)
+        failpoints.hit("receipt-journaled")
         if follow_up is not None and notify_url is not None:
             follow_up.queued(item.file_id, outcome.target, receipt)
         log.info(
@@ -429,7 +450,7 @@ class Pipeline:
         self.narrate(f"  {outcome.name}: sent to {target.name}, reference {receipt.reference}")
         return receipt
 
-    def _wait(self, target: Target, item: _Item) -> Result:
+    def _wait(self, target: Target, item: BatchItem) -> Result:
         outcome, receipt = item.outcome, item.receipt
         assert receipt is not None
         settings = self.config.targets[outcome.target]
@@ -439,6 +460,7 @@ class Pipeline:
 
         def on_progress(progress: Progress) -> None:
             self.journal.polled(item.file_id, progress)
+            failpoints.hit("poll-journaled")
             if not last or last[-1] != progress.counts():
                 last.append(progress.counts())
                 log.info(
@@ -461,19 +483,15 @@ class Pipeline:
 
         return target.wait(receipt, outcome.rows or 0, on_progress=on_progress, stop=self.stop)
 
-    def _end_unsent(self, item: _Item, status: Status, reason: str, context: BatchContext) -> None:
-        """A file that did not reach its destination: failed/ with a reason file, journal, report."""
+    def _end_unsent(self, item: BatchItem, status: Status, reason: str, context: BatchContext) -> None:
+        """A file that did not reach its destination (or may have, UNCONFIRMED): decided, journaled,
+        then failed/ with a reason file, journaled again, reported."""
         outcome = item.outcome
         outcome.status, outcome.message, outcome.finished_at = status, reason, utcnow()
-        if context.keep:
-            outcome.final_path = item.path
-        else:
-            outcome.final_path = archive.fail(
-                item.path, self.config.agent.failed_dir, name=outcome.name, reason=reason, when=outcome.finished_at
-            )
-        self.journal.ended_unsent(item.file_id, status, reason, outcome.final_path, outcome.finished_at)
-        log.warning("%s: %s -> %s: %s", status.value.lower(), outcome.name, outcome.final_path, reason)
-        self.reporter.file_done(outcome)
+        self.journal.decided_unsent(item.file_id, status, reason, outcome.finished_at, outcome.held_by)
+        failpoints.hit("result-journaled")
+        file_away(self.journal, self.config.agent, item, delivered=False, keep=context.keep)
+        self._report(item)
 
 
 def _count_text(progress: Progress | None) -> str:

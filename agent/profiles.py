@@ -52,16 +52,18 @@ class TargetProfile:
         path: Path,
         forced_object: str | None = None,
         settings: TargetSettings | None = None,
+        encoding: str = "utf-8",
         *,
         opener: Opener | None = None,
     ) -> Inspection:
         """The pre-flight check for this kind of destination (no network).
 
-        With the target's `settings`, a Learn file must also use the integration's delimiter. The
+        With the target's `settings`, a Learn file must also use the integration's delimiter;
+        `encoding` is the route's declaration for Learn files without a byte-order mark. The
         pipeline passes an `opener` that hashes what the check reads (agent.hashing)."""
         how = {"opener": opener} if opener is not None else {}
         if self.learn_feeds:
-            return inspect_file(path, forced_object, self.expected_delimiter(settings), **how)
+            return inspect_file(path, forced_object, self.expected_delimiter(settings), encoding, **how)
         result = inspect_csv(path, **how)
         result.object = "csv" if not result.problems else None
         warning = self.name_warning(path.name)

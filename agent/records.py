@@ -79,6 +79,7 @@ class Submission:
     rows: int
     non_ascii: bool = False  # decides add_bom = auto
     has_bom: bool = False
+    encoding: str = "utf-8"  # as inspected: utf-8, utf-16-le/-be (with its BOM) or latin-1 (never a BOM)
     before_last_byte: Callable[[], None] | None = None  # called before the body's last piece is sent
     refused: Callable[[], None] | None = None  # an answer proved it was not taken; it may go again
     stop: threading.Event | None = None  # a stop request ends a pause between attempts
@@ -225,7 +226,13 @@ class FileOutcome:
     config_path: Path | None = None  # the configuration in use, for commands the report suggests
     sent_at: datetime | None = None  # when the whole body went out (UNCONFIRMED: when to look for it)
     report_key: str | None = None  # the same for every attempt to send this file's report (no duplicates)
+    # Called by the reporter the moment the mailer took the report (the journal marks it sent once).
+    reported: Callable[[], None] | None = field(default=None, compare=False, repr=False)
     record_log: RecordLog | None = None  # Learn's record-level log, when REST keys are configured
+    not_moved: str = ""  # why the file is still in processing/ (its folder could not take it); moved later
+    entry_kind: str | None = None  # "folder", "symbolic link", "named pipe"…: not a regular file, never sent
+    notice: str = ""  # unusual but sent: a store far below its feed's usual size
+    keys_csv: Path | None = None  # held by a guard: every key it would disable or delete (attached)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -243,6 +250,7 @@ class BatchOutcome:
     batch_id: int | None = None
     mail_problems: list[str] = field(default_factory=list)  # earlier emails that could not be sent
     report_key: str | None = None  # the same for every attempt to send this summary (no duplicates)
+    reported: Callable[[], None] | None = field(default=None, compare=False, repr=False)  # as FileOutcome's
 
     @property
     def ok(self) -> bool:
@@ -275,6 +283,39 @@ class JobNotice:
     drop_folder: str | None = None  # where to move it back to reprocess
 
 
+@dataclass(frozen=True)
+class TroubleNotice:
+    """A failure episode: one step (`key`) that keeps failing the same way, told once when it starts
+    and once when it clears (`cleared_at`)."""
+
+    key: str  # "recovery", "drop:PATH", "archive", "failed", "loop", "housekeeping"
+    problem: str  # the latest error, in one line
+    advice: str  # what the admin can do about it
+    since: datetime
+    attempts: int
+    retry_seconds: float | None = None  # the pause before the next attempt (None once cleared)
+    cleared_at: datetime | None = None
+
+
+REPORT_KEY_HEADER = "X-Feed-Agent-Report"  # carries report_key in a spooled message
+
+
+def file_report_key(file_id: int) -> str:
+    return f"file-{file_id}"
+
+
+def batch_report_key(batch_id: int) -> str:
+    return f"batch-{batch_id}"
+
+
+def parse_report_key(key: str) -> tuple[str, int] | None:
+    """`file-17` -> ("file", 17); None for anything else (a message from an older version)."""
+    kind, _, number = key.strip().partition("-")
+    if kind not in ("file", "batch") or not number.isdigit():
+        return None
+    return kind, int(number)
+
+
 class Reporter(Protocol):
     """Where the pipeline and daemon send what admins must hear about (emails, logs)."""
 
@@ -289,3 +330,5 @@ class Reporter(Protocol):
     def job_finished(self, notice: JobNotice) -> None: ...
 
     def job_not_notified(self, notice: JobNotice) -> None: ...
+
+    def trouble(self, notice: TroubleNotice) -> None: ...

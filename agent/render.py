@@ -6,6 +6,7 @@ editing mistake never costs a report.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import socket
 import sysconfig
@@ -18,9 +19,18 @@ import jinja2
 
 from agent import __version__
 from agent.advice import command_start
-from agent.logreport import log_file
-from agent.records import BatchOutcome, FileOutcome, JobNotice
-from agent.reports import file_report, job_report, missing_report, still_processing_report, summary_report
+from agent.logreport import GZIP_OVER, log_file
+from agent.printable import printable, printable_lines
+from agent.records import BatchOutcome, FileOutcome, JobNotice, TroubleNotice
+from agent.reports import (
+    file_report,
+    job_report,
+    missing_report,
+    still_processing_report,
+    summary_report,
+    trouble_report,
+)
+from agent.summarylist import list_file
 from agent.wording import (
     SUBJECT_PREFIX,
     file_subject,
@@ -30,10 +40,12 @@ from agent.wording import (
     object_operation,
     summary_subject,
 )
+from agent.wording_troubles import trouble_subject
 
 log = logging.getLogger(__name__)
 
 HEADROOM = 8 * 1024  # headers, MIME boundaries and the note the attachment adds to the bodies
+NOTE_ROOM = 2 * 1024  # the summary's note about its attachment, in both bodies
 
 TEMPLATE_NAMES = (
     "base.html.j2",
@@ -92,6 +104,23 @@ def prose(text: str, width: int = 74, indent: str = "  ") -> str:
     return f"\n{indent}".join(lines)
 
 
+def shown(outcome: FileOutcome) -> FileOutcome:
+    """A copy whose names, paths and message are as people should read them (`agent.printable`):
+    a newline in a file name must not start a new line of the report."""
+
+    def path(value: Path | None) -> Path | None:
+        return None if value is None else Path(printable(str(value)))
+
+    return replace(
+        outcome,
+        name=printable(outcome.name),
+        held_by=None if outcome.held_by is None else printable(outcome.held_by),
+        message=printable_lines(outcome.message),
+        final_path=path(outcome.final_path),
+        drop_folder=path(outcome.drop_folder),
+    )
+
+
 def _environment(search_path: list[Path]) -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
@@ -140,15 +169,22 @@ class Renderer:
             return self._shipped.get_template(name).render(**context)
 
     def _both(self, stem: str, subject: str, **context: object) -> RenderedEmail:
+        """Both bodies; the subject and the bodies never carry a raw control character (a name with
+        a newline made the Subject header invalid, and the report was never sent)."""
+        subject = printable(subject)
         context["subject"] = subject
         return RenderedEmail(
             subject=subject,
-            text=self._render(f"{stem}.txt.j2", **context),
-            html=self._render(f"{stem}.html.j2", **context),
+            text=printable_lines(self._render(f"{stem}.txt.j2", **context)),
+            html=printable_lines(self._render(f"{stem}.html.j2", **context)),
         )
 
     def file_report(self, outcome: FileOutcome) -> RenderedEmail:
-        """The per-file report; with a record log, the log attached within max_message_mb."""
+        """The per-file report; with a record log, the log attached within max_message_mb; held by a
+        guard, the CSV of every key it would disable or delete."""
+        return _with_keys(self._file_report(shown(outcome)), outcome.keys_csv)
+
+    def _file_report(self, outcome: FileOutcome) -> RenderedEmail:
         subject = file_subject(outcome)
         plain = self._both("per_file", subject, report=file_report(outcome))
         if outcome.record_log is None:
@@ -161,9 +197,19 @@ class Renderer:
         return replace(rendered, attachments=(Attachment(attached.filename, attached.data, attached.mimetype),))
 
     def summary(self, batch: BatchOutcome) -> RenderedEmail:
-        return self._both("summary", summary_subject(batch), report=summary_report(batch))
+        """The batch summary; past 200 files, the complete list attached as CSV within max_message_mb."""
+        batch = replace(batch, files=[shown(f) for f in batch.files])
+        subject = summary_subject(batch)
+        plain = self._both("summary", subject, report=summary_report(batch))
+        budget = self.max_message_bytes - plain.size * 4 // 3 - HEADROOM - NOTE_ROOM
+        attached = list_file(batch, budget)
+        if attached is None:
+            return plain
+        rendered = self._both("summary", subject, report=summary_report(batch, attached.note))
+        return replace(rendered, attachments=(Attachment(attached.filename, attached.data, attached.mimetype),))
 
     def still_processing(self, outcome: FileOutcome, minutes: float) -> RenderedEmail:
+        outcome = shown(outcome)
         subject = f"{SUBJECT_PREFIX} STILL PROCESSING {outcome.name} — {object_operation(outcome)}"
         return self._both("alert", subject, report=still_processing_report(outcome, minutes))
 
@@ -174,3 +220,17 @@ class Renderer:
     def job(self, notice: JobNotice) -> RenderedEmail:
         """A queued job's end (SUCCESS / FAILED) or the NOT NOTIFIED alert."""
         return self._both("alert", job_subject(notice), report=job_report(notice))
+
+    def trouble(self, notice: TroubleNotice) -> RenderedEmail:
+        """A failure episode starts (PROBLEM) or ends (RESOLVED)."""
+        return self._both("alert", trouble_subject(notice), report=trouble_report(notice))
+
+
+def _with_keys(rendered: RenderedEmail, keys_csv: Path | None) -> RenderedEmail:
+    """Attach a guard's key list (gzipped when large); the reason names where it is saved too."""
+    if keys_csv is None or not keys_csv.is_file():
+        return rendered
+    data, name, mimetype = keys_csv.read_bytes(), keys_csv.name.partition("-")[2] or keys_csv.name, "text/csv"
+    if len(data) > GZIP_OVER:
+        data, name, mimetype = gzip.compress(data), f"{name}.gz", "application/gzip"
+    return replace(rendered, attachments=(*rendered.attachments, Attachment(name, data, mimetype)))

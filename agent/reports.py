@@ -12,7 +12,8 @@ from pathlib import Path
 
 from agent.logreport import RecordLogView, record_log_view
 from agent.profiles import profile_for
-from agent.records import BatchOutcome, FileOutcome, JobNotice, Status
+from agent.records import BatchOutcome, FileOutcome, JobNotice, Status, TroubleNotice
+from agent.summarylist import listed
 from agent.wording import (
     UNKNOWN,
     Badge,
@@ -30,6 +31,7 @@ from agent.wording import (
     largest_group,
     look_up,
     next_step,
+    no_receipt,
     object_label,
     object_operation,
     receipt_label,
@@ -38,6 +40,7 @@ from agent.wording import (
     status_meaning,
     target_label,
 )
+from agent.wording_troubles import trouble_meaning, trouble_next_step, trouble_title
 
 # ----------------------------------------------------------------------------------------------
 # Report models: what the templates see (all text already formatted)
@@ -76,6 +79,7 @@ class FileReport:
     drop_folder: str
     record_log: RecordLogView | None = None  # Learn's record-level log, when it was fetched
     record_hint: str = ""  # without REST keys: how to get the records and reasons in this email
+    notice: str = ""  # sent, but unusual (a store far below its feed's usual size)
 
     @property
     def facts(self) -> tuple[Fact, ...]:
@@ -112,7 +116,7 @@ def file_report(outcome: FileOutcome, attachment_note: str = "") -> FileReport:
         operation=object_operation(outcome).split("/", 1)[1],
         target=target_label(outcome),
         receipt_label=receipt_label(outcome),
-        receipt=receipt.reference if receipt else "none (not accepted)",
+        receipt=receipt.reference if receipt else no_receipt(outcome),
         started=format_time(outcome.started_at),
         finished=format_time(outcome.finished_at),
         duration=format_duration(outcome.duration_seconds),
@@ -124,6 +128,7 @@ def file_report(outcome: FileOutcome, attachment_note: str = "") -> FileReport:
         drop_folder=str(outcome.drop_folder) if outcome.drop_folder else "the drop folder",
         record_log=record_log_view(outcome, attachment_note),
         record_hint=record_details_hint(outcome),
+        notice=outcome.notice,
     )
 
 
@@ -158,6 +163,28 @@ class SummaryReport:
     held: tuple[Fact, ...]  # file name → why it was held
     attention: tuple[Fact, ...]  # other files that need someone: file name → next step
     mail_problems: tuple[str, ...]  # earlier emails that could not be sent
+    notices: tuple[Fact, ...] = ()  # sent, but unusual: file name → the notice
+    more: str = ""  # "… and 19,800 more files (…)": the files the body leaves out, when there are any
+    attachment: str = ""  # what the attached list holds
+
+
+MAIL_PROBLEMS_LISTED = 20
+
+
+def _capped(problems: list[str]) -> tuple[str, ...]:
+    """Earlier mail failures, the first ones only: a mail server down for a week is one story."""
+    if len(problems) <= MAIL_PROBLEMS_LISTED:
+        return tuple(problems)
+    left = len(problems) - MAIL_PROBLEMS_LISTED
+    return (*problems[:MAIL_PROBLEMS_LISTED], f"… and {format_count(left)} more (see the log)")
+
+
+def _more(unlisted: int, problems: int, attachment_note: str) -> str:
+    if not unlisted:
+        return ""
+    among = f", {format_count(problems)} of them with problems" if problems else ", none with problems"
+    where = attachment_note or "the list was too big to attach; `feed-agent status` shows recent files"
+    return f"… and {format_count(unlisted)} more files{among}: {where}"
 
 
 def _summary_row(outcome: FileOutcome) -> SummaryRow:
@@ -192,8 +219,12 @@ def _overall_meaning(batch: BatchOutcome) -> str:
     return f"{needing} of {len(batch.files)} file(s) need attention; see below."
 
 
-def summary_report(batch: BatchOutcome) -> SummaryReport:
+def summary_report(batch: BatchOutcome, attachment_note: str = "") -> SummaryReport:
+    """The summary's model. The totals count every file; the rows, held and attention lists only
+    the files the body names (`agent.summarylist`: at most 200, problems first)."""
     files = batch.files
+    shown, unlisted = listed(files)
+    problems_left_out = sum(1 for f in files if not f.status.ok) - sum(1 for f in shown if not f.status.ok)
 
     def total(attr: str) -> str:
         values = [getattr(f.progress, attr) for f in files if f.progress is not None]
@@ -210,14 +241,17 @@ def summary_report(batch: BatchOutcome) -> SummaryReport:
         started=format_time(batch.started_at),
         finished=format_time(batch.finished_at),
         duration=format_duration(duration),
-        rows=tuple(_summary_row(f) for f in files),
+        rows=tuple(_summary_row(f) for f in shown),
         total_rows=format_count(sum(rows)) if rows else UNKNOWN,
         total_completed=total("completed"),
         total_warnings=total("warnings"),
         total_errors=total("errors"),
-        held=tuple(Fact(f.name, _held_reason(f)) for f in files if f.status is Status.HELD),
-        attention=tuple(Fact(f.name, next_step(f)) for f in files if not f.status.ok and f.status is not Status.HELD),
-        mail_problems=tuple(batch.mail_problems),
+        held=tuple(Fact(f.name, _held_reason(f)) for f in shown if f.status is Status.HELD),
+        attention=tuple(Fact(f.name, next_step(f)) for f in shown if not f.status.ok and f.status is not Status.HELD),
+        mail_problems=_capped(batch.mail_problems),
+        more=_more(unlisted, problems_left_out, attachment_note),
+        attachment=attachment_note,
+        notices=tuple(Fact(f.name, f.notice) for f in files if f.notice),
     )
 
 
@@ -320,5 +354,26 @@ def job_report(notice: JobNotice) -> AlertReport:
         title=job_title(notice),
         meaning=job_meaning(notice),
         next_step=job_next_step(notice),
+        facts=tuple(facts),
+    )
+
+
+def trouble_report(notice: TroubleNotice) -> AlertReport:
+    """A failure episode: once when a step starts failing (PROBLEM), once when it works again (RESOLVED)."""
+    facts = [
+        Fact("What", trouble_title(notice.key)),
+        Fact("Failing since", format_time(notice.since)),
+        Fact("Failed attempts", f"{notice.attempts:,}"),
+        Fact("Latest error", notice.problem),
+    ]
+    if notice.cleared_at is not None:
+        facts.append(Fact("Works again since", format_time(notice.cleared_at)))
+    elif notice.retry_seconds:
+        facts.append(Fact("Next try in", format_duration(notice.retry_seconds)))
+    return AlertReport(
+        status=badge("RESOLVED" if notice.cleared_at is not None else "PROBLEM"),
+        title=trouble_title(notice.key),
+        meaning=trouble_meaning(notice),
+        next_step=trouble_next_step(notice),
         facts=tuple(facts),
     )

@@ -68,6 +68,10 @@ class AgentSettings:
     ignore: tuple[str, ...] = (".*", "*.tmp", "*.part", "~*")
     archive_retention_days: float = 0.0
     env_file: Path | None = None
+    # A step that keeps failing (a folder that cannot be written, a full disk) waits this long after
+    # its first failure, twice as long after each next one, at most retry_max_seconds.
+    retry_first_seconds: float = 5.0
+    retry_max_seconds: float = 300.0
 
     @property
     def processing_dir(self) -> Path:
@@ -86,6 +90,11 @@ class AgentSettings:
         return self.work_dir / "outbox"
 
     @property
+    def keysets_dir(self) -> Path:
+        """The guards' state: each refresh feed's last key set, pending ones, held files' key lists."""
+        return self.work_dir / "keysets"
+
+    @property
     def journal_path(self) -> Path:
         return self.work_dir / "journal.sqlite3"
 
@@ -99,6 +108,7 @@ class RouteSettings:
     object: str | None = None
     on_failure: str = "hold"
     expect_every_hours: float | None = None
+    encoding: str = "utf-8"  # how Learn should read files without a byte-order mark: utf-8 | latin-1
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,8 @@ class LearnTargetSettings:
     timeout_minutes: float = 120.0
     long_run_minutes: float = 30.0
     refresh_guard_percent: float = 10.0
+    delete_guard_rows: int = 100  # a delete file with more rows is held for an admin to confirm
+    store_warn_percent: float = 50.0  # a store below this share of the feed's usual size is flagged
     add_bom: str = "auto"
     read_timeout_seconds: float = 300.0  # for Learn's answer to an upload; then the file is UNCONFIRMED
     delimiter: str = "pipe"  # the integration's "Feed File Delimiter" in Learn (pipe is Learn's default)
@@ -186,6 +198,7 @@ class EmailSettings:
     verify_tls: bool | str = True  # yes | no | path of a CA bundle for a private mail relay
     max_message_mb: float = 10.0  # many campus mail systems refuse bigger messages
     give_up_hours: float = 72.0  # an unsent report is retried this long, then set aside (outbox/gave-up)
+    outbox_retention_days: float = 30.0  # transport = file: older .eml files in outbox/ are deleted (0 keeps)
 
 
 @dataclass(frozen=True)

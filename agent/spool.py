@@ -22,7 +22,7 @@ import smtplib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.policy import SMTP as SMTP_POLICY
@@ -32,6 +32,8 @@ from pathlib import Path
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.errors import MailError, MailUnconfirmed
 from agent.mailer import Mailer, outbox_name, write_atomically
+from agent.mailer import written_at as written_at_name
+from agent.records import REPORT_KEY_HEADER
 from agent.settings import Config
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,6 @@ log = logging.getLogger(__name__)
 # packets would otherwise cost a full timeout per report); housekeeping runs every minute, so
 # `watch` tries again within five minutes.
 RETRY_PAUSE_SECONDS = 240.0
-STAMP_FORMAT = "%Y%m%dT%H%M%S.%f"  # the first 22 characters of an outbox name (agent.mailer.outbox_name)
 
 
 @dataclass(frozen=True)
@@ -97,10 +98,7 @@ def _reports(count: int) -> str:
 
 def written_at(path: Path) -> datetime | None:
     """When the report was written, from its name (mtime would change on a copy or a restore)."""
-    try:
-        return datetime.strptime(path.name[:22], STAMP_FORMAT).replace(tzinfo=timezone.utc)
-    except ValueError:
-        return None
+    return written_at_name(path.name)
 
 
 def _messages(folder: Path) -> list[Path]:
@@ -136,6 +134,13 @@ class MailSpool:
                 "check that the agent's user may write there and that the disk has room"
             ) from None
         return path
+
+    def report_keys(self) -> list[str]:
+        """The report keys (`agent.records.REPORT_KEY_HEADER`) of the messages waiting to be sent:
+        these reports were taken, whatever the journal says. (A report is journaled before anything
+        sends or sets it aside, so after a crash it can only be waiting here.)"""
+        keys = (_header(path, REPORT_KEY_HEADER) for path in _messages(self.folder))
+        return [key for key in keys if key]
 
     def waiting(self) -> int:
         return len(_messages(self.folder))
@@ -249,8 +254,13 @@ def _reset(smtp: smtplib.SMTP) -> bool:
 
 
 def _subject(path: Path) -> str:
+    return _header(path, "Subject") or path.name
+
+
+def _header(path: Path, name: str) -> str | None:
     try:
         with path.open("rb") as handle:
-            return str(BytesHeaderParser(policy=DEFAULT_POLICY).parse(handle)["Subject"] or path.name)
+            value = BytesHeaderParser(policy=DEFAULT_POLICY).parse(handle)[name]
     except OSError:
-        return path.name
+        return None
+    return str(value) if value else None

@@ -137,6 +137,8 @@ BADGE_COLOURS: dict[str, tuple[str, str]] = {
     "STILL PROCESSING": ("#1f6feb", "#ffffff"),
     "MISSING": _RED,
     NOT_NOTIFIED: _RED,
+    "PROBLEM": _RED,
+    "RESOLVED": ("#1a7f37", "#ffffff"),
 }
 
 
@@ -151,6 +153,8 @@ def _profile(outcome: FileOutcome) -> TargetProfile:
 
 def status_meaning(outcome: FileOutcome) -> str:
     """One sentence that says what the status word means for this file."""
+    if outcome.entry_kind:
+        return f"It was not sent: it is a {outcome.entry_kind}, and only regular files are processed."
     profile = _profile(outcome)
     where = profile.destination
     delivered = f"{where} processed every record." if profile.learn_feeds else f"The file was delivered to {where}."
@@ -203,11 +207,23 @@ def _which_records(outcome: FileOutcome) -> str:
 
 def next_step(outcome: FileOutcome) -> str:
     """What the admin should do now, in plain words (the most important line of every report)."""
+    step = _status_step(outcome)
+    if not outcome.not_moved:
+        return step
+    return (
+        f"The file is still in processing/: {_sentence(outcome.not_moved)} Fix that; the agent then moves it by "
+        f"itself and never sends it again for this. {step}"
+    )
+
+
+def _status_step(outcome: FileOutcome) -> str:
     drop = str(outcome.drop_folder) if outcome.drop_folder else "the drop folder"
     progress = outcome.progress
     ref = outcome.receipt.reference if outcome.receipt else None
     what = _sentence(outcome.message)
     status = outcome.status
+    if outcome.entry_kind:
+        return _stray_step(outcome, drop)
     if status is Status.SUCCESS:
         return "Nothing to do."
     if status is Status.QUEUED:
@@ -245,6 +261,21 @@ def next_step(outcome: FileOutcome) -> str:
     return step + f"Fix it, then move the file back into {drop}."
 
 
+def _stray_step(outcome: FileOutcome, drop: str) -> str:
+    """A link, folder or pipe in the drop folder (`agent.strays`): where it is now, what to do."""
+    if outcome.entry_kind == "folder":
+        return (
+            f"Nothing was moved: the folder stays in {drop} and is not reported again. The agent does not "
+            f"look inside folders: move the files in it that should be sent directly into {drop}, then "
+            "remove the folder."
+        )
+    link = " (the link only: what it points to was not touched)" if outcome.entry_kind == "symbolic link" else ""
+    return (
+        f"It was moved to {outcome.final_path}{link}. To send the data, put a regular file with it into "
+        f"{drop}; the agent never follows links or reads pipes."
+    )
+
+
 def _unconfirmed_step(outcome: FileOutcome, drop: str) -> str:
     profile = _profile(outcome)
     when = format_time(outcome.sent_at or outcome.finished_at)
@@ -253,6 +284,20 @@ def _unconfirmed_step(outcome: FileOutcome, drop: str) -> str:
         f"{profile.recent_uploads} for a data set received at about {when}. If you find one, the file was "
         f"accepted: leave it in failed/ (and follow that data set there). If there is none, move the file "
         f"back into {drop} to send it again."
+    )
+
+
+def no_receipt(outcome: FileOutcome) -> str:
+    """The receipt line of a report without one: 'not accepted', unless the answer never came."""
+    return "none (the answer never came)" if outcome.status is Status.UNCONFIRMED else "none (not accepted)"
+
+
+def unanswered_at_restart(name: str, destination: str) -> str:
+    """Why a file is UNCONFIRMED when the agent itself stopped (a crash, a power cut) between its
+    last byte and the destination's answer."""
+    return (
+        f"the whole of {name} was sent to {destination}, but feed-agent stopped before {destination}'s answer "
+        f"was read. {destination} may have accepted it, so it was not sent again"
     )
 
 

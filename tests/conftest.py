@@ -11,8 +11,10 @@ pytest_plugins = [
     "tests.support.learn",
     "tests.support.smtp",
     "tests.support.s3",
+    "tests.support.s3proxy",
     "tests.support.pipeline",
     "tests.support.recordlog",
+    "tests.support.faults",
 ]
 
 

@@ -6,8 +6,6 @@ import os
 import shlex
 import subprocess
 import sys
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -17,11 +15,7 @@ from agent.cli import main
 from agent.simulator import LearnSimulator
 from tests.support.agentconf import write_config
 from tests.support.learn import PEOPLE_HEADER, person_rows, write_flatfile
-
-
-def outbox_messages(outbox: Path) -> list[EmailMessage]:
-    parsed = [message_from_bytes(p.read_bytes(), policy=policy.default) for p in sorted(outbox.glob("*.eml"))]
-    return [m for m in parsed if isinstance(m, EmailMessage)]
+from tests.support.outcomes import outbox_messages
 
 
 def test_the_executable_is_this_installations_by_absolute_path() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -297,3 +298,30 @@ def test_prune_respects_fractional_days_and_missing_folder(work: Path) -> None:
     assert prune_archive(work / "archive", 0.5, WHEN + timedelta(hours=11)) == []
     assert prune_archive(work / "archive", 0.5, WHEN + timedelta(hours=13)) == [kept]
     assert prune_archive(work / "missing", 1, WHEN) == []
+
+
+def test_find_moved_finds_the_latest_move_with_the_same_bytes(tmp_path: Path) -> None:
+    from agent.archive import claim_names, find_moved
+
+    failed = tmp_path / "failed"
+    failed.mkdir()
+    (failed / "users.txt").write_text("an older export\n", encoding="utf-8")
+    (failed / "users-2.txt").write_text("p1|u1\n", encoding="utf-8")
+    size = (failed / "users-2.txt").stat().st_size
+    sha = hashlib.sha256(b"p1|u1\n").hexdigest()
+    assert find_moved(failed, claim_names("users.txt"), size=size, sha256=sha) == failed / "users-2.txt"
+    assert find_moved(failed, claim_names("users.txt"), size=size, sha256="0" * 64) is None
+    assert find_moved(failed, claim_names("courses.txt"), size=None, sha256=None) is None
+
+
+def test_ensure_reason_writes_a_missing_reason_file_only(tmp_path: Path) -> None:
+    from agent.archive import ensure_reason, reason_path
+
+    moved = tmp_path / "users.txt"
+    moved.write_text("p1|u1\n", encoding="utf-8")
+    when = datetime(2026, 11, 22, 10, 15, tzinfo=timezone.utc)
+    ensure_reason(moved, "no answer", when, "Do not move it back yet: look in Learn first.")
+    text = reason_path(moved).read_text(encoding="utf-8")
+    assert "Reason: no answer" in text and text.endswith("Do not move it back yet: look in Learn first.\n")
+    ensure_reason(moved, "something else", when)
+    assert reason_path(moved).read_text(encoding="utf-8") == text  # an existing one is kept

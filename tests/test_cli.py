@@ -119,7 +119,7 @@ def test_inspect_exit_0_when_all_clean_and_1_otherwise(
 @pytest.mark.parametrize(
     ("content", "detected", "expected"),
     [
-        ("external_person_key|user_id\n".encode("utf-16"), None, "UTF-16"),
+        ("external_person_key|user_id\n".encode("utf-16-le"), None, "UTF-16"),  # without its BOM
         (b"\x00\x01\x02\x03", None, "binary"),
         (
             "external_person_key|firstname|lastname|user_id\nP1|José|X|j\n".encode("latin-1"),
@@ -163,6 +163,31 @@ def test_inspect_object_forces_the_type(tmp_path: Path, capsys: pytest.CaptureFi
     status, out, _ = run(capsys, "inspect", "--json", "--object", "organizationcategory", cats)
     assert status == 0
     assert json.loads(out)[0]["object"] == "organizationcategory"
+
+
+def test_inspect_with_a_route_shows_the_integrations_delimiter_and_without_one_detects_any(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 13.1: the delimiter belongs to the Learn integration (default pipe); `inspect --route` says so."""
+    ini = write_config(tmp_path, "http://127.0.0.1:9")  # inspect never connects
+    comma = write_flatfile(tmp_path / "people.csv", PEOPLE_HEADER, person_rows(2), delimiter=",")
+
+    status, out, _ = run(capsys, "inspect", comma)
+    assert status == 0 and "comma" in out and "expected" not in out
+
+    status, out, _ = run(capsys, "-c", ini, "inspect", "--route", "sis", comma)
+    assert status == 1
+    assert "comma (pipe expected)" in out
+    assert "reads pipe-delimited files only" in out
+    assert "separated by comma" in out and "expects pipe" in out
+
+    status, out, _ = run(capsys, "-c", ini, "inspect", "--route", "sis", "--json", comma)
+    assert status == 1 and json.loads(out)[0]["expected_delimiter"] == "pipe"
+
+    ini = write_config(tmp_path, "http://127.0.0.1:9", target_extra="delimiter = comma")
+    status, out, err = run(capsys, "-c", ini, "inspect", "--route", "sis", comma)
+    assert status == 0, out + err
+    assert "reads comma-delimited files only" in out and "expected)" not in out
 
 
 def test_inspect_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

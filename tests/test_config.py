@@ -71,6 +71,8 @@ poll_max_seconds = 30
 timeout_minutes = 0.25
 long_run_minutes = 10
 refresh_guard_percent = 15
+delete_guard_rows = 250
+store_warn_percent = 40
 add_bom = yes
 
 [target:handshake]
@@ -198,6 +200,7 @@ def test_full_config_loads_every_section(layout: Path) -> None:
     assert learn.password.reveal() == PASSWORDS["LEARN_PASSWORD"]
     assert (learn.poll_initial_seconds, learn.poll_max_seconds, learn.timeout_minutes) == (1.0, 30.0, 0.25)
     assert (learn.long_run_minutes, learn.refresh_guard_percent, learn.add_bom) == (10.0, 15.0, "yes")
+    assert (learn.delete_guard_rows, learn.store_warn_percent) == (250, 40.0)
 
     s3 = config.targets["handshake"]
     assert isinstance(s3, S3TargetSettings)
@@ -482,6 +485,16 @@ def test_bad_choices_list_the_allowed_values(layout: Path, old: str, new: str, e
     assert str(path) in message and expected in message
 
 
+def test_guard_settings_default_and_range(layout: Path) -> None:
+    learn = load_config(write_config(layout, minimal()), environ={}).targets["learn"]
+    assert isinstance(learn, LearnTargetSettings)
+    assert (learn.delete_guard_rows, learn.store_warn_percent) == (100, 50.0)
+    path = write_config(layout, minimal().replace("type = learn", "type = learn\nstore_warn_percent = 150"))
+    assert "[target:learn] store_warn_percent: 150 is out of range (0 to 100)" in load_error(path)
+    path = write_config(layout, minimal().replace("type = learn", "type = learn\ndelete_guard_rows = -1"))
+    assert "[target:learn] delete_guard_rows: -1" in load_error(path)
+
+
 def test_email_choice_and_port(layout: Path) -> None:
     path = write_config(layout, minimal("[email]\ntransport = smtp\nhost = h\nto = a@x.edu\nsecurity = tls\n"))
     assert "[email] security: 'tls' is not allowed; use one of: starttls, ssl, none" in load_error(path)
@@ -509,6 +522,21 @@ def test_per_file_and_give_up_hours_refuse_other_values(layout: Path) -> None:
 def test_route_naming_a_missing_target(layout: Path) -> None:
     path = write_config(layout, minimal().replace("target = learn", "target = lms"))
     assert f"{path} [route:learn] target: no [target:lms] section (targets: learn)" in load_error(path)
+
+
+def test_a_route_declares_latin1_for_learn_files_only(layout: Path) -> None:
+    """Issue 13.8: `encoding = latin-1` (default utf-8) tells how Learn reads the route's BOM-less files."""
+    assert load_config(write_config(layout, minimal()), environ={}).route("learn").encoding == "utf-8"
+    text = minimal().replace("target = learn\n", "target = learn\nencoding = Latin-1\n", 1)
+    assert load_config(write_config(layout, text), environ={}).route("learn").encoding == "latin-1"
+    path = write_config(layout, text.replace("Latin-1", "cp1252"))
+    assert "[route:learn] encoding: 'cp1252' is not allowed; use one of: utf-8, latin-1" in load_error(path)
+    s3 = (
+        "[route:hs]\nwatch = ../var/hs\ntarget = hs\nencoding = latin-1\n\n[target:hs]\ntype = s3\n"
+        "bucket = b-bucket\nregion = eu-central-1\naccess_key_id = AKIAEXAMPLE\nsecret_access_key = ${S3_SECRET}\n"
+    )
+    path = write_config(layout, minimal(s3))
+    assert "[route:hs] encoding: applies to Learn targets only" in load_error(path, dict(PASSWORDS))
 
 
 def test_two_routes_on_one_folder(layout: Path) -> None:
@@ -681,3 +709,86 @@ def test_a_fixed_notify_webhook_conflicts_with_the_receiver(layout: Path) -> Non
 def test_a_deadline_of_zero_is_refused(layout: Path) -> None:
     message = load_error(write_config(layout, minimal(JOB_TARGET + "notify_within_hours = 0\n")))
     assert "notify_within_hours" in message and "at least" in message
+
+
+# ---------------------------------------------------------------------------------------------
+# Credentials inside a URL are a configuration error, and the URL is never echoed
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        (
+            "url = https://learn.example.edu",
+            "url = https://sis:Hunter2-url@learn.example.edu",
+            "[target:learn] url:",
+        ),
+        (
+            "url = https://learn.example.edu",
+            "url = https://learn.example.edu\nrest_url = https://key:Hunter2-url@rest.example.edu/api",
+            "[target:learn] rest_url:",
+        ),
+        ("url = https://learn.example.edu", "url = sis:Hunter2-url@learn.example.edu", "[target:learn] url:"),
+        ("[agent]", "[heartbeat]\nurl = https://ping:Hunter2-url@hc.example.org/x\n\n[agent]", "[heartbeat] url:"),
+    ],
+)
+def test_credentials_inside_a_url_are_refused_without_being_shown(layout: Path, old: str, new: str, where: str) -> None:
+    message = load_error(write_config(layout, minimal().replace(old, new, 1)))
+    assert where in message
+    assert "Hunter2-url" not in message and "sis:" not in message
+
+
+def test_credentials_from_a_variable_inside_a_url_are_refused_too(layout: Path) -> None:
+    path = write_config(layout, minimal().replace("url = https://learn.example.edu", "url = https://${CREDS}@lms.edu"))
+    message = load_error(path, {"CREDS": "sis:Hunter2-env"})
+    assert "[target:learn] url: contains a user name or password" in message
+    assert "Hunter2-env" not in message
+
+
+def test_an_at_sign_in_the_path_is_not_a_credential(layout: Path) -> None:
+    path = write_config(layout, minimal("[heartbeat]\nurl = https://hc.example.org/ping/a@b\n"))
+    assert load_config(path, environ={}).heartbeat.url == "https://hc.example.org/ping/a@b"
+
+
+def test_check_refuses_a_learn_url_with_credentials_and_never_prints_them(
+    layout: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = minimal().replace("url = https://learn.example.edu", "url = https://sis:Hunter2-cli@learn.example.edu")
+    path = write_config(layout, text)
+    status = main(["-c", str(path), "check"])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert f"{path} [target:learn] url: contains a user name or password" in captured.err
+    assert "Hunter2-cli" not in captured.err + captured.out
+
+
+def with_rest_key(layout: Path) -> None:
+    """The REST key defined in the install's .env, as an admin would."""
+    env = layout.parent / ".env"
+    env.write_text(env.read_text() + "REST_KEY=the-key\n")
+
+
+def test_a_literal_rest_secret_in_the_ini_is_refused(layout: Path) -> None:
+    with_rest_key(layout)
+    learn_rest = "password = ${LEARN_PASSWORD}\nrest_key = ${REST_KEY}\nrest_secret = s3cr3t-literal"
+    path = write_config(layout, minimal().replace("password = ${LEARN_PASSWORD}", learn_rest))
+    message = load_error(path)
+    assert "] rest_secret: secrets must not be written in the INI" in message
+    assert "s3cr3t-literal" not in message
+
+
+def test_one_rest_key_alone_is_an_error(layout: Path) -> None:
+    with_rest_key(layout)
+    learn_rest = "password = ${LEARN_PASSWORD}\nrest_key = ${REST_KEY}"
+    path = write_config(layout, minimal().replace("password = ${LEARN_PASSWORD}", learn_rest))
+    message = load_error(path)
+    assert "[target:learn] rest_secret: is empty but the other REST key is set" in message
+    assert "the-key" not in message
+
+
+def test_outbox_retention_days_defaults_to_30_and_0_keeps_everything(layout: Path) -> None:
+    assert load_config(write_config(layout, minimal()), environ={}).email.outbox_retention_days == 30
+    path = write_config(layout, minimal("[email]\ntransport = file\noutbox_retention_days = 0\n"))
+    assert load_config(path, environ={}).email.outbox_retention_days == 0
+    path = write_config(layout, minimal("[email]\noutbox_retention_days = -1\n"))
+    assert "[email] outbox_retention_days: -1 is out of range" in load_error(path)

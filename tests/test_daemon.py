@@ -21,7 +21,6 @@ from agent.commands import status_report
 from agent.config import load_config
 from agent.daemon import Agent, run_once
 from agent.journal import Journal
-from agent.retry import RetryPolicy
 from agent.settings import Config
 from agent.simulator import LearnSimulator
 from tests.support.agentconf import load, write_config
@@ -118,18 +117,19 @@ def test_run_returns_false_when_anything_needs_attention(tmp_path: Path, learn_s
     assert "binary" in (config.agent.failed_dir / "junk.txt.reason.txt").read_text(encoding="utf-8")
 
 
-def test_symlinks_and_folders_are_moved_aside_never_followed(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+def test_symlinks_are_moved_aside_and_folders_left_never_followed(tmp_path: Path, learn_sim: LearnSimulator) -> None:
     config = load(tmp_path, learn_sim.url, settle=0.2)
     drop = config.route().watch
     secret = tmp_path / "outside.txt"
     write_flatfile(secret, PEOPLE_HEADER, person_rows(2))
     (drop / "link.txt").symlink_to(secret)
     (drop / "subfolder").mkdir()
-    with watching(config):
+    reporter = RecordingReporter()
+    with watching(config, reporter):
         wait_for(lambda: (config.agent.failed_dir / "link.txt.reason.txt").exists(), what="symlink moved aside")
-        wait_for(lambda: (config.agent.failed_dir / "subfolder.reason.txt").exists(), what="folder moved aside")
+        wait_for(lambda: len(reporter.files) == 2, what="a REJECTED report for each")
     assert learn_sim.uploads_snapshot() == []
-    assert secret.exists()
+    assert secret.exists() and (drop / "subfolder").is_dir()  # agent.strays: a folder stays where it is
 
 
 def test_missing_alert_once_per_silence(tmp_path: Path, learn_sim: LearnSimulator) -> None:
@@ -461,8 +461,7 @@ class FlakyReporter(RecordingReporter):
 def test_a_failing_step_is_retried_without_resending(
     tmp_path: Path, learn_sim: LearnSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("agent.daemon.RECOVERY_RETRY", RetryPolicy(attempts=100, first_delay=0.2))
-    config = load(tmp_path, learn_sim.url)
+    config = load(tmp_path, learn_sim.url, agent_extra="retry_first_seconds = 0.2")
     drop = config.route().watch
     write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(2))
     write_flatfile(drop / "courses.txt", COURSE_HEADER, course_rows(1))
@@ -499,17 +498,21 @@ def test_the_loop_sleeps_until_the_batch_window_closes_not_a_fixed_tick(
     config = load(tmp_path, learn_sim.url, settle=0.05, window=30)
     agent = Agent(config, reporter=RecordingReporter())
     try:
+        agent._turn()  # recovery and waiting moves done: from now on the loop is healthy
+        now = agent.clock.monotonic()
         # Nothing waiting: the loop sleeps until housekeeping (or an event wakes it).
-        assert agent._until_next(None, None) == pytest.approx(agent.housekeeping_seconds, abs=1)
-        assert agent._until_next(agent.clock.monotonic() + 7, None) == pytest.approx(7, abs=1)
+        assert agent._until_next(now + 60) == pytest.approx(60, abs=1)
+        assert agent._until_next(now + 7) == pytest.approx(7, abs=1)
         write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(2))
         agent.watcher.scan()
         agent.watcher.wait_until_settled(timeout=WAIT)
         [ready] = agent.watcher.pending("sis")
         assert ready.ready
+        agent._turn()  # the window is still open: nothing is sent
+        assert learn_sim.uploads_snapshot() == []
         # A ready file: the loop wakes when the batch window after its last change closes.
         expected = ready.last_change + 30 - agent.clock.monotonic()
-        assert agent._until_next(None, None) == pytest.approx(expected, abs=1)
-        assert 0 < agent._until_next(None, None) <= 30
+        assert agent._until_next(agent.clock.monotonic() + 60) == pytest.approx(expected, abs=1)
+        assert 0 < agent._until_next(agent.clock.monotonic() + 60) <= 30
     finally:
         agent.close()

@@ -343,8 +343,9 @@ def test_semicolon_export_is_named(tmp_path: Path) -> None:
     assert result.to_json()["delimiter"] == "semicolon"
 
 
-@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
-def test_utf16_export_is_named_with_advice(tmp_path: Path, encoding: str) -> None:
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_byte_order_mark_is_named_with_advice(tmp_path: Path, encoding: str) -> None:
+    """Learn reads a file without a mark as ISO-8859-1, so BOM-less UTF-16 stays refused."""
     header, row = HEADERS["person"]
     path = write(tmp_path, "p.txt", f"{header}\r\n{row}\r\n".encode(encoding))
     result = inspect_file(path)
@@ -352,6 +353,64 @@ def test_utf16_export_is_named_with_advice(tmp_path: Path, encoding: str) -> Non
     assert "UTF-16" in problem and "export it" in problem and "UTF-8" in problem
     assert "looks like a person file" in problem
     assert result.object is None and result.encoding is not None and result.encoding.startswith("utf-16")
+
+
+@pytest.mark.parametrize(("encoding", "mark"), [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff")])
+def test_utf16_with_its_byte_order_mark_is_read_as_learn_reads_it(tmp_path: Path, encoding: str, mark: bytes) -> None:
+    """Issue 13.8: Learn reads UTF-16 with a BOM; it is inspected by decoding (accents, rows, problems)."""
+    header, row = HEADERS["person"]
+    accented = "P2|SIS.2024|jnunez|José|Ñúñez|jn@example.edu|Student|enabled"
+    path = write(tmp_path, "p.txt", mark + f"{header}\r\n{row}\r\n{accented}\r\n".encode(encoding))
+    result = inspect_file(path)
+    assert result.ok, result.problems
+    assert (result.object, result.encoding, result.bom, result.rows) == ("person", encoding, True, 2)
+    assert result.non_ascii and result.delimiter == "|"
+
+
+def test_utf16_with_a_mark_is_still_checked_row_by_row(tmp_path: Path) -> None:
+    header, row = HEADERS["person"]
+    path = write(tmp_path, "p.txt", f"{header}\n{row}\nP3|SIS|only|three\n".encode("utf-16"))
+    problem = the_problem(inspect_file(path))
+    assert "1 row does not have the header's 8 pipe-separated columns (line 3)" in problem
+
+
+def test_broken_utf16_after_its_mark_is_named(tmp_path: Path) -> None:
+    header, row = HEADERS["person"]
+    body = b"\xff\xfe" + f"{header}\n{row}\n".encode("utf-16-le") + b"\x00\xdc\n\x00"  # a lone low surrogate
+    problem = the_problem(inspect_file(write(tmp_path, "p.txt", body)))
+    assert "UTF-16 byte-order mark but is not valid UTF-16-LE" in problem
+
+
+def test_a_latin1_route_accepts_latin1_files_as_learn_reads_them(tmp_path: Path) -> None:
+    """Issue 13.8: `encoding = latin-1` on the route: checked as ISO-8859-1, today's refusal otherwise."""
+    header, row = HEADERS["person"]
+    text = f"{header}\n{row}\n".encode() + "P2|SIS|jose|José|Ñúñez|j@x.edu|Student|enabled\n".encode("latin-1")
+    path = write(tmp_path, "p.txt", text)
+    result = inspect_file(path, encoding="latin-1")
+    assert result.ok, result.problems
+    assert (result.encoding, result.bom, result.rows, result.non_ascii) == ("latin-1", False, 2, True)
+    assert "not UTF-8" in the_problem(inspect_file(path))  # undeclared: refused as before
+
+
+def test_a_latin1_route_refuses_windows_1252_bytes_naming_the_line(tmp_path: Path) -> None:
+    header, row = HEADERS["person"]
+    text = f"{header}\n{row}\n".encode() + "P2|SIS|o|Seán “Jr”|Ó|o@x.edu|Student|enabled\n".encode("cp1252")
+    problem = the_problem(inspect_file(write(tmp_path, "p.txt", text), encoding="latin-1"))
+    assert "line 3 has the byte 0x93" in problem and "Windows-1252" in problem
+
+
+def test_a_latin1_route_refuses_a_file_that_is_utf8(tmp_path: Path) -> None:
+    header, row = HEADERS["person"]
+    text = f"{header}\n{row}\nP2|SIS|jose|José|Núñez|j@x.edu|Student|enabled\n".encode()
+    problem = the_problem(inspect_file(write(tmp_path, "p.txt", text), encoding="latin-1"))
+    assert "the file is UTF-8 text" in problem and "remove encoding = latin-1" in problem
+
+
+def test_a_utf8_mark_wins_over_a_latin1_route(tmp_path: Path) -> None:
+    header, row = HEADERS["person"]
+    text = b"\xef\xbb\xbf" + f"{header}\n{row}\nP2|SIS|jose|José|Núñez|j@x.edu|Student|enabled\n".encode()
+    result = inspect_file(write(tmp_path, "p.txt", text), encoding="latin-1")
+    assert result.ok and (result.encoding, result.bom) == ("utf-8", True)
 
 
 def test_utf32_export_is_named(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from agent.errors import JournalError
-from agent.journal import SCHEMA_VERSION, FileRecord, Journal
-from agent.journal_schema import MIGRATIONS, JobState
+from agent.journal import FileRecord, Journal
+from agent.journal_schema import MIGRATIONS, SCHEMA_VERSION, FileState, JobState
 from agent.records import Receipt, Status
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -174,7 +174,7 @@ def test_path_that_cannot_be_opened_says_so(tmp_path: Path) -> None:
 
 def test_journal_locked_by_another_process_says_so(journal_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     Journal(journal_path).close()
-    monkeypatch.setattr("agent.journal.BUSY_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr("agent.journal_base.BUSY_TIMEOUT_SECONDS", 0.2)
     other = sqlite3.connect(str(journal_path), isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")  # holds the write lock, as a stuck writer would
@@ -219,7 +219,7 @@ def test_update_file_converts_and_validates_values(journal: Journal) -> None:
 
     with pytest.raises(ValueError, match="timezone-aware"):
         journal._update(file_id, finished_at=datetime(2026, 11, 22, 12, 0))
-    with pytest.raises(ValueError, match="unknown file state"):
+    with pytest.raises(ValueError, match="unknown state"):
         journal._update(file_id, state="done")
     with pytest.raises(ValueError, match="unknown status"):
         journal._update(file_id, status="OK")
@@ -280,6 +280,34 @@ def test_batches_start_finish_and_recent(journal: Journal) -> None:
         journal.finish_batch(second + 10, "SUCCESS", 0)
 
 
+def test_a_batch_and_its_files_are_reported_once_and_then_closed(journal: Journal) -> None:
+    batch = journal.start_batch("sis")
+    first = journal.add_file(route="sis", target="learn", name="a.txt", source_path=Path("/d/a.txt"), batch_id=batch)
+    second = journal.add_file(route="sis", target="learn", name="b.txt", source_path=Path("/d/b.txt"), batch_id=batch)
+    assert [f.id for f in journal.batch_files(batch)] == [first, second]
+    assert [b.id for b in journal.unreported_batches()] == [batch]
+    journal.file_reported(first)
+    taken = journal.file(first).reported_at
+    journal.file_reported(first)  # a second mark keeps the first moment
+    assert taken is not None and journal.file(first).reported_at == taken
+    journal.batch_reported(batch)
+    assert journal.unreported_batches() == [] and journal.batch(batch).reported_at is not None
+    with pytest.raises(KeyError):
+        journal.batch(batch + 1)
+
+
+def test_sent_and_decided_unsent_are_states_a_restart_reads(journal: Journal) -> None:
+    file_id = add(journal)
+    journal.sent(file_id, T0)
+    record = journal.file(file_id)
+    assert record.state is FileState.SENT and record.sent_at == T0 and record.in_flight
+    journal.decided_unsent(file_id, Status.UNCONFIRMED, "no answer", T0)
+    record = journal.file(file_id)
+    assert record.state is FileState.FINISHED and record.status == "UNCONFIRMED" and record.message == "no answer"
+    journal.ended_unsent(file_id, Status.UNCONFIRMED, "no answer", Path("/failed/users.txt"), T0)
+    assert journal.file(file_id).state is FileState.UNCONFIRMED and not journal.file(file_id).in_flight
+
+
 def refresh(
     journal: Journal,
     rows: int,
@@ -303,23 +331,48 @@ def refresh(
     )
 
 
-def test_last_accepted_refresh_rows_counts_only_accepted_refreshes(journal: Journal) -> None:
-    assert journal.last_accepted_refresh_rows("learn", "person") is None
+def _last_rows(journal: Journal, target: str, slug: str, operation: str = "refresh", sources: str = "") -> int | None:
+    record = journal.last_delivery(target, slug, operation, sources)
+    return None if record is None else record.rows
+
+
+def test_last_delivery_is_the_newest_accepted_file_of_the_same_feed(journal: Journal) -> None:
+    assert _last_rows(journal, "learn", "person") is None
     refresh(journal, 1000, Status.SUCCESS, minutes=1)
-    assert journal.last_accepted_refresh_rows("learn", "person") == 1000
-    refresh(journal, 900, Status.WARNINGS, operation="refreshlegacy", minutes=2)
-    assert journal.last_accepted_refresh_rows("learn", "person") == 900
+    assert _last_rows(journal, "learn", "person") == 1000
     refresh(journal, 800, Status.ERRORS, minutes=3)  # processed, with record errors
-    assert journal.last_accepted_refresh_rows("learn", "person") == 800
+    assert _last_rows(journal, "learn", "person") == 800
     for status in (Status.FAILED, Status.REJECTED, Status.HELD, Status.TIMED_OUT, None):
         refresh(journal, 5, status, minutes=10)  # never replaced the data
     refresh(journal, 7, Status.SUCCESS, operation="store", minutes=11)
     refresh(journal, 9, Status.SUCCESS, object="course", minutes=12)
     refresh(journal, 11, Status.SUCCESS, target="learn-test", minutes=13)
-    assert journal.last_accepted_refresh_rows("learn", "person") == 800
-    assert journal.last_accepted_refresh_rows("learn", "course") == 9
-    assert journal.last_accepted_refresh_rows("learn-test", "person") == 11
-    assert journal.last_accepted_refresh_rows("learn", "membership") is None
+    refresh(journal, 13, Status.SUCCESS, operation="refreshlegacy", minutes=14)  # another feed
+    assert _last_rows(journal, "learn", "person") == 800
+    assert _last_rows(journal, "learn", "course") == 9
+    assert _last_rows(journal, "learn-test", "person") == 11
+    assert _last_rows(journal, "learn", "person", "store") == 7
+    assert _last_rows(journal, "learn", "membership") is None
+
+
+def test_a_refreshlegacy_baseline_is_per_data_source_key_set(journal: Journal) -> None:
+    for rows, sources, minute in ((100, "SIS_A", 1), (200, "SIS_B", 2), (300, "SIS_A,SIS_B", 3)):
+        file_id = refresh(journal, rows, Status.SUCCESS, operation="refreshlegacy", minutes=minute)
+        journal.keys_compared(file_id, data_source_keys=sources, disabled=None, added=None)
+    assert _last_rows(journal, "learn", "person", "refreshlegacy", "SIS_A") == 100
+    assert _last_rows(journal, "learn", "person", "refreshlegacy", "SIS_B") == 200
+    assert _last_rows(journal, "learn", "person", "refreshlegacy", "SIS_A,SIS_B") == 300
+    assert _last_rows(journal, "learn", "person", "refreshlegacy", "SIS_C") is None
+
+
+def test_deliveries_lists_accepted_files_newest_first_with_filters(journal: Journal) -> None:
+    refresh(journal, 10, Status.SUCCESS, operation="store", minutes=1)
+    refresh(journal, 20, Status.FAILED, operation="store", minutes=2)
+    refresh(journal, 30, Status.WARNINGS, operation="store", minutes=3)
+    refresh(journal, 40, Status.SUCCESS, object="course", operation="store", minutes=4)
+    assert [r.rows for r in journal.deliveries(slug="person")] == [30, 10]
+    assert [r.rows for r in journal.deliveries(limit=2)] == [40, 30]
+    assert [r.rows for r in journal.deliveries(since=T0 + timedelta(minutes=2))] == [40, 30]
 
 
 def test_last_arrival_uses_arrival_then_claim_time(journal: Journal) -> None:
@@ -508,3 +561,32 @@ def test_a_notification_racing_the_job_calls_answer_still_settles(journal: Journ
     assert (
         job.state is JobState.SUCCEEDED and job.job_id == "J-3" and journal.jobs_overdue(T0 + timedelta(days=1)) == []
     )
+
+
+def test_batches_an_older_agent_left_open_are_closed_not_summarized_again(journal_path: Path) -> None:
+    journal_path.parent.mkdir(parents=True)
+    connection = sqlite3.connect(str(journal_path))
+    for migration in MIGRATIONS[:5]:
+        for statement in migration:
+            connection.execute(statement)
+    started = T0.isoformat()
+    connection.execute("INSERT INTO batches (route, started_at) VALUES ('sis', ?)", (started,))  # left open
+    connection.execute("PRAGMA user_version = 5")
+    connection.commit()
+    connection.close()
+    with Journal(journal_path) as journal:
+        assert journal.unreported_batches() == []
+        [batch] = journal.recent_batches()
+        assert batch.finished_at == T0 and batch.reported_at == T0
+
+
+def test_writes_made_atomically_land_together_or_not_at_all(journal: Journal) -> None:
+    with pytest.raises(RuntimeError), journal.atomically():
+        batch = journal.start_batch("sis")
+        journal.add_file(route="sis", target="learn", name="a.txt", source_path=Path("/d/a.txt"), batch_id=batch)
+        raise RuntimeError("the process dies here")
+    assert journal.recent_batches() == [] and journal.recent_files() == []
+    with journal.atomically():
+        batch = journal.start_batch("sis")
+        journal.add_file(route="sis", target="learn", name="a.txt", source_path=Path("/d/a.txt"), batch_id=batch)
+    assert [f.name for f in journal.batch_files(batch)] == ["a.txt"]

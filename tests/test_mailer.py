@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -366,3 +367,46 @@ def test_attachments_follow_the_two_bodies(tmp_path: Path) -> None:
     [attached] = list(message.iter_attachments())
     assert attached.get_filename() == "x.log.csv" and attached.get_content() == "level,message\nError,bad\n"
     assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
+
+
+def test_the_file_outbox_keeps_reports_for_outbox_retention_days_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    settings = EmailSettings(transport="file", to=("a@example.edu",), outbox_retention_days=30)
+    box = Mailer(settings, tmp_path / "outbox", clock=clock)
+    outbox = tmp_path / "outbox"
+    (outbox / "unsent").mkdir(parents=True)
+    old = clock.now() - timedelta(days=31)
+    expired = outbox / outbox_name("[feed-agent] SUCCESS a.txt", old)
+    recent = outbox / outbox_name("[feed-agent] SUCCESS b.txt", clock.now() - timedelta(days=29))
+    never_sent = outbox / "unsent" / outbox_name("[feed-agent] FAILED c.txt", old)  # the spool's: kept
+    not_ours = outbox / "notes-2019.eml"
+    for path in (expired, recent, never_sent, not_ours):
+        path.write_bytes(b"Subject: x\r\n\r\nbody\r\n")
+
+    with caplog.at_level(logging.INFO, logger="agent.mailer"):
+        written = box.send(RENDERED)
+
+    assert written is not None and written.is_file()
+    assert not expired.exists() and recent.exists() and never_sent.exists() and not_ours.exists()
+    assert f"outbox retention: deleted 1 report(s) older than 30 days from {outbox}" in caplog.text
+
+    later = outbox / outbox_name("[feed-agent] SUCCESS d.txt", old)
+    later.write_bytes(b"Subject: x\r\n\r\nbody\r\n")
+    clock.advance(600)
+    box.send(RENDERED)
+    assert later.exists()  # a listing of the outbox at most once an hour
+    clock.advance(3600)
+    box.send(RENDERED)
+    assert not later.exists()
+
+
+def test_outbox_retention_of_zero_keeps_every_report(tmp_path: Path) -> None:
+    clock = FakeClock()
+    box = Mailer(EmailSettings(transport="file", outbox_retention_days=0), tmp_path / "outbox", clock=clock)
+    (tmp_path / "outbox").mkdir()
+    ancient = tmp_path / "outbox" / outbox_name("[feed-agent] SUCCESS a.txt", clock.now() - timedelta(days=3650))
+    ancient.write_bytes(b"Subject: x\r\n\r\nbody\r\n")
+    box.send(RENDERED)
+    assert ancient.exists()

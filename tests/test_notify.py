@@ -215,3 +215,39 @@ def test_no_message_ever_contains_an_smtp_secret(
             assert secret not in decoded
     for secret in secrets:
         assert secret not in caplog.text
+
+
+def test_a_spooled_report_is_journaled_as_taken_before_the_spool_is_sent(tmp_path: Path, journal: Journal) -> None:
+    """A crash between the spool and the journal: the next start marks it from the spool, never writes it again."""
+    dead = config(tmp_path, transport="smtp", host="127.0.0.1", port=free_port(), security="none")
+    file_id = journal.add_file(route="sis", target="learn", name="courses.txt", source_path=tmp_path / "c.txt")
+    batch_id = journal.start_batch("sis")
+    report = outcome(Status.ERRORS, report_key=f"file-{file_id}")
+    summary = batch(report)
+    summary.report_key = f"batch-{batch_id}"
+    EmailReporter(dead).file_done(report)  # no journal: as if the process died before marking it
+    EmailReporter(dead).batch_done(summary)
+    assert journal.file(file_id).reported_at is None and journal.batch(batch_id).reported_at is None
+
+    EmailReporter(dead, journal).deliver_waiting(force=True)  # the next start
+
+    assert journal.file(file_id).reported_at is not None and journal.batch(batch_id).reported_at is not None
+
+
+def test_the_reporter_marks_a_report_taken_right_after_the_spool_holds_it(tmp_path: Path) -> None:
+    dead = config(tmp_path, transport="smtp", host="127.0.0.1", port=free_port(), security="none")
+    marks: list[str] = []
+    EmailReporter(dead).file_done(outcome(Status.ERRORS, reported=lambda: marks.append("taken")))
+    assert marks == ["taken"] and len(list((tmp_path / "var" / "outbox" / "unsent").glob("*.eml"))) == 1
+    EmailReporter(config(tmp_path, per_file="problems")).file_done(outcome(Status.SUCCESS, reported=marks.clear))
+    assert marks == ["taken"]  # no report due: the reporter leaves the mark to the pipeline
+
+
+def test_the_reports_kept_in_memory_are_bounded_by_size_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reporter = EmailReporter(config(tmp_path, transport="file"))  # with email off nothing is rendered
+    reporter.file_done(outcome(Status.SUCCESS, name="first.txt"))
+    one = reporter.sent[0].size
+    monkeypatch.setattr("agent.notify.RECENT_BYTES", 3 * one + one // 2)
+    for number in range(10):
+        reporter.file_done(outcome(Status.SUCCESS, name=f"file{number}.txt"))
+    assert [r.subject.split()[2] for r in reporter.sent] == ["file7.txt", "file8.txt", "file9.txt"]

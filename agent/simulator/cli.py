@@ -10,6 +10,7 @@ from dataclasses import replace
 from agent.simulator.faults import Faults
 from agent.simulator.jobapi import OUTCOMES, JobApiSimulator
 from agent.simulator.learn import LearnSimulator
+from agent.simulator.rows import DELIMITERS
 
 
 def _retry_after(text: str) -> int | None:
@@ -35,6 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long a new data set shows nothing queued yet (default 0.2)",
     )
+    parser.add_argument(
+        "--delimiter",
+        choices=tuple(DELIMITERS),
+        default="pipe",
+        help="the integration's Feed File Delimiter (default pipe, Learn's default); a file written with "
+        "another delimiter fails every record, as on a real Learn",
+    )
     rest = parser.add_argument_group("Learn REST (OAuth2 token and SIS data set log)")
     rest.add_argument("--rest-key", default="rest-key", help="the REST application's key")
     rest.add_argument("--rest-secret", default="rest-secret", help="the REST application's secret")
@@ -42,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("fault modes (invented, for rehearsing bad days)")
     faults.add_argument("--fail-uploads", type=int, default=0, metavar="N", help="the first N uploads answer 500")
     faults.add_argument("--slow", type=float, default=0.0, metavar="SECONDS", help="delay every answer")
+    faults.add_argument(
+        "--read-rate", type=float, default=0.0, metavar="BYTES", help="read uploads at most this many bytes/s"
+    )
     faults.add_argument("--stuck", action="store_true", help="accepted data sets never leave the queue")
     faults.add_argument("--no-code", action="store_true", help="uploads answer 200 without a reference code")
     faults.add_argument(
@@ -108,6 +119,7 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
         Faults(),
         fail_uploads=args.fail_uploads,
         slow_seconds=args.slow,
+        read_bytes_per_second=args.read_rate,
         stuck=args.stuck,
         no_code=args.no_code,
         html_page=args.html_page,
@@ -137,6 +149,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         rest_key=args.rest_key,
         rest_secret=args.rest_secret,
         token_seconds=args.token_seconds,
+        delimiter=args.delimiter,
     )
     simulator.faults = faults_from_args(args)
     simulator.on_event = lambda message: print(message, flush=True)
@@ -183,7 +196,10 @@ def _announce(simulator: LearnSimulator, job_api: JobApiSimulator | None) -> Non
         f"username {simulator.username})"
     )
     say(f"Faults: {simulator.faults.describe()}. Stop with Ctrl-C.")
-    say(f"  Flat-file uploads: {simulator.endpoint}/<object>/<store|refresh|refreshlegacy|delete>")
+    say(
+        f"  Flat-file uploads: {simulator.endpoint}/<object>/<store|refresh|refreshlegacy|delete> "
+        f"({simulator.delimiter}-delimited)"
+    )
     say(f"  Data set status:   {simulator.endpoint}/dataSetStatus/<reference code>")
     say(
         f"  REST:              {simulator.rest_base} (token {simulator.token_url}, key {simulator.rest_key}, "

@@ -18,7 +18,7 @@ from agent.simulator.datasets import DataSet, DataSetInfo, KeyStore, Upload
 from agent.simulator.faults import Faults
 from agent.simulator.httpd import Reply
 from agent.simulator.objects import STORED_KEY_COLUMN
-from agent.simulator.rows import RowChecker
+from agent.simulator.rows import DELIMITERS, RowChecker
 
 MAX_REPLIES = 10_000  # answers remembered for assertions (the oldest are forgotten)
 FIRST_LOG_ID = 1000  # log entry ids look like Learn's: _1000_1, _1001_1, ...
@@ -40,11 +40,14 @@ class SimulatorCore:
         rest_key: str,
         rest_secret: str,
         token_seconds: float,
+        delimiter: str = "pipe",
     ) -> None:
         if rows_per_second <= 0:
             raise ValueError("rows_per_second must be greater than zero")
         if start_delay < 0 or token_seconds <= 0:
             raise ValueError("start_delay must be zero or more and token_seconds greater than zero")
+        if delimiter not in DELIMITERS:
+            raise ValueError(f"delimiter must be one of {', '.join(DELIMITERS)}")
         self.username = username
         self.password = password
         self.integration = integration
@@ -55,6 +58,7 @@ class SimulatorCore:
         self.rest_key = rest_key
         self.rest_secret = rest_secret
         self.token_seconds = token_seconds
+        self.delimiter = delimiter  # the integration's "Feed File Delimiter": every upload is split by it
         self.faults = Faults()
         self.on_event: Callable[[str], None] | None = None
         self.upload_attempts = 0  # every authenticated upload request, faulted ones included
@@ -91,6 +95,16 @@ class SimulatorCore:
                 return False
             setattr(self.faults, counter, left - 1)
             return True
+
+    def checker(self, slug: str) -> RowChecker:
+        """A row checker for one upload, splitting by the integration's delimiter."""
+        return RowChecker(slug, self.store, DELIMITERS[self.delimiter])
+
+    def read_pause(self, size: int) -> None:
+        """After reading `size` bytes of an upload: wait as a slow link would (fault read_bytes_per_second)."""
+        rate = self.faults.read_bytes_per_second
+        if rate > 0:
+            self.stopping.wait(size / rate)
 
     def slow(self) -> None:
         if self.faults.slow_seconds > 0:

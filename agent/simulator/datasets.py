@@ -38,7 +38,7 @@ class Upload:
     errors: int = 0
     warnings: int = 0
     answered: bool = True  # False when the fault withhold-answers kept the answer back
-    encoding: str = "utf-8"  # how Learn read it: "utf-8" after a byte-order mark, else "iso-8859-1"
+    encoding: str = "utf-8"  # how Learn read it: utf-8 / utf-16-le / utf-16-be after a byte-order mark, else iso-8859-1
 
 
 @dataclass(frozen=True)

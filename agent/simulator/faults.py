@@ -25,6 +25,7 @@ class Faults:
     html_page: bool = False  # uploads answer 200 with an SSO sign-in page holding a 32-hex nonce (not accepted)
     stuck: bool = False  # data sets accepted meanwhile never leave the queue
     slow_seconds: float = 0.0  # every authenticated answer is delayed this long
+    read_bytes_per_second: float = 0.0  # upload bodies are read at most this fast (a slow link); 0: at once
     # dataSetStatus
     status_failures: int = 0  # the next N status requests fail with status_failure_code
     status_failure_code: int = 503

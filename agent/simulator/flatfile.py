@@ -27,7 +27,6 @@ from agent.simulator.core import SimulatorCore
 from agent.simulator.datasets import DataSet
 from agent.simulator.httpd import Handler
 from agent.simulator.objects import OPERATIONS, REQUIRED
-from agent.simulator.rows import RowChecker
 
 PATH_PREFIX = "/webapps/bb-data-integration-flatfile-"
 DATA_INTEGRATION_TYPE = "blackboard.platform.dataintegration.DataIntegration"
@@ -123,13 +122,14 @@ class FlatFileEndpoints:
             core.event(f"{name}: answered 429 (fault throttle-uploads)")
             handler.reply(429, "Too Many Requests", headers=core.faults.retry_headers())
             return
-        checker = RowChecker(slug, core.store)
+        checker = core.checker(slug)
         digest = hashlib.sha256()
         size = 0
         for piece in handler.body_pieces():
             digest.update(piece)
             checker.feed(piece)
             size += len(piece)
+            core.read_pause(len(piece))
         checker.close()
         if size == 0:
             handler.reply(400, "Bad Request: the feed file is empty (no header and no records)")

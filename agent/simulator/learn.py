@@ -33,6 +33,7 @@ class LearnSimulator(SimulatorCore):
         rest_key: str = "rest-key",
         rest_secret: str = "rest-secret",
         token_seconds: float = 3599.0,
+        delimiter: str = "pipe",
     ) -> None:
         super().__init__(
             username=username,
@@ -45,6 +46,7 @@ class LearnSimulator(SimulatorCore):
             rest_key=rest_key,
             rest_secret=rest_secret,
             token_seconds=token_seconds,
+            delimiter=delimiter,
         )
         self.host = host
         self.flatfile = FlatFileEndpoints(self)

@@ -20,6 +20,7 @@ from typing import Any
 from agent.simulator.objects import IDENTITY, object_name
 from agent.simulator.rows import (
     COMPLETED,
+    DELIMITERS,
     E_COURSE_ID,
     E_FIELDS,
     E_KEY_CHARACTERS,
@@ -125,7 +126,7 @@ class DataSetLog:
 
     def _header(self) -> str:
         header = self.rows.header
-        delimiter = {"\t": "tab", "|": "pipe", ",": "comma"}.get(self.rows.delimiter, self.rows.delimiter)
+        delimiter = {char: name for name, char in DELIMITERS.items()}.get(self.rows.delimiter, self.rows.delimiter)
         return f"Data set {self.uid}: the header has {len(header)} columns ({delimiter}): {', '.join(header)}."
 
     def _end(self) -> str:

@@ -7,13 +7,18 @@ and :mod:`agent.simulator.logentries` writes the English sentence only when a pa
 
 The checks follow `shared/reference/learn-snapshot-flatfile.md` §2 (required columns, key lengths,
 characters of course ids and term/node keys, Y/N flags, row_status values); how Learn words them is
-invented. Encoding, also §2 (Blackboard's legacy page): a file that starts with a UTF-8 byte-order
-mark is read as UTF-8, any other as ISO-8859-1, so UTF-8 text without a BOM is stored garbled
-("JosÃ©") exactly as such a Learn would store it, and later references to the real key fail.
+invented. The delimiter is the integration's one "Feed File Delimiter" (pipe by default, or comma,
+tab, colon), never guessed per file: a comma file sent to a pipe integration has a one-column header
+and every record fails, as on a real Learn. Encoding, also §2 (Blackboard's legacy page): a file that
+starts with a UTF-8 byte-order mark is read as UTF-8, any other as ISO-8859-1, so UTF-8 text without
+a BOM is stored garbled ("JosÃ©") exactly as such a Learn would store it, and later references to the
+real key fail. A file that starts with a UTF-16 byte-order mark (little- or big-endian) is read as
+UTF-16, as Learn reads Unicode files with a mark.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
 from array import array
 from collections.abc import Sequence
@@ -51,6 +56,9 @@ W_IGNORED_VALUES = 64  # args: column, value[, column, value]: values Learn igno
 
 _UNIT = "\x1f"  # separates facts; never inside a stored value
 BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
+# Learn's "Feed File Delimiter" choices for an integration (name -> character); pipe is Learn's default.
+DELIMITERS = {"pipe": "|", "comma": ",", "tab": "\t", "colon": ":"}
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9.-]*")
 
 
@@ -71,7 +79,7 @@ class RowLog:
         self.problem_rows = array("I")  # indices of records with errors or warnings
         self.header: tuple[str, ...] = ()
         self.delimiter = "|"
-        self.encoding = "iso-8859-1"  # how Learn read the file: "utf-8" after a byte-order mark
+        self.encoding = "iso-8859-1"  # how Learn read the file: utf-8 or utf-16-le/-be after a byte-order mark
         self._facts = bytearray()
         self._ends = array("Q")
 
@@ -123,15 +131,18 @@ def _clean(value: str) -> str:
 class RowChecker:
     """Parses an upload line by line, as it streams in, and decides each record's fate."""
 
-    def __init__(self, slug: str, store: KeyLookup) -> None:
+    def __init__(self, slug: str, store: KeyLookup, delimiter: str = "|") -> None:
         self.slug = slug
         self.store = store
         self.log = RowLog(slug)
+        self.log.delimiter = delimiter  # the integration's: a file in another one fails every record
         self.columns: list[str] | None = None
         self.new_keys: set[str] = set()
         self._partial = bytearray()
         self._skipping_long_line = False
         self._line = 0
+        self._head: bytes | None = b""  # the first bytes, until the byte-order mark is known (then None)
+        self._utf16: codecs.IncrementalDecoder | None = None  # set for a UTF-16 file: lines are re-encoded
 
     @property
     def rows(self) -> int:
@@ -139,6 +150,24 @@ class RowChecker:
 
     # Feeding ------------------------------------------------------------------------------
     def feed(self, piece: bytes) -> None:
+        if self._head is not None:  # a UTF-16 mark needs 2 bytes, a UTF-8 one 3: look before splitting lines
+            self._head += piece
+            if len(self._head) < len(BOM):
+                return
+            piece, self._head = self._head, None
+            self._sniff(piece)
+        if self._utf16 is not None:
+            piece = self._utf16.decode(piece).encode("utf-8")
+        self._split(piece)
+
+    def _sniff(self, start: bytes) -> None:
+        """A UTF-16 byte-order mark: the rest is decoded as UTF-16 and handled as UTF-8 lines."""
+        for mark, encoding in UTF16_BOMS.items():
+            if start.startswith(mark):
+                self.log.encoding = encoding
+                self._utf16 = codecs.getincrementaldecoder("utf-16")("replace")  # drops the mark itself
+
+    def _split(self, piece: bytes) -> None:
         start = 0
         while True:
             newline = piece.find(b"\n", start)
@@ -150,6 +179,12 @@ class RowChecker:
             start = newline + 1
 
     def close(self) -> None:
+        if self._head:  # a file shorter than a UTF-8 byte-order mark
+            head, self._head = self._head, None
+            self._sniff(head)
+            self._split(self._utf16.decode(head).encode("utf-8") if self._utf16 is not None else head)
+        if self._utf16 is not None:
+            self._split(self._utf16.decode(b"", True).encode("utf-8"))
         if self._partial or self._skipping_long_line:
             self._end_line()
 
@@ -171,7 +206,8 @@ class RowChecker:
         self._partial.clear()
         if self.columns is None and raw.startswith(BOM):
             self.log.encoding, raw = "utf-8", raw[len(BOM) :]
-        text = raw.decode(self.log.encoding, errors="replace").rstrip("\r")
+        lines_in = "utf-8" if self._utf16 is not None else self.log.encoding  # UTF-16 arrives re-encoded
+        text = raw.decode(lines_in, errors="replace").rstrip("\r")
         if self.columns is None:
             self._read_header(text)
         elif text.strip():
@@ -179,9 +215,7 @@ class RowChecker:
 
     # Header and rows ----------------------------------------------------------------------
     def _read_header(self, text: str) -> None:
-        delimiter = "|" if "|" in text else ("\t" if "\t" in text else ",")
-        self.columns = [name.strip().lower() for name in text.split(delimiter)]
-        self.log.delimiter = delimiter
+        self.columns = [name.strip().lower() for name in text.split(self.log.delimiter)]
         self.log.header = tuple(self.columns)
 
     def _check_row(self, text: str) -> None:

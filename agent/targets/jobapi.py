@@ -68,7 +68,7 @@ class JobTarget:
         self.clock = clock
         self.settings = settings
         self.name = settings.name
-        self.s3 = S3Target(settings, client=s3_client)
+        self.s3 = S3Target(settings, client=s3_client, clock=clock)
         self.session = session or requests.Session()
 
     def close(self) -> None:

@@ -153,6 +153,10 @@ class LearnTarget:
 
     # submit ----------------------------------------------------------------------------------
     def _bom_for(self, submission: Submission) -> bytes:
+        """A UTF-8 byte-order mark tells Learn "UTF-8": never for a UTF-16 file (it has its own mark)
+        or a Latin-1 one (Learn reads a file without a mark as ISO-8859-1, which it is)."""
+        if submission.encoding != "utf-8":
+            return b""
         mode = self.settings.add_bom
         if mode == "yes" and not submission.has_bom:
             return BOM

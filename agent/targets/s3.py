@@ -37,20 +37,25 @@ from botocore.exceptions import (
     ClientError,
 )
 
-from agent.clock import utcnow
+from agent.clock import SYSTEM_CLOCK, Clock, utcnow
 from agent.errors import TargetError
 from agent.hashing import base64_digest
 from agent.records import CheckResult, Progress, Receipt, Result, Status, Submission, UploadProgress
+from agent.retry import RetryPolicy
 from agent.settings import JobTargetSettings, S3TargetSettings
 from agent.targets.base import ProgressCallback
+from agent.targets.s3abort import MultipartAborts
 from agent.targets.s3errors import ReadBlockedError, explain_s3_error
 from agent.targets.s3keys import handshake_name_warning, normalized_prefix, render_template
+from agent.targets.s3retry import RetryAfterHook
 
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 CHECKSUM_ALGORITHM = "SHA256"
 TOTAL_MAX_ATTEMPTS = 3  # botocore "standard" retries: the first try plus two more
+# A 429/503 with Retry-After is waited out as asked, at most 2 minutes a time (agent.targets.s3retry).
+S3_RETRY = RetryPolicy(attempts=TOTAL_MAX_ATTEMPTS, first_delay=1.0, cap=20.0, retry_after_cap=120.0)
 MAX_CONCURRENCY = 4  # parallel multipart parts; each is read from disk as it is sent
 HANDSHAKE_REGIONS = " (Handshake: eu-central-1; accounts set up before July 2023: eu-west-2)"
 # "test" in the name on purpose: importers that skip such names (Handshake never processes a file
@@ -154,9 +159,18 @@ class S3Target:
 
     kind = "s3"
 
-    def __init__(self, settings: S3TargetSettings | JobTargetSettings, *, client: Any | None = None) -> None:
+    def __init__(
+        self,
+        settings: S3TargetSettings | JobTargetSettings,
+        *,
+        client: Any | None = None,
+        retry: RetryPolicy = S3_RETRY,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.settings = settings
         self.name = settings.name
+        self.retry_after = RetryAfterHook(retry, clock, settings.name)
+        self.aborts = MultipartAborts()  # what a failed multipart upload left in the bucket
         self.prefix = normalized_prefix(settings.prefix)
         self.handshake_rules = isinstance(settings, S3TargetSettings)
         self._client = client
@@ -184,6 +198,8 @@ class S3Target:
                     self._remember_multipart_etag,
                     unique_id=f"feed-agent-etag-{id(self)}",
                 )
+                self.retry_after.register(self._client)
+                self.aborts.register(self._client, f"feed-agent-aborts-{id(self)}")
                 self._hooked = True
             return self._client
 
@@ -230,6 +246,7 @@ class S3Target:
         content_type = mimetypes.guess_type(path.name)[0]
         if content_type:
             extra["ContentType"] = content_type
+        self.aborts.forget(key)
         try:
             if size < self.threshold_bytes():
                 known = {f"Checksum{CHECKSUM_ALGORITHM}": base64_digest(sha256)} if sha256 else {}
@@ -240,7 +257,12 @@ class S3Target:
                 etag, checksum = self._put_multipart(path, bucket, key, extra, _Tally(size, on_sent)), ""
         except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
             # Before OSError: several botocore network errors also subclass OSError.
-            raise self.explain(exc, key) from None
+            error = self.explain(exc, key)
+            leftover = self.aborts.leftover(bucket, key)  # a multipart upload aborted, or left behind
+            if not leftover:
+                raise error from None
+            message = error.message + leftover
+            raise TargetError(message, retryable=error.retryable, http_status=error.http_status) from None
         except OSError as exc:
             raise TargetError(f"Cannot read {path}: {exc.strerror or exc}") from None
         log.info("uploaded %s to s3://%s/%s (%d bytes, ETag %s)", path.name, bucket, key, size, etag or "?")

@@ -151,5 +151,6 @@ def _explain_client_error(
         return fail(f"'{bucket}' is not a valid bucket name ({said}).")
     if code in DAMAGE_CODES or code.startswith("InvalidChecksum"):
         return fail(f"the file arrived damaged (S3 said {code}: {said}); send it again.", retryable=True)
-    retryable = (isinstance(status, int) and status >= 500) or code in ("SlowDown", "RequestTimeout")
+    throttled = status == 429 or code in ("SlowDown", "RequestTimeout", "TooManyRequests")
+    retryable = (isinstance(status, int) and status >= 500) or throttled
     return fail(f"S3 answered {code or status}: {said}.", retryable=retryable)

@@ -157,3 +157,32 @@ def test_a_negative_retry_after_is_a_usage_error(capsys):
     with pytest.raises(SystemExit):
         parse("--retry-after", "-1")
     assert "retry-after" in capsys.readouterr().err
+
+
+def test_simulate_with_a_comma_integration_takes_comma_files_and_fails_every_record_of_a_pipe_file():
+    """Issue 13.1: `feed-agent simulate --delimiter comma` reads its uploads as that integration would."""
+    command = [sys.executable, "-m", "agent", "simulate", "--delimiter", "comma", "--rows-per-second", "1000"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [process.stdout.readline() for _ in range(3)]
+        found = re.search(r"Flat-file uploads: +(http://\S+)/<object>/\S+ \(comma-delimited\)", lines[2])
+        assert found, lines
+        url = f"{found.group(1)}/person/store"
+        auth = ("sis-integration", "sis-password")
+        for delimiter in (",", "|"):
+            answer = requests.post(url, data=feed(PEOPLE_HEADER, person_rows(3), delimiter), auth=auth, timeout=30)
+            assert SENTENCE.match(answer.text), answer.text
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    received = re.findall(r"upload person/store: \d+ bytes, 3 rows, (\d) with errors", out)
+    assert received == ["0", "3"], out
+
+
+def test_the_delimiter_defaults_to_pipe_and_takes_only_learns_choices():
+    assert parse().delimiter == "pipe"
+    assert parse("--delimiter", "tab").delimiter == "tab"
+    with pytest.raises(SystemExit):
+        parse("--delimiter", "semicolon")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from agent.simulator import LearnSimulator
 from tests.simulator.client import feed, upload_and_finish
 from tests.support.learn import (
     COURSE_HEADER,
+    FAST_ROWS_PER_SECOND,
     MEMBERSHIP_HEADER,
     PEOPLE_HEADER,
     course_rows,
@@ -16,16 +18,40 @@ from tests.support.learn import (
 
 
 @pytest.mark.parametrize(
-    ("delimiter", "bom", "upper"), [("|", False, False), (",", True, True), ("\t", True, False), ("|", True, True)]
+    ("name", "delimiter", "bom", "upper"),
+    [("pipe", "|", False, False), ("comma", ",", True, True), ("tab", "\t", True, False), ("colon", ":", True, True)],
 )
-def test_headers_are_parsed_case_insensitively_with_any_delimiter_and_bom(learn_sim, delimiter, bom, upper):
+def test_headers_are_parsed_case_insensitively_with_the_integrations_delimiter_and_bom(name, delimiter, bom, upper):
     header = [h.upper() if upper else h for h in PEOPLE_HEADER]
     body = (b"\xef\xbb\xbf" if bom else b"") + feed(header, person_rows(5), delimiter).replace(b"\n", b"\r\n")
 
-    uid = upload_and_finish(learn_sim, "person", body)
+    with LearnSimulator(rows_per_second=FAST_ROWS_PER_SECOND, delimiter=name) as sim:
+        uid = upload_and_finish(sim, "person", body)
+        info = sim.dataset(uid)
 
-    info = learn_sim.dataset(uid)
     assert (info.rows, info.completed, info.errors, info.warnings) == (5, 5, 0, 0), info.problems
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t", ":"])
+def test_a_file_in_another_delimiter_than_the_integrations_fails_every_record(learn_sim, delimiter):
+    """Issue 13.1: Learn reads one delimiter per integration (pipe by default), it never guesses."""
+    info = learn_sim.dataset(upload_and_finish(learn_sim, "person", feed(PEOPLE_HEADER, person_rows(4), delimiter)))
+
+    assert (info.rows, info.completed, info.errors) == (4, 0, 4)
+    assert all("external_person_key" in problem for problem in info.problems), info.problems
+
+
+def test_the_log_names_the_integrations_delimiter():
+    with LearnSimulator(rows_per_second=FAST_ROWS_PER_SECOND, delimiter="colon") as sim:
+        uid = upload_and_finish(sim, "person", feed(PEOPLE_HEADER, person_rows(1), ":"))
+        messages = [entry.message for entry in sim.find(uid).log.page("Debug", 0, 5)]  # type: ignore[union-attr]
+
+    assert any("6 columns (colon)" in message for message in messages), messages
+
+
+def test_an_unknown_delimiter_is_refused_when_the_simulator_is_made():
+    with pytest.raises(ValueError, match="pipe, comma, tab, colon"):
+        LearnSimulator(delimiter="semicolon")
 
 
 def test_rows_missing_required_values_are_errors_and_blank_lines_do_not_count(learn_sim):
@@ -173,6 +199,23 @@ def test_without_a_byte_order_mark_learn_reads_iso_8859_1_and_stores_utf8_keys_g
     upload_and_finish(learn_sim, "person", b"\xef\xbb\xbf" + people)
     assert learn_sim.uploads[-1].encoding == "utf-8"
     assert learn_sim.dataset(upload_and_finish(learn_sim, "membership", membership)).errors == 0
+
+
+@pytest.mark.parametrize(("encoding", "mark"), [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff")])
+def test_with_a_utf16_byte_order_mark_learn_reads_utf16_and_stores_the_keys_right(learn_sim, encoding, mark):
+    """Issue 13.8: Learn reads Unicode files with a BOM; the simulator decodes UTF-16 LE and BE."""
+    text = "\r\n".join("|".join(row) for row in [PEOPLE_HEADER, ("Zoë", "SIS", "Zoë", "Ñúñez", "zoe", "z@x.edu")])
+    stored = upload_and_finish(learn_sim, "person", mark + (text + "\r\n").encode(encoding))
+
+    assert learn_sim.uploads[-1].encoding == encoding
+    assert learn_sim.dataset(stored).completed == 1
+    assert learn_sim.store.knows("person", "Zoë")
+    assert "Zoë" in learn_sim.log_entries(stored, "Information")[1].message
+
+
+def test_a_tiny_upload_shorter_than_a_byte_order_mark_is_still_read(learn_sim):
+    info = learn_sim.dataset(upload_and_finish(learn_sim, "person", b"x\n"))
+    assert (info.rows, info.errors) == (0, 0)
 
 
 @pytest.mark.parametrize("key", ["2026 FALL", "2026/FA", "été"])

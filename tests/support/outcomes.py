@@ -87,3 +87,8 @@ def body(message: EmailMessage, kind: str) -> str:
     part = message.get_body((kind,))
     assert part is not None
     return str(part.get_content())
+
+
+def outbox_messages(outbox: Path) -> list[EmailMessage]:
+    """Every email the file transport wrote, oldest first."""
+    return [parse(path) for path in sorted(outbox.glob("*.eml"))]

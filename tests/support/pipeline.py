@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.claims import Found
 from agent.journal import Journal
 from agent.pipeline import Pipeline
 from agent.retry import RetryPolicy
@@ -51,7 +52,7 @@ def drop_standard_files(drop: Path) -> dict[str, Path]:
 
 
 def claim_all(pipeline: Pipeline, config: Config, paths: list[Path]) -> list[int]:
-    route = config.route()
-    ids = [pipeline.claim(route, path) for path in paths]
-    assert all(i is not None for i in ids)
-    return [i for i in ids if i is not None]
+    """Take the files as one batch, as the daemon does."""
+    taken = pipeline.take(config.route(), [Found(path) for path in paths])
+    assert len(taken.file_ids) == len(paths)
+    return taken.file_ids

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from agent.records import BatchOutcome, FileOutcome, JobNotice
+from agent.records import BatchOutcome, FileOutcome, JobNotice, TroubleNotice
 
 
 class RecordingReporter:
@@ -16,6 +16,7 @@ class RecordingReporter:
         self.missing_alerts: list[tuple[str, Path, float, datetime | None]] = []
         self.job_notices: list[JobNotice] = []
         self.not_notified: list[JobNotice] = []
+        self.troubles: list[TroubleNotice] = []
 
     def file_done(self, outcome: FileOutcome) -> None:
         self.files.append(outcome)
@@ -34,3 +35,6 @@ class RecordingReporter:
 
     def job_not_notified(self, notice: JobNotice) -> None:
         self.not_notified.append(notice)
+
+    def trouble(self, notice: TroubleNotice) -> None:
+        self.troubles.append(notice)

@@ -8,7 +8,8 @@
   before the test runs and off after. Override the `write_only_prefix` fixture to change the folder.
 - `job_api` -> :class:`JobApiStandIn`: a ThreadingHTTPServer on port 0 that behaves like AlumnIQ's
   job endpoint (checks apiKey, 400 for an unknown job or a missing filename, 401 for a bad key,
-  200 with a jobId) and records every request; `script()` queues canned answers (5xx, other shapes).
+  200 with a jobId) and records every request; `script()` queues canned answers (5xx, other shapes),
+  `throttle()` a 429/503 with Retry-After.
 - `record_requests(client)`: every HTTP request a boto3 client sends, via botocore's `before-send`.
 """
 
@@ -110,6 +111,22 @@ class WriteOnlyBucket:
 
     def etag(self, key: str) -> str:
         return str(self.admin_client().head_object(Bucket=self.bucket, Key=key)["ETag"])
+
+    def put_only_keys(self) -> Keys:
+        """A second writer allowed only s3:PutObject (no s3:AbortMultipartUpload), like many vendor keys."""
+        iam = _test_session().client(
+            "iam",
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id=self.admin.access_key_id,
+            aws_secret_access_key=self.admin.secret_access_key,
+        )
+        return _make_user(iam, "put-only", _policy("s3:PutObject", f"arn:aws:s3:::{self.bucket}/{self.prefix}*"))
+
+    def incomplete_uploads(self) -> list[tuple[str, str]]:
+        """(key, UploadId) of every multipart upload started and neither completed nor aborted."""
+        listing = self.admin_client().list_multipart_uploads(Bucket=self.bucket)
+        return [(item["Key"], item["UploadId"]) for item in listing.get("Uploads", [])]
 
     def settings(self, keys: Keys | None = None, **overrides: Any) -> S3TargetSettings:
         """S3 target settings for the writer (or `keys`), with a 5 MiB multipart threshold."""
@@ -244,34 +261,42 @@ class JobApiStandIn:
     jobs: set[str] = field(default_factory=lambda: {"warehouse"})
     calls: list[JobCall] = field(default_factory=list)
     queued: list[str] = field(default_factory=list)
-    _script: deque[tuple[int, Any]] = field(default_factory=deque)
+    _script: deque[tuple[int, Any, dict[str, str]]] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def job_url(self) -> str:
         return f"{self.base_url}/api/v1/warehouse-sync/{{job}}"
 
-    def script(self, status: int, body: Any) -> None:
-        """Answer the next request with this status and JSON body, whatever it contains."""
+    def script(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        """Answer the next request with this status, JSON body and headers (e.g. a 429 with Retry-After)."""
         with self._lock:
-            self._script.append((status, body))
+            self._script.append((status, body, dict(headers or {})))
 
-    def answer(self, call: JobCall) -> tuple[int, Any]:
-        """What the real API would say (after any scripted answers are used up)."""
+    def throttle(self, status: int, retry_after: str) -> None:
+        """The fault mode: the next request is answered 429 or 503 with `Retry-After: retry_after`."""
+        self.script(status, {"error": True, "message": "Too many requests"}, {"Retry-After": retry_after})
+
+    def answer(self, call: JobCall) -> tuple[int, Any, dict[str, str]]:
+        """What the real API would say (after any scripted answers are used up), with extra headers."""
         with self._lock:
             self.calls.append(call)
             if self._script:
                 return self._script.popleft()
-            body = call.body if isinstance(call.body, dict) else {}
-            if body.get("apiKey") != self.api_key:
-                return 401, {"error": True, "message": "Invalid or expired API key"}
-            if call.job not in self.jobs:
-                return 400, {"error": True, "message": f"Job '{call.job}' does not exist"}
-            if not body.get("filename"):
-                return 400, {"error": True, "message": "Missing required attribute: filename"}
-            job_id = f"job-{len(self.queued) + 1:04d}-{secrets.token_hex(4)}"
-            self.queued.append(job_id)
-            return 200, {"jobId": job_id, "status": "queued"}
+            return (*self._documented_answer(call), {})
+
+    def _documented_answer(self, call: JobCall) -> tuple[int, Any]:
+        """The documented answers: 401 bad key, 400 unknown job or no filename, 200 with a jobId (lock held)."""
+        body = call.body if isinstance(call.body, dict) else {}
+        if body.get("apiKey") != self.api_key:
+            return 401, {"error": True, "message": "Invalid or expired API key"}
+        if call.job not in self.jobs:
+            return 400, {"error": True, "message": f"Job '{call.job}' does not exist"}
+        if not body.get("filename"):
+            return 400, {"error": True, "message": "Missing required attribute: filename"}
+        job_id = f"job-{len(self.queued) + 1:04d}-{secrets.token_hex(4)}"
+        self.queued.append(job_id)
+        return 200, {"jobId": job_id, "status": "queued"}
 
 
 def _job_handler(stand_in: JobApiStandIn) -> type[BaseHTTPRequestHandler]:
@@ -289,10 +314,12 @@ def _job_handler(stand_in: JobApiStandIn) -> type[BaseHTTPRequestHandler]:
             call = JobCall(
                 "POST", path, unquote(path.rstrip("/").rsplit("/", 1)[-1]), dict(self.headers.items()), body, raw
             )
-            status, answer = stand_in.answer(call)
+            status, answer, headers = stand_in.answer(call)
             payload = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)

@@ -20,7 +20,7 @@ from agent.records import Progress, Status, Submission
 from agent.retry import RetryPolicy
 from agent.settings import Secret
 from agent.simulator import JobApiSimulator
-from agent.targets.jobapi import JobTarget
+from agent.targets.jobapi import JOB_RETRY, JobTarget
 from tests.support.clock import FakeClock
 from tests.support.net import free_port
 from tests.support.s3 import JobApiStandIn, WriteOnlyBucket, record_requests
@@ -233,6 +233,29 @@ def test_server_errors_are_retried_then_succeed(
     receipt = make_target(write_only_s3, job_api).submit(make_submission(warehouse_file(tmp_path)))
     assert len(job_api.calls) == 3
     assert receipt.reference == job_api.queued[0]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_retry_after_on_the_job_call_is_waited_as_asked(
+    write_only_s3: WriteOnlyBucket, job_api: JobApiStandIn, tmp_path: Path, status: int
+) -> None:
+    """Issue 13.6: the job POST meets 429/503 with Retry-After 7; the pause is 7 s (not the 2 s back-off)."""
+    job_api.throttle(status, "7")
+    target = make_target(write_only_s3, job_api)
+    receipt = target.submit(make_submission(warehouse_file(tmp_path)))
+    assert target.clock.sleeps == [7.0]  # type: ignore[attr-defined]
+    assert len(job_api.calls) == 2 and receipt.reference == job_api.queued[0]
+
+
+def test_a_retry_after_beyond_the_cap_waits_only_the_cap(
+    write_only_s3: WriteOnlyBucket, job_api: JobApiStandIn, tmp_path: Path
+) -> None:
+    job_api.throttle(503, "86400")
+    job_api.throttle(429, "Wed, 21 Oct 2099 07:28:00 GMT")  # an HTTP date far ahead
+    target = make_target(write_only_s3, job_api)
+    target.submit(make_submission(warehouse_file(tmp_path)))
+    assert target.clock.sleeps == [JOB_RETRY.retry_after_cap] * 2 == [300.0, 300.0]  # type: ignore[attr-defined]
+    assert len(job_api.queued) == 1
 
 
 def test_persistent_server_errors_are_retryable_and_say_the_file_is_uploaded(

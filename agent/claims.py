@@ -1,0 +1,140 @@
+"""Taking files: a batch is planned in the journal before any file moves, then each file is claimed.
+
+Why in two steps: "the dependency order holds across a crash" needs the restart to know the whole
+batch, not just the files that happened to be moved already. So the batch and every file in it are
+journaled first (state claiming, with the drop-folder path); only then is each file renamed into
+processing/ and journaled as claimed. A crash anywhere in between leaves every file of the batch
+either in the drop folder or in processing/ under a name derived from its own (`archive.claim`),
+and `settle_claim` finds it in either place and finishes the claim, so recovery sends the batch
+whole and in order instead of sending the one file that was already moved.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from agent import archive, failpoints
+from agent.clock import utcnow
+from agent.journal import Journal
+from agent.journal_schema import FileRecord, Owner
+from agent.settings import RouteSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Found:
+    """A ready file in a drop folder, and when the SIS finished writing it (for the MISSING alert)."""
+
+    path: Path
+    arrived_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A planned batch and the files it claimed (those that vanished meanwhile are not in it)."""
+
+    batch_id: int
+    file_ids: list[int]
+
+
+def take(
+    journal: Journal, processing_dir: Path, route: RouteSettings, found: Sequence[Found], owner: Owner = Owner.SERVICE
+) -> Taken:
+    """Plan the batch (journal it with all its files and who takes them, in one transaction), then
+    claim each into processing/."""
+    planned: list[tuple[int, Path]] = []
+    with journal.atomically():
+        batch_id = journal.start_batch(route.name, owner)
+        for item in found:
+            try:
+                size = item.path.stat().st_size
+            except FileNotFoundError:
+                continue
+            file_id = journal.add_file(
+                route=route.name,
+                target=route.target,
+                name=archive.original_name(item.path.name),
+                source_path=item.path,
+                batch_id=batch_id,
+                size=size,
+                arrived_at=item.arrived_at,
+                owner=owner,
+            )
+            planned.append((file_id, item.path))
+    failpoints.hit("batch-planned")
+    claimed: list[int] = []
+    for file_id, path in planned:
+        try:
+            if _claim(journal, processing_dir, file_id, path):
+                claimed.append(file_id)
+        except OSError:  # the drop folder refuses (permissions, a full disk): the files wait there
+            if not claimed:
+                journal.unplanned(batch_id)  # nothing moved: the attempt leaves no trace
+            raise  # some moved: the batch stays planned and recovery finishes it, in order
+    return Taken(batch_id, claimed)
+
+
+def settle_claim(journal: Journal, processing_dir: Path, record: FileRecord) -> Path | None:
+    """Finish the claim of a file journaled as claiming (recovery); its path in processing/, or None
+    if it vanished.
+
+    The rename may already have happened (a crash right after it): then the file is in processing/
+    under its own name or a numbered one, and no other journaled file is there under that name.
+    """
+    moved = _already_moved(journal, processing_dir, record)
+    if moved is None:
+        return _claim(journal, processing_dir, record.id, Path(record.source_path or ""))
+    _journal_claim(journal, record.id, moved)
+    return moved
+
+
+def _claim(journal: Journal, processing_dir: Path, file_id: int, source: Path) -> Path | None:
+    try:
+        moved = archive.claim(source, processing_dir)
+    except FileNotFoundError:
+        journal.abandoned(file_id, "the file vanished before it was claimed")
+        journal.file_reported(file_id)  # never taken: nothing to report
+        log.warning("vanished: %s was no longer in %s when it was to be claimed", source.name, source.parent)
+        return None
+    failpoints.hit("claim-renamed")
+    _journal_claim(journal, file_id, moved)
+    return moved
+
+
+def _journal_claim(journal: Journal, file_id: int, moved: Path) -> None:
+    journal.claimed(file_id, moved)
+    failpoints.hit("claim-journaled")
+    log.info("claimed: %s -> %s", moved.name, moved)
+
+
+def _already_moved(journal: Journal, processing_dir: Path, record: FileRecord) -> Path | None:
+    taken: set[str] | None = None
+    for candidate in archive.claim_names(record.name):
+        path = processing_dir / candidate
+        if not path.exists():
+            return None  # claims take the first free name: nothing further along is ours
+        if taken is None:
+            taken = {r.current_path for r in journal.in_flight() if r.id != record.id and r.current_path}
+        if str(path) not in taken:
+            return path
+    return None
+
+
+def adopt(journal: Journal, route: RouteSettings, path: Path) -> int:
+    """Journal a file an admin posts by hand and keeps (`post --keep`): it is not moved."""
+    file_id = journal.add_file(
+        route=route.name,
+        target=route.target,
+        name=archive.original_name(path.name),
+        source_path=path,
+        size=path.stat().st_size,
+        arrived_at=utcnow(),
+        owner=Owner.POST_KEEP,
+    )
+    journal.claimed(file_id, path)
+    return file_id

@@ -1,0 +1,70 @@
+"""Taking files: the batch is journaled whole before any file moves; an interrupted claim is finished."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.claims import Found, settle_claim, take
+from agent.journal import Journal
+from agent.journal_schema import FileState
+from agent.settings import Config
+from tests.support.agentconf import load
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[Config, Journal]]:
+    config = load(tmp_path, "http://127.0.0.1:9")
+    with Journal(config.agent.journal_path) as journal:
+        yield config, journal
+
+
+def _drop(config: Config, *names: str) -> list[Path]:
+    paths = [config.route().watch / name for name in names]
+    for path in paths:
+        path.write_text("external_person_key|user_id\np1|u1\n", encoding="utf-8")
+    return paths
+
+
+def test_take_journals_one_batch_and_claims_every_file(setup: tuple[Config, Journal]) -> None:
+    config, journal = setup
+    paths = _drop(config, "users.txt", "courses.txt")
+    taken = take(journal, config.agent.processing_dir, config.route(), [Found(p) for p in paths])
+    records = journal.batch_files(taken.batch_id)
+    assert [r.id for r in records] == taken.file_ids
+    assert all(r.state is FileState.CLAIMED for r in records)
+    assert sorted(p.name for p in config.agent.processing_dir.iterdir()) == ["courses.txt", "users.txt"]
+    assert not any(p.exists() for p in paths)
+
+
+def test_a_file_that_vanished_is_left_out_and_needs_no_report(setup: tuple[Config, Journal]) -> None:
+    config, journal = setup
+    (users,) = _drop(config, "users.txt")
+    gone = config.route().watch / "gone.txt"
+    taken = take(journal, config.agent.processing_dir, config.route(), [Found(users), Found(gone)])
+    assert len(taken.file_ids) == 1  # gone.txt was never there: not even journaled
+    record = journal.add_file(route="sis", target="learn", name="late.txt", source_path=gone, batch_id=taken.batch_id)
+    assert settle_claim(journal, config.agent.processing_dir, journal.file(record)) is None
+    assert journal.file(record).state is FileState.FAILED and journal.file(record).reported_at is not None
+
+
+def test_a_claim_renamed_but_not_journaled_is_found_in_processing(setup: tuple[Config, Journal]) -> None:
+    config, journal = setup
+    processing = config.agent.processing_dir
+    processing.mkdir(parents=True, exist_ok=True)
+    # Another in-flight file already holds processing/users.txt; ours went to users-2.txt.
+    (theirs_path,) = _drop(config, "users.txt")
+    theirs = take(journal, processing, config.route(), [Found(theirs_path)]).file_ids[0]
+    (ours_path,) = _drop(config, "users.txt")
+    batch = journal.start_batch("sis")
+    ours = journal.add_file(route="sis", target="learn", name="users.txt", source_path=ours_path, batch_id=batch)
+    os.rename(ours_path, processing / "users-2.txt")  # the crash came right after this rename
+
+    found = settle_claim(journal, processing, journal.file(ours))
+
+    assert found == processing / "users-2.txt"
+    assert journal.file(ours).state is FileState.CLAIMED and journal.file(ours).current_path == str(found)
+    assert journal.file(theirs).current_path == str(processing / "users.txt")
