@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import math
 import os
 import threading
 from collections import deque
@@ -45,6 +46,7 @@ LOOP_SECONDS = 0.25  # the loop's turn while a failure episode is open or recove
 MIN_PAUSE = 0.005  # a deadline just reached: let the clock pass it rather than spin
 HOUSEKEEPING_SECONDS = 60.0
 RECENT_BATCHES = 100
+RECENT_FILES = 200  # file outcomes `watch` keeps in memory (narration, demo); `run` keeps its whole run
 # Failure episodes (agent.troubles): finishing what is in processing/, and the loop's own turn.
 RECOVERY, LOOP, HOUSEKEEPING = "recovery", "loop", "housekeeping"
 MOVES = (unmoved.ARCHIVE, unmoved.FAILED)
@@ -135,6 +137,7 @@ class Agent:
         self._moves_due = True  # decided files whose folder refused them (agent.unmoved)
         # Recent batches only (a daemon runs for months); `all_ok` keeps the verdict for `run`.
         self.batches: deque[BatchOutcome] = deque(maxlen=RECENT_BATCHES)
+        self.watching = False
         self.all_ok = True
         self.attention: list[str] = []  # what `run` says on stderr: one line per thing to look at
         self._seen: set[Path] = set()
@@ -191,6 +194,7 @@ class Agent:
     def watch(self) -> None:
         """Run until `stop` is set: batches as files settle, alerts, retention. A step that fails is
         an episode of `agent.troubles` (retried with back-off, emailed once); it never ends the loop."""
+        self.watching = True
         for route in self.routes.values():
             log.info("watching %s for route %s -> target %s", route.watch, route.name, route.target)
         self.serve_webhook()
@@ -218,22 +222,20 @@ class Agent:
             self.wake.clear()
 
     def _until_next(self, next_housekeeping: float) -> float:
-        """Seconds the loop may sleep. Healthy, it sleeps until the next thing it must do by itself
-        (a route's batch window closing or its longest wait passing, housekeeping); anything else (a
-        file arriving or becoming ready, a stop) sets `wake`. So a batch goes at its deadline, not at
-        the next turn of a tick. While a failure episode is open or recovery or moves wait, it turns
-        every LOOP_SECONDS, as those steps pace themselves (agent.troubles)."""
-        now = self.clock.monotonic()
+        """Seconds the loop may sleep: healthy, until a route's batch is due or housekeeping (a file
+        arriving or becoming ready, or a stop, sets `wake`), so a batch goes at its deadline, not a
+        tick later; while an episode is open or recovery or moves wait, LOOP_SECONDS (agent.troubles)."""
         if self.troubles.open_episodes() or self._recovery_due or self._moves_due:
             return LOOP_SECONDS
-        deadlines = [next_housekeeping]
-        for route in self.routes.values():
-            pending = self.watcher.pending(route.name)
-            if any(c.ready for c in pending):  # the same rule as _tick's
-                quiet = max(c.last_change for c in pending) + self.config.agent.batch_window_seconds
-                overdue = min(c.first_seen for c in pending) + self.config.agent.batch_max_wait_seconds
-                deadlines.append(min(quiet, overdue))
-        return max(MIN_PAUSE, min(deadlines) - now)
+        due = (self._batch_due(self.watcher.pending(route.name)) for route in self.routes.values())
+        return max(MIN_PAUSE, min(next_housekeeping, *due) - self.clock.monotonic())
+
+    def _batch_due(self, pending: list[Candidate]) -> float:
+        """When a route's batch goes: a window after its last change, or its oldest file's longest wait."""
+        if not any(c.ready for c in pending):
+            return math.inf
+        quiet = max(c.last_change for c in pending) + self.config.agent.batch_window_seconds
+        return min(quiet, min(c.first_seen for c in pending) + self.config.agent.batch_max_wait_seconds)
 
     def _turn(self) -> None:
         """Moves that wait, then what is in processing/ (nothing new is taken before it), then new batches."""
@@ -305,11 +307,7 @@ class Agent:
                     self._seen.add(candidate.path)
                     log.info("arrival: %s (route %s)", candidate.path.name, route.name)
                     self.narrate(f"  arrived: {candidate.path.name}")
-            if not pending or not any(c.ready for c in pending):
-                continue
-            quiet = now - max(c.last_change for c in pending) >= self.config.agent.batch_window_seconds
-            overdue = now - min(c.first_seen for c in pending) >= self.config.agent.batch_max_wait_seconds
-            if quiet or overdue:
+            if now >= self._batch_due(pending):
                 self._run_batch(route, [c for c in pending if c.ready])
             if self.stop.is_set():
                 return
@@ -343,6 +341,8 @@ class Agent:
 
     def _record(self, batches: list[BatchOutcome]) -> None:
         self.batches.extend(batches)
+        while self.watching and len(self.batches) > 1 and sum(len(b.files) for b in self.batches) > RECENT_FILES:
+            self.batches.popleft()  # `watch` runs for months: only the latest outcomes stay in memory
         self.all_ok = self.all_ok and all(batch.ok for batch in batches)
         refused = {unmoved.ARCHIVE if f.receipt else unmoved.FAILED: f for b in batches for f in b.files if f.not_moved}
         for key, outcome in refused.items():  # its report said so: the episode's start is not emailed again

@@ -19,7 +19,7 @@ import pytest
 
 from agent.commands import status_report
 from agent.config import load_config
-from agent.daemon import Agent, run_once
+from agent.daemon import RECENT_FILES, Agent, run_once
 from agent.journal import Journal
 from agent.settings import Config
 from agent.simulator import LearnSimulator
@@ -34,6 +34,7 @@ from tests.support.learn import (
     person_rows,
     write_flatfile,
 )
+from tests.support.outcomes import batch, outcome
 from tests.support.recording import RecordingReporter
 from tests.support.s3 import JobApiStandIn, WriteOnlyBucket
 from tests.support.smtp import TlsCert
@@ -514,5 +515,21 @@ def test_the_loop_sleeps_until_the_batch_window_closes_not_a_fixed_tick(
         expected = ready.last_change + 30 - agent.clock.monotonic()
         assert agent._until_next(agent.clock.monotonic() + 60) == pytest.approx(expected, abs=1)
         assert 0 < agent._until_next(agent.clock.monotonic() + 60) <= 30
+    finally:
+        agent.close()
+
+
+def test_watch_keeps_only_the_latest_outcomes_in_memory(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    config = load(tmp_path, learn_sim.url)
+    agent = Agent(config, reporter=RecordingReporter())
+    try:
+        agent.watching = True
+        for number in range(30):
+            agent._record([batch(*(outcome(name=f"b{number}-f{i}.txt") for i in range(50)))])
+        kept = [f.name for b in agent.batches for f in b.files]
+        assert len(kept) <= RECENT_FILES and kept[-1] == "b29-f49.txt"
+        agent._record([batch(*(outcome(name=f"big-{i}.txt") for i in range(RECENT_FILES + 1)))])
+        assert [len(b.files) for b in agent.batches] == [RECENT_FILES + 1]  # the newest batch stays whole
+        assert agent.all_ok
     finally:
         agent.close()
