@@ -29,6 +29,7 @@ from agent.settings import Config, WebhookSettings
 from agent.spool import describe, spool_state
 from agent.wording import format_duration
 from agent.wording_posts import interrupted_post
+from agent.wording_troubles import trouble_status_line
 
 
 def status_report(config: Config, limit: int = 20) -> str:
@@ -41,8 +42,13 @@ def status_report(config: Config, limit: int = 20) -> str:
         batches = journal.recent_batches(max(1, limit // 2))
         awaiting = journal.jobs(awaiting_only=True, limit=limit)
         ended = [j for j in journal.jobs(limit=limit) if j.state in (JobState.SUCCEEDED, JobState.FAILED)]
+        troubles = journal.troubles()
     interrupted = [f for f in files if _post_gone(f)]
-    lines = ["Files (in flight first):"]
+    lines = []
+    if troubles:  # first: what keeps failing now (each emailed once; the agent retries by itself)
+        lines += ["Problems now (the agent retries by itself):"]
+        lines += [f"  {trouble_status_line(t.key, t.since, t.attempts, t.problem)}" for t in troubles] + [""]
+    lines += ["Files (in flight first):"]
     header = ("ID", "FILE", "ROUTE", "OBJECT/OP", "STATE", "STATUS", "ROWS", "C/W/E", "REFERENCE", "UPDATED")
     rows = []
     for f in files:

@@ -184,12 +184,14 @@ class Pipeline:
         holds = profile.holds_dependents and route.on_failure == "hold"
         blockers: list[BatchItem] = []
         left: list[BatchItem] = []  # isolated: one file's error never stops the others
+        errors = []
         for item in ordered:
-            isolated(item, partial(self._advance, route, item, blockers, context), left)
+            errors.append(isolated(item, partial(self._advance, route, item, blockers, context), left))
             if holds and item.outcome.object and item.outcome.status.blocks_dependents:
                 blockers.append(item)
         if left:
-            raise BatchIncomplete(f"{', '.join(i.outcome.name for i in left)} left in processing/, retried later")
+            names = ", ".join(i.outcome.name for i in left)
+            raise BatchIncomplete(f"{names} left in processing/, retried later") from next(e for e in errors if e)
 
     def _advance(self, route: RouteSettings, item: BatchItem, blockers: list[BatchItem], context: BatchContext) -> None:
         state = item.record.state

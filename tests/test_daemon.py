@@ -25,7 +25,7 @@ from agent.settings import Config
 from agent.simulator import LearnSimulator
 from tests.support.agentconf import load, write_config
 from tests.support.clock import FakeClock
-from tests.support.faults import ReadOnlyFolder
+from tests.support.faults import ReadOnlyFolder, fill_up, tiny_disk_prefix
 from tests.support.learn import (
     COURSE_HEADER,
     MEMBERSHIP_HEADER,
@@ -474,6 +474,41 @@ def test_a_failing_step_is_retried_without_resending(
     assert not any(config.agent.processing_dir.iterdir())
 
 
+class BrokenReporter(RecordingReporter):
+    """Its first `failures` per-file reports raise, like a bug in the middle of a batch."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def file_done(self, outcome) -> None:  # type: ignore[no-untyped-def]
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("a bug in the report")
+        super().file_done(outcome)
+
+
+def test_a_bug_in_a_step_is_isolated_retried_with_back_off_and_its_traceback_shown_once(
+    tmp_path: Path, learn_sim: LearnSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = load(tmp_path, learn_sim.url, agent_extra="retry_first_seconds = 0.05\nretry_max_seconds = 0.2")
+    drop = config.route().watch
+    write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(2))
+    write_flatfile(drop / "courses.txt", COURSE_HEADER, course_rows(1))
+    reporter = BrokenReporter(failures=3)
+    with watching(config, reporter):
+        wait_for(lambda: len(reporter.troubles) == 2, what="the PROBLEM and the RESOLVED notices")
+        wait_for(lambda: not any(config.agent.processing_dir.iterdir()), what="everything filed away")
+    episode = [r for r in caplog.records if r.name == "agent.troubles" and "(attempt" in r.getMessage()]
+    # attempt 1: both reports raise (each file isolated); attempt 2: users.txt's again; attempt 3 works
+    assert [bool(r.exc_info) for r in episode] == [True, False]  # the bug's traceback, once
+    assert not any(r.exc_info for r in caplog.records if r not in episode)
+    assert [n.key for n in reporter.troubles] == ["recovery", "recovery"]
+    assert reporter.troubles[0].cleared_at is None and reporter.troubles[1].cleared_at is not None
+    assert [u.slug for u in learn_sim.uploads_snapshot()] == ["person", "course"]  # nothing sent twice
+    assert sorted(o.name for o in reporter.files) == ["courses.txt", "users.txt"]
+
+
 def test_only_one_watch_or_run_per_work_folder(
     tmp_path: Path, learn_sim: LearnSimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -514,12 +549,14 @@ def test_the_outcomes_a_daemon_keeps_are_bounded_by_files_too(
 # Failure episodes in a real `watch` (issue 14.3-14.5): alive, back-off as announced, one email each
 
 
-def watch_process(ini: Path, stderr: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def watch_process(
+    ini: Path, stderr: Path, env: dict[str, str] | None = None, prefix: list[str] | None = None
+) -> subprocess.Popen[bytes]:
     """`feed-agent watch` as a service runs it; its stderr (the log) goes to `stderr`."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FEED_AGENT")}
     with stderr.open("ab") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "agent", "-c", str(ini), "watch"],
+            [*(prefix or []), sys.executable, "-m", "agent", "-c", str(ini), "watch"],
             stdout=subprocess.DEVNULL,
             stderr=err,
             env={**clean, **(env or {})},
@@ -662,6 +699,9 @@ def test_run_with_an_unwritable_archive_says_so_in_plain_words_and_the_next_run_
     assert "Traceback" not in err
     assert "Delivered files cannot be moved to archive/: users.txt:" in err
     assert [p.name for p in config.agent.processing_dir.iterdir()] == ["users.txt"]
+    status = status_report(config)
+    assert status.startswith("Problems now (the agent retries by itself):")
+    assert "Delivered files cannot be moved to archive/: failing since" in status
 
     archive_fault.off()
     polls = learn_sim.status_requests
@@ -669,5 +709,48 @@ def test_run_with_an_unwritable_archive_says_so_in_plain_words_and_the_next_run_
     assert "Traceback" not in capfd.readouterr().err
     assert len(archived_files(config)) == 1 and not any(config.agent.processing_dir.iterdir())
     assert len(learn_sim.uploads_snapshot()) == 1 and learn_sim.status_requests == polls
+    assert "Problems now" not in status_report(config)
     outbox = sorted(p.name for p in config.agent.outbox_dir.iterdir())
     assert sum("RESOLVED" in (config.agent.outbox_dir / name).read_text(errors="replace") for name in outbox) == 1
+
+
+def test_thirty_seconds_of_a_full_disk_log_fewer_than_twenty_lines(
+    tmp_path: Path, learn_sim: LearnSimulator, smtp_server: Callable[..., SmtpServer]
+) -> None:
+    scale = 10  # 5 s doubling to 300 s by default; 10 times shorter here, so 3 s stand for 30 s
+    server = smtp_server()
+    ini = write_config(
+        tmp_path,
+        learn_sim.url,
+        agent_extra=f"retry_first_seconds = {5 / scale}\nretry_max_seconds = {300 / scale}",
+        email=smtp_email(server.port, "per_file = problems\n"),
+    )
+    config = load_config(ini, environ={})
+    work = config.agent.work_dir  # journal, processing/, archive/, the mail spool: all on one tiny disk
+    log_path = tmp_path / "watch.log"
+    process = watch_process(ini, log_path, prefix=tiny_disk_prefix(work, 4096))
+    try:
+        wait_for(lambda: any("uses the native observer" in line for line in lines_of(log_path)), what="start-up")
+        seen_by_agent = Path(f"/proc/{process.pid}/root") / work.relative_to(work.anchor)
+        filler = fill_up(seen_by_agent)
+        write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(3))
+        wait_for(lambda: any("(attempt 1, failing since" in line for line in lines_of(log_path)), what="a failure")
+        time.sleep(30 / scale)  # the window under test (lines are counted, not seconds)
+        lines = lines_of(log_path)
+        assert process.poll() is None  # still watching
+        assert len(lines) < 20, "\n".join(lines)
+        assert any("No space left on device" in line for line in lines)
+        assert not any("Traceback" in line for line in lines)
+        wait_for(lambda: len(server.messages) == 1, what="the PROBLEM email, sent past the full spool")
+        assert subjects(server)[0].startswith("[feed-agent] PROBLEM: ")
+
+        filler.unlink()  # space again: the file goes out, once
+        wait_for(lambda: len(learn_sim.uploads_snapshot()) == 1, what="the upload once the disk has room")
+        wait_for(lambda: any((seen_by_agent / "archive").glob("users.*.txt")), what="the archived file")
+        wait_for(lambda: len(server.messages) == 2, what="the RESOLVED email")
+        assert stop_watch(process) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert subjects(server)[1].startswith("[feed-agent] RESOLVED: ")
+    assert len(learn_sim.uploads_snapshot()) == 1
