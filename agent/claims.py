@@ -107,7 +107,8 @@ def _claim(journal: Journal, processing_dir: Path, file_id: int, source: Path) -
 
 
 def _journal_claim(journal: Journal, file_id: int, moved: Path) -> None:
-    journal.claimed(file_id, moved)
+    size, mtime_ns = size_and_mtime(moved)
+    journal.claimed(file_id, moved, size=size, mtime_ns=mtime_ns)
     failpoints.hit("claim-journaled")
     log.info("claimed: %s -> %s", moved.name, moved)
 
@@ -125,6 +126,16 @@ def _already_moved(journal: Journal, processing_dir: Path, record: FileRecord) -
     return None
 
 
+def size_and_mtime(path: Path) -> tuple[int | None, int | None]:
+    """What the file looks like as it is claimed: a writer that only paused changes it later
+    (`agent.writecheck` compares before and after sending)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None, None
+    return st.st_size, st.st_mtime_ns
+
+
 def adopt(journal: Journal, route: RouteSettings, path: Path) -> int:
     """Journal a file an admin posts by hand and keeps (`post --keep`): it is not moved."""
     file_id = journal.add_file(
@@ -136,5 +147,6 @@ def adopt(journal: Journal, route: RouteSettings, path: Path) -> int:
         arrived_at=utcnow(),
         owner=Owner.POST_KEEP,
     )
-    journal.claimed(file_id, path)
+    size, mtime_ns = size_and_mtime(path)
+    journal.claimed(file_id, path, size=size, mtime_ns=mtime_ns)
     return file_id

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import math
 import os
 import threading
 from collections import deque
@@ -22,6 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from agent import archive, interrupts, unmoved
+from agent.batching import batch_due
 from agent.claims import Found, Taken
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.completions import JobFollowUp, configured_base_url
@@ -46,7 +46,8 @@ LOOP_SECONDS = 0.25  # the loop's turn while a failure episode is open or recove
 MIN_PAUSE = 0.005  # a deadline just reached: let the clock pass it rather than spin
 HOUSEKEEPING_SECONDS = 60.0
 RECENT_BATCHES = 100
-RECENT_FILES = 200  # file outcomes `watch` keeps in memory (narration, demo); `run` keeps its whole run
+RECENT_FILES = 20_000  # and no more files in them than this (one batch of 200,000 files stays whole)
+WATCH_FILES = 200  # `watch` (months of batches, memory plateau) keeps fewer: narration needs no more
 # Failure episodes (agent.troubles): finishing what is in processing/, and the loop's own turn.
 RECOVERY, LOOP, HOUSEKEEPING = "recovery", "loop", "housekeeping"
 MOVES = (unmoved.ARCHIVE, unmoved.FAILED)
@@ -133,6 +134,10 @@ class Agent:
         settings = config.agent
         policy = RetryPolicy(attempts=2**31, first_delay=settings.retry_first_seconds, cap=settings.retry_max_seconds)
         self.troubles = Troubles(self.journal, self.reporter, policy=policy, clock=clock)
+        watched = {f"drop:{route.watch}" for route in config.routes}
+        for episode in self.troubles.open_episodes():  # a drop folder no route watches any more
+            if episode.key.startswith("drop:") and episode.key not in watched:
+                self.troubles.forget(episode.key)
         self._recovery_due = True  # nothing new is taken before what is in processing/ is finished
         self._moves_due = True  # decided files whose folder refused them (agent.unmoved)
         # Recent batches only (a daemon runs for months); `all_ok` keeps the verdict for `run`.
@@ -171,7 +176,7 @@ class Agent:
         self._missing_alerts()  # cron installs have no daemon to do it
         self._prune_archive()
         self.follow_up.check_deadlines()  # the dead-man's switch works without watch
-        for episode in self.troubles.open_episodes():  # each emailed once (journaled across runs)
+        for episode in self.troubles.open_episodes(failed_here=True):  # each emailed once, across runs too
             self.attention.append(f"{trouble_title(episode.key)}: {episode.problem}")
             self.all_ok = False
         return self.all_ok
@@ -227,15 +232,8 @@ class Agent:
         tick later; while an episode is open or recovery or moves wait, LOOP_SECONDS (agent.troubles)."""
         if self.troubles.open_episodes() or self._recovery_due or self._moves_due:
             return LOOP_SECONDS
-        due = (self._batch_due(self.watcher.pending(route.name)) for route in self.routes.values())
+        due = (batch_due(self.watcher.pending(route.name), self.config.agent) for route in self.routes.values())
         return max(MIN_PAUSE, min(next_housekeeping, *due) - self.clock.monotonic())
-
-    def _batch_due(self, pending: list[Candidate]) -> float:
-        """When a route's batch goes: a window after its last change, or its oldest file's longest wait."""
-        if not any(c.ready for c in pending):
-            return math.inf
-        quiet = max(c.last_change for c in pending) + self.config.agent.batch_window_seconds
-        return min(quiet, min(c.first_seen for c in pending) + self.config.agent.batch_max_wait_seconds)
 
     def _turn(self) -> None:
         """Moves that wait, then what is in processing/ (nothing new is taken before it), then new batches."""
@@ -307,7 +305,7 @@ class Agent:
                     self._seen.add(candidate.path)
                     log.info("arrival: %s (route %s)", candidate.path.name, route.name)
                     self.narrate(f"  arrived: {candidate.path.name}")
-            if now >= self._batch_due(pending):
+            if now >= batch_due(pending, self.config.agent):
                 self._run_batch(route, [c for c in pending if c.ready])
             if self.stop.is_set():
                 return
@@ -341,13 +339,15 @@ class Agent:
 
     def _record(self, batches: list[BatchOutcome]) -> None:
         self.batches.extend(batches)
-        while self.watching and len(self.batches) > 1 and sum(len(b.files) for b in self.batches) > RECENT_FILES:
-            self.batches.popleft()  # `watch` runs for months: only the latest outcomes stay in memory
+        limit = WATCH_FILES if self.watching else RECENT_FILES
+        while len(self.batches) > 1 and sum(len(b.files) for b in self.batches) > limit:
+            self.batches.popleft()  # a daemon runs for months: the outcomes it keeps are bounded
         self.all_ok = self.all_ok and all(batch.ok for batch in batches)
         refused = {unmoved.ARCHIVE if f.receipt else unmoved.FAILED: f for b in batches for f in b.files if f.not_moved}
-        for key, outcome in refused.items():  # its report said so: the episode's start is not emailed again
+        told = self.config.email.per_file != "no"  # its own report said so: no second email for the start
+        for key, outcome in refused.items():
             folder = unmoved.folder_of(key, self.config.agent)
-            self.troubles.failed(key, FolderError(f"{outcome.name}: {outcome.not_moved}"), folder=folder, told=True)
+            self.troubles.failed(key, FolderError(f"{outcome.name}: {outcome.not_moved}"), folder=folder, told=told)
             self._moves_due = True
 
     def _unsupported(self, route_name: str, path: Path, reason: str) -> None:

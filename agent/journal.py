@@ -7,8 +7,9 @@ finished → archived, or failed / rejected / held), so after a crash the daemon
 file without one is sent again.
 
 Connection, migrations and durability are in `agent.journal_base`; the schema, its migrations and
-the row records in `agent.journal_schema`. Callers change a file's state only through the verbs
-below (one per step of a file's life); none of them names a column.
+the row records in `agent.journal_schema`; the verbs of queued jobs in `agent.journal_jobs`.
+Callers change a file's state only through the verbs below (one per step of a file's life); none
+of them names a column.
 """
 
 from __future__ import annotations
@@ -21,25 +22,21 @@ from pathlib import Path
 
 from agent.clock import utcnow
 from agent.journal_episodes import EpisodeJournal
+from agent.journal_jobs import JobJournal
 from agent.journal_schema import (
     ACCEPTED_STATUSES,
     FILE_COLUMNS,
     IN_FLIGHT_STATES,
-    JOB_SELECT,
-    OPEN_JOB_STATES,
     UNSENT_STATES,
     UPDATABLE_COLUMNS,
     BatchRecord,
     FileRecord,
     FileState,
-    JobRecord,
-    JobState,
     Owner,
     batch_record,
     column_value,
     file_record,
     from_db_time,
-    job_record,
     to_db_time,
 )
 from agent.records import Progress, Receipt, RecordLog, Result, Status
@@ -56,7 +53,7 @@ def _placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class Journal(EpisodeJournal):
+class Journal(JobJournal, EpisodeJournal):
     """The SQLite ledger. Safe to share between threads; each write is committed when it returns."""
 
     def __init__(self, path: Path) -> None:
@@ -148,9 +145,29 @@ class Journal(EpisodeJournal):
         sql = f"INSERT INTO files ({', '.join(_quoted(c) for c in columns)}) VALUES ({_placeholders(len(columns))})"
         return int(self._execute(sql, params).lastrowid or 0)
 
-    def claimed(self, file_id: int, path: Path, at: datetime | None = None) -> None:
-        """The file is in processing/ (or, for a manual post, adopted where it is)."""
-        self._update(file_id, state=FileState.CLAIMED, current_path=path, claimed_at=at or utcnow())
+    def claimed(
+        self,
+        file_id: int,
+        path: Path,
+        at: datetime | None = None,
+        *,
+        size: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> None:
+        """The file is in processing/ (or, for a manual post, adopted where it is), with the size and
+        mtime it had then (`agent.writecheck` compares them before and after sending)."""
+        self._update(
+            file_id,
+            state=FileState.CLAIMED,
+            current_path=path,
+            claimed_at=at or utcnow(),
+            claimed_size=size,
+            claimed_mtime_ns=mtime_ns,
+        )
+
+    def claim_resettled(self, file_id: int, *, size: int, mtime_ns: int) -> None:
+        """The claimed file had changed (its writer had paused) and is still again: this is what is sent."""
+        self._update(file_id, size=size, claimed_size=size, claimed_mtime_ns=mtime_ns)
 
     def abandoned(self, file_id: int, reason: str) -> None:
         """Nothing more can be done for this file (it vanished, its route is gone); why, for `status`."""
@@ -376,65 +393,6 @@ class Journal(EpisodeJournal):
         """When a file last arrived on the route (for the MISSING alert)."""
         row = self._fetchone("SELECT MAX(COALESCE(arrived_at, claimed_at)) FROM files WHERE route = ?", (route,))
         return None if row is None else from_db_time(row[0])
-
-    # -- jobs that end later (notified by a webhook) --------------------------------------------
-
-    def job_expected(self, file_id: int, token_digest: str) -> None:
-        """A notification URL is about to be sent with the job call (a re-send replaces the old one)."""
-        self._execute(
-            "INSERT INTO jobs (file_id, token_digest, state) VALUES (?, ?, ?) ON CONFLICT(file_id) DO UPDATE SET "
-            "token_digest = excluded.token_digest, state = excluded.state, job_id = NULL, queued_at = NULL, "
-            "notify_by = NULL, alerted_at = NULL, notified_at = NULL, message = NULL, payload = NULL",
-            (file_id, token_digest, JobState.SENDING.value),
-        )
-
-    def job_queued(self, file_id: int, job_id: str, queued_at: datetime, notify_by: datetime) -> None:
-        """The job API queued it; from now on the dead-man's switch watches `notify_by` (once per job)."""
-        self._execute(
-            "UPDATE jobs SET job_id = ?, queued_at = ?, notify_by = ?, "
-            "state = CASE WHEN state = ? THEN ? ELSE state END WHERE file_id = ? AND job_id IS NULL",
-            (
-                job_id,
-                to_db_time(queued_at),
-                to_db_time(notify_by),
-                JobState.SENDING.value,
-                JobState.AWAITING.value,
-                file_id,
-            ),
-        )
-
-    def job_settled(
-        self, token_digest: str, *, succeeded: bool, message: str, payload: bytes, at: datetime
-    ) -> JobRecord | None:
-        """The notification for an open job: it ends, once; None for an unknown or already settled URL."""
-        state = JobState.SUCCEEDED if succeeded else JobState.FAILED
-        with self._lock:
-            cursor = self._execute(
-                "UPDATE jobs SET state = ?, message = ?, payload = ?, notified_at = ? "
-                f"WHERE token_digest = ? AND state IN ({_placeholders(len(OPEN_JOB_STATES))})",
-                (state.value, message, payload, to_db_time(at), token_digest, *OPEN_JOB_STATES),
-            )
-            if cursor.rowcount == 0:
-                return None
-            row = self._fetchone(f"{JOB_SELECT} WHERE jobs.token_digest = ?", (token_digest,))
-        return None if row is None else job_record(row)
-
-    def jobs_overdue(self, now: datetime) -> list[JobRecord]:
-        """Queued jobs past their deadline with no notification and no NOT NOTIFIED alert yet."""
-        sql = f"{JOB_SELECT} WHERE jobs.state = ? AND jobs.notify_by <= ? AND jobs.alerted_at IS NULL ORDER BY jobs.id"
-        return [job_record(row) for row in self._fetchall(sql, (JobState.AWAITING.value, to_db_time(now)))]
-
-    def job_alerted(self, job_row_id: int, at: datetime) -> bool:
-        """Claim the NOT NOTIFIED alert for a job; False when another process already sent it."""
-        cursor = self._execute(
-            "UPDATE jobs SET alerted_at = ? WHERE id = ? AND alerted_at IS NULL", (to_db_time(at), job_row_id)
-        )
-        return cursor.rowcount == 1
-
-    def jobs(self, *, awaiting_only: bool = False, limit: int = 50) -> list[JobRecord]:
-        """For `status` and tests: the newest jobs first (only those still awaiting, if asked)."""
-        where = f" WHERE jobs.state = '{JobState.AWAITING.value}'" if awaiting_only else ""
-        return [job_record(r) for r in self._fetchall(f"{JOB_SELECT}{where} ORDER BY jobs.id DESC LIMIT ?", (limit,))]
 
     def record_log_saved(self, file_id: int, record: RecordLog) -> None:
         """Learn's record log of a file was read (wholly or in part): counts per level and the CSV."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agent import failpoints
-from agent.errors import MailError
+from agent.errors import MailError, describe, foreseen
 from agent.heartbeat import ping
 from agent.mailer import Mailer, build_message
 from agent.records import (
@@ -140,8 +140,21 @@ class EmailReporter:
         self._report(f"not-notified alert for {notice.name}", lambda: self.renderer.job(notice))
 
     def trouble(self, notice: TroubleNotice) -> None:
-        """A failure episode's one email when it starts, and the one when it clears."""
-        self._report(f"problem alert ({notice.key})", lambda: self.renderer.trouble(notice))
+        """A failure episode's one email when it starts, and the one when it clears. When the mail
+        spool cannot take it (a full disk under work_dir may be the very trouble), it goes straight
+        to the server rather than wait for the disk."""
+        if self._report(f"problem alert ({notice.key})", lambda: self.renderer.trouble(notice)):
+            return
+        if self.config.email.transport != "smtp":
+            return
+        try:
+            rendered = self.renderer.trouble(notice)
+            with self._lock:
+                self.mailer.send(rendered)
+        except Exception as exc:
+            log.error("problem alert not sent straight either: %s", describe(exc), exc_info=not foreseen(exc))
+            return
+        log.info("report sent straight to the mail server (the spool could not take it): %s", rendered.subject)
 
     def deliver_waiting(self, *, force: bool = False) -> None:
         """Send the reports that wait in the mail spool (SMTP only); `force` ignores the pause after a failure."""
@@ -196,9 +209,11 @@ class EmailReporter:
                 log.error("report not sent: %s: %s", rendered.subject, exc)
                 self._record_failure(rendered.subject, str(exc))
                 return False
-            except Exception as exc:
-                log.exception("report not sent: %s: unexpected error", rendered.subject)
-                self._record_failure(rendered.subject, f"unexpected error: {type(exc).__name__}")
+            except Exception as exc:  # a full disk under the spool is foreseen: one line, no traceback
+                log.error("report not sent: %s: %s", rendered.subject, describe(exc), exc_info=not foreseen(exc))
+                self._record_failure(
+                    rendered.subject, describe(exc) if foreseen(exc) else f"unexpected error: {type(exc).__name__}"
+                )
                 return False
             if path is not None:
                 self.last_paths.append(path)
@@ -236,8 +251,10 @@ class EmailReporter:
             return
         try:
             self.journal.record_mail_failure(subject, error)
-        except Exception:
-            log.exception("the mail failure could not be written to the journal")
+        except Exception as exc:
+            log.error(
+                "the mail failure could not be written to the journal: %s", describe(exc), exc_info=not foreseen(exc)
+            )
             self._unreported.append(f"{subject}: {error}")
 
     def _unreported_failures(self) -> list[str]:

@@ -231,6 +231,7 @@ class FileOutcome:
     record_log: RecordLog | None = None  # Learn's record-level log, when REST keys are configured
     not_moved: str = ""  # why the file is still in processing/ (its folder could not take it); moved later
     entry_kind: str | None = None  # "folder", "symbolic link", "named pipe"…: not a regular file, never sent
+    changed_in_flight: bool = False  # its writer changed it while it was sent: the destination has part of it
     notice: str = ""  # unusual but sent: a store far below its feed's usual size
     keys_csv: Path | None = None  # held by a guard: every key it would disable or delete (attached)
 
@@ -239,6 +240,29 @@ class FileOutcome:
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+@dataclass(frozen=True)
+class FeedPoint:
+    """One delivery of a feed, for the history chart (or this batch's file, delivered or not)."""
+
+    file_id: int
+    when: datetime | None
+    rows: int | None
+    status: str
+    disabled: int | None = None  # refresh: keys of the last delivery missing from this file
+    added: int | None = None
+    current: bool = False  # a file of the batch being reported ("today")
+
+
+@dataclass(frozen=True)
+class FeedHistory:
+    """A feed's latest deliveries, oldest first: a feed is a route's object and operation."""
+
+    route: str
+    object: str
+    operation: str
+    points: tuple[FeedPoint, ...]
 
 
 @dataclass
@@ -251,6 +275,7 @@ class BatchOutcome:
     mail_problems: list[str] = field(default_factory=list)  # earlier emails that could not be sent
     report_key: str | None = None  # the same for every attempt to send this summary (no duplicates)
     reported: Callable[[], None] | None = field(default=None, compare=False, repr=False)  # as FileOutcome's
+    history: list[FeedHistory] = field(default_factory=list)  # each feed's last deliveries (summary chart)
 
     @property
     def ok(self) -> bool:

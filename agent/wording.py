@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 
 from agent.advice import command_start, errors_command, post_command
 from agent.profiles import TargetProfile, profile_for
-from agent.records import BatchOutcome, FileOutcome, JobNotice, RecordLog, Status
+from agent.records import BatchOutcome, FileOutcome, JobNotice, Progress, RecordLog, Status
+from agent.wording_files import changed_in_flight_step, stray_step
 
 SUBJECT_PREFIX = "[feed-agent]"
 # The order statuses are counted in, in the summary subject and table (the enum's order).
@@ -95,6 +96,13 @@ def format_count(value: int | None) -> str:
     return UNKNOWN if value is None else f"{value:,}"
 
 
+def count_text(progress: Progress | None) -> str:
+    """ " (completed 3, warnings 0, errors 1)" after a status in a narrated line; "" without counts."""
+    if progress is None:
+        return ""
+    return f" (completed {progress.completed}, warnings {progress.warnings}, errors {progress.errors})"
+
+
 def format_hours(hours: float) -> str:
     """`26 hours`, `1 hour`, `1.5 hours`."""
     text = f"{round(hours, 1):g}"
@@ -155,6 +163,8 @@ def status_meaning(outcome: FileOutcome) -> str:
     """One sentence that says what the status word means for this file."""
     if outcome.entry_kind:
         return f"It was not sent: it is a {outcome.entry_kind}, and only regular files are processed."
+    if outcome.changed_in_flight:
+        return f"The file changed while it was being sent: {_profile(outcome).destination} has an incomplete copy."
     profile = _profile(outcome)
     where = profile.destination
     delivered = f"{where} processed every record." if profile.learn_feeds else f"The file was delivered to {where}."
@@ -223,7 +233,9 @@ def _status_step(outcome: FileOutcome) -> str:
     what = _sentence(outcome.message)
     status = outcome.status
     if outcome.entry_kind:
-        return _stray_step(outcome, drop)
+        return stray_step(outcome, drop)
+    if outcome.changed_in_flight:
+        return changed_in_flight_step(outcome, drop)
     if status is Status.SUCCESS:
         return "Nothing to do."
     if status is Status.QUEUED:
@@ -259,21 +271,6 @@ def _status_step(outcome: FileOutcome) -> str:
             f"processed there, do not send it again; if not, fix the problem, then move the file back into {drop}."
         )
     return step + f"Fix it, then move the file back into {drop}."
-
-
-def _stray_step(outcome: FileOutcome, drop: str) -> str:
-    """A link, folder or pipe in the drop folder (`agent.strays`): where it is now, what to do."""
-    if outcome.entry_kind == "folder":
-        return (
-            f"Nothing was moved: the folder stays in {drop} and is not reported again. The agent does not "
-            f"look inside folders: move the files in it that should be sent directly into {drop}, then "
-            "remove the folder."
-        )
-    link = " (the link only: what it points to was not touched)" if outcome.entry_kind == "symbolic link" else ""
-    return (
-        f"It was moved to {outcome.final_path}{link}. To send the data, put a regular file with it into "
-        f"{drop}; the agent never follows links or reads pipes."
-    )
 
 
 def _unconfirmed_step(outcome: FileOutcome, drop: str) -> str:

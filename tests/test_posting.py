@@ -244,7 +244,8 @@ def test_ctrl_c_while_learn_processes_says_sent_with_the_reference(tmp_path: Pat
         assert "it is not sent again" in said and " post " in said
         assert "Traceback" not in said
         assert _state(config, "users.txt") is FileState.SUBMITTED  # the post's to resume
-        assert "interrupted" in run(capsys, "-c", ini, "status")[1]
+        shown = run(capsys, "-c", ini, "status")[1]
+        assert "interrupted" in shown and "STOPPED" in shown and "SUCCESS" not in shown  # file and batch
         assert len(sim.uploads_snapshot()) == 1
 
 
