@@ -14,7 +14,7 @@ from pathlib import Path
 
 from agent import failpoints
 from agent.clock import utcnow
-from agent.errors import JournalError, StopRequested, describe, foreseen
+from agent.errors import JournalError, StopRequested, describe
 from agent.feeds import depends_on, order_key
 from agent.inspection import Inspection
 from agent.journal_schema import TERMINAL_STATES, FileRecord
@@ -104,17 +104,20 @@ def decided(outcome: FileOutcome, record: FileRecord) -> None:
         )
 
 
-def isolated(item: BatchItem, advance: Callable[[], None], left: list[BatchItem]) -> None:
-    """One file's step, isolated: its error is logged and the file stays in processing/ (put in
-    `left`, as is any file that depends on one there), so the rest of the batch goes on. A stop, or a
-    journal that cannot be written, ends the batch as it came: nothing else could go on either."""
+def isolated(item: BatchItem, advance: Callable[[], None], left: list[BatchItem]) -> BaseException | None:
+    """One file's step, isolated: its error is logged in one line and the file stays in processing/
+    (put in `left`, as is any file that depends on one there), so the rest of the batch goes on; the
+    error is returned (its traceback is the failure episode's to show, once). A stop, or a journal
+    that cannot be written, ends the batch as it came: nothing else could go on either."""
     if any(depends_on(item.outcome.object, other.outcome.object) for other in left):
         left.append(item)  # its dependency is retried first: it waits in processing/ too
-        return
+        return None
     try:
         advance()
     except (StopRequested, JournalError):
         raise
     except Exception as exc:
-        log.error("left in processing/: %s: %s", item.outcome.name, describe(exc), exc_info=not foreseen(exc))
+        log.error("left in processing/: %s: %s", item.outcome.name, describe(exc))
         left.append(item)
+        return exc
+    return None

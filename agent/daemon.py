@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 LOOP_SECONDS = 0.25
 HOUSEKEEPING_SECONDS = 60.0
 RECENT_BATCHES = 100
+RECENT_FILES = 20_000  # and no more files in them than this (one batch of 200,000 files stays whole)
 # Failure episodes (agent.troubles): finishing what is in processing/, and the loop's own turn.
 RECOVERY, LOOP, HOUSEKEEPING = "recovery", "loop", "housekeeping"
 MOVES = (unmoved.ARCHIVE, unmoved.FAILED)
@@ -324,6 +325,8 @@ class Agent:
 
     def _record(self, batches: list[BatchOutcome]) -> None:
         self.batches.extend(batches)
+        while len(self.batches) > 1 and sum(len(b.files) for b in self.batches) > RECENT_FILES:
+            self.batches.popleft()  # a daemon runs for months: the outcomes it keeps are bounded
         self.all_ok = self.all_ok and all(batch.ok for batch in batches)
         refused = {unmoved.ARCHIVE if f.receipt else unmoved.FAILED: f for b in batches for f in b.files if f.not_moved}
         for key, outcome in refused.items():  # its report said so: the episode's start is not emailed again

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import statistics
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,7 +92,7 @@ class Guards:
             if verdict.keys_csv is not None:
                 verdict.keys_csv.unlink(missing_ok=True)
             return Verdict(notice=verdict.notice)
-        self._pending_path(outcome.file_id).unlink(missing_ok=True)  # never delivered: not a baseline
+        shutil.rmtree(self._pending_path(outcome.file_id), ignore_errors=True)  # never delivered: no baseline
         outcome.keys_csv = verdict.keys_csv
         held_at = path if keep else archive.failed_destination(self.failed_dir, outcome.name)
         command = post_command(
@@ -99,18 +101,23 @@ class Guards:
         return Verdict(held=verdict.held + force_hint(command), keys_csv=verdict.keys_csv)
 
     def delivered(self, outcome: FileOutcome) -> None:
-        """A file reached its end after sending: an accepted refresh's keys become its feed's kept key
-        set (for when archive/ is pruned); anything else drops the keys it would have left."""
+        """A file reached its end after sending: an accepted refresh's key set becomes its feed's kept
+        one (the next baseline, read without parsing the archived file); anything else drops it."""
         if outcome.file_id is None or outcome.operation not in REFRESH_OPERATIONS:
             return
         pending = self._pending_path(outcome.file_id)
-        if not pending.is_file():
+        if not pending.is_dir():
             return
         if outcome.status.value not in ACCEPTED_STATUSES:
-            pending.unlink(missing_ok=True)
+            shutil.rmtree(pending, ignore_errors=True)
             return
         record = self.journal.file(outcome.file_id)
-        pending.replace(self._feed_path(outcome.target, outcome, record.data_source_keys or ""))
+        feed = self._feed_dir(outcome.target, outcome, record.data_source_keys or "")
+        feed.mkdir(parents=True, exist_ok=True)
+        pending.replace(feed / str(outcome.file_id))
+        for older in feed.iterdir():
+            if older.name != str(outcome.file_id):
+                shutil.rmtree(older, ignore_errors=True)
 
     # -- refresh -----------------------------------------------------------------------------------
 
@@ -130,15 +137,14 @@ class Guards:
         if layout is None:
             return SEND
         pending = self._pending_path(outcome.file_id)
-        old = self._baseline_keys(settings, outcome, baseline, sources)
-        if old is None:  # the first delivery of this feed: nothing to compare, remember its keys
-            keysets.write_key_list(path, layout, pending)
-            return SEND
+        shutil.rmtree(pending, ignore_errors=True)  # a run cut short by a crash
+        keysets.write_key_set(keysets.iter_key_blocks(path, layout), pending)
         held_csv = self.state_dir / "held" / f"{outcome.file_id}-{outcome.name}.disabled.csv"
         held_csv.parent.mkdir(parents=True, exist_ok=True)
-        difference = keysets.compare(
-            old, _tee(keysets.iter_key_blocks(path, layout), pending), held_csv, layout.columns
-        )
+        with self._baseline_set(settings, outcome, baseline, sources) as old:
+            if old is None:  # the first delivery of this feed: nothing to compare
+                return SEND
+            difference = keysets.compare(old, pending, held_csv, layout.columns)
         self.journal.keys_compared(
             outcome.file_id, data_source_keys=sources or None, disabled=difference.disabled, added=difference.added
         )
@@ -164,31 +170,42 @@ class Guards:
         )
         return Verdict(held=why, keys_csv=held_csv)
 
-    def _baseline_keys(
+    @contextmanager
+    def _baseline_set(
         self, settings: LearnTargetSettings, outcome: FileOutcome, baseline: FileRecord | None, sources: str
-    ) -> Iterator[list[bytes]] | None:
-        """The keys of the last delivered file: from archive/, or the key set kept when it was pruned."""
+    ) -> Iterator[Path | None]:
+        """The key set of the last delivered file: the one kept when it was delivered, else built from
+        archive/ (removed after use), else the feed's newest kept one (archive pruned, kept set lost)."""
         if baseline is None:
-            return None
+            yield None
+            return
+        feed = self._feed_dir(settings.name, outcome, sources)
+        if keysets.is_key_set(feed / str(baseline.id)):
+            yield feed / str(baseline.id)
+            return
         archived = Path(baseline.current_path) if baseline.current_path else None
-        if archived is not None and archived.is_file():
-            layout = keysets.layout_of(archived, outcome.object or "")
-            if layout is not None:
-                return keysets.iter_key_blocks(archived, layout)
-        kept = self._feed_path(settings.name, outcome, sources)
-        if kept.is_file():
-            return keysets.iter_key_list(kept)
-        return None
+        layout = keysets.layout_of(archived, outcome.object or "") if archived and archived.is_file() else None
+        if archived is not None and layout is not None:
+            built = self.state_dir / "pending" / f"baseline-{baseline.id}"
+            try:
+                keysets.write_key_set(keysets.iter_key_blocks(archived, layout), built)
+                yield built
+            finally:
+                shutil.rmtree(built, ignore_errors=True)
+            return
+        kept = sorted((d for d in feed.glob("*") if keysets.is_key_set(d)), key=lambda d: int(d.name))
+        yield kept[-1] if kept else None
 
     def _pending_path(self, file_id: int) -> Path:
-        return self.state_dir / "pending" / f"{file_id}.keys"
+        return self.state_dir / "pending" / str(file_id)
 
-    def _feed_path(self, target: str, outcome: FileOutcome, sources: str) -> Path:
-        """One kept key set per feed: target, object, operation (and data source keys for refreshlegacy)."""
+    def _feed_dir(self, target: str, outcome: FileOutcome, sources: str) -> Path:
+        """One folder per feed (target, object, operation and data source keys for a refreshlegacy)
+        holding the key set of its last delivery, named by its journal id."""
         operation = outcome.operation or ""
         feed = "\x00".join((target, outcome.object or "", operation, sources if operation == "refreshlegacy" else ""))
         digest = hashlib.sha256(feed.encode()).hexdigest()[:16]
-        return self.state_dir / f"{target}-{outcome.object}-{operation}-{digest}.keys"
+        return self.state_dir / "feeds" / f"{target}-{outcome.object}-{operation}-{digest}"
 
     # -- delete ------------------------------------------------------------------------------------
 
@@ -223,16 +240,6 @@ class Guards:
         if rows >= usual * settings.store_warn_percent / 100:
             return ""
         return store_notice(rows, usual, len(sizes))
-
-
-def _tee(blocks: Iterator[list[bytes]], copy: Path) -> Iterator[list[bytes]]:
-    """Pass key blocks through while writing them to `copy` (the pending key set), in one read."""
-    copy.parent.mkdir(parents=True, exist_ok=True)
-    with copy.open("wb") as out:
-        for keys in blocks:
-            if keys:
-                out.write(b"\n".join(keys) + b"\n")
-            yield keys
 
 
 def _shrunk(settings: LearnTargetSettings, outcome: FileOutcome, baseline: FileRecord | None, sources: str) -> str:

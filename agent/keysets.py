@@ -3,9 +3,11 @@
 Why this module: a `refresh` disables every record that is missing from the file, so the question
 before sending one is "which records present last time are absent now?". Row counts cannot answer
 it (15 % of the people swapped for others keeps the count). Files reach millions of rows, so keys are
-never held as one Python set: each file's keys are spread over `BUCKETS` bucket files by hash, and
-the buckets are compared one at a time, with C-speed set operations on a small share of the keys.
-Keys are read with one compiled pattern per block of whole lines (no Python work per field).
+never held as one Python set: each file's keys are spread over `BUCKETS` bucket files by CRC-32 (a
+*key set*: one folder), and the buckets are compared one at a time, with C-speed set operations on a
+small share of the keys. The key set of a delivered refresh is kept, so the next comparison reads
+only the new file. Keys are read with one compiled pattern per block of whole lines (no Python work
+per field).
 
 A composite key (a membership's course and person) is its columns joined by `SEPARATOR`, which no
 text export contains; `key_fields` splits it again for the admin's CSV.
@@ -15,10 +17,12 @@ from __future__ import annotations
 
 import csv
 import heapq
+import itertools
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +31,7 @@ from agent.feeds import BOM, FEED_TYPES, choose_delimiter
 BLOCK_SIZE = 4 * 1024 * 1024
 BUCKETS = 64
 SAMPLE_SIZE = 50  # keys named in the email body; the CSV has them all
+SORT_IN_MEMORY = 500_000  # disabled keys sorted in one list (about 35 MB); more are merged from files
 SEPARATOR = b"\x1f"  # ASCII unit separator: joins the columns of a composite key
 DATA_SOURCE_COLUMN = "data_source_key"
 
@@ -75,7 +80,7 @@ def layout_of(path: Path, slug: str) -> KeyLayout | None:
 
 
 def _blocks(path: Path) -> Iterator[bytes]:
-    """ "\\n" + whole lines, past the header, in blocks of about BLOCK_SIZE; the last one ends with "\\n"."""
+    """ "\\n" + whole lines, past the header, in blocks of about BLOCK_SIZE (without their last "\\n")."""
     with path.open("rb") as handle:
         handle.readline(1024 * 1024)  # the header
         pending = b""
@@ -84,10 +89,10 @@ def _blocks(path: Path) -> Iterator[bytes]:
             if cut == 0:
                 pending += chunk
                 continue
-            yield b"".join((b"\n", pending, chunk[:cut]))
+            yield b"".join((b"\n", pending, chunk[: cut - 1]))  # no final "\n": it would match an empty key
             pending = chunk[cut:]
         if pending:
-            yield b"\n" + pending + b"\n"
+            yield b"\n" + pending
 
 
 def iter_key_blocks(path: Path, layout: KeyLayout) -> Iterator[list[bytes]]:
@@ -122,35 +127,6 @@ def key_text(key: bytes) -> str:
     return " / ".join(key_fields(key))
 
 
-def write_key_list(path: Path, layout: KeyLayout, destination: Path) -> int:
-    """The file's keys as a plain list (one per line): the compact key set kept in the state folder."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with destination.open("wb") as out:
-        for keys in iter_key_blocks(path, layout):
-            if keys:
-                out.write(b"\n".join(keys) + b"\n")
-                count += len(keys)
-    return count
-
-
-def iter_key_list(path: Path) -> Iterator[list[bytes]]:
-    """A compact key set written by write_key_list, in blocks."""
-    for block in _blocks_of_list(path):
-        yield [key for key in block.split(b"\n") if key]
-
-
-def _blocks_of_list(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        pending = b""
-        while chunk := handle.read(BLOCK_SIZE):
-            cut = chunk.rfind(b"\n") + 1
-            yield pending + chunk[:cut]
-            pending = chunk[cut:]
-        if pending:
-            yield pending
-
-
 @dataclass
 class KeyDifference:
     """What a refresh would do, key by key, compared with the last delivered file."""
@@ -165,26 +141,38 @@ class KeyDifference:
         return self.disabled * 100 / self.baseline if self.baseline else 0.0
 
 
-class _Buckets:
-    """Keys spread over BUCKETS files by hash, so one bucket of two files fits in memory at a time."""
+def _bucket_names() -> list[str]:
+    return [f"{number:02d}.keys" for number in range(BUCKETS)]
 
-    def __init__(self, folder: Path, side: str) -> None:
-        self.paths = [folder / f"{side}-{number:02d}" for number in range(BUCKETS)]
-        self._files = [path.open("wb") for path in self.paths]
 
-    def add(self, keys: list[bytes]) -> None:
-        spread: list[list[bytes]] = [[] for _ in range(BUCKETS)]
-        appenders = [bucket.append for bucket in spread]
+def write_key_set(blocks: Iterator[list[bytes]], folder: Path) -> int:
+    """Write keys as a key set: a folder of BUCKETS files, each key in the file its CRC-32 picks.
+
+    CRC-32 rather than hash(): the buckets must be the same in the next process, so a key set kept
+    from the last delivery is compared bucket by bucket without reading it again key by key.
+    Returns the number of keys written (duplicates included)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handles = [(folder / name).open("wb") for name in _bucket_names()]
+    count = 0
+    try:
         mask = BUCKETS - 1
-        for key in keys:  # the one Python step per key (about 0.1 µs)
-            appenders[hash(key) & mask](key)
-        for handle, bucket in zip(self._files, spread, strict=True):
-            if bucket:
-                handle.write(b"\n".join(bucket) + b"\n")
-
-    def close(self) -> None:
-        for handle in self._files:
+        for keys in blocks:
+            spread: list[list[bytes]] = [[] for _ in range(BUCKETS)]
+            appenders = [bucket.append for bucket in spread]
+            for key in keys:  # the one Python step per key
+                appenders[zlib.crc32(key) & mask](key)
+            for handle, bucket in zip(handles, spread, strict=True):
+                if bucket:
+                    handle.write(b"\n".join(bucket) + b"\n")
+            count += len(keys)
+    finally:
+        for handle in handles:
             handle.close()
+    return count
+
+
+def is_key_set(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in _bucket_names())
 
 
 def _read_set(path: Path) -> set[bytes]:
@@ -193,57 +181,76 @@ def _read_set(path: Path) -> set[bytes]:
     return keys
 
 
-def compare(
-    baseline: Iterator[list[bytes]], current: Iterator[list[bytes]], disabled_out: Path, columns: tuple[str, ...]
-) -> KeyDifference:
-    """Count the keys disabled and added; write every disabled key, sorted, to `disabled_out` (CSV).
+def compare(baseline: Path, current: Path, disabled_out: Path, columns: tuple[str, ...]) -> KeyDifference:
+    """Compare two key sets (folders from write_key_set): count the keys disabled and added, and
+    write every disabled key, sorted, to `disabled_out` (CSV).
 
-    Memory: one block of keys while spreading, then one bucket of each side at a time; the sorted
-    disabled keys of each bucket are merged from their files.
+    Memory: one bucket of each side at a time (1/64 of the keys), and the disabled keys: sorted in
+    memory up to SORT_IN_MEMORY of them, else each bucket's sorted to a file and the files merged.
     """
     result = KeyDifference()
-    folder = Path(tempfile.mkdtemp(prefix="keys-", dir=disabled_out.parent))
+    folder = Path(tempfile.mkdtemp(prefix="gone-", dir=disabled_out.parent))
     try:
-        sides = {}
-        for side, source in (("old", baseline), ("new", current)):
-            buckets = sides[side] = _Buckets(folder, side)
-            for keys in source:
-                buckets.add(keys)
-            buckets.close()
-        gone_paths = []
-        for number, (old_path, new_path) in enumerate(zip(sides["old"].paths, sides["new"].paths, strict=True)):
-            old, new = _read_set(old_path), _read_set(new_path)
+        few: list[bytes] | None = []  # the disabled keys while there are few; None once spilled to files
+        for name in _bucket_names():
+            old, new = _read_set(baseline / name), _read_set(current / name)
             gone = old - new
             result.baseline += len(old)
             result.current += len(new)
             result.disabled += len(gone)
             result.added += len(new) - (len(old) - len(gone))
             del old, new
-            gone_paths.append(folder / f"gone-{number:02d}")
-            gone_paths[-1].write_bytes(b"".join(key + b"\n" for key in sorted(gone)))
-        result.sample = _merge_to_csv(gone_paths, disabled_out, columns)
+            if few is not None and result.disabled <= SORT_IN_MEMORY:
+                few.extend(gone)
+                continue
+            if few is not None:  # too many to sort in memory: spill them, one sorted file per bucket
+                _write_sorted(few, folder / "spilled")
+                few = None
+            _write_sorted(gone, folder / name)
+        if few is not None:
+            few.sort()
+            _write_csv(iter([few]), disabled_out, columns)
+            result.sample = few[:SAMPLE_SIZE]
+        else:
+            result.sample = _merge_to_csv(sorted(folder.iterdir()), disabled_out, columns)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return result
 
 
+def _write_sorted(keys: Iterable[bytes], path: Path) -> None:
+    path.write_bytes(b"".join(key + b"\n" for key in sorted(keys)))
+
+
+def _write_csv(blocks: Iterator[list[bytes]], destination: Path, columns: tuple[str, ...]) -> None:
+    """Keys as CSV rows: as plain lines when no value needs CSV quoting (the common case, fast)."""
+    with destination.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        for keys in blocks:
+            joined = b"\n".join(keys)
+            if keys and not any(mark in joined for mark in (b",", b'"', b"\r", SEPARATOR)):
+                out.write(joined.decode("utf-8", errors="replace") + "\n")
+            else:
+                writer.writerows(map(key_fields, keys))
+
+
 def _merge_to_csv(sorted_paths: list[Path], destination: Path, columns: tuple[str, ...]) -> list[bytes]:
     """Merge sorted key files into one CSV; returns the first SAMPLE_SIZE keys."""
-    sample: list[bytes] = []
     handles = [path.open("rb") for path in sorted_paths]
     try:
-        with destination.open("w", encoding="utf-8", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(columns)
-            for line in heapq.merge(*handles):
-                key = line.rstrip(b"\n")
-                if len(sample) < SAMPLE_SIZE:
-                    sample.append(key)
-                writer.writerow(key_fields(key))
+        merged = (line.rstrip(b"\n") for line in heapq.merge(*handles))
+        sample = list(itertools.islice(merged, SAMPLE_SIZE))
+        _write_csv(itertools.chain([sample], _batched(merged)), destination, columns)
     finally:
         for handle in handles:
             handle.close()
     return sample
+
+
+def _batched(keys: Iterator[bytes]) -> Iterator[list[bytes]]:
+    while batch := list(itertools.islice(keys, 10_000)):
+        yield batch
 
 
 def keys_csv(path: Path, layout: KeyLayout, destination: Path) -> tuple[int, list[bytes]]:

@@ -180,6 +180,11 @@ def setup_logging(verbose: bool = False, fmt: str = "text", *, console_level: in
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
+def redact(text: str) -> str:
+    """Text printed outside the log (a plain error line) with every known secret replaced by ***."""
+    return _filter.redact(text)
+
+
 def register_secrets(secrets: Iterable[str]) -> None:
     """Make these values unprintable in every log line from now on."""
     _filter.add(secrets)

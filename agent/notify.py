@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agent import failpoints
-from agent.errors import MailError
+from agent.errors import MailError, describe, foreseen
 from agent.heartbeat import ping
 from agent.mailer import Mailer, build_message
 from agent.records import (
@@ -188,9 +188,11 @@ class EmailReporter:
                 log.error("report not sent: %s: %s", rendered.subject, exc)
                 self._record_failure(rendered.subject, str(exc))
                 return False
-            except Exception as exc:
-                log.exception("report not sent: %s: unexpected error", rendered.subject)
-                self._record_failure(rendered.subject, f"unexpected error: {type(exc).__name__}")
+            except Exception as exc:  # a full disk under the spool is foreseen: one line, no traceback
+                log.error("report not sent: %s: %s", rendered.subject, describe(exc), exc_info=not foreseen(exc))
+                self._record_failure(
+                    rendered.subject, describe(exc) if foreseen(exc) else f"unexpected error: {type(exc).__name__}"
+                )
                 return False
             if path is not None:
                 self.last_paths.append(path)
@@ -231,8 +233,10 @@ class EmailReporter:
             return
         try:
             self.journal.record_mail_failure(subject, error)
-        except Exception:
-            log.exception("the mail failure could not be written to the journal")
+        except Exception as exc:
+            log.error(
+                "the mail failure could not be written to the journal: %s", describe(exc), exc_info=not foreseen(exc)
+            )
             self._unreported.append(f"{subject}: {error}")
 
     def _unreported_failures(self) -> list[str]:

@@ -1,9 +1,12 @@
 """One batch of files: claim → inspect → guard → order → submit → wait → archive → report.
 
 Every step is written to the journal before and after it happens, so a restart knows where each
-file stands: a file with a receipt is followed again (never re-sent), a file without one is sent
-again. Files are sent one at a time per target and each waits for its terminal status before the
-next, because Learn processes a membership file against the users and courses that exist *now*.
+file stands: a file with a receipt is followed again (never re-sent); one whose last byte went out
+without an answer is UNCONFIRMED (never re-sent); one that never got that far is sent again; a
+decided file is filed away; each file's report and the batch's summary go out once (see "Crash
+safety" in docs/architecture.md; each step is followed by its failpoint). Files are sent one at a
+time per target and each waits for its terminal status before the next, because Learn processes a
+membership file against the users and courses that exist *now*.
 
 What differs between destinations (how to inspect, the order, whether a failed file holds its
 dependents, the refresh guard) is asked of the route's profile (`agent.profiles`), never branched on.
@@ -21,24 +24,25 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from agent import archive, claims, failpoints
+from agent import claims, failpoints
 from agent.batchitem import AUTOMATIC, BatchContext, BatchItem, decided, isolated, once, sha256_of
 from agent.claims import Found, Taken
 from agent.clock import SYSTEM_CLOCK, utcnow
 from agent.completions import JobFollowUp
-from agent.errors import BatchIncomplete, DeliveryUnknown, StopRequested, TargetError
+from agent.errors import BatchIncomplete, DeliveryUnknown, StopRequested, TargetError, describe, foreseen
 from agent.feeds import FEED_TYPES, depends_on, sort_key
 from agent.filing import file_away
 from agent.guard import Guards
+from agent.history import batch_history
 from agent.journal import Journal
 from agent.journal_schema import TERMINAL_STATES, FileState, Owner
 from agent.profiles import TargetProfile, profile_for
+from agent.recordlogs import fetch_record_log
 from agent.records import (
     BatchOutcome,
     FileOutcome,
     Progress,
     Receipt,
-    RecordLog,
     Reporter,
     Result,
     Status,
@@ -48,14 +52,13 @@ from agent.records import (
     file_report_key,
 )
 from agent.settings import Config, RouteSettings
-from agent.targets.base import RecordLogSource, Target
+from agent.targets.base import Target
 from agent.wording import count_text, format_time_left, unanswered_at_restart
 from agent.writecheck import WriteCheck
 
 log = logging.getLogger(__name__)
 
 Narrator = Callable[[str], None]
-RECORD_LOG_STATUSES = (Status.ERRORS, Status.WARNINGS, Status.TIMED_OUT)
 
 
 class Pipeline:
@@ -168,6 +171,7 @@ class Pipeline:
             self.journal.batch_reported(batch_id)
             return
         batch.report_key = batch_report_key(batch_id)
+        batch.history = batch_history(self.journal, batch)  # each feed's last deliveries, for the chart
         batch.reported = once(lambda: self.journal.batch_reported(batch_id), "summary-journaled")
         self.reporter.batch_done(batch)
         batch.reported()
@@ -180,12 +184,14 @@ class Pipeline:
         holds = profile.holds_dependents and route.on_failure == "hold"
         blockers: list[BatchItem] = []
         left: list[BatchItem] = []  # isolated: one file's error never stops the others
+        errors = []
         for item in ordered:
-            isolated(item, partial(self._advance, route, item, blockers, context), left)
+            errors.append(isolated(item, partial(self._advance, route, item, blockers, context), left))
             if holds and item.outcome.object and item.outcome.status.blocks_dependents:
                 blockers.append(item)
         if left:
-            raise BatchIncomplete(f"{', '.join(i.outcome.name for i in left)} left in processing/, retried later")
+            names = ", ".join(i.outcome.name for i in left)
+            raise BatchIncomplete(f"{names} left in processing/, retried later") from next(e for e in errors if e)
 
     def _advance(self, route: RouteSettings, item: BatchItem, blockers: list[BatchItem], context: BatchContext) -> None:
         state = item.record.state
@@ -250,7 +256,7 @@ class Pipeline:
         except (StopRequested, KeyboardInterrupt):
             raise
         except Exception as exc:
-            log.exception("inspection of %s failed", item.outcome.name)
+            log.error("inspection of %s failed: %s", item.outcome.name, describe(exc), exc_info=not foreseen(exc))
             self._end_unsent(
                 item,
                 Status.REJECTED,
@@ -359,7 +365,7 @@ class Pipeline:
         self.guards.delivered(outcome)
         file_away(self.journal, self.config.agent, item, delivered=True, keep=context.keep)
         self.narrate(f"  {outcome.name}: {outcome.status.value}{count_text(result.progress)} → {outcome.final_path}")
-        self._fetch_record_log(target, item)
+        fetch_record_log(self.journal, self.config.agent.archive_dir, target, item, self.stop, self.narrate)
         self._report(item)
 
     def _report(self, item: BatchItem) -> None:
@@ -372,35 +378,6 @@ class Pipeline:
         outcome.reported = once(lambda: self.journal.file_reported(item.file_id), "report-journaled")
         self.reporter.file_done(outcome)
         outcome.reported()
-
-    def _fetch_record_log(self, target: Target, item: BatchItem) -> None:
-        """Why records failed, from the destination's record log (Learn with REST keys); a log that
-        cannot be read never blocks the batch: the report says why the details are missing."""
-        outcome = item.outcome
-        if outcome.status not in RECORD_LOG_STATUSES or outcome.receipt is None:
-            return
-        if not isinstance(target, RecordLogSource) or outcome.finished_at is None:
-            return
-        archive_dir = self.config.agent.archive_dir
-        csv_path = archive.record_log_path(outcome.final_path, archive_dir, name=outcome.name, when=outcome.finished_at)
-        try:
-            finished = outcome.status is not Status.TIMED_OUT
-            record = target.record_log(outcome.receipt, csv_path, self.stop, finished=finished)
-        except OSError as exc:
-            record = RecordLog(outcome.receipt.reference, complete=False, problem=f"the log could not be saved: {exc}")
-        except StopRequested:  # the file is delivered and archived: its report still goes, without the log
-            record = RecordLog(outcome.receipt.reference, complete=False, problem="feed-agent was stopped first")
-        if record is None:
-            return
-        outcome.record_log = record
-        self.journal.record_log_saved(item.file_id, record)
-        where = record.csv_path or "not saved"
-        log.info("record log: %s %s entries %s → %s", outcome.name, record.total, dict(record.counts), where)
-        if record.problem:
-            log.warning("record log of %s incomplete: %s", outcome.name, record.problem)
-        self.narrate(
-            f"    record log: {record.total} entries → {where}{'; ' + record.problem if record.problem else ''}"
-        )
 
     def _submit(self, target: Target, item: BatchItem, profile: TargetProfile) -> Receipt:
         outcome, inspection = item.outcome, item.inspection

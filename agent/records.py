@@ -241,6 +241,29 @@ class FileOutcome:
         return None
 
 
+@dataclass(frozen=True)
+class FeedPoint:
+    """One delivery of a feed, for the history chart (or this batch's file, delivered or not)."""
+
+    file_id: int
+    when: datetime | None
+    rows: int | None
+    status: str
+    disabled: int | None = None  # refresh: keys of the last delivery missing from this file
+    added: int | None = None
+    current: bool = False  # a file of the batch being reported ("today")
+
+
+@dataclass(frozen=True)
+class FeedHistory:
+    """A feed's latest deliveries, oldest first: a feed is a route's object and operation."""
+
+    route: str
+    object: str
+    operation: str
+    points: tuple[FeedPoint, ...]
+
+
 @dataclass
 class BatchOutcome:
     route: str
@@ -251,6 +274,7 @@ class BatchOutcome:
     mail_problems: list[str] = field(default_factory=list)  # earlier emails that could not be sent
     report_key: str | None = None  # the same for every attempt to send this summary (no duplicates)
     reported: Callable[[], None] | None = field(default=None, compare=False, repr=False)  # as FileOutcome's
+    history: list[FeedHistory] = field(default_factory=list)  # each feed's last deliveries (summary chart)
 
     @property
     def ok(self) -> bool:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 
 from agent.claims import settle_claim
-from agent.errors import AgentError, JournalError, StopRequested, describe
+from agent.errors import BatchIncomplete, JournalError, StopRequested, describe
 from agent.journal import Journal
 from agent.journal_schema import FileRecord, FileState, Owner
 from agent.pipeline import Pipeline
@@ -41,7 +41,7 @@ from agent.settings import RouteSettings
 log = logging.getLogger(__name__)
 
 
-class RecoveryIncomplete(AgentError):
+class RecoveryIncomplete(BatchIncomplete):
     """Some batches could not be finished now; `outcomes` are those that were."""
 
     def __init__(self, outcomes: list[BatchOutcome], problems: list[str]) -> None:
@@ -55,6 +55,7 @@ def recover(pipeline: Pipeline, journal: Journal, routes: dict[str, RouteSetting
     Raises RecoveryIncomplete (after trying every batch) when some could not be finished."""
     outcomes: list[BatchOutcome] = []
     problems: list[str] = []
+    first: BaseException | None = None  # its traceback, if a bug, is shown once by the failure episode
     for batch in journal.unreported_batches():
         route = routes.get(batch.route)
         records = journal.batch_files(batch.id)
@@ -71,9 +72,10 @@ def recover(pipeline: Pipeline, journal: Journal, routes: dict[str, RouteSetting
         except Exception as exc:  # isolated: the next batch is still recovered
             log.warning("not recovered yet: batch %d of route %s: %s", batch.id, route.name, describe(exc))
             problems.append(f"route {route.name}: {describe(exc)}")
+            first = first or exc
     outcomes.extend(_unbatched(pipeline, journal, routes))
     if problems:
-        raise RecoveryIncomplete(outcomes, problems)
+        raise RecoveryIncomplete(outcomes, problems) from first
     return outcomes
 
 

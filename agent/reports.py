@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from agent.history import Chart, chart
 from agent.logreport import RecordLogView, record_log_view
 from agent.profiles import profile_for
 from agent.records import BatchOutcome, FileOutcome, JobNotice, Status, TroubleNotice
 from agent.summarylist import listed
 from agent.wording import (
+    BADGE_COLOURS,
     UNKNOWN,
     Badge,
     badge,
@@ -166,6 +168,7 @@ class SummaryReport:
     notices: tuple[Fact, ...] = ()  # sent, but unusual: file name → the notice
     more: str = ""  # "… and 19,800 more files (…)": the files the body leaves out, when there are any
     attachment: str = ""  # what the attached list holds
+    charts: tuple[Chart, ...] = ()  # each feed's last deliveries as bars (today's marked)
 
 
 MAIL_PROBLEMS_LISTED = 20
@@ -252,6 +255,7 @@ def summary_report(batch: BatchOutcome, attachment_note: str = "") -> SummaryRep
         more=_more(unlisted, problems_left_out, attachment_note),
         attachment=attachment_note,
         notices=tuple(Fact(f.name, f.notice) for f in files if f.notice),
+        charts=tuple(chart(h, {k: v[0] for k, v in BADGE_COLOURS.items()}) for h in batch.history if h.points),
     )
 
 

@@ -86,8 +86,12 @@ class Strays:
                 path,
                 self.config.agent.failed_dir,
                 name=path.name,
-                reason=f"{reason}; only regular files are processed",
+                reason=f"{reason} Only regular files are processed.",
                 when=self.now(),
+                advice=(
+                    f"Moving it back would only get it rejected again: put a regular file with the data "
+                    f"into {route.watch} instead."
+                ),
             )
         except FileNotFoundError:
             return None

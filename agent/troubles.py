@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from agent.clock import SYSTEM_CLOCK, Clock
-from agent.errors import AgentError, describe, foreseen
+from agent.errors import AgentError, BatchIncomplete, describe, foreseen
 from agent.journal import Journal
 from agent.journal_schema import TroubleRecord
 from agent.records import Reporter, TroubleNotice
@@ -29,6 +29,13 @@ from agent.wording import format_duration, format_time
 from agent.wording_troubles import trouble_advice, trouble_title
 
 log = logging.getLogger(__name__)
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The error under our own wrapping (a batch or a recovery left incomplete), for its traceback."""
+    while isinstance(exc, BatchIncomplete) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
 
 
 class Troubles:
@@ -79,8 +86,9 @@ class Troubles:
             record.problem,
             format_duration(delay),
         )
-        if record.attempts == 1 and not foreseen(exc):
-            log.error(line, *values, exc_info=exc)  # a bug: its traceback once, never again
+        cause = root_cause(exc)
+        if record.attempts == 1 and not foreseen(cause):
+            log.error(line, *values, exc_info=cause)  # a bug: its traceback once, never again
         else:
             log.warning(line, *values)
         if record.alerted_at is None:
@@ -121,7 +129,8 @@ class Troubles:
         try:
             record = self.journal.trouble_failed(key, problem, now)
         except AgentError as exc:  # the journal cannot be written (a full disk): count in memory
-            log.warning("the failure of %s could not be journaled: %s", key, exc.message)
+            if key not in self._unjournaled:  # said once per episode, not once per attempt
+                log.warning("the failure of %s could not be journaled: %s", key, exc.message)
             self._unjournaled.add(key)
             known = self._open.get(key)
             record = TroubleRecord(

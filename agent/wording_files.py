@@ -38,14 +38,15 @@ def changed_while_sent(name: str, destination: str, sent: str, now: str, answer:
 
 def changed_in_flight_step(outcome: FileOutcome, drop: str) -> str:
     destination = profile_for(outcome.target_type).destination
+    what = f"What happened: {outcome.message} " if outcome.message else ""
     step = (
-        f"Once the SIS has finished writing it, move {outcome.final_path or 'the archived file'} back into "
-        f"{drop} to send it whole; files that depend on it were held and can follow it."
+        f"{what}Once the SIS has finished writing it, move {outcome.final_path or 'the archived file'} back "
+        f"into {drop} to send it whole; any file of the batch that depends on it was held and can follow it."
     )
     if outcome.operation in REFRESHES:
         return (
-            f"Do this soon: a {outcome.operation} disables what its file does not list, so {destination} may "
-            f"have disabled the records the incomplete copy lacked. {step}"
+            f"{step} Do this soon: a {outcome.operation} disables what its file does not list, so {destination} "
+            "may have disabled the records the incomplete copy lacked."
         )
     return f"{step} A {outcome.operation or 'store'} only adds and updates records, so sending it again is safe."
 

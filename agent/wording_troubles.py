@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import pwd
+from datetime import datetime
 from pathlib import Path
 
 from agent.records import TroubleNotice
@@ -87,3 +88,8 @@ def trouble_next_step(notice: TroubleNotice) -> str:
         return "Nothing to do: files that waited are being processed now."
     retry = f" (next try in {format_duration(notice.retry_seconds)})" if notice.retry_seconds else ""
     return f"{notice.advice} The agent retries with growing pauses{retry} and sends one more email when it works again."
+
+
+def trouble_status_line(key: str, since: datetime, attempts: int, problem: str) -> str:
+    """One open episode as `status` lists it."""
+    return f"{trouble_title(key)}: failing since {format_time(since)} ({attempts} failed attempt(s)): {problem}"

@@ -33,6 +33,7 @@ from agent.batchitem import BatchItem
 from agent.clock import Clock
 from agent.errors import StopRequested
 from agent.journal import Journal
+from agent.journal_schema import FileRecord
 from agent.profiles import profile_for
 from agent.records import Result, Status
 from agent.wording import format_duration, format_size
@@ -63,8 +64,8 @@ class BeforeSend:
     held: str | None = None
 
 
-def _at_claim(item: BatchItem) -> Signature | None:
-    record = item.record
+def _at_claim(record: FileRecord) -> Signature | None:
+    """What the journal says was claimed (or, after a writer went on, is being sent)."""
     if record.claimed_size is None or record.claimed_mtime_ns is None:
         return None  # claimed by an agent that did not record it
     return (record.claimed_size, record.claimed_mtime_ns)
@@ -79,15 +80,13 @@ class WriteCheck:
         self.settle_seconds = settle_seconds
         self.hold_seconds = max(MIN_HOLD_SECONDS, HOLD_FACTOR * settle_seconds)
         self.stop = stop
-        self._sent: dict[int, Signature] = {}  # file id → what was sent
 
     def before_send(self, item: BatchItem) -> BeforeSend:
         """May the file go, and did its writer change it since the claim (then inspect it again)?
         Raises StopRequested when the agent stops meanwhile."""
-        outcome, at_claim = item.outcome, _at_claim(item)
+        outcome, at_claim = item.outcome, _at_claim(item.record)
         now = signature(item.path)
         if now is None or at_claim is None or now == at_claim:
-            self._sent[item.file_id] = now or at_claim or (0, 0)
             return BeforeSend()
         log.warning(
             "%s changed after it was claimed (%d → %d bytes): its writer had only paused; waiting until it is "
@@ -102,8 +101,7 @@ class WriteCheck:
             waited = format_duration(self.hold_seconds)
             log.error("%s kept changing for %s after it was claimed; holding it", outcome.name, waited)
             return BeforeSend(changed=True, held=still_changing(waited))
-        self.journal.claim_resettled(item.file_id, size=settled[0], mtime_ns=settled[1])
-        self._sent[item.file_id] = settled
+        self.journal.claim_resettled(item.file_id, size=settled[0], mtime_ns=settled[1])  # what is sent
         outcome.sha256 = None  # of the part seen at the claim: the inspection computes it again
         return BeforeSend(changed=True)
 
@@ -121,7 +119,7 @@ class WriteCheck:
         """The destination's result, or FAILED "changed while it was sent" when the file is no longer
         what was sent (size or mtime changed since the check before sending)."""
         outcome = item.outcome
-        sent = self._sent.pop(item.file_id, None) or _at_claim(item)
+        sent = _at_claim(self.journal.file(item.file_id))  # as claimed, or as it was once still again
         now = signature(item.path)
         if sent is None or now is None or now == sent:
             return result

@@ -73,7 +73,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.observers",
     ),
     4: ("agent.journal", "agent.targets.learn", "agent.targets.s3", "agent.watcher", "agent.batchitem"),
-    5: ("agent.targets.jobapi", "agent.completions", "agent.claims"),
+    5: ("agent.targets.jobapi", "agent.completions", "agent.claims", "agent.recordlogs"),
     6: ("agent.profiles",),
     7: (
         "agent.wording",
@@ -93,6 +93,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.meter",
         "agent.summarylist",
         "agent.troubles",
+        "agent.history",
     ),
     9: ("agent.render", "agent.mailer"),
     10: ("agent.spool", "agent.notify", "agent.pipeline"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from agent.journal import Journal
 from agent.journal_schema import FileState
 from agent.settings import Config
 from tests.support.agentconf import load
+from tests.support.faults import ReadOnlyFolder
 
 
 @pytest.fixture
@@ -68,3 +69,16 @@ def test_a_claim_renamed_but_not_journaled_is_found_in_processing(setup: tuple[C
     assert found == processing / "users-2.txt"
     assert journal.file(ours).state is FileState.CLAIMED and journal.file(ours).current_path == str(found)
     assert journal.file(theirs).current_path == str(processing / "users.txt")
+
+
+def test_a_drop_folder_that_refuses_every_claim_leaves_no_row_behind(
+    setup: tuple[Config, Journal], refuse_writes: Callable[[Path], ReadOnlyFolder]
+) -> None:
+    config, journal = setup
+    paths = _drop(config, "users.txt", "courses.txt")
+    refuse_writes(config.route().watch)
+    for _attempt in range(3):  # every retry of a folder that stays unwritable
+        with pytest.raises(OSError):
+            take(journal, config.agent.processing_dir, config.route(), [Found(path) for path in paths])
+    assert journal.recent_files() == [] and journal.recent_batches() == []
+    assert all(path.exists() for path in paths) and not any(config.agent.processing_dir.iterdir())

@@ -148,6 +148,8 @@ def test_success_failure_silence_forgery_and_replay_end_to_end(
         ended = {"[feed-agent] SUCCESS warehouse.csv — job/upload", "[feed-agent] FAILED donors.csv — job/upload"}
         wait_for(lambda: ended <= set(subjects(config)), "the two job reports", timeout=WAIT)
 
+        # The silent job's request may come after the other two were notified: wait for all three.
+        wait_for(lambda: len({r.job for r in alumniq.requests}) == 3, "the three job requests", timeout=WAIT)
         by_job = {r.job: r for r in alumniq.requests}
         urls = {job: str(r.body["notifyWebhook"]) for job, r in by_job.items()}
         assert len(set(urls.values())) == 3 and all(u.startswith(agent.receiver.url + "/jobs/") for u in urls.values())

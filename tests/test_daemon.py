@@ -25,6 +25,7 @@ from agent.settings import Config
 from agent.simulator import LearnSimulator
 from tests.support.agentconf import load, write_config
 from tests.support.clock import FakeClock
+from tests.support.faults import ReadOnlyFolder, fill_up, tiny_disk_prefix
 from tests.support.learn import (
     COURSE_HEADER,
     MEMBERSHIP_HEADER,
@@ -36,7 +37,7 @@ from tests.support.learn import (
 )
 from tests.support.recording import RecordingReporter
 from tests.support.s3 import JobApiStandIn, WriteOnlyBucket
-from tests.support.smtp import TlsCert
+from tests.support.smtp import SmtpServer, TlsCert
 from tests.support.waiting import wait_for
 
 WAIT = 30.0
@@ -473,6 +474,41 @@ def test_a_failing_step_is_retried_without_resending(
     assert not any(config.agent.processing_dir.iterdir())
 
 
+class BrokenReporter(RecordingReporter):
+    """Its first `failures` per-file reports raise, like a bug in the middle of a batch."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def file_done(self, outcome) -> None:  # type: ignore[no-untyped-def]
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("a bug in the report")
+        super().file_done(outcome)
+
+
+def test_a_bug_in_a_step_is_isolated_retried_with_back_off_and_its_traceback_shown_once(
+    tmp_path: Path, learn_sim: LearnSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = load(tmp_path, learn_sim.url, agent_extra="retry_first_seconds = 0.05\nretry_max_seconds = 0.2")
+    drop = config.route().watch
+    write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(2))
+    write_flatfile(drop / "courses.txt", COURSE_HEADER, course_rows(1))
+    reporter = BrokenReporter(failures=3)
+    with watching(config, reporter):
+        wait_for(lambda: len(reporter.troubles) == 2, what="the PROBLEM and the RESOLVED notices")
+        wait_for(lambda: not any(config.agent.processing_dir.iterdir()), what="everything filed away")
+    episode = [r for r in caplog.records if r.name == "agent.troubles" and "(attempt" in r.getMessage()]
+    # attempt 1: both reports raise (each file isolated); attempt 2: users.txt's again; attempt 3 works
+    assert [bool(r.exc_info) for r in episode] == [True, False]  # the bug's traceback, once
+    assert not any(r.exc_info for r in caplog.records if r not in episode)
+    assert [n.key for n in reporter.troubles] == ["recovery", "recovery"]
+    assert reporter.troubles[0].cleared_at is None and reporter.troubles[1].cleared_at is not None
+    assert [u.slug for u in learn_sim.uploads_snapshot()] == ["person", "course"]  # nothing sent twice
+    assert sorted(o.name for o in reporter.files) == ["courses.txt", "users.txt"]
+
+
 def test_only_one_watch_or_run_per_work_folder(
     tmp_path: Path, learn_sim: LearnSimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -490,3 +526,228 @@ def test_only_one_watch_or_run_per_work_folder(
     finally:
         first.close()
     assert run_once(config).ok is True  # once it is gone, the folder is free
+
+
+def test_the_outcomes_a_daemon_keeps_are_bounded_by_files_too(
+    tmp_path: Path, learn_sim: LearnSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.outcomes import batch, outcome
+
+    monkeypatch.setattr("agent.daemon.RECENT_FILES", 1_000)
+    agent = Agent(load(tmp_path, learn_sim.url), reporter=RecordingReporter())
+    try:
+        for number in range(5):
+            agent._record([batch(*(outcome(name=f"b{number}-{i}.txt") for i in range(400)))])
+        assert [b.files[0].name for b in agent.batches] == ["b3-0.txt", "b4-0.txt"]
+        agent._record([batch(*(outcome(name=f"big-{i}.txt") for i in range(3_000)))])
+        assert [len(b.files) for b in agent.batches] == [3_000]  # the latest batch is kept whole
+    finally:
+        agent.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# Failure episodes in a real `watch` (issue 14.3-14.5): alive, back-off as announced, one email each
+
+
+def watch_process(
+    ini: Path, stderr: Path, env: dict[str, str] | None = None, prefix: list[str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`feed-agent watch` as a service runs it; its stderr (the log) goes to `stderr`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FEED_AGENT")}
+    with stderr.open("ab") as err:
+        return subprocess.Popen(
+            [*(prefix or []), sys.executable, "-m", "agent", "-c", str(ini), "watch"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env={**clean, **(env or {})},
+        )
+
+
+def smtp_email(port: int, extra: str = "") -> str:
+    return (
+        f"transport = smtp\nhost = 127.0.0.1\nport = {port}\nsecurity = none\n"
+        f"from = feed-agent@example.edu\nto = sis-admins@example.edu\nsummary = no\n{extra}"
+    )
+
+
+def stop_watch(process: subprocess.Popen[bytes]) -> int:
+    try:
+        process.send_signal(signal.SIGTERM)
+        return process.wait(WAIT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def lines_of(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8", errors="replace").splitlines() if path.exists() else []
+
+
+def subjects(server: SmtpServer) -> list[str]:
+    return [str(message["Subject"]) for message in server.parsed()]
+
+
+def test_an_unwritable_archive_at_start_keeps_watch_alive_and_sends_one_email(
+    tmp_path: Path, smtp_server: Callable[..., SmtpServer], refuse_writes: Callable[[Path], ReadOnlyFolder]
+) -> None:
+    server = smtp_server()
+    with LearnSimulator(rows_per_second=40.0) as sim:
+        ini = write_config(
+            tmp_path,
+            sim.url,
+            agent_extra="retry_first_seconds = 0.1\nretry_max_seconds = 0.4",
+            email=smtp_email(server.port),
+        )
+        config = load_config(ini, environ={})
+        write_flatfile(tmp_path / "drop" / "users.txt", PEOPLE_HEADER, person_rows(20))
+        crashed = watch_process(ini, tmp_path / "first.log", env={"FEED_AGENT_FAILPOINT": "receipt-journaled"})
+        assert crashed.wait(WAIT) == -signal.SIGKILL  # killed mid-delivery: the receipt is journaled
+        archive_fault = refuse_writes(config.agent.archive_dir)
+
+        log_path = tmp_path / "watch.log"
+        process = watch_process(ini, log_path)
+        try:
+            wait_for(lambda: len(server.messages) == 1, what="the file's report")
+            retries = "Delivered files cannot be moved to archive/ (attempt"
+            wait_for(lambda: sum(retries in line for line in lines_of(log_path)) >= 3, what="three moves tried")
+            assert process.poll() is None  # still watching: no exit 1, no crash loop
+            polls = sim.status_requests
+            (report,) = server.parsed()
+            assert "SUCCESS users.txt" in str(report["Subject"])
+            text = " ".join(report.get_body(("plain",)).get_content().split())  # type: ignore[union-attr]
+            assert "The file is still in processing/" in text and "moves it by itself" in text
+            assert len(server.messages) == 1  # one email, however many retries
+
+            archive_fault.off()
+            wait_for(lambda: len(archived_files(config)) == 1, what="the move once archive/ takes it")
+            wait_for(lambda: len(server.messages) == 2, what="the RESOLVED email")
+            assert stop_watch(process) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert subjects(server)[1] == "[feed-agent] RESOLVED: Delivered files cannot be moved to archive/"
+        assert sim.status_requests == polls  # moved without asking Learn again
+        assert len(sim.uploads_snapshot()) == 1
+        assert not any(config.agent.processing_dir.iterdir())
+        log_text = log_path.read_text(encoding="utf-8")
+        assert "Traceback" not in log_text
+        with Journal(config.agent.journal_path) as journal:
+            assert journal.troubles() == [] and journal.in_flight() == []
+
+
+def test_thirty_seconds_of_an_unwritable_drop_folder_log_fewer_than_twenty_lines(
+    tmp_path: Path,
+    learn_sim: LearnSimulator,
+    smtp_server: Callable[..., SmtpServer],
+    refuse_writes: Callable[[Path], ReadOnlyFolder],
+) -> None:
+    # The defaults are 5 s doubling to 300 s; here both are 10 times shorter, so 3 s stand for 30 s.
+    scale = 10
+    server = smtp_server()
+    ini = write_config(
+        tmp_path,
+        learn_sim.url,
+        agent_extra=f"retry_first_seconds = {5 / scale}\nretry_max_seconds = {300 / scale}",
+        email=smtp_email(server.port, "per_file = problems\n"),
+    )
+    config = load_config(ini, environ={})
+    drop = config.route().watch
+    write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(3))
+    drop_fault = refuse_writes(drop)
+    log_path = tmp_path / "watch.log"
+    process = watch_process(ini, log_path)
+    try:
+        attempt = f"Files cannot be taken from {drop} (attempt"
+        wait_for(lambda: any(attempt in line for line in lines_of(log_path)), what="the first failed claim")
+        time.sleep(30 / scale)  # the window under test (not an assertion on time: lines are counted)
+        lines = lines_of(log_path)
+        assert process.poll() is None
+        assert len(lines) < 20, "\n".join(lines)
+        assert sum(attempt in line for line in lines) >= 2  # it did retry, on its back-off
+        assert not any("Traceback" in line for line in lines)
+        wait_for(lambda: len(server.messages) == 1, what="the PROBLEM email")
+        assert subjects(server) == [f"[feed-agent] PROBLEM: Files cannot be taken from {drop}"]
+        with Journal(config.agent.journal_path) as journal:
+            assert journal.recent_files() == [] and journal.recent_batches() == []  # no rows from the retries
+
+        drop_fault.off()
+        wait_for(lambda: len(archived_files(config)) == 1, what="the file, once the folder takes writes")
+        wait_for(lambda: len(server.messages) == 2, what="the RESOLVED email")
+        assert stop_watch(process) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert subjects(server)[1] == f"[feed-agent] RESOLVED: Files cannot be taken from {drop}"
+    assert len(learn_sim.uploads_snapshot()) == 1
+
+
+def test_run_with_an_unwritable_archive_says_so_in_plain_words_and_the_next_run_moves_it(
+    tmp_path: Path,
+    learn_sim: LearnSimulator,
+    refuse_writes: Callable[[Path], ReadOnlyFolder],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from agent.cli import main
+
+    ini = write_config(tmp_path, learn_sim.url)
+    config = load_config(ini, environ={})
+    write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(3))
+    archive_fault = refuse_writes(config.agent.archive_dir)
+
+    assert main(["-c", str(ini), "run"]) == 1
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert "Delivered files cannot be moved to archive/: users.txt:" in err
+    assert [p.name for p in config.agent.processing_dir.iterdir()] == ["users.txt"]
+    status = status_report(config)
+    assert status.startswith("Problems now (the agent retries by itself):")
+    assert "Delivered files cannot be moved to archive/: failing since" in status
+
+    archive_fault.off()
+    polls = learn_sim.status_requests
+    assert main(["-c", str(ini), "run"]) == 0  # the next night: moved, nothing sent or asked again
+    assert "Traceback" not in capfd.readouterr().err
+    assert len(archived_files(config)) == 1 and not any(config.agent.processing_dir.iterdir())
+    assert len(learn_sim.uploads_snapshot()) == 1 and learn_sim.status_requests == polls
+    assert "Problems now" not in status_report(config)
+    outbox = sorted(p.name for p in config.agent.outbox_dir.iterdir())
+    assert sum("RESOLVED" in (config.agent.outbox_dir / name).read_text(errors="replace") for name in outbox) == 1
+
+
+def test_thirty_seconds_of_a_full_disk_log_fewer_than_twenty_lines(
+    tmp_path: Path, learn_sim: LearnSimulator, smtp_server: Callable[..., SmtpServer]
+) -> None:
+    scale = 10  # 5 s doubling to 300 s by default; 10 times shorter here, so 3 s stand for 30 s
+    server = smtp_server()
+    ini = write_config(
+        tmp_path,
+        learn_sim.url,
+        agent_extra=f"retry_first_seconds = {5 / scale}\nretry_max_seconds = {300 / scale}",
+        email=smtp_email(server.port, "per_file = problems\n"),
+    )
+    config = load_config(ini, environ={})
+    work = config.agent.work_dir  # journal, processing/, archive/, the mail spool: all on one tiny disk
+    log_path = tmp_path / "watch.log"
+    process = watch_process(ini, log_path, prefix=tiny_disk_prefix(work, 4096))
+    try:
+        wait_for(lambda: any("uses the native observer" in line for line in lines_of(log_path)), what="start-up")
+        seen_by_agent = Path(f"/proc/{process.pid}/root") / work.relative_to(work.anchor)
+        filler = fill_up(seen_by_agent)
+        write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(3))
+        wait_for(lambda: any("(attempt 1, failing since" in line for line in lines_of(log_path)), what="a failure")
+        time.sleep(30 / scale)  # the window under test (lines are counted, not seconds)
+        lines = lines_of(log_path)
+        assert process.poll() is None  # still watching
+        assert len(lines) < 20, "\n".join(lines)
+        assert any("No space left on device" in line for line in lines)
+        assert not any("Traceback" in line for line in lines)
+
+        filler.unlink()  # space again: the file goes out, once
+        wait_for(lambda: len(learn_sim.uploads_snapshot()) == 1, what="the upload once the disk has room")
+        wait_for(lambda: any((seen_by_agent / "archive").glob("users.*.txt")), what="the archived file")
+        wait_for(lambda: any("RESOLVED" in subject for subject in subjects(server)), what="the RESOLVED email")
+        assert stop_watch(process) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert len(learn_sim.uploads_snapshot()) == 1

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from agent import keysets
 from tests.support.learn import MEMBERSHIP_HEADER, PEOPLE_HEADER, person_rows, write_flatfile
@@ -50,22 +55,48 @@ def test_data_source_keys_are_the_distinct_values_sorted(tmp_path: Path) -> None
 
 
 def test_compare_counts_distinct_keys_and_writes_every_disabled_key_sorted(tmp_path: Path) -> None:
-    old = [[f"K{i:04d}".encode() for i in range(0, 1000)], [b"K0001"]]  # a duplicate counts once
-    new = [[f"K{i:04d}".encode() for i in range(100, 1100)]]
-    out = tmp_path / "gone.csv"
-    difference = keysets.compare(iter(old), iter(new), out, ("external_person_key",))
+    old, new = tmp_path / "old", tmp_path / "new"
+    written = keysets.write_key_set(iter([[f"K{i:04d}".encode() for i in range(0, 1000)], [b"K0001"]]), old)
+    assert written == 1001 and keysets.is_key_set(old)  # a duplicate is written, and counted once below
+    keysets.write_key_set(iter([[f"K{i:04d}".encode() for i in range(100, 1100)]]), new)
+    out = tmp_path / "held" / "gone.csv"
+    out.parent.mkdir()
+    difference = keysets.compare(old, new, out, ("external_person_key",))
     assert (difference.baseline, difference.current, difference.disabled, difference.added) == (1000, 1000, 100, 100)
     assert difference.percent_disabled() == 10.0
     assert difference.sample == [f"K{i:04d}".encode() for i in range(50)]
     rows = list(csv.reader(out.read_text(encoding="utf-8").splitlines()))
     assert rows == [["external_person_key"], *([f"K{i:04d}"] for i in range(100))]
-    assert [p.name for p in tmp_path.iterdir()] == ["gone.csv"]  # the buckets are cleaned up
+    assert [p.name for p in out.parent.iterdir()] == ["gone.csv"]  # the sorted runs are cleaned up
 
 
-def test_a_kept_key_list_reads_back_as_the_files_keys(tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_disabled_keys_needing_csv_quotes_are_quoted_sorted_either_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_memory: bool
+) -> None:
+    monkeypatch.setattr(keysets, "SORT_IN_MEMORY", 10**6 if in_memory else 0)  # else: merged from files
+    old_keys = [f"C{i % 7}\x1fP{i:03d}".encode() for i in range(300)] + [b'C,1\x1fP"9']
+    keysets.write_key_set(iter([old_keys]), tmp_path / "old")
+    keysets.write_key_set(iter([old_keys[100:300]]), tmp_path / "new")
+    difference = keysets.compare(tmp_path / "old", tmp_path / "new", tmp_path / "gone.csv", ("course", "person"))
+    rows = list(csv.reader(io.StringIO((tmp_path / "gone.csv").read_text(encoding="utf-8"))))
+    expected = sorted([*old_keys[:100], old_keys[-1]])
+    assert rows == [["course", "person"], *(keysets.key_fields(key) for key in expected)]
+    assert difference.sample == expected[:50] and difference.disabled == 101
+
+
+def test_a_key_set_spreads_keys_the_same_way_in_every_process(tmp_path: Path) -> None:
+    """The kept key set of the last delivery is compared with a new one written by another process."""
     path = write_flatfile(tmp_path / "p.txt", PEOPLE_HEADER, person_rows(2500))
     layout = keysets.layout_of(path, "person")
     assert layout is not None
-    kept = tmp_path / "state" / "person.keys"
-    assert keysets.write_key_list(path, layout, kept) == 2500
-    assert [key for block in keysets.iter_key_list(kept) for key in block] == all_keys(path, "person")
+    keysets.write_key_set(keysets.iter_key_blocks(path, layout), tmp_path / "here")
+    code = (
+        "import sys; from pathlib import Path; from agent import keysets; p = Path(sys.argv[1]); "
+        "keysets.write_key_set(keysets.iter_key_blocks(p, keysets.layout_of(p, 'person')), Path(sys.argv[2]))"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "there")], check=True, timeout=60)
+    for bucket in sorted((tmp_path / "here").iterdir()):
+        assert bucket.read_bytes() == (tmp_path / "there" / bucket.name).read_bytes()
+    keys = b"".join(b.read_bytes() for b in (tmp_path / "here").iterdir()).split()
+    assert sorted(keys) == all_keys(path, "person")

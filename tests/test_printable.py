@@ -100,3 +100,11 @@ def test_post_and_status_print_no_raw_control_character_of_a_file_name(
     everything = captured.out + captured.err
     assert "\x1b" not in everything and "\x07" not in everything
     assert "users\\x1b]0;pwned\\x07\\x1b[2J.txt" in captured.out
+
+
+def test_inspect_shows_a_name_with_a_newline_on_one_line(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    path = write_flatfile(tmp_path / "users\nforged.txt", PEOPLE_HEADER, person_rows(2))
+    assert main(["inspect", str(path)]) == 0
+    out = capfd.readouterr().out
+    [line] = [line for line in out.splitlines() if "forged" in line]
+    assert "users\\nforged.txt" in line and line.split()[1] == "users\\nforged.txt"

@@ -171,3 +171,33 @@ def test_after_a_crash_and_a_restart_status_shows_no_batch_running_forever(
     assert status == 0 and "running" not in batches, out
     assert "SUCCESS" in batches
     assert len(learn_sim.uploads_snapshot()) == 1
+
+
+def test_files_that_vanished_from_processing_are_reported_once_and_recovery_goes_on(
+    pipeline_env, learn_sim: LearnSimulator
+) -> None:
+    from agent.records import Submission
+
+    config, journal, reporter = pipeline_env
+    files = drop_standard_files(config.route().watch)
+    pipeline = fast_pipeline(config, journal, reporter)
+    people, courses = claim_all(pipeline, config, [files["people"], files["courses"]])
+    record = journal.file(people)
+    receipt = LearnTarget(config.targets["learn"]).submit(
+        Submission(path=Path(record.current_path or ""), name="users.txt", object="person", operation="store", rows=6)
+    )
+    journal.inspected(people, rows=6, size=record.size or 0, object="person", operation="store", sha256=None)
+    journal.submitted(people, receipt)
+    for file_id in (people, courses):  # someone removed both from processing/ while the agent was down
+        Path(journal.file(file_id).current_path or "").unlink()
+
+    (batch,) = recover(fast_pipeline(config, journal, reporter), journal, {r.name: r for r in config.routes})
+
+    outcomes = {o.name: o for o in reporter.files}
+    assert sorted(outcomes) == ["courses.txt", "users.txt"]  # one report each, nothing raised
+    assert outcomes["users.txt"].status is Status.SUCCESS  # delivered before: followed, its end reported
+    assert outcomes["courses.txt"].status is Status.REJECTED and outcomes["courses.txt"].final_path is None
+    assert len(learn_sim.uploads_snapshot()) == 1  # only the upload made before the restart
+    assert journal.in_flight() == [] and len(reporter.batches) == 1 and len(batch.files) == 2
+    assert recover(fast_pipeline(config, journal, reporter), journal, {r.name: r for r in config.routes}) == []
+    assert len(reporter.files) == 2

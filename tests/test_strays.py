@@ -85,6 +85,9 @@ def test_watch_reports_a_link_a_pipe_and_a_folder_once_each(tmp_path: Path, lear
     failed = config.agent.failed_dir
     assert (failed / "link.txt").is_symlink() and (failed / "link.txt.reason.txt").is_file()
     assert (failed / "pipe.txt").exists() and (failed / "pipe.txt.reason.txt").is_file()
+    reason = (failed / "link.txt.reason.txt").read_text(encoding="utf-8")
+    assert "is a symbolic link" in reason and "Only regular files are processed." in reason
+    assert f"Moving it back would only get it rejected again: put a regular file with the data into {drop}" in reason
     assert inside.is_file() and outside.is_file()  # the folder and what it holds stay; the link target too
     assert [u.slug for u in learn_sim.uploads_snapshot()] == ["person"]
 

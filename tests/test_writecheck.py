@@ -134,6 +134,10 @@ def test_watch_reports_a_paused_writers_half_sent_file_as_changed_not_success(tm
     text = " ".join(str(report.get_body(("plain",)).get_content()).split())  # type: ignore[union-attr]
     assert "The file changed while it was being sent: Learn has an incomplete copy." in text
     assert f"move {outcome.final_path} back into {drop} to send it whole" in text
+    assert (
+        "What happened: users.txt changed while it was being sent: 117 B went to Learn, but the file now has 213 B"
+        in text
+    )
     assert "A store only adds and updates records, so sending it again is safe." in text
 
 
@@ -166,3 +170,30 @@ def test_a_stop_while_waiting_for_a_writer_leaves_the_file_for_the_next_start(tm
     check = WriteCheck(Journal(tmp_path / "journal.sqlite3"), SYSTEM_CLOCK, 10.0, stop)
     with pytest.raises(StopRequested):
         check._wait_until_still(path, (0, 0))
+
+
+def test_watch_with_inotify_holds_a_file_its_writer_keeps_open_past_settle_seconds(
+    tmp_path: Path, learn_sim: LearnSimulator
+) -> None:
+    """Native observer: a writer that pauses with the file open (no close-write seen after its last
+    write) is not taken, however long the pause; a file that arrives meanwhile goes out without it."""
+    from tests.support.learn import COURSE_HEADER, course_rows
+    from tests.test_strays import watching
+
+    config = load(tmp_path, learn_sim.url, settle=0.2, window=0.2)  # observer = native
+    drop = config.route().watch
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    with watching(config) as agent:
+        write_flatfile(staging / "terms.txt", COURSE_HEADER, course_rows(1)).rename(drop / "first.txt")
+        wait_for(lambda: len(agent.batches) == 1, what="a first batch: the observer is watching")
+        with (drop / "users.txt").open("w", encoding="utf-8") as sis:
+            sis.write("|".join(PEOPLE_HEADER) + "\n" + "|".join(ROWS[0]) + "\n")
+            sis.flush()  # …then the export pauses, the file still open
+            write_flatfile(staging / "courses.txt", COURSE_HEADER, course_rows(1)).rename(drop / "courses.txt")
+            wait_for(lambda: len(agent.batches) == 2, what="a batch without the open file")
+            assert [u.slug for u in learn_sim.uploads_snapshot()] == ["course", "course"]
+            assert (drop / "users.txt").exists()  # not taken: its writer has not closed it
+            sis.writelines("|".join(row) + "\n" for row in ROWS[1:])
+        wait_for(lambda: len(learn_sim.uploads_snapshot()) == 3, what="the file once closed (IN_CLOSE_WRITE)")
+    assert [(u.slug, u.rows) for u in learn_sim.uploads_snapshot()][2] == ("person", 3)

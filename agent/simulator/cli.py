@@ -112,6 +112,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     jobs.add_argument("--jobs", default="warehouse", help="comma-separated job names (default warehouse)")
     jobs.add_argument("--job-outcome", choices=OUTCOMES, default="success", help="how every job ends (webhook)")
     jobs.add_argument("--job-notify-seconds", type=float, default=2.0, help="webhook delay (default 2)")
+    jobs.add_argument(
+        "--job-throttle",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the first N job calls answer 429 (or --job-throttle-status) with --retry-after",
+    )
+    jobs.add_argument("--job-throttle-status", type=int, choices=(429, 503), default=429, help="default 429")
 
 
 def faults_from_args(args: argparse.Namespace) -> Faults:
@@ -165,6 +173,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         )
         for name in names:
             job_api.set_outcome(name, args.job_outcome)
+        job_api.throttle(args.job_throttle, args.job_throttle_status, args.retry_after)
         job_api.on_event = lambda message: print(message, flush=True)
     stopping = threading.Event()
     previous = {}

@@ -4,6 +4,8 @@
 and `notifyWebhook` (or the newer `notificationSettings.emails` / `.webhook`):
 - 401 `{"error": true, "message": ...}` for a wrong key; 400 for an unknown job ("Job 'x' does not
   exist"), a missing filename or a body that is not a JSON object; 200 with a `jobId` when queued.
+- Fault mode (for rehearsals and tests): `throttle(n, status, retry_after)` answers the next n job
+  calls 429 or 503 with `Retry-After`, as a busy API does; the agent must wait as asked (capped).
 - With a webhook, the stand-in later POSTs a JSON notification there, per the outcome the test or
   demo set for the job: `success`, `failure` (with a message) or `never`.
 
@@ -88,6 +90,7 @@ class JobApiSimulator:
         self.default_outcome = Outcome("success")
         self.on_event: Callable[[str], None] | None = None
         self._outcomes: dict[str, Outcome] = {}
+        self._throttle: tuple[int, int, int | None] = (0, 429, None)  # calls left, status, Retry-After
         self._requests: list[JobRequest] = []
         self._notifications: list[Notification] = []
         self._replies: list[Reply] = []
@@ -140,6 +143,22 @@ class JobApiSimulator:
             raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
         with self._lock:
             self._outcomes[job] = Outcome(kind, message)
+
+    def throttle(self, count: int, status: int = 429, retry_after: int | None = 1) -> None:
+        """The next `count` job calls answer `status` (429 or 503) with `Retry-After` (None: without)."""
+        if status not in (429, 503) or count < 0:
+            raise ValueError("throttle answers 429 or 503, for zero or more calls")
+        with self._lock:
+            self._throttle = (count, status, retry_after)
+
+    def _throttled(self) -> tuple[int, dict[str, str]] | None:
+        """Uses up one throttled call: (status, headers), or None when none is left."""
+        with self._lock:
+            left, status, retry_after = self._throttle
+            if left <= 0:
+                return None
+            self._throttle = (left - 1, status, retry_after)
+        return status, ({} if retry_after is None else {"Retry-After": str(retry_after)})
 
     @property
     def requests(self) -> list[JobRequest]:
@@ -199,6 +218,12 @@ class JobApiSimulator:
             body: Any = json.loads(raw.decode("utf-8")) if raw else None
         except ValueError:
             body = None
+        throttled = self._throttled()
+        if throttled is not None:
+            status, headers = throttled
+            answer = {"error": True, "message": "Too many requests; try again later (fault throttle)"}
+            self._answer(handler, method, job, raw, body, status, answer, headers)
+            return
         status, answer = self._decide(job, body)
         self._answer(handler, method, job, raw, body, status, answer)
 
@@ -218,10 +243,18 @@ class JobApiSimulator:
         return 200, answer
 
     def _answer(
-        self, handler: Handler, method: str, job: str, raw: bytes, body: Any, status: int, answer: dict[str, Any]
+        self,
+        handler: Handler,
+        method: str,
+        job: str,
+        raw: bytes,
+        body: Any,
+        status: int,
+        answer: dict[str, Any],
+        extra: dict[str, str] | None = None,
     ) -> None:
         job_id = answer.get("jobId") if status == 200 else None
-        headers = {DAYS_LEFT_HEADER: str(self.key_days_left)} if status == 200 else {}
+        headers = {DAYS_LEFT_HEADER: str(self.key_days_left)} if status == 200 else dict(extra or {})
         request = JobRequest(method, handler.url_path, job, dict(handler.headers.items()), body, raw, status, job_id)
         with self._lock:
             self._requests.append(request)

@@ -186,3 +186,11 @@ def test_the_delimiter_defaults_to_pipe_and_takes_only_learns_choices():
     assert parse("--delimiter", "tab").delimiter == "tab"
     with pytest.raises(SystemExit):
         parse("--delimiter", "semicolon")
+
+
+def test_the_job_api_throttle_flags_default_to_off_and_take_429_or_503():
+    assert (parse().job_throttle, parse().job_throttle_status) == (0, 429)
+    args = parse("--job-throttle", "2", "--job-throttle-status", "503")
+    assert (args.job_throttle, args.job_throttle_status) == (2, 503)
+    with pytest.raises(SystemExit):
+        parse("--job-throttle-status", "500")

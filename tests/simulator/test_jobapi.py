@@ -80,6 +80,22 @@ def test_refusals_are_json_with_error_true_and_a_message(jobs, job, body, status
     assert jobs.requests[0].status == status
 
 
+def test_the_throttle_fault_answers_429_or_503_with_retry_after_then_queues(jobs):
+    jobs.throttle(2, 503, retry_after=7)
+    body = {"apiKey": KEY, "filename": "w.csv"}
+
+    first, second, third = (run(jobs, "warehouse", body) for _ in range(3))
+
+    assert (first.status_code, first.headers["Retry-After"]) == (503, "7")
+    assert second.status_code == 503 and third.status_code == 200 and third.json()["jobId"]
+    assert first.json() == {"error": True, "message": "Too many requests; try again later (fault throttle)"}
+    jobs.throttle(1, 429, retry_after=None)
+    plain = run(jobs, "warehouse", body)
+    assert plain.status_code == 429 and "Retry-After" not in plain.headers
+    with pytest.raises(ValueError):
+        jobs.throttle(1, 500)
+
+
 def test_other_paths_and_methods_are_refused(jobs):
     assert requests.post(f"{jobs.url}/api/v1/other/warehouse", json={}, timeout=30).status_code == 404
     assert requests.post(jobs.url_for("warehouse") + "/", json={}, timeout=30).status_code == 404

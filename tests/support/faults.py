@@ -1,13 +1,19 @@
-"""Faults injected at the OS level, so the agent meets the real errno: a folder that refuses writes.
+"""Faults injected at the OS level, so the agent meets the real errno: a folder that refuses writes,
+a full disk.
 
 As an ordinary user a folder without write permission (mode 0555) refuses; root ignores modes, so
 there the folder is made immutable (`chattr +i`: the kernel answers EPERM, even to root). A
 filesystem that supports neither skips the test, saying why. `ReadOnlyFolder` is turned off again
 at the end of the test whatever happened, so pytest can clean up.
+
+A full disk is a tiny tmpfs mounted over a folder in the agent's own mount namespace (`unshare -m`,
+so nothing outside the process sees it), then filled to the last byte through /proc/PID/root: the
+agent gets the kernel's own ENOSPC. Where namespaces or mounts are not allowed, the test is skipped.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -68,3 +74,32 @@ def refuse_writes() -> Iterator[Callable[[Path], ReadOnlyFolder]]:
     yield make
     for fault in made:
         fault.off()
+
+
+def tiny_disk_prefix(mountpoint: Path, size_kb: int) -> list[str]:
+    """A command prefix: run the command in its own mount namespace with a `size_kb` tmpfs on `mountpoint`.
+
+    Skips the test where that is not allowed here (no unshare, no CAP_SYS_ADMIN, no user namespaces)."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    script = 'mount -t tmpfs -o size="$1"k tmpfs "$2" && shift 2 && exec "$@"'
+    prefix = ["unshare", "-m", "sh", "-c", script, "sh", str(size_kb), str(mountpoint)]
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare: a full disk cannot be simulated without touching the real one")
+    probe = subprocess.run([*prefix, "true"], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"a private tmpfs cannot be mounted here: {probe.stderr.strip()}")
+    return prefix
+
+
+def fill_up(folder_as_seen_by_process: Path) -> Path:
+    """Write zeros into a filler file until the disk is full (ENOSPC); returns the filler (remove it to free)."""
+    filler = folder_as_seen_by_process / ".filler"
+    chunk = b"\0" * 4096
+    with filler.open("wb", buffering=0) as handle:
+        while True:
+            try:
+                handle.write(chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                return filler

@@ -247,6 +247,20 @@ def test_a_retry_after_on_the_job_call_is_waited_as_asked(
     assert len(job_api.calls) == 2 and receipt.reference == job_api.queued[0]
 
 
+def test_the_products_job_api_simulator_throttling_is_waited_out_as_asked(
+    write_only_s3: WriteOnlyBucket, tmp_path: Path
+) -> None:
+    """The same through `feed-agent simulate --job-api --job-throttle`'s stand-in: 503, Retry-After 9."""
+    with JobApiSimulator(api_key="iq-key-0123456789") as alumniq:
+        alumniq.throttle(1, 503, retry_after=9)
+        clock = FakeClock()
+        target = JobTarget(write_only_s3.job_settings(alumniq.job_url, alumniq.api_key), clock=clock)
+        receipt = target.submit(make_submission(warehouse_file(tmp_path)))
+        target.close()
+    assert clock.sleeps == [9.0]
+    assert [r.status for r in alumniq.requests] == [503, 200] and receipt.reference == alumniq.queued[0]
+
+
 def test_a_retry_after_beyond_the_cap_waits_only_the_cap(
     write_only_s3: WriteOnlyBucket, job_api: JobApiStandIn, tmp_path: Path
 ) -> None:

@@ -205,6 +205,23 @@ def test_bom_is_added_as_configured(sim, tmp_path, add_bom, non_ascii, has_bom, 
     assert sim.uploads[-1].rows == 2
 
 
+@pytest.mark.parametrize("add_bom", ["auto", "yes"])
+@pytest.mark.parametrize(("encoding", "mark"), [("latin-1", b""), ("utf-16-le", b"\xff\xfe")])
+def test_a_latin1_or_utf16_file_is_sent_as_it_is_never_behind_a_utf8_bom(sim, tmp_path, add_bom, encoding, mark):
+    """Issue 13.8: a UTF-8 BOM would make Learn read Latin-1 as UTF-8, or UTF-16 as garbage."""
+    text = "|".join(PEOPLE_HEADER) + "\n" + "|".join(("P9", "SIS", "Zoë", "Ñúñez", "zoe", "z@x.edu")) + "\n"
+    raw = mark + text.encode(encoding)
+    path = tmp_path / "people.txt"
+    path.write_bytes(raw)
+    target = new_target(learn_settings(sim, add_bom=add_bom))
+
+    target.submit(submission(path, rows=1, non_ascii=True, has_bom=bool(mark), encoding=encoding))
+
+    assert sim.uploads[-1].sha256 == hashlib.sha256(raw).hexdigest()
+    assert sim.uploads[-1].encoding == ("iso-8859-1" if encoding == "latin-1" else encoding)
+    assert sim.store.knows("person", "P9") and sim.uploads[-1].errors == 0
+
+
 def test_a_submission_without_a_slug_is_a_programming_error(target, tmp_path):
     with pytest.raises(ValueError, match="slug"):
         target.submit(submission(people_file(tmp_path), slug=None))
