@@ -131,6 +131,10 @@ class Agent:
         settings = config.agent
         policy = RetryPolicy(attempts=2**31, first_delay=settings.retry_first_seconds, cap=settings.retry_max_seconds)
         self.troubles = Troubles(self.journal, self.reporter, policy=policy, clock=clock)
+        watched = {f"drop:{route.watch}" for route in config.routes}
+        for episode in self.troubles.open_episodes():  # a drop folder no route watches any more
+            if episode.key.startswith("drop:") and episode.key not in watched:
+                self.troubles.forget(episode.key)
         self._recovery_due = True  # nothing new is taken before what is in processing/ is finished
         self._moves_due = True  # decided files whose folder refused them (agent.unmoved)
         # Recent batches only (a daemon runs for months); `all_ok` keeps the verdict for `run`.
@@ -168,7 +172,7 @@ class Agent:
         self._missing_alerts()  # cron installs have no daemon to do it
         self._prune_archive()
         self.follow_up.check_deadlines()  # the dead-man's switch works without watch
-        for episode in self.troubles.open_episodes():  # each emailed once (journaled across runs)
+        for episode in self.troubles.open_episodes(failed_here=True):  # each emailed once, across runs too
             self.attention.append(f"{trouble_title(episode.key)}: {episode.problem}")
             self.all_ok = False
         return self.all_ok
@@ -329,9 +333,10 @@ class Agent:
             self.batches.popleft()  # a daemon runs for months: the outcomes it keeps are bounded
         self.all_ok = self.all_ok and all(batch.ok for batch in batches)
         refused = {unmoved.ARCHIVE if f.receipt else unmoved.FAILED: f for b in batches for f in b.files if f.not_moved}
-        for key, outcome in refused.items():  # its report said so: the episode's start is not emailed again
+        told = self.config.email.per_file != "no"  # its own report said so: no second email for the start
+        for key, outcome in refused.items():
             folder = unmoved.folder_of(key, self.config.agent)
-            self.troubles.failed(key, FolderError(f"{outcome.name}: {outcome.not_moved}"), folder=folder, told=True)
+            self.troubles.failed(key, FolderError(f"{outcome.name}: {outcome.not_moved}"), folder=folder, told=told)
             self._moves_due = True
 
     def _unsupported(self, route_name: str, path: Path, reason: str) -> None:

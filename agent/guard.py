@@ -12,9 +12,9 @@
 `--force` sends a held file anyway; a forced refresh is still compared, so the feed history keeps
 what it disabled and the next refresh is compared with it.
 
-The baseline is the last delivered file in archive/; when archive retention removed it, the
-compact key set kept in the state folder (`keysets/`) is used. Keys are compared in bounded memory
-(`agent.keysets`).
+The baseline is the last delivered file of the feed: its key set, kept in the state folder
+(`keysets/feeds/`) when it was delivered, else the file itself in archive/ (parsed again), else the
+feed's newest kept key set. Keys are compared in bounded memory (`agent.keysets`).
 """
 
 from __future__ import annotations

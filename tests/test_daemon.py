@@ -741,13 +741,16 @@ def test_thirty_seconds_of_a_full_disk_log_fewer_than_twenty_lines(
         assert len(lines) < 20, "\n".join(lines)
         assert any("No space left on device" in line for line in lines)
         assert not any("Traceback" in line for line in lines)
+        wait_for(lambda: len(server.messages) == 1, what="the PROBLEM email, sent past the full spool")
+        assert subjects(server)[0].startswith("[feed-agent] PROBLEM: ")
 
         filler.unlink()  # space again: the file goes out, once
         wait_for(lambda: len(learn_sim.uploads_snapshot()) == 1, what="the upload once the disk has room")
         wait_for(lambda: any((seen_by_agent / "archive").glob("users.*.txt")), what="the archived file")
-        wait_for(lambda: any("RESOLVED" in subject for subject in subjects(server)), what="the RESOLVED email")
+        wait_for(lambda: len(server.messages) == 2, what="the RESOLVED email")
         assert stop_watch(process) == 0
     finally:
         if process.poll() is None:
             process.kill()
+    assert subjects(server)[1].startswith("[feed-agent] RESOLVED: ")
     assert len(learn_sim.uploads_snapshot()) == 1

@@ -120,3 +120,21 @@ def test_a_full_disk_still_backs_off_and_emails_once(tmp_path: Path) -> None:
     assert delays == [5.0, 10.0, 20.0]  # counted in memory
     assert len(reporter.troubles) == 1
     assert "Free some space" in reporter.troubles[0].advice
+
+
+def test_a_new_process_names_only_what_failed_in_it_and_forgets_a_step_that_is_gone(
+    journal: Journal, tmp_path: Path
+) -> None:
+    first = Troubles(journal, RecordingReporter(), policy=POLICY, clock=FakeClock())
+    first.failed("drop:/srv/old-route", unwritable(tmp_path), folder=tmp_path)
+    first.failed("archive", unwritable(tmp_path), folder=tmp_path)
+
+    reporter = RecordingReporter()
+    tonight = Troubles(journal, reporter, policy=POLICY, clock=FakeClock())  # e.g. the next `run`
+    assert sorted(e.key for e in tonight.open_episodes()) == ["archive", "drop:/srv/old-route"]
+    assert tonight.open_episodes(failed_here=True) == []  # nothing failed tonight yet
+    tonight.failed("archive", unwritable(tmp_path), folder=tmp_path)
+    assert [e.key for e in tonight.open_episodes(failed_here=True)] == ["archive"]
+
+    tonight.forget("drop:/srv/old-route")  # its route was taken out of the configuration
+    assert [t.key for t in journal.troubles()] == ["archive"] and reporter.troubles == []
