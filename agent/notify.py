@@ -103,7 +103,8 @@ class EmailReporter:
     def file_done(self, outcome: FileOutcome) -> None:
         per_file = self.config.email.per_file
         problem = outcome.status is not Status.SUCCESS or bool(outcome.not_moved)
-        if per_file == "yes" or (per_file == "problems" and problem):
+        # A link, pipe or folder found in a drop folder is in no batch summary: its email always goes.
+        if per_file == "yes" or (per_file == "problems" and problem) or outcome.entry_kind:
             taken = _Taken(outcome.report_key, outcome.reported, "report-rendered", "report-mailed")
             self._report(f"report for {outcome.name}", lambda: self.renderer.file_report(outcome), taken)
 
