@@ -17,7 +17,8 @@ seen at the claim (journaled: `claimed_size`, `claimed_mtime_ns`) are compared t
   delivered) and the email says to move it back to send it whole.
 
 What this cannot see: a writer that changes bytes without changing the size or the mtime (an mmap,
-a clock set back), or that finishes during the upload and before this check with the same size.
+a clock set back), and one that goes on only after the check that follows the answer: it then
+writes into the archived copy after the report went out (the admin guide says how to avoid this).
 """
 
 from __future__ import annotations
