@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from agent import archive, interrupts, unmoved
+from agent.batching import batch_due
 from agent.claims import Found, Taken
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.completions import JobFollowUp, configured_base_url
@@ -41,10 +42,12 @@ from agent.wording_troubles import trouble_title
 
 log = logging.getLogger(__name__)
 
-LOOP_SECONDS = 0.25
+LOOP_SECONDS = 0.25  # the loop's turn while a failure episode is open or recovery/moves wait
+MIN_PAUSE = 0.005  # a deadline just reached: let the clock pass it rather than spin
 HOUSEKEEPING_SECONDS = 60.0
 RECENT_BATCHES = 100
 RECENT_FILES = 20_000  # and no more files in them than this (one batch of 200,000 files stays whole)
+WATCH_FILES = 200  # `watch` (months of batches, memory plateau) keeps fewer: narration needs no more
 # Failure episodes (agent.troubles): finishing what is in processing/, and the loop's own turn.
 RECOVERY, LOOP, HOUSEKEEPING = "recovery", "loop", "housekeeping"
 MOVES = (unmoved.ARCHIVE, unmoved.FAILED)
@@ -139,6 +142,7 @@ class Agent:
         self._moves_due = True  # decided files whose folder refused them (agent.unmoved)
         # Recent batches only (a daemon runs for months); `all_ok` keeps the verdict for `run`.
         self.batches: deque[BatchOutcome] = deque(maxlen=RECENT_BATCHES)
+        self.watching = False
         self.all_ok = True
         self.attention: list[str] = []  # what `run` says on stderr: one line per thing to look at
         self._seen: set[Path] = set()
@@ -195,6 +199,7 @@ class Agent:
     def watch(self) -> None:
         """Run until `stop` is set: batches as files settle, alerts, retention. A step that fails is
         an episode of `agent.troubles` (retried with back-off, emailed once); it never ends the loop."""
+        self.watching = True
         for route in self.routes.values():
             log.info("watching %s for route %s -> target %s", route.watch, route.name, route.target)
         self.serve_webhook()
@@ -218,8 +223,17 @@ class Agent:
             if self.clock.monotonic() >= next_housekeeping and self.troubles.due(HOUSEKEEPING):
                 self._attempt(HOUSEKEEPING, self._housekeeping)
                 next_housekeeping = self.clock.monotonic() + self.housekeeping_seconds
-            self.wake.wait(LOOP_SECONDS)
+            self.wake.wait(self._until_next(next_housekeeping))
             self.wake.clear()
+
+    def _until_next(self, next_housekeeping: float) -> float:
+        """Seconds the loop may sleep: healthy, until a route's batch is due or housekeeping (a file
+        arriving or becoming ready, or a stop, sets `wake`), so a batch goes at its deadline, not a
+        tick later; while an episode is open or recovery or moves wait, LOOP_SECONDS (agent.troubles)."""
+        if self.troubles.open_episodes() or self._recovery_due or self._moves_due:
+            return LOOP_SECONDS
+        due = (batch_due(self.watcher.pending(route.name), self.config.agent) for route in self.routes.values())
+        return max(MIN_PAUSE, min(next_housekeeping, *due) - self.clock.monotonic())
 
     def _turn(self) -> None:
         """Moves that wait, then what is in processing/ (nothing new is taken before it), then new batches."""
@@ -291,11 +305,7 @@ class Agent:
                     self._seen.add(candidate.path)
                     log.info("arrival: %s (route %s)", candidate.path.name, route.name)
                     self.narrate(f"  arrived: {candidate.path.name}")
-            if not pending or not any(c.ready for c in pending):
-                continue
-            quiet = now - max(c.last_change for c in pending) >= self.config.agent.batch_window_seconds
-            overdue = now - min(c.first_seen for c in pending) >= self.config.agent.batch_max_wait_seconds
-            if quiet or overdue:
+            if now >= batch_due(pending, self.config.agent):
                 self._run_batch(route, [c for c in pending if c.ready])
             if self.stop.is_set():
                 return
@@ -329,7 +339,8 @@ class Agent:
 
     def _record(self, batches: list[BatchOutcome]) -> None:
         self.batches.extend(batches)
-        while len(self.batches) > 1 and sum(len(b.files) for b in self.batches) > RECENT_FILES:
+        limit = WATCH_FILES if self.watching else RECENT_FILES
+        while len(self.batches) > 1 and sum(len(b.files) for b in self.batches) > limit:
             self.batches.popleft()  # a daemon runs for months: the outcomes it keeps are bounded
         self.all_ok = self.all_ok and all(batch.ok for batch in batches)
         refused = {unmoved.ARCHIVE if f.receipt else unmoved.FAILED: f for b in batches for f in b.files if f.not_moved}

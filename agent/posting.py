@@ -27,6 +27,7 @@ from agent import archive, processes
 from agent.advice import post_command, resume_post_command
 from agent.batchitem import BatchContext
 from agent.claims import settle_claim
+from agent.clock import utcnow
 from agent.completions import JobFollowUp, configured_base_url
 from agent.errors import AgentError, StopRequested
 from agent.journal import Journal
@@ -60,6 +61,10 @@ class _Post:
                 return resumed
         if not path.is_file():
             raise AgentError(f"{path}: no such file")
+        if path.is_relative_to(self.processing.absolute()):
+            raise AgentError(
+                f"{path} is in processing/: the service is handling it (see `feed-agent status`); nothing was done"
+            )
         if keep:
             self._refuse_watched(path)
             return route, self.pipeline.adopt(route, path), Owner.POST_KEEP
@@ -116,8 +121,11 @@ class _Post:
         if record.owner is Owner.POST and record.source_path and current.exists():
             try:
                 where = archive.put_back(current, Path(record.source_path))
-            except OSError:
-                where = current  # the place is taken or gone: it stays in processing/, and we say so
+            except OSError:  # the place is taken or gone: failed/, with a reason file, as any unsent file
+                reason = "the post was stopped before the file was sent; its old place was taken"
+                where = archive.fail(
+                    current, self.config.agent.failed_dir, name=record.name, reason=reason, when=utcnow()
+                )
         self.journal.withdrawn(record.id, where, post_withdrawn_reason(where))
         self.journal.file_reported(record.id)  # told on the terminal; no email for a file never sent
         return where

@@ -85,6 +85,7 @@ class Submission:
     stop: threading.Event | None = None  # a stop request ends a pause between attempts
     notify_url: str | None = None  # this job's own notification URL (secret: never logged or reported)
     on_sent: UploadProgress | None = field(default=None, compare=False, repr=False)
+    sha256: str | None = None  # the whole file's digest from the inspection (S3 sends it as its checksum)
 
 
 @dataclass(frozen=True)

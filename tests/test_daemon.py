@@ -19,7 +19,7 @@ import pytest
 
 from agent.commands import status_report
 from agent.config import load_config
-from agent.daemon import Agent, run_once
+from agent.daemon import WATCH_FILES, Agent, run_once
 from agent.journal import Journal
 from agent.settings import Config
 from agent.simulator import LearnSimulator
@@ -35,6 +35,7 @@ from tests.support.learn import (
     person_rows,
     write_flatfile,
 )
+from tests.support.outcomes import batch, outcome
 from tests.support.recording import RecordingReporter
 from tests.support.s3 import JobApiStandIn, WriteOnlyBucket
 from tests.support.smtp import SmtpServer, TlsCert
@@ -528,6 +529,32 @@ def test_only_one_watch_or_run_per_work_folder(
     assert run_once(config).ok is True  # once it is gone, the folder is free
 
 
+def test_the_loop_sleeps_until_the_batch_window_closes_not_a_fixed_tick(
+    tmp_path: Path, learn_sim: LearnSimulator
+) -> None:
+    config = load(tmp_path, learn_sim.url, settle=0.05, window=30)
+    agent = Agent(config, reporter=RecordingReporter())
+    try:
+        agent._turn()  # recovery and waiting moves done: from now on the loop is healthy
+        now = agent.clock.monotonic()
+        # Nothing waiting: the loop sleeps until housekeeping (or an event wakes it).
+        assert agent._until_next(now + 60) == pytest.approx(60, abs=1)
+        assert agent._until_next(now + 7) == pytest.approx(7, abs=1)
+        write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(2))
+        agent.watcher.scan()
+        agent.watcher.wait_until_settled(timeout=WAIT)
+        [ready] = agent.watcher.pending("sis")
+        assert ready.ready
+        agent._turn()  # the window is still open: nothing is sent
+        assert learn_sim.uploads_snapshot() == []
+        # A ready file: the loop wakes when the batch window after its last change closes.
+        expected = ready.last_change + 30 - agent.clock.monotonic()
+        assert agent._until_next(agent.clock.monotonic() + 60) == pytest.approx(expected, abs=1)
+        assert 0 < agent._until_next(agent.clock.monotonic() + 60) <= 30
+    finally:
+        agent.close()
+
+
 def test_the_outcomes_a_daemon_keeps_are_bounded_by_files_too(
     tmp_path: Path, learn_sim: LearnSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -541,6 +568,22 @@ def test_the_outcomes_a_daemon_keeps_are_bounded_by_files_too(
         assert [b.files[0].name for b in agent.batches] == ["b3-0.txt", "b4-0.txt"]
         agent._record([batch(*(outcome(name=f"big-{i}.txt") for i in range(3_000)))])
         assert [len(b.files) for b in agent.batches] == [3_000]  # the latest batch is kept whole
+    finally:
+        agent.close()
+
+
+def test_watch_keeps_only_the_latest_outcomes_in_memory(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    config = load(tmp_path, learn_sim.url)
+    agent = Agent(config, reporter=RecordingReporter())
+    try:
+        agent.watching = True
+        for number in range(30):
+            agent._record([batch(*(outcome(name=f"b{number}-f{i}.txt") for i in range(50)))])
+        kept = [f.name for b in agent.batches for f in b.files]
+        assert len(kept) <= WATCH_FILES and kept[-1] == "b29-f49.txt"
+        agent._record([batch(*(outcome(name=f"big-{i}.txt") for i in range(WATCH_FILES + 1)))])
+        assert [len(b.files) for b in agent.batches] == [WATCH_FILES + 1]  # the newest batch stays whole
+        assert agent.all_ok
     finally:
         agent.close()
 

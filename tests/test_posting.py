@@ -88,6 +88,20 @@ def test_post_keep_of_a_file_in_a_watched_folder_is_refused(tmp_path: Path, lear
     assert dropped.read_bytes() == before and learn_sim.uploads_snapshot() == []
 
 
+def test_post_of_a_file_the_service_has_in_processing_is_refused(
+    tmp_path: Path, learn_sim: LearnSimulator, capsys
+) -> None:
+    ini = write_config(tmp_path, learn_sim.url)
+    config = load_config(ini, environ={})
+    config.agent.processing_dir.mkdir(parents=True)
+    taken = write_flatfile(config.agent.processing_dir / "users.txt", PEOPLE_HEADER, person_rows(3))
+
+    status, _out, err = run(capsys, "-c", ini, "post", taken)
+
+    assert status == 1 and "the service is handling it" in err
+    assert taken.exists() and learn_sim.uploads_snapshot() == []
+
+
 # ------------------------------------------------------------------------------------------------
 # A post that died: never adopted by the service, shown as interrupted, resumed only by `post`
 
