@@ -864,3 +864,31 @@ def test_a_file_that_vanished_from_processing_before_a_restart_keeps_watch_alive
     assert "SUCCESS users.txt" in str(report["Subject"])  # delivered before the crash: followed, not re-sent
     assert [u.slug for u in sim.uploads_snapshot()] == ["person", "course"]
     assert "Traceback" not in log_path.read_text(encoding="utf-8")
+
+
+def test_episodes_left_by_an_earlier_process_neither_spin_the_loop_nor_stay_open_once_done(
+    tmp_path: Path, learn_sim: LearnSimulator
+) -> None:
+    config = load(tmp_path, learn_sim.url)
+    since = datetime.now(timezone.utc)
+    with Journal(config.agent.journal_path) as journal:  # what a stopped `watch` left in the journal
+        for key in ("route:sis", f"drop:{config.route().watch}"):
+            journal.trouble_failed(key, "an error of yesterday", since)
+            journal.trouble_alerted(key, since)
+    reporter = RecordingReporter()
+    agent = Agent(config, reporter=reporter)
+    try:
+        agent._turn()  # recovery at start: nothing of route sis is left in processing/ any more
+        assert [(n.key, n.cleared_at is not None) for n in reporter.troubles] == [("route:sis", True)]
+        # The drop folder's episode waits for a file to come through; meanwhile the loop sleeps.
+        assert [e.key for e in agent.troubles.open_episodes()] == [f"drop:{config.route().watch}"]
+        now = agent.clock.monotonic()
+        assert agent._until_next(now + 60) == pytest.approx(60, abs=1)
+        write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(2))
+        agent.watcher.scan()
+        agent.watcher.wait_until_settled(timeout=WAIT)
+        wait_for(lambda: agent._turn() or archived_files(config), what="the file, through the drop folder")
+        assert [n.key for n in reporter.troubles] == ["route:sis", f"drop:{config.route().watch}"]
+        assert agent.troubles.open_episodes() == []
+    finally:
+        agent.close()
