@@ -298,6 +298,8 @@ class Agent:
                     self._seen.add(candidate.path)
                     log.info("arrival: %s (route %s)", candidate.path.name, route.name)
                     self.narrate(f"  arrived: {candidate.path.name}")
+            if not pending:
+                self.troubles.rest(f"drop:{route.watch}")  # the refused files are gone: nothing to retry
             if now >= batch_due(pending, self.config.agent):
                 self._run_batch(route, [c for c in pending if c.ready])
             if self.stop.is_set():

@@ -67,6 +67,11 @@ class Troubles:
         An episode only read back from the journal waits for its step to come round by itself."""
         return bool(self._retry_at)
 
+    def rest(self, key: str) -> None:
+        """Nothing is waiting on the step `key` any more: no retry is due (the episode stays open
+        until the step runs again and works, e.g. the next file that arrives in a refusing folder)."""
+        self._retry_at.pop(key, None)
+
     def failing(self, key: str) -> bool:
         return key in self._open
 
