@@ -36,7 +36,7 @@ from agent.spool import MailSpool
 
 log = logging.getLogger(__name__)
 
-RECENT_REPORTS = 200
+RECENT_REPORTS = 20  # rendered reports kept for narration and debugging: bounded memory
 RECENT_BYTES = 32 * 1024 * 1024  # and no more than this much of them (a summary may carry a big CSV)
 
 
@@ -184,8 +184,16 @@ class EmailReporter:
     # -- internals -----------------------------------------------------------------------------
 
     def _report(self, what: str, render: Callable[[], RenderedEmail], taken: _Taken | None = None) -> bool:
-        """Render and send; True when the mailer took the message. Logs one line either way."""
+        """Render and send; True when the mailer took the message. Logs one line either way.
+
+        With email off nothing is rendered: a report nobody receives must not cost a template run
+        per file (a burst of thousands of files would pay it thousands of times). It still counts as
+        taken, as before, so a restart does not try it again."""
         taken = taken or _Taken()
+        if self.config.email.transport == "none":
+            log.info("report not sent (email is off, transport = none): %s", what)
+            taken.done()
+            return True
         try:
             rendered: RenderedEmail = render()
         except Exception as exc:
@@ -210,10 +218,7 @@ class EmailReporter:
                 return False
             if path is not None:
                 self.last_paths.append(path)
-            transport = self.config.email.transport
-            if transport == "none":
-                log.info("report not sent (email is off, transport = none): %s", rendered.subject)
-            elif transport == "file":
+            if self.config.email.transport == "file":
                 log.info("report sent: %s", rendered.subject)
             return True
 

@@ -8,6 +8,7 @@ wrong region) comes back as a plain-words TargetError without secrets.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import logging
@@ -94,6 +95,28 @@ def test_small_file_is_one_checksummed_put_and_arrives_intact(write_only_s3: Wri
     headers = {k.lower(): v for k, v in sent[0].headers.items()}
     assert headers["x-amz-sdk-checksum-algorithm"] == "SHA256"
     assert headers["x-amz-checksum-sha256"] == receipt.details["checksum_sha256"]
+
+
+def test_the_inspections_digest_is_sent_as_the_checksum_not_recomputed(
+    write_only_s3: WriteOnlyBucket, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    target = S3Target(write_only_s3.settings())
+    sent = record_requests(target.client)
+
+    receipt = target.submit(dataclasses.replace(make_submission(path), sha256=digest))
+
+    assert write_only_s3.read(receipt.reference) == path.read_bytes()
+    headers = {k.lower(): v for k, v in sent[0].headers.items()}
+    assert headers["x-amz-checksum-sha256"] == base64.b64encode(bytes.fromhex(digest)).decode()
+    assert receipt.details["checksum_sha256"] == headers["x-amz-checksum-sha256"]
+    # The file changed after it was checked: the checksum sent is still the checked file's, so S3
+    # (which verifies it; our stand-in does not) refuses the body instead of storing unchecked bytes.
+    path.write_text("email,first_name\nmallory@example.edu,Mallory\n", encoding="utf-8")
+    target.submit(dataclasses.replace(make_submission(path, name="again.csv"), sha256=digest))
+    headers = {k.lower(): v for k, v in sent[1].headers.items()}
+    assert headers["x-amz-checksum-sha256"] == base64.b64encode(bytes.fromhex(digest)).decode()
 
 
 def test_large_file_goes_multipart_with_only_put_and_post(write_only_s3: WriteOnlyBucket, tmp_path: Path) -> None:
