@@ -202,8 +202,9 @@ class Agent:
     def _until_next(self, next_housekeeping: float) -> float:
         """Seconds the loop may sleep: healthy, until a route's batch is due or housekeeping (a file
         arriving or becoming ready, or a stop, sets `wake`), so a batch goes at its deadline, not a
-        tick later; while an episode is open or recovery or moves wait, LOOP_SECONDS (agent.troubles)."""
-        if self.troubles.open_episodes() or self._recovery_due or self._moves_due or self._left:
+        tick later; while a step is being retried (agent.troubles) or recovery, a route's left files or
+        moves wait, LOOP_SECONDS."""
+        if self.troubles.retrying() or self._recovery_due or self._moves_due or self._left:
             return LOOP_SECONDS
         due = (batch_due(self.watcher.pending(route.name), self.config.agent) for route in self.routes.values())
         return max(MIN_PAUSE, min(next_housekeeping, *due) - self.clock.monotonic())
@@ -269,6 +270,9 @@ class Agent:
             for name, cause in exc.causes.items():
                 self._left.add(name)
                 self.troubles.failed(f"route:{name}", cause)
+        for episode in self.troubles.open_episodes():  # a route an earlier process left: finished now
+            if episode.key.startswith("route:") and episode.key.removeprefix("route:") not in self._left:
+                self.troubles.cleared(episode.key)
         self._recovery_due = False
 
     def _recover_route(self, route: RouteSettings) -> None:
@@ -294,6 +298,8 @@ class Agent:
                     self._seen.add(candidate.path)
                     log.info("arrival: %s (route %s)", candidate.path.name, route.name)
                     self.narrate(f"  arrived: {candidate.path.name}")
+            if not pending:
+                self.troubles.rest(f"drop:{route.watch}")  # the refused files are gone: nothing to retry
             if now >= batch_due(pending, self.config.agent):
                 self._run_batch(route, [c for c in pending if c.ready])
             if self.stop.is_set():

@@ -832,3 +832,63 @@ def test_thirty_seconds_of_a_full_disk_log_fewer_than_twenty_lines(
             process.kill()
     assert subjects(server)[1].startswith("[feed-agent] RESOLVED: ")
     assert len(learn_sim.uploads_snapshot()) == 1
+
+
+def test_a_file_that_vanished_from_processing_before_a_restart_keeps_watch_alive_with_one_email(
+    tmp_path: Path, smtp_server: Callable[..., SmtpServer]
+) -> None:
+    server = smtp_server()
+    with LearnSimulator(rows_per_second=40.0) as sim:
+        ini = write_config(tmp_path, sim.url, email=smtp_email(server.port))
+        config = load_config(ini, environ={})
+        write_flatfile(tmp_path / "drop" / "users.txt", PEOPLE_HEADER, person_rows(20))
+        crashed = watch_process(ini, tmp_path / "first.log", env={"FEED_AGENT_FAILPOINT": "receipt-journaled"})
+        assert crashed.wait(WAIT) == -signal.SIGKILL
+        (left,) = config.agent.processing_dir.iterdir()
+        left.unlink()  # someone cleaned processing/ while the service was down
+
+        log_path = tmp_path / "watch.log"
+        process = watch_process(ini, log_path)
+        try:
+            wait_for(lambda: len(server.messages) == 1, what="the file's one report")
+            wait_for(lambda: any("not found in" in line for line in lines_of(log_path)), what="the vanished file")
+            assert process.poll() is None  # still watching
+            write_flatfile(tmp_path / "drop" / "courses.txt", COURSE_HEADER, course_rows(1))
+            wait_for(lambda: len(sim.uploads_snapshot()) == 2, what="a new file still flows")
+            wait_for(lambda: len(archived_files(config)) == 1, what="the new file archived")
+            assert stop_watch(process) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+    (report,) = [m for m in server.parsed() if "users.txt" in str(m["Subject"])]
+    assert "SUCCESS users.txt" in str(report["Subject"])  # delivered before the crash: followed, not re-sent
+    assert [u.slug for u in sim.uploads_snapshot()] == ["person", "course"]
+    assert "Traceback" not in log_path.read_text(encoding="utf-8")
+
+
+def test_episodes_left_by_an_earlier_process_neither_spin_the_loop_nor_stay_open_once_done(
+    tmp_path: Path, learn_sim: LearnSimulator
+) -> None:
+    config = load(tmp_path, learn_sim.url)
+    since = datetime.now(timezone.utc)
+    with Journal(config.agent.journal_path) as journal:  # what a stopped `watch` left in the journal
+        for key in ("route:sis", f"drop:{config.route().watch}"):
+            journal.trouble_failed(key, "an error of yesterday", since)
+            journal.trouble_alerted(key, since)
+    reporter = RecordingReporter()
+    agent = Agent(config, reporter=reporter)
+    try:
+        agent._turn()  # recovery at start: nothing of route sis is left in processing/ any more
+        assert [(n.key, n.cleared_at is not None) for n in reporter.troubles] == [("route:sis", True)]
+        # The drop folder's episode waits for a file to come through; meanwhile the loop sleeps.
+        assert [e.key for e in agent.troubles.open_episodes()] == [f"drop:{config.route().watch}"]
+        now = agent.clock.monotonic()
+        assert agent._until_next(now + 60) == pytest.approx(60, abs=1)
+        write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(2))
+        agent.watcher.scan()
+        agent.watcher.wait_until_settled(timeout=WAIT)
+        wait_for(lambda: agent._turn() or archived_files(config), what="the file, through the drop folder")
+        assert [n.key for n in reporter.troubles] == ["route:sis", f"drop:{config.route().watch}"]
+        assert agent.troubles.open_episodes() == []
+    finally:
+        agent.close()
