@@ -36,7 +36,13 @@ from agent.notify import EmailReporter
 from agent.pipeline import Narrator, Pipeline
 from agent.records import FileOutcome, Status, UploadProgress
 from agent.settings import Config, RouteSettings
-from agent.wording_posts import post_owner_running, post_stopped, post_withdrawn_reason, resuming_post
+from agent.wording_posts import (
+    new_file_not_sent,
+    post_owner_running,
+    post_stopped,
+    post_withdrawn_reason,
+    resuming_post,
+)
 
 NOT_SENT_STATES = (FileState.CLAIMING, FileState.CLAIMED, FileState.SUBMITTING)
 
@@ -86,6 +92,8 @@ class _Post:
             return None  # never taken (or gone): a fresh post of the file, if it is there
         self.journal.resumed_by(earlier.id, os.getpid())
         self.echo(resuming_post(earlier, path))
+        if earlier.current_path != str(path) and path.is_file():  # a new export where the old one was
+            self.echo(new_file_not_sent(path))
         return route, earlier.id, earlier.owner
 
     def _claim_settled(self, earlier: FileRecord) -> bool:
