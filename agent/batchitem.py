@@ -6,7 +6,6 @@ the pipeline, and so a file's end read back from the journal (`decided`) is buil
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,17 +33,6 @@ class BatchContext:
 
 
 AUTOMATIC = BatchContext()
-
-
-def sha256_of(path: Path) -> str:
-    """One streaming pass in 1 MiB pieces (constant memory)."""
-    digest = hashlib.sha256()
-    buffer = bytearray(1024 * 1024)
-    view = memoryview(buffer)
-    with path.open("rb", buffering=0) as handle:
-        while count := handle.readinto(buffer):
-            digest.update(view[:count])
-    return digest.hexdigest()
 
 
 @dataclass

@@ -91,16 +91,14 @@ class DecodedSource:
 
     def _check_latin1(self, raw: bytes, final: bool) -> None:
         """Track UTF-8 validity and the first C1 control byte (with its line) for `finish`."""
-        if raw.isascii():
-            self._lines += raw.count(b"\n")
-            return
-        self._non_ascii = True
-        if self._utf8_valid:
+        plain = raw.isascii()
+        self._non_ascii = self._non_ascii or not plain
+        if self._non_ascii and self._utf8_valid:  # from the first non-ASCII byte on, every byte counts
             try:
                 self._utf8.decode(raw, final)
             except UnicodeDecodeError:
                 self._utf8_valid = False
-        if self._control is None:
+        if not plain and self._control is None:
             controls = raw.translate(None, _NOT_C1)
             if controls:
                 at = raw.find(controls[:1])

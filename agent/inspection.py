@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -82,8 +84,21 @@ _MAGIC = (
 )
 
 
+# How the inspection opens a file: plain, or through agent.hashing so the same pass yields its SHA-256.
+Opener = Callable[[Path], BinaryIO]
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    return path.open("rb")
+
+
 def inspect_file(
-    path: Path, forced_object: str | None = None, expected_delimiter: str | None = None, encoding: str = "utf-8"
+    path: Path,
+    forced_object: str | None = None,
+    expected_delimiter: str | None = None,
+    encoding: str = "utf-8",
+    *,
+    opener: Opener = _open_binary,
 ) -> Inspection:
     """Pre-flight check of a Learn flat file in one streaming pass with constant memory.
 
@@ -98,7 +113,7 @@ def inspect_file(
     """
     result = Inspection(file=path.name, path=str(path), expected_delimiter=expected_delimiter)
     try:
-        handle = path.open("rb")
+        handle = opener(path)
     except FileNotFoundError:
         result.problems.append("the file does not exist (check the path)")
         return result
@@ -397,7 +412,7 @@ def plan_order(inspections: list[Inspection], arrival: dict[str, float] | None =
 # Plain CSV (S3 and job targets: not Learn feeds, so no type detection)
 
 
-def inspect_csv(path: Path) -> Inspection:
+def inspect_csv(path: Path, *, opener: Opener = _open_binary) -> Inspection:
     """RFC 4180 check for CSV uploads: non-empty, UTF-8, a header, the same column count everywhere.
 
     Handshake's importer rejects files that are "not a true CSV", and we cannot read the bucket back,
@@ -406,7 +421,7 @@ def inspect_csv(path: Path) -> Inspection:
     result = Inspection(file=path.name, path=str(path), delimiter=",")
     problem = _csv_head_problem(path, result)
     if problem is None:
-        problem = _scan_csv(path, result)
+        problem = _scan_csv(path, result, opener)
     if problem is not None:
         result.problems.append(problem)
     return result
@@ -428,12 +443,12 @@ def _csv_head_problem(path: Path, result: Inspection) -> str | None:
     return None
 
 
-def _scan_csv(path: Path, result: Inspection) -> str | None:
+def _scan_csv(path: Path, result: Inspection, opener: Opener) -> str | None:
     """Every row parsed as CSV: rows counted, column counts compared with the header's."""
     bad_lines: list[int] = []
     bad = 0
     try:
-        with path.open("r", encoding="utf-8-sig", newline="") as text:
+        with io.TextIOWrapper(opener(path), encoding="utf-8-sig", newline="") as text:
             reader = csv.reader(text, strict=True)
             header = next(reader, [])
             result.columns = [c.strip() for c in header]

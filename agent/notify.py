@@ -36,7 +36,7 @@ from agent.spool import MailSpool
 
 log = logging.getLogger(__name__)
 
-RECENT_REPORTS = 200
+RECENT_REPORTS = 20  # rendered reports kept for narration and debugging: bounded memory
 RECENT_BYTES = 32 * 1024 * 1024  # and no more than this much of them (a summary may carry a big CSV)
 
 
@@ -103,7 +103,8 @@ class EmailReporter:
     def file_done(self, outcome: FileOutcome) -> None:
         per_file = self.config.email.per_file
         problem = outcome.status is not Status.SUCCESS or bool(outcome.not_moved)
-        if per_file == "yes" or (per_file == "problems" and problem):
+        # A link, pipe or folder found in a drop folder is in no batch summary: its email always goes.
+        if per_file == "yes" or (per_file == "problems" and problem) or outcome.entry_kind:
             taken = _Taken(outcome.report_key, outcome.reported, "report-rendered", "report-mailed")
             self._report(f"report for {outcome.name}", lambda: self.renderer.file_report(outcome), taken)
 
@@ -140,8 +141,21 @@ class EmailReporter:
         self._report(f"not-notified alert for {notice.name}", lambda: self.renderer.job(notice))
 
     def trouble(self, notice: TroubleNotice) -> None:
-        """A failure episode's one email when it starts, and the one when it clears."""
-        self._report(f"problem alert ({notice.key})", lambda: self.renderer.trouble(notice))
+        """A failure episode's one email when it starts, and the one when it clears. When the mail
+        spool cannot take it (a full disk under work_dir may be the very trouble), it goes straight
+        to the server rather than wait for the disk."""
+        if self._report(f"problem alert ({notice.key})", lambda: self.renderer.trouble(notice)):
+            return
+        if self.config.email.transport != "smtp":
+            return
+        try:
+            rendered = self.renderer.trouble(notice)
+            with self._lock:
+                self.mailer.send(rendered)
+        except Exception as exc:
+            log.error("problem alert not sent straight either: %s", describe(exc), exc_info=not foreseen(exc))
+            return
+        log.info("report sent straight to the mail server (the spool could not take it): %s", rendered.subject)
 
     def deliver_waiting(self, *, force: bool = False) -> None:
         """Send the reports that wait in the mail spool (SMTP only); `force` ignores the pause after a failure."""
@@ -170,8 +184,16 @@ class EmailReporter:
     # -- internals -----------------------------------------------------------------------------
 
     def _report(self, what: str, render: Callable[[], RenderedEmail], taken: _Taken | None = None) -> bool:
-        """Render and send; True when the mailer took the message. Logs one line either way."""
+        """Render and send; True when the mailer took the message. Logs one line either way.
+
+        With email off nothing is rendered: a report nobody receives must not cost a template run
+        per file (a burst of thousands of files would pay it thousands of times). It still counts as
+        taken, as before, so a restart does not try it again."""
         taken = taken or _Taken()
+        if self.config.email.transport == "none":
+            log.info("report not sent (email is off, transport = none): %s", what)
+            taken.done()
+            return True
         try:
             rendered: RenderedEmail = render()
         except Exception as exc:
@@ -196,10 +218,7 @@ class EmailReporter:
                 return False
             if path is not None:
                 self.last_paths.append(path)
-            transport = self.config.email.transport
-            if transport == "none":
-                log.info("report not sent (email is off, transport = none): %s", rendered.subject)
-            elif transport == "file":
+            if self.config.email.transport == "file":
                 log.info("report sent: %s", rendered.subject)
             return True
 

@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 
 from agent import claims, failpoints
-from agent.batchitem import AUTOMATIC, BatchContext, BatchItem, decided, isolated, once, sha256_of
+from agent.batchitem import AUTOMATIC, BatchContext, BatchItem, decided, isolated, once
 from agent.claims import Found, Taken
 from agent.clock import SYSTEM_CLOCK, utcnow
 from agent.completions import JobFollowUp
@@ -33,6 +33,7 @@ from agent.errors import BatchIncomplete, DeliveryUnknown, StopRequested, Target
 from agent.feeds import FEED_TYPES, depends_on, sort_key
 from agent.filing import file_away
 from agent.guard import Guards
+from agent.hashing import ContentHash
 from agent.history import batch_history
 from agent.journal import Journal
 from agent.journal_schema import TERMINAL_STATES, FileState, Owner
@@ -270,11 +271,14 @@ class Pipeline:
         if item.receipt is not None:  # recovered after upload: inspected before the crash
             return
         target = self.config.target_for(route)
-        result = profile.inspect(item.path, context.object_override or route.object, target, route.encoding)
+        content = ContentHash()  # the digest comes from the inspection's own reads: one pass per file
+        forced = context.object_override or route.object
+        result = profile.inspect(item.path, forced, target, route.encoding, opener=content.open)
         item.inspection = result
         outcome.rows, outcome.size = result.rows, result.size
         outcome.object = profile.sent_object(result)
-        outcome.sha256 = outcome.sha256 or (sha256_of(item.path) if result.size else None)
+        if result.size and not outcome.sha256:
+            outcome.sha256 = content.digest_of(item.path)
         self.journal.inspected(
             item.file_id,
             rows=result.rows,
@@ -408,6 +412,7 @@ class Pipeline:
             before_last_byte=before_last_byte,
             refused=refused,
             stop=self.stop,
+            sha256=outcome.sha256,
         )
         try:
             receipt = target.submit(submission)

@@ -27,6 +27,7 @@ from agent import archive, processes
 from agent.advice import post_command, resume_post_command
 from agent.batchitem import BatchContext
 from agent.claims import settle_claim
+from agent.clock import utcnow
 from agent.completions import JobFollowUp, configured_base_url
 from agent.errors import AgentError, StopRequested
 from agent.journal import Journal
@@ -35,7 +36,13 @@ from agent.notify import EmailReporter
 from agent.pipeline import Narrator, Pipeline
 from agent.records import FileOutcome, Status, UploadProgress
 from agent.settings import Config, RouteSettings
-from agent.wording_posts import post_owner_running, post_stopped, post_withdrawn_reason, resuming_post
+from agent.wording_posts import (
+    new_file_not_sent,
+    post_owner_running,
+    post_stopped,
+    post_withdrawn_reason,
+    resuming_post,
+)
 
 NOT_SENT_STATES = (FileState.CLAIMING, FileState.CLAIMED, FileState.SUBMITTING)
 
@@ -60,6 +67,10 @@ class _Post:
                 return resumed
         if not path.is_file():
             raise AgentError(f"{path}: no such file")
+        if path.is_relative_to(self.processing.absolute()):
+            raise AgentError(
+                f"{path} is in processing/: the service is handling it (see `feed-agent status`); nothing was done"
+            )
         if keep:
             self._refuse_watched(path)
             return route, self.pipeline.adopt(route, path), Owner.POST_KEEP
@@ -81,6 +92,8 @@ class _Post:
             return None  # never taken (or gone): a fresh post of the file, if it is there
         self.journal.resumed_by(earlier.id, os.getpid())
         self.echo(resuming_post(earlier, path))
+        if earlier.current_path != str(path) and path.is_file():  # a new export where the old one was
+            self.echo(new_file_not_sent(path))
         return route, earlier.id, earlier.owner
 
     def _claim_settled(self, earlier: FileRecord) -> bool:
@@ -116,8 +129,11 @@ class _Post:
         if record.owner is Owner.POST and record.source_path and current.exists():
             try:
                 where = archive.put_back(current, Path(record.source_path))
-            except OSError:
-                where = current  # the place is taken or gone: it stays in processing/, and we say so
+            except OSError:  # the place is taken or gone: failed/, with a reason file, as any unsent file
+                reason = "the post was stopped before the file was sent; its old place was taken"
+                where = archive.fail(
+                    current, self.config.agent.failed_dir, name=record.name, reason=reason, when=utcnow()
+                )
         self.journal.withdrawn(record.id, where, post_withdrawn_reason(where))
         self.journal.file_reported(record.id)  # told on the terminal; no email for a file never sent
         return where

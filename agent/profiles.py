@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.inspection import Inspection, inspect_csv, inspect_file
+from agent.inspection import Inspection, Opener, inspect_csv, inspect_file
 from agent.settings import (
     OPERATIONS,
     JobTargetSettings,
@@ -53,14 +53,18 @@ class TargetProfile:
         forced_object: str | None = None,
         settings: TargetSettings | None = None,
         encoding: str = "utf-8",
+        *,
+        opener: Opener | None = None,
     ) -> Inspection:
         """The pre-flight check for this kind of destination (no network).
 
         With the target's `settings`, a Learn file must also use the integration's delimiter;
-        `encoding` is the route's declaration for Learn files without a byte-order mark."""
+        `encoding` is the route's declaration for Learn files without a byte-order mark. The
+        pipeline passes an `opener` that hashes what the check reads (agent.hashing)."""
+        how = {"opener": opener} if opener is not None else {}
         if self.learn_feeds:
-            return inspect_file(path, forced_object, self.expected_delimiter(settings), encoding)
-        result = inspect_csv(path)
+            return inspect_file(path, forced_object, self.expected_delimiter(settings), encoding, **how)
+        result = inspect_csv(path, **how)
         result.object = "csv" if not result.problems else None
         warning = self.name_warning(path.name)
         if warning:

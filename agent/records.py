@@ -85,6 +85,7 @@ class Submission:
     stop: threading.Event | None = None  # a stop request ends a pause between attempts
     notify_url: str | None = None  # this job's own notification URL (secret: never logged or reported)
     on_sent: UploadProgress | None = field(default=None, compare=False, repr=False)
+    sha256: str | None = None  # the whole file's digest from the inspection (S3 sends it as its checksum)
 
 
 @dataclass(frozen=True)
@@ -312,7 +313,7 @@ class TroubleNotice:
     """A failure episode: one step (`key`) that keeps failing the same way, told once when it starts
     and once when it clears (`cleared_at`)."""
 
-    key: str  # "recovery", "drop:PATH", "archive", "failed", "loop", "housekeeping"
+    key: str  # "recovery", "route:NAME", "drop:PATH", "archive", "failed", "loop", "housekeeping"
     problem: str  # the latest error, in one line
     advice: str  # what the admin can do about it
     since: datetime

@@ -51,6 +51,7 @@ class Troubles:
         self._open: dict[str, TroubleRecord] = {}
         self._retry_at: dict[str, float] = {}  # monotonic; a key absent here may be tried now
         self._unjournaled: set[str] = set()  # episodes the journal could not take (a full disk)
+        self._failed_here: set[str] = set()  # episodes with a failed attempt in this process
         try:
             self._open = {record.key: record for record in journal.troubles()}
         except AgentError as exc:
@@ -61,12 +62,33 @@ class Troubles:
         at = self._retry_at.get(key)
         return at is None or self.clock.monotonic() >= at
 
+    def retrying(self) -> bool:
+        """Has a step failed in this process and not worked since (the loop keeps its short turn)?
+        An episode only read back from the journal waits for its step to come round by itself."""
+        return bool(self._retry_at)
+
+    def rest(self, key: str) -> None:
+        """Nothing is waiting on the step `key` any more: no retry is due (the episode stays open
+        until the step runs again and works, e.g. the next file that arrives in a refusing folder)."""
+        self._retry_at.pop(key, None)
+
     def failing(self, key: str) -> bool:
         return key in self._open
 
-    def open_episodes(self) -> list[TroubleRecord]:
-        """The episodes still open (for `run`'s closing lines)."""
-        return list(self._open.values())
+    def open_episodes(self, *, failed_here: bool = False) -> list[TroubleRecord]:
+        """The episodes still open; `failed_here`: only those that failed in this process (`run`'s
+        closing lines name what failed tonight, not a folder no file came through since)."""
+        return [record for key, record in self._open.items() if not failed_here or key in self._failed_here]
+
+    def forget(self, key: str) -> None:
+        """Drop an episode whose step no longer exists (a route taken out of the configuration)."""
+        self._retry_at.pop(key, None)
+        if self._open.pop(key, None) is None:
+            return
+        try:
+            self.journal.trouble_cleared(key)
+        except AgentError as exc:
+            log.warning("the old episode %s could not be removed from the journal: %s", key, exc.message)
 
     def failed(self, key: str, exc: BaseException, *, folder: Path | None = None, told: bool = False) -> float:
         """One more failed attempt of `key`: log it, pause the step, email the episode's start once.
@@ -75,6 +97,7 @@ class Troubles:
         said it (a per-file report), so the episode's start is not emailed again. Returns the pause.
         """
         now = self.clock.now()
+        self._failed_here.add(key)
         record = self._count(key, describe(exc), now)
         delay = self.policy.delay(record.attempts)
         self._retry_at[key] = self.clock.monotonic() + delay
@@ -100,6 +123,7 @@ class Troubles:
         record = self._open.pop(key, None)
         self._retry_at.pop(key, None)
         self._unjournaled.discard(key)
+        self._failed_here.discard(key)
         if record is None:
             return
         try:

@@ -51,13 +51,14 @@ AGENT_CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
     from agent.settings import LearnTargetSettings, Secret
-    from agent.targets.base import Submission
+    from agent.records import Submission
+    from agent.retry import RetryPolicy
     from agent.targets.learn import LearnTarget
     url, path = sys.argv[1], Path(sys.argv[2])
     settings = LearnTargetSettings(name="bench", url=url, integration="BBLEARN", username=Secret("bench"),
                                    password=Secret("bench-password"))
     if path.name != "-":
-        receipt = LearnTarget(settings, max_attempts=1).submit(
+        receipt = LearnTarget(settings, retry=RetryPolicy(attempts=1)).submit(
             Submission(path=path, name=path.name, object="person", operation="store", rows=0))
         print(receipt.reference)
 """)

@@ -38,6 +38,8 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.advice",
         "agent.envfile",
         "agent.callbacks",
+        "agent.hashing",
+        "agent.worklock",
     ),
     2: (
         "agent.keysets",
@@ -71,6 +73,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.targets.learn_rest",
         "agent.targets.s3errors",
         "agent.observers",
+        "agent.batching",
     ),
     4: ("agent.journal", "agent.targets.learn", "agent.targets.s3", "agent.watcher", "agent.batchitem"),
     5: ("agent.targets.jobapi", "agent.completions", "agent.claims", "agent.recordlogs"),

@@ -60,3 +60,12 @@ def test_utf32_is_left_to_the_inspection_to_refuse(tmp_path: Path) -> None:
     path = tmp_path / "utf32.txt"
     path.write_bytes(TEXT.encode("utf-32"))
     assert decoded_text(path) == (None, b"", None)
+
+
+def test_a_latin1_byte_that_starts_a_utf8_sequence_followed_by_ascii_is_latin1(tmp_path: Path) -> None:
+    """'Ã' (0xC3) then '|': not UTF-8, even when the pieces read split right after the 0xC3."""
+    path = tmp_path / "split.txt"
+    raw = b"external_person_key|firstname\nP1|Jos\xc3|abc\n"
+    assert raw.index(b"\xc3") == 36  # with a 7-byte first block and 5-byte reads, a piece ends after it
+    path.write_bytes(raw)
+    assert decoded_text(path, "latin-1") == ("latin-1", raw.decode("latin-1").encode("utf-8"), None)

@@ -54,6 +54,17 @@ def test_per_file_and_summary_switches(tmp_path: Path) -> None:
     assert len(reporter.last_paths) == 1
 
 
+def test_with_email_off_nothing_is_rendered_or_written(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    reporter = EmailReporter(config(tmp_path, transport="none"))
+    with caplog.at_level(logging.INFO, logger="agent.notify"):
+        reporter.file_done(outcome(Status.ERRORS))
+        reporter.batch_done(batch(outcome(Status.ERRORS)))
+    assert not reporter.sent and not reporter.last_paths  # no template ran, no message was built
+    assert not (tmp_path / "var" / "outbox").exists()
+    assert "report not sent (email is off, transport = none): report for courses.txt" in caplog.text
+    assert "summary for route" in caplog.text
+
+
 def blocked_outbox(tmp_path: Path) -> None:
     """A file where the outbox folder should be: no report can be written (even as root)."""
     (tmp_path / "var").mkdir(exist_ok=True)
@@ -233,7 +244,7 @@ def test_the_reporter_marks_a_report_taken_right_after_the_spool_holds_it(tmp_pa
 
 
 def test_the_reports_kept_in_memory_are_bounded_by_size_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    reporter = EmailReporter(config(tmp_path, transport="none"))
+    reporter = EmailReporter(config(tmp_path, transport="file"))  # with email off nothing is rendered
     reporter.file_done(outcome(Status.SUCCESS, name="first.txt"))
     one = reporter.sent[0].size
     monkeypatch.setattr("agent.notify.RECENT_BYTES", 3 * one + one // 2)

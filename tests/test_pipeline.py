@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -315,10 +316,10 @@ def test_a_file_that_breaks_inspection_is_set_aside_and_the_rest_go_on(
     config, journal, reporter = pipeline_env
     real = agent.profiles.inspect_file
 
-    def flaky(path: Path, *args: object):  # type: ignore[no-untyped-def]
+    def flaky(path: Path, *args: object, **how: object):  # type: ignore[no-untyped-def]
         if path.name == "courses.txt":
             raise MemoryError("simulated")
-        return real(path, *args)
+        return real(path, *args, **how)
 
     monkeypatch.setattr(agent.profiles, "inspect_file", flaky)
     drop = config.route().watch
@@ -387,3 +388,35 @@ def test_a_multipart_upload_left_behind_by_a_put_only_key_is_named_in_the_report
     assert f"multipart upload {leftovers[-1][1]} of s3://{write_only_s3.bucket}/incoming/users.csv" in outcome.message
     assert "s3:AbortMultipartUpload" in outcome.message and "AbortIncompleteMultipartUpload" in outcome.message
     assert reporter.files[0].message == outcome.message
+
+
+_OPENED: list[str] = []  # files opened while a test listens (an audit hook cannot be removed)
+_LISTENING: list[bool] = []
+
+
+def _note_open(event: str, args: tuple[object, ...]) -> None:
+    if event == "open" and _LISTENING and isinstance(args[0], (str, Path)):
+        _OPENED.append(str(args[0]))
+
+
+sys.addaudithook(_note_open)
+
+
+def test_a_file_is_read_once_to_check_and_hash_it_and_once_to_send_it(pipeline_env, learn_sim: LearnSimulator) -> None:
+    config, journal, reporter = pipeline_env
+    path = write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(6))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    pipeline = fast_pipeline(config, journal, reporter)
+    [file_id] = claim_all(pipeline, config, [path])
+    _OPENED.clear()
+    _LISTENING.append(True)
+    try:
+        batch = pipeline.process(config.route(), [file_id])
+    finally:
+        _LISTENING.clear()
+
+    assert batch.files[0].status is Status.SUCCESS
+    processing = str(config.agent.processing_dir)
+    opened = [name for name in _OPENED if name.startswith(processing)]
+    assert len(opened) == 2, opened  # the inspection (which also hashed it), then the upload
+    assert journal.file(file_id).sha256 == digest == learn_sim.uploads_snapshot()[0].sha256

@@ -88,6 +88,20 @@ def test_post_keep_of_a_file_in_a_watched_folder_is_refused(tmp_path: Path, lear
     assert dropped.read_bytes() == before and learn_sim.uploads_snapshot() == []
 
 
+def test_post_of_a_file_the_service_has_in_processing_is_refused(
+    tmp_path: Path, learn_sim: LearnSimulator, capsys
+) -> None:
+    ini = write_config(tmp_path, learn_sim.url)
+    config = load_config(ini, environ={})
+    config.agent.processing_dir.mkdir(parents=True)
+    taken = write_flatfile(config.agent.processing_dir / "users.txt", PEOPLE_HEADER, person_rows(3))
+
+    status, _out, err = run(capsys, "-c", ini, "post", taken)
+
+    assert status == 1 and "the service is handling it" in err
+    assert taken.exists() and learn_sim.uploads_snapshot() == []
+
+
 # ------------------------------------------------------------------------------------------------
 # A post that died: never adopted by the service, shown as interrupted, resumed only by `post`
 
@@ -166,9 +180,13 @@ def test_a_post_killed_at_each_step_is_left_to_post_and_resumed_without_a_second
     assert row is not None and row.in_flight and row.owner is Owner.POST
     assert "interrupted" in run(capsys, "-c", ini, "status")[1]
 
+    newer = point == "poll-journaled"  # the SIS wrote a new export where the old one was meanwhile
+    if newer:
+        write_flatfile(users, PEOPLE_HEADER, person_rows(4))
     status, out, _err = run(capsys, "-c", ini, "post", users)  # the admin runs the same command again
 
     assert "resuming the interrupted post of users.txt" in out
+    assert ("is not sent by this command" in out) is newer and users.exists() is newer
     assert len(learn_sim.uploads_snapshot()) == 1  # sent once in all, whatever step the post died at
     if point in SENT_WHOLE:  # Learn may have it: never sent again, UNCONFIRMED
         assert status == 1 and "result: UNCONFIRMED" in out

@@ -123,3 +123,14 @@ def test_run_emails_a_stray_through_smtp_exits_1_and_names_a_folder_only_once(
     assert main(["-c", str(ini), "run", "--quiet"]) == 0  # the folder is still there, reported before
     assert capsys.readouterr().err == ""
     assert len(server.parsed()) == 2 and (drop / "spring\nterm").is_dir()
+
+
+def test_a_stray_is_emailed_even_with_per_file_off(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    """No batch summary lists it, so `per_file = no` (summaries only) must not make it silent."""
+    ini = write_config(tmp_path, learn_sim.url, email="transport = file\nto = sis@example.edu\nper_file = no\n")
+    (tmp_path / "drop" / "exports").mkdir()
+    write_flatfile(tmp_path / "drop" / "users.txt", PEOPLE_HEADER, person_rows(1))
+    assert main(["-c", str(ini), "run"]) == 1
+    config = load(tmp_path, learn_sim.url, email="transport = file\nto = sis@example.edu\nper_file = no\n")
+    subjects = sorted(str(m["Subject"]) for m in emails(config))
+    assert subjects == ["[feed-agent] REJECTED exports — unknown/store", "[feed-agent] Summary: 1 files — 1 SUCCESS"]

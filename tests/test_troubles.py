@@ -120,3 +120,30 @@ def test_a_full_disk_still_backs_off_and_emails_once(tmp_path: Path) -> None:
     assert delays == [5.0, 10.0, 20.0]  # counted in memory
     assert len(reporter.troubles) == 1
     assert "Free some space" in reporter.troubles[0].advice
+
+
+def test_a_new_process_names_only_what_failed_in_it_and_forgets_a_step_that_is_gone(
+    journal: Journal, tmp_path: Path
+) -> None:
+    first = Troubles(journal, RecordingReporter(), policy=POLICY, clock=FakeClock())
+    first.failed("drop:/srv/old-route", unwritable(tmp_path), folder=tmp_path)
+    first.failed("archive", unwritable(tmp_path), folder=tmp_path)
+
+    reporter = RecordingReporter()
+    tonight = Troubles(journal, reporter, policy=POLICY, clock=FakeClock())  # e.g. the next `run`
+    assert sorted(e.key for e in tonight.open_episodes()) == ["archive", "drop:/srv/old-route"]
+    assert tonight.open_episodes(failed_here=True) == []  # nothing failed tonight yet
+    tonight.failed("archive", unwritable(tmp_path), folder=tmp_path)
+    assert [e.key for e in tonight.open_episodes(failed_here=True)] == ["archive"]
+
+    tonight.forget("drop:/srv/old-route")  # its route was taken out of the configuration
+    assert [t.key for t in journal.troubles()] == ["archive"] and reporter.troubles == []
+
+
+def test_a_step_nothing_waits_on_rests_but_its_episode_stays_open(journal: Journal, tmp_path: Path) -> None:
+    troubles = Troubles(journal, RecordingReporter(), policy=POLICY, clock=FakeClock())
+    troubles.failed("drop:/srv/sis", unwritable(tmp_path), folder=tmp_path)
+    assert troubles.retrying() and not troubles.due("drop:/srv/sis")
+    troubles.rest("drop:/srv/sis")  # the refused files were taken away by hand
+    assert not troubles.retrying() and troubles.due("drop:/srv/sis")  # the next file is tried at once
+    assert troubles.failing("drop:/srv/sis")  # not resolved until a claim works

@@ -3,7 +3,7 @@
 - `StreamedBody`: a file (optionally behind a BOM) that requests streams with a Content-Length, so a
   1 GiB export never becomes 1 GiB of RAM and Learn sees an ordinary (not chunked) upload.
 - `new_session`: a requests session whose adapter writes 256 KiB at a time (urllib3's 16 KiB costs
-  about 20% on big files).
+  about 20% on big files) and that reads the proxy environment once per server, not per request.
 - `read_start`, `start`, `root_cause`, `without_credentials`: what goes into a message about an
   answer or a failure: short, on one line, and never a credential.
 """
@@ -14,13 +14,16 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import requests.adapters
 
 from agent.records import UploadProgress
+
+if TYPE_CHECKING:
+    from requests.sessions import _Settings
 
 PIECE = 64 * 1024
 SEND_BLOCK = 256 * 1024  # bytes per socket write
@@ -121,8 +124,34 @@ class LargeBlockAdapter(requests.adapters.HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
+class _EnvironmentOnceSession(requests.Session):
+    """A session that reads the proxy environment once per server, not once per request.
+
+    Why: requests looks `*_proxy`/`no_proxy` and the CA bundle variables up again for every request,
+    about 0.1 ms each; a burst of thousands of small files pays it twice per file. The environment
+    of a running agent does not change, so the answer for a scheme and host is kept for the session.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[str, str, str], _Settings] = {}
+
+    def merge_environment_settings(
+        self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> _Settings:
+        if proxies or not isinstance(url, str):
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, repr((stream, verify, cert)))
+        if key not in self._environment:
+            self._environment[key] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        answer = self._environment[key].copy()
+        answer["proxies"] = dict(answer["proxies"])
+        return answer
+
+
 def new_session() -> requests.Session:
-    session = requests.Session()
+    session = _EnvironmentOnceSession()
     adapter = LargeBlockAdapter()
     session.mount("https://", adapter)
     session.mount("http://", adapter)

@@ -95,7 +95,7 @@ class JobTarget:
             job = self.job_for(submission, now)
         except ValueError as exc:
             raise TargetError(f"Target {self.name}: {exc}") from None
-        upload = self.s3.upload(submission.path, self.s3.prefix + filename, submission.on_sent)
+        upload = self.s3.upload(submission.path, self.s3.prefix + filename, submission.on_sent, submission.sha256)
         url = self.url_for(job)
         job_id = self._queue_job(url, job, filename, upload, submission.notify_url)
         log.info("queued %s as job %s (%s) for s3://%s/%s", submission.name, job_id, job, upload.bucket, upload.key)

@@ -6,8 +6,10 @@ Why it is shaped like this:
   module never asks whether the bucket exists, never reads the object back and never lists; the
   only signal of success is the PUT itself. A guard on the boto3 client refuses every operation that
   is not part of a PUT, so not even a library-internal probe (botocore's region lookup) goes out.
-- Because nothing can be read back, every PUT carries an integrity checksum (SHA-256, computed by
-  botocore while it streams the file); S3 rejects the body if it arrived damaged.
+- Because nothing can be read back, every PUT carries an integrity checksum (SHA-256); S3 rejects
+  the body if it arrived damaged. A single PUT sends the digest the inspection computed from its
+  own reads (agent.hashing), so the file is not read a second time just to hash it, and a file
+  changed since it was checked is refused by S3; multipart parts are checksummed by botocore.
 - Bodies are streamed from the open file and never read whole: small files go up with one
   `put_object` (which answers with the ETag for the receipt); files at or above
   `multipart_threshold_mb` use `upload_file` with a `TransferConfig` (multipart, parts streamed).
@@ -35,8 +37,10 @@ from botocore.exceptions import (
     ClientError,
 )
 
+from agent import interrupts
 from agent.clock import SYSTEM_CLOCK, Clock, utcnow
 from agent.errors import TargetError
+from agent.hashing import base64_digest
 from agent.records import CheckResult, Progress, Receipt, Result, Status, Submission, UploadProgress
 from agent.retry import RetryPolicy
 from agent.settings import JobTargetSettings, S3TargetSettings
@@ -229,7 +233,7 @@ class S3Target:
 
     # -- upload ----------------------------------------------------------------------------------
 
-    def upload(self, path: Path, key: str, on_sent: UploadProgress | None = None) -> Upload:
+    def upload(self, path: Path, key: str, on_sent: UploadProgress | None = None, sha256: str | None = None) -> Upload:
         """PUT one file at `key` (streamed, checksummed); TargetError in plain words on failure.
 
         `on_sent` hears the bytes as the parts of a multipart upload go out, and the whole size once a
@@ -244,13 +248,15 @@ class S3Target:
         if content_type:
             extra["ContentType"] = content_type
         self.aborts.forget(key)
-        try:
-            if size < self.threshold_bytes():
-                etag, checksum = self._put_single(path, bucket, key, extra)
-                if on_sent is not None:
-                    on_sent(size, size)
-            else:
-                etag, checksum = self._put_multipart(path, bucket, key, extra, _Tally(size, on_sent)), ""
+        try:  # a service stop cuts a blocked PUT short (S3 keeps no body that did not arrive whole)
+            with interrupts.cut_to_stop(), interrupts.abortable(through_libraries=True):
+                if size < self.threshold_bytes():
+                    known = {f"Checksum{CHECKSUM_ALGORITHM}": base64_digest(sha256)} if sha256 else {}
+                    etag, checksum = self._put_single(path, bucket, key, {**extra, **known})
+                    if on_sent is not None:
+                        on_sent(size, size)
+                else:
+                    etag, checksum = self._put_multipart(path, bucket, key, extra, _Tally(size, on_sent)), ""
         except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
             # Before OSError: several botocore network errors also subclass OSError.
             error = self.explain(exc, key)
@@ -291,7 +297,7 @@ class S3Target:
         warning = handshake_name_warning(key[len(self.prefix) :]) if self.handshake_rules else None
         if warning:
             log.warning("%s", warning)
-        done = self.upload(submission.path, key, submission.on_sent)
+        done = self.upload(submission.path, key, submission.on_sent, submission.sha256)
         details = {
             "bucket": done.bucket,
             "key": done.key,
