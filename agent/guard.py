@@ -136,6 +136,7 @@ class Guards:
             return Verdict(held=shrunk)
         if layout is None:
             return SEND
+        self._drop_stale_pending()
         pending = self._pending_path(outcome.file_id)
         shutil.rmtree(pending, ignore_errors=True)  # a run cut short by a crash
         keysets.write_key_set(keysets.iter_key_blocks(path, layout), pending)
@@ -195,6 +196,19 @@ class Guards:
             return
         kept = sorted((d for d in feed.glob("*") if keysets.is_key_set(d)), key=lambda d: int(d.name))
         yield kept[-1] if kept else None
+
+    def _drop_stale_pending(self) -> None:
+        """Key sets of files that ended without a delivery verdict (UNCONFIRMED, FAILED after the
+        upload, a file removed from the journal): a refresh's keys take about 11 bytes each."""
+        folder = self.state_dir / "pending"
+        for pending in folder.glob("*") if folder.is_dir() else ():
+            if pending.name.isdigit():
+                try:
+                    still_running = self.journal.file(int(pending.name)).in_flight
+                except KeyError:
+                    still_running = False
+                if not still_running:
+                    shutil.rmtree(pending, ignore_errors=True)
 
     def _pending_path(self, file_id: int) -> Path:
         return self.state_dir / "pending" / str(file_id)

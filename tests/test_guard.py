@@ -149,6 +149,24 @@ def test_when_the_archive_was_pruned_the_kept_key_set_is_the_baseline(
     assert "would disable 40 of the 200 records" in " ".join(body(held, "plain").split())
 
 
+def test_a_refresh_learn_refused_leaves_no_key_set_behind(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    """Only an accepted refresh becomes the baseline; the keys of one that failed are dropped."""
+    agent = Agent(tmp_path, learn_sim, "refresh")
+    assert agent.run(("users.txt", PEOPLE_HEADER, people(keys("P", 1, 100)))) == 0
+    learn_sim.faults.fail_uploads = 10  # every attempt answers 500: FAILED, never accepted
+    assert agent.run(("users.txt", PEOPLE_HEADER, people(keys("P", 1, 95) + keys("N", 1, 5)))) == 1
+    learn_sim.faults.fail_uploads = 0
+    pending = tmp_path / "var" / "keysets" / "pending"
+    assert len(list(pending.iterdir())) == 1  # its keys, compared but never a baseline
+    assert agent.run(("users.txt", PEOPLE_HEADER, people(keys("P", 9, 92) + keys("N", 1, 8)))) == 0
+    assert list(pending.iterdir()) == []  # the failed file's keys went with the next refresh
+    with agent.journal() as journal:
+        [latest, _] = journal.deliveries(slug="person")
+    assert (latest.disabled_keys, latest.added_keys) == (8, 8)  # compared with the accepted one
+    [kept] = list((tmp_path / "var" / "keysets" / "feeds").glob("*/*"))
+    assert kept.name == str(latest.id)
+
+
 def test_the_held_emails_force_command_sends_one_refresh(
     tmp_path: Path, learn_sim: LearnSimulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
