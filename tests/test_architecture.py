@@ -43,6 +43,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     2: (
         "agent.keysets",
         "agent.linescan",
+        "agent.parallelscan",
         "agent.mounts",
         "agent.listing",
         "agent.readiness",
