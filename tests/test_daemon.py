@@ -703,6 +703,7 @@ def test_an_unwritable_archive_at_start_keeps_watch_alive_and_sends_one_email(
         finally:
             if process.poll() is None:
                 process.kill()
+        assert len(server.messages) == 2  # the report, then one RESOLVED: nothing more, however many retries
         assert subjects(server)[1] == "[feed-agent] RESOLVED: Delivered files cannot be moved to archive/"
         assert sim.status_requests == polls  # moved without asking Learn again
         assert len(sim.uploads_snapshot()) == 1
@@ -755,6 +756,7 @@ def test_thirty_seconds_of_an_unwritable_drop_folder_log_fewer_than_twenty_lines
     finally:
         if process.poll() is None:
             process.kill()
+    assert len(server.messages) == 2  # one PROBLEM, one RESOLVED
     assert subjects(server)[1] == f"[feed-agent] RESOLVED: Files cannot be taken from {drop}"
     assert len(learn_sim.uploads_snapshot()) == 1
 
