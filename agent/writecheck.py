@@ -7,10 +7,12 @@ started) that pauses longer than `settle_seconds` still has its half-written fil
 rename into processing/ does not stop it: it writes on into the same file. So the size and mtime
 seen at the claim (journaled: `claimed_size`, `claimed_mtime_ns`) are compared twice more:
 
-* **Before sending.** A file that changed is not sent as it is: the agent waits until it is still
-  for `settle_seconds` again (the writer finished), journals the new size and mtime, and the
-  pipeline inspects it again and sends it whole. Nothing had been sent yet, so nothing is doubled.
-  One that keeps changing for `hold_seconds` is HELD (not sent) with a reason.
+* **Before sending.** A file that changed, or that another program still holds open for writing
+  (asked of the kernel, where it can tell: :func:`open_for_writing`), is not sent as it is: the
+  agent waits until it is closed and still for `settle_seconds` (the writer finished), journals the
+  new size and mtime, and the pipeline inspects it again and sends it whole. Nothing had been sent
+  yet, so nothing is doubled. One that keeps changing for `hold_seconds` is HELD (not sent) with a
+  reason; one only held open, unchanged, that long is sent (its writer is taken as done).
 * **After the upload** (when the destination has answered). If the file changed after what was
   sent, the destination has an incomplete copy: the file is not reported SUCCESS but FAILED,
   "changed while it was sent", with both sizes, and its dependents are held. It is archived (it was
@@ -23,8 +25,11 @@ writes into the archived copy after the report went out (the admin guide says ho
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -46,6 +51,30 @@ log = logging.getLogger(__name__)
 Signature = tuple[int, int]
 HOLD_FACTOR = 30  # a writer may go on for 30 × settle_seconds after the claim…
 MIN_HOLD_SECONDS = 300.0  # …and at least 5 minutes, before the file is held instead
+
+
+def open_for_writing(path: Path) -> bool | None:
+    """Whether another program holds the file open for writing (a writer that paused with it open),
+    asked of the kernel: Linux refuses a read lease on a file anyone has open for writing. None when
+    it cannot tell: not Linux, a network filesystem, or the agent is neither the file's owner nor
+    privileged. The lease is dropped at once; its break signal, should a writer open the file in
+    that instant, is SIGWINCH, which a daemon ignores."""
+    if not hasattr(fcntl, "F_SETLEASE"):
+        return None
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        fcntl.fcntl(descriptor, fcntl.F_SETSIG, signal.SIGWINCH)
+        fcntl.fcntl(descriptor, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as exc:
+        return True if exc.errno == errno.EAGAIN else None
+    else:
+        fcntl.fcntl(descriptor, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return False
+    finally:
+        os.close(descriptor)
 
 
 def signature(path: Path) -> Signature | None:
@@ -87,14 +116,14 @@ class WriteCheck:
         Raises StopRequested when the agent stops meanwhile."""
         outcome, at_claim = item.outcome, _at_claim(item.record)
         now = signature(item.path)
-        if now is None or at_claim is None or now == at_claim:
+        writing = open_for_writing(item.path) is True
+        if now is None or ((at_claim is None or now == at_claim) and not writing):
             return BeforeSend()
         log.warning(
-            "%s changed after it was claimed (%d → %d bytes): its writer had only paused; waiting until it is "
-            "still for %g s before sending it whole",
+            "%s %s after it was claimed: its writer had only paused; waiting until it is closed and still "
+            "for %g s before sending it whole",
             outcome.name,
-            at_claim[0],
-            now[0],
+            "is still open for writing" if writing else f"changed ({at_claim and at_claim[0]} → {now[0]} bytes)",
             self.settle_seconds,
         )
         settled = self._wait_until_still(item.path, now)
@@ -137,7 +166,9 @@ class WriteCheck:
         return replace(result, status=Status.FAILED, message=words)
 
     def _wait_until_still(self, path: Path, seen: Signature) -> Signature | None:
-        """Poll until the file has not changed for settle_seconds; None after hold_seconds."""
+        """Poll until the file is closed by its writer and has not changed for settle_seconds. After
+        hold_seconds: None if it still changes; if it only stays open, unchanged, its writer is taken
+        as done (with a warning), as readiness does with write_hold_seconds."""
         step = min(1.0, max(0.02, self.settle_seconds / 4))
         started = changed_at = self.clock.monotonic()
         while self.clock.monotonic() - started < self.hold_seconds:
@@ -148,6 +179,10 @@ class WriteCheck:
                 return None
             if now != seen:
                 seen, changed_at = now, self.clock.monotonic()
-            elif self.clock.monotonic() - changed_at >= self.settle_seconds:
+            elif self.clock.monotonic() - changed_at >= self.settle_seconds and not open_for_writing(path):
                 return seen
-        return None
+        if self.clock.monotonic() - changed_at < self.settle_seconds:
+            return None
+        still = format_duration(self.clock.monotonic() - changed_at)
+        log.warning("%s is still open for writing but unchanged for %s; taking its writer as done", path.name, still)
+        return seen

@@ -39,6 +39,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.envfile",
         "agent.callbacks",
         "agent.hashing",
+        "agent.worklock",
     ),
     2: (
         "agent.keysets",

@@ -107,8 +107,10 @@ def test_a_file_that_changed_while_it_was_sent_is_failed_not_success(tmp_path: P
 
 
 def test_watch_reports_a_paused_writers_half_sent_file_as_changed_not_success(tmp_path: Path) -> None:
-    """Issue 14.7 as reported: the SIS writes one row, pauses longer than settle_seconds (the agent
-    takes the file and sends it), then writes two more. Polling observer: no opens are seen."""
+    """Issue 14.7 where nothing could see the writer: it pauses longer than settle_seconds (the agent
+    takes the file and sends it), then goes on through the descriptor it kept. The kernel would name
+    such a writer (see the test above) unless it is another user's or on a network share; that
+    writer is played here by appending to the claimed file once its first part was sent."""
     from tests.test_strays import emails, watching
 
     with LearnSimulator(rows_per_second=1000.0, start_delay=2.0) as sim:  # its answer takes 2 s
@@ -116,11 +118,9 @@ def test_watch_reports_a_paused_writers_half_sent_file_as_changed_not_success(tm
         config = replace(config, agent=replace(config.agent, observer="polling"))  # settle rule only
         drop = config.route().watch
         with watching(config) as agent:
-            with (drop / "users.txt").open("w", encoding="utf-8") as sis:
-                sis.write("|".join(PEOPLE_HEADER) + "\n" + "|".join(ROWS[0]) + "\n")
-                sis.flush()
-                wait_for(sim.uploads_snapshot, what="the paused file sent")
-                sis.writelines("|".join(row) + "\n" for row in ROWS[1:])
+            write_flatfile(drop / "users.txt", PEOPLE_HEADER, ROWS[:1])  # a first session, closed
+            wait_for(sim.uploads_snapshot, what="the paused file sent")
+            append_rows(next(config.agent.processing_dir.iterdir()), ROWS[1:])  # the SIS goes on
             wait_for(lambda: agent.batches, what="the batch's end")
         uploads = sim.uploads_snapshot()
 
@@ -172,6 +172,29 @@ def test_a_stop_while_waiting_for_a_writer_leaves_the_file_for_the_next_start(tm
         check._wait_until_still(path, (0, 0))
 
 
+def test_watch_waits_for_a_paused_writer_that_still_holds_the_file_open(
+    tmp_path: Path, learn_sim: LearnSimulator
+) -> None:
+    """Issue 14.7 with the export still holding the file open during its pause: polling sees no
+    opens, so the file is taken; the kernel still knows its writer, and the agent waits for it."""
+    from tests.test_strays import watching
+
+    config = load(tmp_path, learn_sim.url, settle=0.3, window=0.1)
+    config = replace(config, agent=replace(config.agent, observer="polling"))  # settle rule only
+    drop = config.route().watch
+    with watching(config) as agent:
+        with (drop / "users.txt").open("w", encoding="utf-8") as sis:
+            sis.write("|".join(PEOPLE_HEADER) + "\n" + "|".join(ROWS[0]) + "\n")
+            sis.flush()
+            wait_for(lambda: not (drop / "users.txt").exists(), what="the paused file claimed")
+            sis.writelines("|".join(row) + "\n" for row in ROWS[1:])
+        wait_for(lambda: agent.batches, what="the batch's end")
+
+    assert [u.rows for u in learn_sim.uploads_snapshot()] == [3]
+    [outcome] = agent.batches[0].files
+    assert (outcome.status, outcome.rows) == (Status.SUCCESS, 3)
+
+
 def test_watch_with_inotify_holds_a_file_its_writer_keeps_open_past_settle_seconds(
     tmp_path: Path, learn_sim: LearnSimulator
 ) -> None:
@@ -197,3 +220,15 @@ def test_watch_with_inotify_holds_a_file_its_writer_keeps_open_past_settle_secon
             sis.writelines("|".join(row) + "\n" for row in ROWS[1:])
         wait_for(lambda: len(learn_sim.uploads_snapshot()) == 3, what="the file once closed (IN_CLOSE_WRITE)")
     assert [(u.slug, u.rows) for u in learn_sim.uploads_snapshot()][2] == ("person", 3)
+
+
+def test_the_kernel_tells_a_file_held_open_for_writing(tmp_path: Path) -> None:
+    from agent.writecheck import open_for_writing
+
+    path = write_flatfile(tmp_path / "users.txt", PEOPLE_HEADER, ROWS)
+    assert open_for_writing(path) is False
+    with path.open("a", encoding="utf-8"):
+        assert open_for_writing(path) is True
+    with path.open("r", encoding="utf-8"):  # a reader (antivirus, backup) is no writer
+        assert open_for_writing(path) is False
+    assert open_for_writing(tmp_path / "gone.txt") is None
