@@ -2,14 +2,14 @@
 
 The loop is deliberately single-threaded for delivery: one file at a time, each waiting for its
 terminal status, so no membership ever races its users. The watcher's threads only observe.
-A failing step never ends it: it becomes a failure episode (`agent.troubles`: `recovery`,
-`drop:PATH`, `archive`, `failed`), logged once per attempt, retried with back-off and emailed once
-when it starts and once when it clears; only a signal stops the loop.
+A failing step never ends it: it becomes a failure episode (`agent.troubles`: `recovery` at start,
+`route:NAME` for a batch that left files in processing/ (only that route waits), `drop:PATH`,
+`archive`, `failed`), logged once per attempt, retried with back-off and emailed once when it starts
+and once when it clears; only a signal stops the loop.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import threading
@@ -39,6 +39,7 @@ from agent.strays import Strays
 from agent.troubles import Troubles
 from agent.watcher import Candidate, FolderWatcher
 from agent.wording_troubles import trouble_title
+from agent.worklock import WorkFolderLock
 
 log = logging.getLogger(__name__)
 
@@ -51,35 +52,6 @@ WATCH_FILES = 200  # `watch` (months of batches, memory plateau) keeps fewer: na
 # Failure episodes (agent.troubles): finishing what is in processing/, and the loop's own turn.
 RECOVERY, LOOP, HOUSEKEEPING = "recovery", "loop", "housekeeping"
 MOVES = (unmoved.ARCHIVE, unmoved.FAILED)
-
-
-class _WorkFolderLock:
-    """One `watch`/`run` per work folder: two would each recover the other's in-flight files, and a
-    file still being uploaded by one would be sent again by the other. (`post` does not recover
-    anything, so it may run beside the service.) The kernel drops the lock when the process dies."""
-
-    def __init__(self, work_dir: Path) -> None:
-        self.path = work_dir / "agent.lock"
-        self.handle = self.path.open("a+", encoding="utf-8")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.seek(0)
-            holder = self.handle.read().strip() or "unknown"
-            self.handle.close()
-            raise AlreadyRunning(
-                f"another feed-agent (pid {holder}) is already watching or running on {work_dir}; "
-                "nothing was done (stop it first, or let it process the files)"
-            ) from None
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(f"{os.getpid()}\n")
-        self.handle.flush()
-
-    def release(self) -> None:
-        if not self.handle.closed:
-            fcntl.flock(self.handle, fcntl.LOCK_UN)
-            self.handle.close()
 
 
 class Agent:
@@ -95,7 +67,7 @@ class Agent:
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         archive.prepare_folders(config.agent)
-        self.lock = _WorkFolderLock(config.agent.work_dir)
+        self.lock = WorkFolderLock(config.agent.work_dir)
         self.config = config
         self.stop = stop or threading.Event()
         self.wake = threading.Event()
@@ -139,6 +111,7 @@ class Agent:
             if episode.key.startswith("drop:") and episode.key not in watched:
                 self.troubles.forget(episode.key)
         self._recovery_due = True  # nothing new is taken before what is in processing/ is finished
+        self._left: set[str] = set()  # routes whose failed batch left files in processing/ (`route:NAME`)
         self._moves_due = True  # decided files whose folder refused them (agent.unmoved)
         # Recent batches only (a daemon runs for months); `all_ok` keeps the verdict for `run`.
         self.batches: deque[BatchOutcome] = deque(maxlen=RECENT_BATCHES)
@@ -172,7 +145,8 @@ class Agent:
         if self.stop.is_set():  # a signal while files settled: take nothing new
             raise StopRequested()
         for route in readable if not self._recovery_due else []:
-            self._run_batch(route, [c for c in self.watcher.pending(route.name) if c.ready])
+            if route.name not in self._left:  # a route that left files behind takes nothing new
+                self._run_batch(route, [c for c in self.watcher.pending(route.name) if c.ready])
         self._missing_alerts()  # cron installs have no daemon to do it
         self._prune_archive()
         self.follow_up.check_deadlines()  # the dead-man's switch works without watch
@@ -229,8 +203,9 @@ class Agent:
     def _until_next(self, next_housekeeping: float) -> float:
         """Seconds the loop may sleep: healthy, until a route's batch is due or housekeeping (a file
         arriving or becoming ready, or a stop, sets `wake`), so a batch goes at its deadline, not a
-        tick later; while an episode is open or recovery or moves wait, LOOP_SECONDS (agent.troubles)."""
-        if self.troubles.open_episodes() or self._recovery_due or self._moves_due:
+        tick later; while a step is being retried (agent.troubles) or recovery, a route's left files or
+        moves wait, LOOP_SECONDS."""
+        if self.troubles.retrying() or self._recovery_due or self._moves_due or self._left:
             return LOOP_SECONDS
         due = (batch_due(self.watcher.pending(route.name), self.config.agent) for route in self.routes.values())
         return max(MIN_PAUSE, min(next_housekeeping, *due) - self.clock.monotonic())
@@ -287,24 +262,45 @@ class Agent:
     # -- internals -----------------------------------------------------------------------------
 
     def _recover(self) -> None:
-        """Finish what is in processing/; until it all is, `_recovery_due` keeps new files waiting."""
-        self._recovery_due = True
+        """Finish what is in processing/ (at start, before anything new is taken). A route whose
+        batch cannot be finished now becomes its own episode (`route:NAME`); the others go on."""
         try:
             self._record(recover(self.pipeline, self.journal, self.routes))
         except RecoveryIncomplete as exc:
             self._record(exc.outcomes)
-            raise
+            for name, cause in exc.causes.items():
+                self._left.add(name)
+                self.troubles.failed(f"route:{name}", cause)
+        for episode in self.troubles.open_episodes():  # a route an earlier process left: finished now
+            if episode.key.startswith("route:") and episode.key.removeprefix("route:") not in self._left:
+                self.troubles.cleared(episode.key)
         self._recovery_due = False
+
+    def _recover_route(self, route: RouteSettings) -> None:
+        """What a failed batch of `route` left in processing/, again, in order, before its new files."""
+        try:
+            self._record(recover(self.pipeline, self.journal, self.routes, only=route.name))
+        except RecoveryIncomplete as exc:
+            self._record(exc.outcomes)
+            raise
+        self._left.discard(route.name)
 
     def _tick(self) -> None:
         now = self.clock.monotonic()
         for route in self.routes.values():
+            if route.name in self._left:  # its left files first, on their back-off; other routes go on
+                if self.troubles.due(f"route:{route.name}"):
+                    self._attempt(f"route:{route.name}", partial(self._recover_route, route))
+                if route.name in self._left:
+                    continue
             pending = self.watcher.pending(route.name)
             for candidate in pending:
                 if candidate.path not in self._seen:
                     self._seen.add(candidate.path)
                     log.info("arrival: %s (route %s)", candidate.path.name, route.name)
                     self.narrate(f"  arrived: {candidate.path.name}")
+            if not pending:
+                self.troubles.rest(f"drop:{route.watch}")  # the refused files are gone: nothing to retry
             if now >= batch_due(pending, self.config.agent):
                 self._run_batch(route, [c for c in pending if c.ready])
             if self.stop.is_set():
@@ -323,7 +319,7 @@ class Agent:
         taken: list[Taken] = []
         found = [Found(c.path, c.arrived_at) for c in ready]
         if not self._attempt(drop, lambda: taken.append(self.pipeline.take(route, found)), folder=route.watch):
-            self._recovery_due = True  # claims that went through before the refusal are finished first
+            self._left.add(route.name)  # claims that went through before the refusal are finished first
             return
         for candidate in ready:
             if candidate.marker is not None:
@@ -331,11 +327,12 @@ class Agent:
             self._seen.discard(candidate.path)
         self.watcher.take(c.path for c in ready)
         batch = taken[0]
-        self._recovery_due = True  # until the batch is through: if it is not, recovery takes it up
-        self._attempt(
-            RECOVERY, lambda: self._record([self.pipeline.process(route, batch.file_ids, batch_id=batch.batch_id)])
-        )
-        self._recovery_due = self.troubles.failing(RECOVERY)
+        self._left.add(route.name)  # until the batch is through: if it is not, its route retries it
+        key = f"route:{route.name}"
+        if self._attempt(
+            key, lambda: self._record([self.pipeline.process(route, batch.file_ids, batch_id=batch.batch_id)])
+        ):
+            self._left.discard(route.name)
 
     def _record(self, batches: list[BatchOutcome]) -> None:
         self.batches.extend(batches)

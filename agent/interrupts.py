@@ -29,10 +29,18 @@ from agent.errors import StopRequested
 log = logging.getLogger(__name__)
 
 
+class UploadCut(BaseException):
+    """What a stop raises inside `abortable(through_libraries=True)`. Some libraries catch every
+    Exception of a send and retry it (botocore wraps it in a retryable connection error and starts the
+    upload again), so there the stop travels as a BaseException, like KeyboardInterrupt, and the
+    caller turns it back into StopRequested at its own boundary (`cut_to_stop`)."""
+
+
 class _State:
     depth = 0  # nesting of abortable() in the main thread
     deferring = 0  # nesting of deferred()
     pending = False  # a stop arrived while deferring
+    cut: type[BaseException] = StopRequested  # what a stop raises in the current abortable region
 
 
 _STATE = _State()
@@ -44,18 +52,32 @@ def _main() -> bool:
 
 
 @contextmanager
-def abortable() -> Iterator[None]:
-    """A region a stop signal may cut short (a blocking upload). No effect outside the main thread."""
+def abortable(*, through_libraries: bool = False) -> Iterator[None]:
+    """A region a stop signal may cut short (a blocking upload). No effect outside the main thread.
+
+    `through_libraries`: the stop is raised as `UploadCut` (a BaseException) so a library that catches
+    and retries every Exception lets it through; wrap the region in `cut_to_stop()`."""
     if not _main():
         yield
         return
     _STATE.depth += 1
+    outer, _STATE.cut = _STATE.cut, UploadCut if through_libraries else StopRequested
     try:
         yield
     finally:
         _STATE.depth -= 1
+        _STATE.cut = outer
         if _STATE.depth == 0:
             _STATE.pending = False
+
+
+@contextmanager
+def cut_to_stop() -> Iterator[None]:
+    """Around an `abortable(through_libraries=True)` region: an UploadCut leaves it as StopRequested."""
+    try:
+        yield
+    except UploadCut:
+        raise StopRequested(_MESSAGE) from None
 
 
 @contextmanager
@@ -81,7 +103,7 @@ def interrupt_if_abortable() -> None:
     if _STATE.deferring:
         _STATE.pending = True
         return
-    raise StopRequested(_MESSAGE)
+    raise _STATE.cut(_MESSAGE)
 
 
 @contextmanager

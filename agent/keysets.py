@@ -44,12 +44,14 @@ class KeyLayout:
     columns: tuple[str, ...]  # the key column names, for the CSV header
     indexes: tuple[int, ...]
     data_source_index: int | None
+    width: int  # columns in the header: only the last one can end in a "\\r" (CRLF lines)
 
     def pattern(self, indexes: tuple[int, ...]) -> re.Pattern[bytes]:
-        """ "\\n" + a line, capturing the fields at `indexes` (ascending); blocks start with "\\n"."""
+        """ "\\n" + a line, capturing the fields at `indexes` (ascending); blocks start with "\\n".
+
+        A "\\r" is excluded only from the last column's value (a smaller class scans faster)."""
         sep = re.escape(self.delimiter)
-        value = b"([^" + sep + b"\\r\\n]*)"
-        skip = b"[^" + sep + b"\\r\\n]*"
+        skip = b"[^" + sep + b"\\n]*"
         parts = [b"\\n"]
         position = 0
         for number, index in enumerate(indexes):
@@ -58,7 +60,7 @@ class KeyLayout:
                 parts.append((b"(?:" + sep + skip + b")") * (gap - 1) + sep if gap > 1 else sep)
             else:
                 parts.append((b"(?:" + skip + sep + b"){" + str(gap).encode() + b"}") if gap else b"")
-            parts.append(value)
+            parts.append(b"([^" + sep + (b"\\r\\n]*)" if index == self.width - 1 else b"\\n]*)"))
             position = index
         return re.compile(b"".join(parts))
 
@@ -76,23 +78,41 @@ def layout_of(path: Path, slug: str) -> KeyLayout | None:
         return None
     order = sorted(feed.keys, key=columns.index)
     dsk = columns.index(DATA_SOURCE_COLUMN) if DATA_SOURCE_COLUMN in columns else None
-    return KeyLayout(delimiter.encode(), tuple(order), tuple(columns.index(k) for k in order), dsk)
+    return KeyLayout(delimiter.encode(), tuple(order), tuple(columns.index(k) for k in order), dsk, len(columns))
 
 
-def _blocks(path: Path) -> Iterator[bytes]:
-    """ "\\n" + whole lines, past the header, in blocks of about BLOCK_SIZE (without their last "\\n")."""
-    with path.open("rb") as handle:
-        handle.readline(1024 * 1024)  # the header
-        pending = b""
-        while chunk := handle.read(BLOCK_SIZE):
-            cut = chunk.rfind(b"\n") + 1
-            if cut == 0:
-                pending += chunk
-                continue
-            yield b"".join((b"\n", pending, chunk[: cut - 1]))  # no final "\n": it would match an empty key
-            pending = chunk[cut:]
-        if pending:
-            yield b"\n" + pending
+def _blocks(path: Path) -> Iterator[memoryview]:
+    """ "\\n" + whole lines, past the header, in blocks of about BLOCK_SIZE (without their last "\\n").
+
+    One buffer, filled in place (`readinto`): no copy of the file's bytes in Python. A block is only
+    valid until the next one is read, so callers take what they need from it at once."""
+    buffer = bytearray(BLOCK_SIZE + 1)
+    buffer[0] = 0x0A  # every block starts with "\n": line-anchored patterns start with a literal
+    filled, header = 1, True
+    with path.open("rb", buffering=0) as handle:
+        while True:
+            if filled == len(buffer):  # a line longer than the buffer: a bigger one (never resized in place)
+                buffer = buffer + bytearray(len(buffer))
+            view = memoryview(buffer)
+            read = handle.readinto(view[filled:])
+            if not read:
+                break
+            end = filled + read
+            if header:  # drop the header line once it is whole
+                cut = buffer.find(b"\n", 1, end)
+                if cut < 0:
+                    filled = end
+                    continue
+                buffer[1 : end - cut] = buffer[cut + 1 : end]
+                end, header = end - cut, False
+            cut = buffer.rfind(b"\n", 1, end)
+            if cut > 0:
+                yield view[:cut]
+                buffer[1 : end - cut] = buffer[cut + 1 : end]
+                end = end - cut
+            filled = end
+        if filled > 1 and not header:
+            yield memoryview(buffer)[:filled]
 
 
 def iter_key_blocks(path: Path, layout: KeyLayout) -> Iterator[list[bytes]]:
@@ -155,15 +175,16 @@ def write_key_set(blocks: Iterator[list[bytes]], folder: Path) -> int:
     handles = [(folder / name).open("wb") for name in _bucket_names()]
     count = 0
     try:
-        mask = BUCKETS - 1
+        mask, crc = BUCKETS - 1, zlib.crc32
         for keys in blocks:
             spread: list[list[bytes]] = [[] for _ in range(BUCKETS)]
             appenders = [bucket.append for bucket in spread]
-            for key in keys:  # the one Python step per key
-                appenders[zlib.crc32(key) & mask](key)
+            for code, key in zip(map(crc, keys), keys, strict=True):  # the one Python step per key
+                appenders[code & mask](key)
             for handle, bucket in zip(handles, spread, strict=True):
                 if bucket:
-                    handle.write(b"\n".join(bucket) + b"\n")
+                    handle.write(b"\n".join(bucket))
+                    handle.write(b"\n")
             count += len(keys)
     finally:
         for handle in handles:

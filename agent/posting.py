@@ -34,9 +34,15 @@ from agent.journal import Journal
 from agent.journal_schema import FileRecord, FileState, Owner
 from agent.notify import EmailReporter
 from agent.pipeline import Narrator, Pipeline
-from agent.records import FileOutcome, Status, UploadProgress
+from agent.records import FileOutcome, UploadProgress
 from agent.settings import Config, RouteSettings
-from agent.wording_posts import post_owner_running, post_stopped, post_withdrawn_reason, resuming_post
+from agent.wording_posts import (
+    new_file_not_sent,
+    post_owner_running,
+    post_stopped,
+    post_withdrawn_reason,
+    resuming_post,
+)
 
 NOT_SENT_STATES = (FileState.CLAIMING, FileState.CLAIMED, FileState.SUBMITTING)
 
@@ -86,6 +92,8 @@ class _Post:
             return None  # never taken (or gone): a fresh post of the file, if it is there
         self.journal.resumed_by(earlier.id, os.getpid())
         self.echo(resuming_post(earlier, path))
+        if earlier.current_path != str(path) and path.is_file():  # a new export where the old one was
+            self.echo(new_file_not_sent(path))
         return route, earlier.id, earlier.owner
 
     def _claim_settled(self, earlier: FileRecord) -> bool:
@@ -178,7 +186,9 @@ def post_file(
                 raise post.stopped(file_id) from None
         finally:
             pipeline.close()
-    return _tell(batch.files[0], echo) if batch.files else _nothing(route, config, absolute)
+    if not batch.files:  # every path through the pipeline ends the file; say so plainly if one ever did not
+        raise AgentError(f"{absolute.name}: the post ended without an outcome; see `feed-agent status`")
+    return _tell(batch.files[0], echo)
 
 
 def _tell(outcome: FileOutcome, echo: Narrator) -> FileOutcome:
@@ -193,14 +203,3 @@ def _tell(outcome: FileOutcome, echo: Narrator) -> FileOutcome:
         echo(f"reason: {outcome.message}")
     echo(f"file: {outcome.final_path}")
     return outcome
-
-
-def _nothing(route: RouteSettings, config: Config, path: Path) -> FileOutcome:
-    return FileOutcome(
-        name=path.name,
-        route=route.name,
-        target=route.target,
-        target_type=config.targets[route.target].type,
-        status=Status.FAILED,
-        message=f"{path}: the batch ended without an outcome for this file",
-    )

@@ -313,7 +313,7 @@ class TroubleNotice:
     """A failure episode: one step (`key`) that keeps failing the same way, told once when it starts
     and once when it clears (`cleared_at`)."""
 
-    key: str  # "recovery", "drop:PATH", "archive", "failed", "loop", "housekeeping"
+    key: str  # "recovery", "route:NAME", "drop:PATH", "archive", "failed", "loop", "housekeeping"
     problem: str  # the latest error, in one line
     advice: str  # what the admin can do about it
     since: datetime

@@ -42,21 +42,28 @@ log = logging.getLogger(__name__)
 
 
 class RecoveryIncomplete(BatchIncomplete):
-    """Some batches could not be finished now; `outcomes` are those that were."""
+    """Some batches could not be finished now; `outcomes` are those that were, `causes` what stopped
+    the others, by route."""
 
-    def __init__(self, outcomes: list[BatchOutcome], problems: list[str]) -> None:
-        super().__init__(f"{len(problems)} batch(es) could not be finished yet: {'; '.join(problems)}")
+    def __init__(self, outcomes: list[BatchOutcome], causes: dict[str, BaseException]) -> None:
+        problems = "; ".join(f"route {name}: {describe(exc)}" for name, exc in causes.items())
+        super().__init__(f"{len(causes)} route(s) could not be finished yet: {problems}")
         self.outcomes = outcomes
+        self.causes = causes
 
 
-def recover(pipeline: Pipeline, journal: Journal, routes: dict[str, RouteSettings]) -> list[BatchOutcome]:
+def recover(
+    pipeline: Pipeline, journal: Journal, routes: dict[str, RouteSettings], *, only: str | None = None
+) -> list[BatchOutcome]:
     """Take every unfinished batch of the journal to its end (and its report); returns the outcomes.
+    `only`: the batches of that route alone (a route that left files behind; the others go on).
 
     Raises RecoveryIncomplete (after trying every batch) when some could not be finished."""
     outcomes: list[BatchOutcome] = []
-    problems: list[str] = []
-    first: BaseException | None = None  # its traceback, if a bug, is shown once by the failure episode
+    causes: dict[str, BaseException] = {}  # a bug's traceback is shown once, by the failure episode
     for batch in journal.unreported_batches():
+        if only is not None and batch.route != only:
+            continue
         route = routes.get(batch.route)
         records = journal.batch_files(batch.id)
         if route is None:
@@ -71,11 +78,10 @@ def recover(pipeline: Pipeline, journal: Journal, routes: dict[str, RouteSetting
             raise  # a stop, or a journal that cannot be written: no other batch can go on either
         except Exception as exc:  # isolated: the next batch is still recovered
             log.warning("not recovered yet: batch %d of route %s: %s", batch.id, route.name, describe(exc))
-            problems.append(f"route {route.name}: {describe(exc)}")
-            first = first or exc
-    outcomes.extend(_unbatched(pipeline, journal, routes))
-    if problems:
-        raise RecoveryIncomplete(outcomes, problems) from first
+            causes.setdefault(route.name, exc)
+    outcomes.extend(_unbatched(pipeline, journal, routes, only))
+    if causes:
+        raise RecoveryIncomplete(outcomes, causes) from next(iter(causes.values()))
     return outcomes
 
 
@@ -112,13 +118,15 @@ def _route_gone(journal: Journal, batch_id: int, route: str, records: list[FileR
     journal.batch_reported(batch_id)
 
 
-def _unbatched(pipeline: Pipeline, journal: Journal, routes: dict[str, RouteSettings]) -> list[BatchOutcome]:
+def _unbatched(
+    pipeline: Pipeline, journal: Journal, routes: dict[str, RouteSettings], only: str | None = None
+) -> list[BatchOutcome]:
     """Files in flight in no open batch (journals written before batches were planned): one batch per route."""
     open_batches = {batch.id for batch in journal.unreported_batches()}
     pending: dict[str, list[int]] = {}
     for record in journal.in_flight(owners=(Owner.SERVICE,)):  # a manual post's file is the post's
-        if record.batch_id in open_batches:
-            continue  # its batch could not be finished just now; the next recovery takes it up
+        if record.batch_id in open_batches or (only is not None and record.route != only):
+            continue  # its batch could not be finished just now (or is another route's): taken up later
         if record.state is FileState.FINISHED and record.reported_at is not None:
             continue  # decided and reported; its folder refused it: `agent.unmoved` moves it
         if record.route not in routes:

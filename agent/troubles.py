@@ -62,6 +62,16 @@ class Troubles:
         at = self._retry_at.get(key)
         return at is None or self.clock.monotonic() >= at
 
+    def retrying(self) -> bool:
+        """Has a step failed in this process and not worked since (the loop keeps its short turn)?
+        An episode only read back from the journal waits for its step to come round by itself."""
+        return bool(self._retry_at)
+
+    def rest(self, key: str) -> None:
+        """Nothing is waiting on the step `key` any more: no retry is due (the episode stays open
+        until the step runs again and works, e.g. the next file that arrives in a refusing folder)."""
+        self._retry_at.pop(key, None)
+
     def failing(self, key: str) -> bool:
         return key in self._open
 
@@ -72,6 +82,7 @@ class Troubles:
 
     def forget(self, key: str) -> None:
         """Drop an episode whose step no longer exists (a route taken out of the configuration)."""
+        self._retry_at.pop(key, None)
         if self._open.pop(key, None) is None:
             return
         try:

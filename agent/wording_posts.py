@@ -70,6 +70,11 @@ def resuming_post(record: FileRecord, path: Path) -> str:
     return f"resuming the interrupted post of {record.name} ({path}): {what}"
 
 
+def new_file_not_sent(path: Path) -> str:
+    """A resumed post takes up its old file; a new export at the same path waits for its own post."""
+    return f"note: {path} itself (a newer file there) is not sent by this command; post it once this one has ended"
+
+
 def interrupted_post(record: FileRecord, target_type: str, command: str) -> str:
     """One `status` line for a manual post whose process is gone: its state and the command that resumes it."""
     destination = profile_for(target_type).destination

@@ -17,7 +17,8 @@ from agent.wording import SUBJECT_PREFIX, format_duration, format_time
 
 
 def _trouble_parts(key: str) -> tuple[str, str]:
-    """(title, what happens meanwhile) for an episode key: recovery, drop:PATH, archive, failed, loop, housekeeping."""
+    """(title, what happens meanwhile) for an episode key: recovery, route:NAME, drop:PATH, archive, failed,
+    loop, housekeeping."""
     kind, _, name = key.partition(":")
     later = "The agent tries again by itself; nothing is lost or sent twice."
     parts = {
@@ -25,6 +26,11 @@ def _trouble_parts(key: str) -> tuple[str, str]:
             "Interrupted work cannot be finished",
             f"After a restart or a failed step the agent finishes the files left in processing/ before it takes "
             f"new ones; that fails, so new files wait in their drop folder. {later}",
+        ),
+        "route": (
+            f"Files on route {name} cannot be finished",
+            f"A batch on route {name} left files in processing/; they are tried again, in order, before any new "
+            f"file of that route. Other routes go on. {later}",
         ),
         "loop": ("The agent's main loop fails", f"New files wait in their drop folders. {later}"),
         "housekeeping": (

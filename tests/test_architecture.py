@@ -39,10 +39,12 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.envfile",
         "agent.callbacks",
         "agent.hashing",
+        "agent.worklock",
     ),
     2: (
         "agent.keysets",
         "agent.linescan",
+        "agent.parallelscan",
         "agent.mounts",
         "agent.listing",
         "agent.readiness",

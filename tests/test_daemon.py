@@ -504,10 +504,45 @@ def test_a_bug_in_a_step_is_isolated_retried_with_back_off_and_its_traceback_sho
     # attempt 1: both reports raise (each file isolated); attempt 2: users.txt's again; attempt 3 works
     assert [bool(r.exc_info) for r in episode] == [True, False]  # the bug's traceback, once
     assert not any(r.exc_info for r in caplog.records if r not in episode)
-    assert [n.key for n in reporter.troubles] == ["recovery", "recovery"]
+    assert [n.key for n in reporter.troubles] == ["route:sis", "route:sis"]
     assert reporter.troubles[0].cleared_at is None and reporter.troubles[1].cleared_at is not None
     assert [u.slug for u in learn_sim.uploads_snapshot()] == ["person", "course"]  # nothing sent twice
     assert sorted(o.name for o in reporter.files) == ["courses.txt", "users.txt"]
+
+
+class BrokenOnOneRoute(RecordingReporter):
+    """Every report of one route raises (a bug that keeps hitting it) until `fixed` is set."""
+
+    def __init__(self, route: str) -> None:
+        super().__init__()
+        self.route, self.fixed = route, False
+
+    def file_done(self, outcome) -> None:  # type: ignore[no-untyped-def]
+        if outcome.route == self.route and not self.fixed:
+            raise RuntimeError("a bug on this route")
+        super().file_done(outcome)
+
+
+def test_a_route_that_keeps_failing_holds_only_its_own_files(tmp_path: Path, learn_sim: LearnSimulator) -> None:
+    second = "\n[route:other]\nwatch = ../drop-other\ntarget = learn\n"
+    config = load(
+        tmp_path, learn_sim.url, agent_extra="retry_first_seconds = 0.05\nretry_max_seconds = 0.2", route_extra=second
+    )
+    (tmp_path / "drop-other").mkdir()
+    reporter = BrokenOnOneRoute("sis")
+    write_flatfile(config.route("sis").watch / "users.txt", PEOPLE_HEADER, person_rows(2))
+    with watching(config, reporter):
+        wait_for(lambda: any(n.key == "route:sis" for n in reporter.troubles), what="the route's PROBLEM notice")
+        write_flatfile(config.route("other").watch / "courses.txt", COURSE_HEADER, course_rows(1))
+        wait_for(lambda: [o.name for o in reporter.files] == ["courses.txt"], what="the other route's file")
+        write_flatfile(config.route("sis").watch / "more.txt", PEOPLE_HEADER, person_rows(1))
+        reporter.fixed = True
+        wait_for(lambda: len(reporter.troubles) == 2, what="the RESOLVED notice")
+        wait_for(lambda: len(archived_files(config)) == 3, what="every file archived")
+    assert [(n.key, n.cleared_at is not None) for n in reporter.troubles] == [("route:sis", False), ("route:sis", True)]
+    slugs = [u.slug for u in learn_sim.uploads_snapshot()]
+    assert sorted(slugs) == ["course", "person", "person"]  # users.txt once, then more.txt, never twice
+    assert not any(config.agent.processing_dir.iterdir())
 
 
 def test_only_one_watch_or_run_per_work_folder(
@@ -668,6 +703,7 @@ def test_an_unwritable_archive_at_start_keeps_watch_alive_and_sends_one_email(
         finally:
             if process.poll() is None:
                 process.kill()
+        assert len(server.messages) == 2  # the report, then one RESOLVED: nothing more, however many retries
         assert subjects(server)[1] == "[feed-agent] RESOLVED: Delivered files cannot be moved to archive/"
         assert sim.status_requests == polls  # moved without asking Learn again
         assert len(sim.uploads_snapshot()) == 1
@@ -720,6 +756,7 @@ def test_thirty_seconds_of_an_unwritable_drop_folder_log_fewer_than_twenty_lines
     finally:
         if process.poll() is None:
             process.kill()
+    assert len(server.messages) == 2  # one PROBLEM, one RESOLVED
     assert subjects(server)[1] == f"[feed-agent] RESOLVED: Files cannot be taken from {drop}"
     assert len(learn_sim.uploads_snapshot()) == 1
 
@@ -797,3 +834,63 @@ def test_thirty_seconds_of_a_full_disk_log_fewer_than_twenty_lines(
             process.kill()
     assert subjects(server)[1].startswith("[feed-agent] RESOLVED: ")
     assert len(learn_sim.uploads_snapshot()) == 1
+
+
+def test_a_file_that_vanished_from_processing_before_a_restart_keeps_watch_alive_with_one_email(
+    tmp_path: Path, smtp_server: Callable[..., SmtpServer]
+) -> None:
+    server = smtp_server()
+    with LearnSimulator(rows_per_second=40.0) as sim:
+        ini = write_config(tmp_path, sim.url, email=smtp_email(server.port))
+        config = load_config(ini, environ={})
+        write_flatfile(tmp_path / "drop" / "users.txt", PEOPLE_HEADER, person_rows(20))
+        crashed = watch_process(ini, tmp_path / "first.log", env={"FEED_AGENT_FAILPOINT": "receipt-journaled"})
+        assert crashed.wait(WAIT) == -signal.SIGKILL
+        (left,) = config.agent.processing_dir.iterdir()
+        left.unlink()  # someone cleaned processing/ while the service was down
+
+        log_path = tmp_path / "watch.log"
+        process = watch_process(ini, log_path)
+        try:
+            wait_for(lambda: len(server.messages) == 1, what="the file's one report")
+            wait_for(lambda: any("not found in" in line for line in lines_of(log_path)), what="the vanished file")
+            assert process.poll() is None  # still watching
+            write_flatfile(tmp_path / "drop" / "courses.txt", COURSE_HEADER, course_rows(1))
+            wait_for(lambda: len(sim.uploads_snapshot()) == 2, what="a new file still flows")
+            wait_for(lambda: len(archived_files(config)) == 1, what="the new file archived")
+            assert stop_watch(process) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+    (report,) = [m for m in server.parsed() if "users.txt" in str(m["Subject"])]
+    assert "SUCCESS users.txt" in str(report["Subject"])  # delivered before the crash: followed, not re-sent
+    assert [u.slug for u in sim.uploads_snapshot()] == ["person", "course"]
+    assert "Traceback" not in log_path.read_text(encoding="utf-8")
+
+
+def test_episodes_left_by_an_earlier_process_neither_spin_the_loop_nor_stay_open_once_done(
+    tmp_path: Path, learn_sim: LearnSimulator
+) -> None:
+    config = load(tmp_path, learn_sim.url)
+    since = datetime.now(timezone.utc)
+    with Journal(config.agent.journal_path) as journal:  # what a stopped `watch` left in the journal
+        for key in ("route:sis", f"drop:{config.route().watch}"):
+            journal.trouble_failed(key, "an error of yesterday", since)
+            journal.trouble_alerted(key, since)
+    reporter = RecordingReporter()
+    agent = Agent(config, reporter=reporter)
+    try:
+        agent._turn()  # recovery at start: nothing of route sis is left in processing/ any more
+        assert [(n.key, n.cleared_at is not None) for n in reporter.troubles] == [("route:sis", True)]
+        # The drop folder's episode waits for a file to come through; meanwhile the loop sleeps.
+        assert [e.key for e in agent.troubles.open_episodes()] == [f"drop:{config.route().watch}"]
+        now = agent.clock.monotonic()
+        assert agent._until_next(now + 60) == pytest.approx(60, abs=1)
+        write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(2))
+        agent.watcher.scan()
+        agent.watcher.wait_until_settled(timeout=WAIT)
+        wait_for(lambda: agent._turn() or archived_files(config), what="the file, through the drop folder")
+        assert [n.key for n in reporter.troubles] == ["route:sis", f"drop:{config.route().watch}"]
+        assert agent.troubles.open_episodes() == []
+    finally:
+        agent.close()

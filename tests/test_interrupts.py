@@ -42,3 +42,15 @@ def test_other_threads_are_never_interrupted() -> None:
     thread.start()
     thread.join()
     assert outcome == ["not interrupted"]
+
+
+def test_through_libraries_a_stop_passes_a_catch_all_and_leaves_as_stop_requested() -> None:
+    caught: list[Exception] = []
+    with pytest.raises(StopRequested), interrupts.cut_to_stop(), interrupts.abortable(through_libraries=True):
+        try:
+            interrupts.interrupt_if_abortable()  # as if the signal came during the send
+        except Exception as exc:  # what botocore does with any error of a send (then it retries)
+            caught.append(exc)
+    assert caught == []
+    with pytest.raises(StopRequested), interrupts.abortable():  # elsewhere it stays a plain StopRequested
+        interrupts.interrupt_if_abortable()

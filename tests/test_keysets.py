@@ -28,9 +28,23 @@ def test_keys_are_read_whatever_the_delimiter_line_ending_and_last_newline(tmp_p
     assert all_keys(path, "person") == [b"P00001", b"P00002", b"P00003"]
 
 
+@pytest.mark.parametrize("block_size", [8, 64, 4 * 1024 * 1024])
+def test_blocks_smaller_than_a_line_or_the_header_lose_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_size: int
+) -> None:
+    monkeypatch.setattr(keysets, "BLOCK_SIZE", block_size)
+    path = write_flatfile(tmp_path / "p.txt", PEOPLE_HEADER, person_rows(300), newline="\r\n")
+    assert all_keys(path, "person") == [f"P{i:05d}".encode() for i in range(1, 301)]
+    path.write_bytes(path.read_bytes().rstrip(b"\r\n"))
+    assert len(all_keys(path, "person")) == 300
+    write_flatfile(path, PEOPLE_HEADER, [])
+    assert all_keys(path, "person") == []
+
+
 def test_a_composite_key_follows_the_columns_wherever_they_stand(tmp_path: Path) -> None:
     header = ("role", "data_source_key", "external_person_key", "external_course_key")
-    path = write_flatfile(tmp_path / "m.txt", header, [("Student", "SIS", "P1", "C1"), ("Student", "SIS", "P2", "")])
+    rows = [("Student", "SIS", "P1", "C1"), ("Student", "SIS", "P2", "")]
+    path = write_flatfile(tmp_path / "m.txt", header, rows, newline="\r\n")  # the last key column ends in \r
     layout = keysets.layout_of(path, "membership")
     assert layout is not None and layout.columns == ("external_person_key", "external_course_key")
     assert all_keys(path, "membership") == [b"P1\x1fC1"]  # a row with an empty key part has no key

@@ -180,9 +180,13 @@ def test_a_post_killed_at_each_step_is_left_to_post_and_resumed_without_a_second
     assert row is not None and row.in_flight and row.owner is Owner.POST
     assert "interrupted" in run(capsys, "-c", ini, "status")[1]
 
+    newer = point == "poll-journaled"  # the SIS wrote a new export where the old one was meanwhile
+    if newer:
+        write_flatfile(users, PEOPLE_HEADER, person_rows(4))
     status, out, _err = run(capsys, "-c", ini, "post", users)  # the admin runs the same command again
 
     assert "resuming the interrupted post of users.txt" in out
+    assert ("is not sent by this command" in out) is newer and users.exists() is newer
     assert len(learn_sim.uploads_snapshot()) == 1  # sent once in all, whatever step the post died at
     if point in SENT_WHOLE:  # Learn may have it: never sent again, UNCONFIRMED
         assert status == 1 and "result: UNCONFIRMED" in out

@@ -138,3 +138,12 @@ def test_a_new_process_names_only_what_failed_in_it_and_forgets_a_step_that_is_g
 
     tonight.forget("drop:/srv/old-route")  # its route was taken out of the configuration
     assert [t.key for t in journal.troubles()] == ["archive"] and reporter.troubles == []
+
+
+def test_a_step_nothing_waits_on_rests_but_its_episode_stays_open(journal: Journal, tmp_path: Path) -> None:
+    troubles = Troubles(journal, RecordingReporter(), policy=POLICY, clock=FakeClock())
+    troubles.failed("drop:/srv/sis", unwritable(tmp_path), folder=tmp_path)
+    assert troubles.retrying() and not troubles.due("drop:/srv/sis")
+    troubles.rest("drop:/srv/sis")  # the refused files were taken away by hand
+    assert not troubles.retrying() and troubles.due("drop:/srv/sis")  # the next file is tried at once
+    assert troubles.failing("drop:/srv/sis")  # not resolved until a claim works

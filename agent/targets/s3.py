@@ -37,6 +37,7 @@ from botocore.exceptions import (
     ClientError,
 )
 
+from agent import interrupts
 from agent.clock import SYSTEM_CLOCK, Clock, utcnow
 from agent.errors import TargetError
 from agent.hashing import base64_digest
@@ -247,14 +248,15 @@ class S3Target:
         if content_type:
             extra["ContentType"] = content_type
         self.aborts.forget(key)
-        try:
-            if size < self.threshold_bytes():
-                known = {f"Checksum{CHECKSUM_ALGORITHM}": base64_digest(sha256)} if sha256 else {}
-                etag, checksum = self._put_single(path, bucket, key, {**extra, **known})
-                if on_sent is not None:
-                    on_sent(size, size)
-            else:
-                etag, checksum = self._put_multipart(path, bucket, key, extra, _Tally(size, on_sent)), ""
+        try:  # a service stop cuts a blocked PUT short (S3 keeps no body that did not arrive whole)
+            with interrupts.cut_to_stop(), interrupts.abortable(through_libraries=True):
+                if size < self.threshold_bytes():
+                    known = {f"Checksum{CHECKSUM_ALGORITHM}": base64_digest(sha256)} if sha256 else {}
+                    etag, checksum = self._put_single(path, bucket, key, {**extra, **known})
+                    if on_sent is not None:
+                        on_sent(size, size)
+                else:
+                    etag, checksum = self._put_multipart(path, bucket, key, extra, _Tally(size, on_sent)), ""
         except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
             # Before OSError: several botocore network errors also subclass OSError.
             error = self.explain(exc, key)

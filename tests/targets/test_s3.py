@@ -13,21 +13,26 @@ import dataclasses
 import hashlib
 import logging
 import os
+import signal
 import threading
+import time
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from botocore.stub import Stubber
 
-from agent.errors import TargetError
+from agent import interrupts
+from agent.errors import StopRequested, TargetError
 from agent.records import Progress, Status, Submission
-from agent.settings import Secret
+from agent.settings import S3TargetSettings, Secret
 from agent.targets.s3 import S3Target
 from agent.targets.s3errors import ReadBlockedError
 from agent.targets.s3keys import handshake_name_warning
-from tests.support.net import free_port
+from tests.support.net import free_port, serving
 from tests.support.s3 import SentRequest, WriteOnlyBucket, record_requests
+from tests.support.waiting import wait_for
 
 MIB = 1024 * 1024
 
@@ -385,3 +390,57 @@ def test_canary_with_a_wrong_prefix_reports_the_plain_error(write_only_s3: Write
     assert canary and not canary[0].ok
     assert "Access Denied" in canary[0].detail and "elsewhere/" in canary[0].detail
     assert write_only_s3.object_keys() == []
+
+
+def test_a_stop_signal_cuts_a_slow_put_short(tmp_path: Path) -> None:
+    """SIGTERM during a PUT to an endpoint that reads slowly: the upload is abandoned at once (S3 keeps
+    nothing of a body that did not arrive whole); botocore neither swallows the stop nor starts over."""
+    received: list[int] = []
+
+    class SlowEndpoint(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # answers botocore's Expect: 100-continue
+
+        def do_PUT(self) -> None:
+            left = int(self.headers.get("Content-Length") or 0)
+            while left > 0:
+                piece = self.rfile.read(min(left, 64 * 1024))
+                if not piece:
+                    return  # the client left
+                received.append(len(piece))
+                left -= len(piece)
+                time.sleep(0.05)  # about 1.3 MB/s: a slow link
+            self.send_response(200)
+            self.send_header("ETag", '"done"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    path = tmp_path / "students.csv"
+    path.write_bytes(b"id,name\n" + b"1,someone\n" * 2_000_000)  # 20 MB: a long upload at that pace
+    with serving(SlowEndpoint) as url:
+        settings = S3TargetSettings(
+            name="handshake",
+            bucket="bucket",
+            access_key_id=Secret("AKIAEXAMPLEEXAMPLE00"),
+            secret_access_key=Secret("not-a-real-secret"),
+            endpoint_url=url,
+            multipart_threshold_mb=100.0,  # one PUT
+        )
+        target = S3Target(settings)
+        submission = Submission(path=path, name=path.name, object=None, operation="upload", rows=2_000_000)
+
+        def signal_when_under_way() -> None:
+            wait_for(lambda: sum(received) > 1024 * 1024, what="the upload under way")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        sender = threading.Thread(target=signal_when_under_way)
+        sender.start()
+        try:
+            with interrupts.stop_on_signals(threading.Event()), pytest.raises(StopRequested):
+                target.submit(submission)
+        finally:
+            sender.join(30)
+            target.close()
+    assert 0 < sum(received) < path.stat().st_size
