@@ -2,9 +2,10 @@
 
 The loop is deliberately single-threaded for delivery: one file at a time, each waiting for its
 terminal status, so no membership ever races its users. The watcher's threads only observe.
-A failing step never ends it: it becomes a failure episode (`agent.troubles`: `recovery`,
-`drop:PATH`, `archive`, `failed`), logged once per attempt, retried with back-off and emailed once
-when it starts and once when it clears; only a signal stops the loop.
+A failing step never ends it: it becomes a failure episode (`agent.troubles`: `recovery` at start,
+`route:NAME` for a batch that left files in processing/ (only that route waits), `drop:PATH`,
+`archive`, `failed`), logged once per attempt, retried with back-off and emailed once when it starts
+and once when it clears; only a signal stops the loop.
 """
 
 from __future__ import annotations

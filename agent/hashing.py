@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import BinaryIO, cast
 
-QUEUED_BLOCKS = 4  # blocks read but not yet hashed; the reader waits beyond this
+QUEUED_BLOCKS = 2  # blocks read but not yet hashed (4 MiB each); the reader waits beyond this
 DRAIN_SIZE = 4 * 1024 * 1024
 
 

@@ -34,6 +34,7 @@ from agent.linescan import (
     encoding_problem,
     scan_rows,
 )
+from agent.parallelscan import scan_parallel
 
 
 @dataclass
@@ -157,7 +158,10 @@ def inspect_file(
             _check_delimiter(result, header)
             _check_columns(result, slug, columns)
         rest = b"" if header_end < 0 else body[header_end + 1 :]
-        _scan(result, handle if decoded is None else cast(BinaryIO, decoded), rest, slug)  # it has read()
+        # Only the plain `inspect` may split the scan across processes: the pipeline hashes as it reads.
+        split = decoded is None and opener is _open_binary and header_end >= 0
+        rows_start = (len(BOM) if result.bom else 0) + header_end + 1 if split else None
+        _scan(result, handle if decoded is None else cast(BinaryIO, decoded), rest, slug, rows_start)  # it has read()
         _decoding_problem(result, decoded)
     return result
 
@@ -340,11 +344,18 @@ def _check_columns(result: Inspection, slug: str, columns: list[str]) -> None:
         )
 
 
-def _scan(result: Inspection, handle: BinaryIO, rest: bytes, slug: str | None) -> None:
-    """Run the row scan and fold what it found into the inspection."""
+def _scan(result: Inspection, handle: BinaryIO, rest: bytes, slug: str | None, rows_start: int | None) -> None:
+    """Run the row scan (split across processes for a big file, when `rows_start` allows it) and fold
+    what it found into the inspection."""
     feed = FEED_TYPES.get(slug or "")
     key_indexes = [result.columns.index(k) for k in feed.keys if k in result.columns] if feed else []
-    counter = scan_rows(handle, rest, result.columns, result.delimiter or "|", key_indexes)
+    delimiter = result.delimiter or "|"
+    split = (
+        None
+        if rows_start is None
+        else scan_parallel(Path(result.path), rows_start, result.columns, delimiter, key_indexes)
+    )
+    counter = split or scan_rows(handle, rest, result.columns, delimiter, key_indexes)
     result.rows = counter.rows
     result.bad_row_lines = counter.bad_row_lines
     result.problems.extend(counter.problems)

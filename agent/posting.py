@@ -34,7 +34,7 @@ from agent.journal import Journal
 from agent.journal_schema import FileRecord, FileState, Owner
 from agent.notify import EmailReporter
 from agent.pipeline import Narrator, Pipeline
-from agent.records import FileOutcome, Status, UploadProgress
+from agent.records import FileOutcome, UploadProgress
 from agent.settings import Config, RouteSettings
 from agent.wording_posts import (
     new_file_not_sent,
@@ -186,7 +186,9 @@ def post_file(
                 raise post.stopped(file_id) from None
         finally:
             pipeline.close()
-    return _tell(batch.files[0], echo) if batch.files else _nothing(route, config, absolute)
+    if not batch.files:  # every path through the pipeline ends the file; say so plainly if one ever did not
+        raise AgentError(f"{absolute.name}: the post ended without an outcome; see `feed-agent status`")
+    return _tell(batch.files[0], echo)
 
 
 def _tell(outcome: FileOutcome, echo: Narrator) -> FileOutcome:
@@ -201,14 +203,3 @@ def _tell(outcome: FileOutcome, echo: Narrator) -> FileOutcome:
         echo(f"reason: {outcome.message}")
     echo(f"file: {outcome.final_path}")
     return outcome
-
-
-def _nothing(route: RouteSettings, config: Config, path: Path) -> FileOutcome:
-    return FileOutcome(
-        name=path.name,
-        route=route.name,
-        target=route.target,
-        target_type=config.targets[route.target].type,
-        status=Status.FAILED,
-        message=f"{path}: the batch ended without an outcome for this file",
-    )

@@ -44,6 +44,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     2: (
         "agent.keysets",
         "agent.linescan",
+        "agent.parallelscan",
         "agent.mounts",
         "agent.listing",
         "agent.readiness",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -395,7 +396,12 @@ _LISTENING: list[bool] = []
 
 
 def _note_open(event: str, args: tuple[object, ...]) -> None:
-    if event == "open" and _LISTENING and isinstance(args[0], (str, Path)):
+    # Not the non-blocking open that asks the kernel whether a writer still holds the file
+    # (agent.writecheck.open_for_writing): it reads no byte.
+    if event != "open" or not _LISTENING:
+        return
+    probe = len(args) > 2 and isinstance(args[2], int) and bool(args[2] & os.O_NONBLOCK)
+    if isinstance(args[0], (str, Path)) and not probe:
         _OPENED.append(str(args[0]))
 
 
