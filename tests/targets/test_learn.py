@@ -486,7 +486,9 @@ def test_wait_estimates_the_time_left_from_the_pace_and_polls_few_times(tmp_path
         assert result.status is Status.SUCCESS
         estimates = [p.eta_seconds for p in seen if p.eta_seconds is not None]
         assert estimates and all(0 <= eta <= 2.5 for eta in estimates)  # 2,000 rows at 1,000 rows/s
-        assert simulator.status_requests <= 7  # a 0.1 s poller would take about 23
+        # A 0.1 s poller would take about 23; the pace is read from real time, so a loaded machine
+        # may cost a poll or three more (it took 8 once under load), never the poller's 23.
+        assert simulator.status_requests <= 11
     finally:
         simulator.stop()
 
