@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,19 @@ def test_a_broken_override_falls_back_to_the_shipped_template(tmp_path: Path, ca
         rendered = Renderer(tmp_path).file_report(outcome(Status.SUCCESS))
     assert "What to do next" in rendered.html
     assert "per_file.html.j2" in caplog.text and "using the shipped" in caplog.text
+
+
+def test_jinja_is_loaded_only_when_a_report_is_rendered() -> None:
+    """With email off nothing is rendered, so a `post` must not pay for importing jinja2 at start-up."""
+    probe = (
+        "import sys; import agent.notify, agent.posting; from agent.render import Renderer; "
+        "renderer = Renderer(); print('jinja2' in sys.modules); "
+        "from tests.support.outcomes import outcome; renderer.file_report(outcome()); print('jinja2' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=root, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]
 
 
 # -- EmailReporter ------------------------------------------------------------------------------------------
