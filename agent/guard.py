@@ -70,19 +70,29 @@ class Guards:
         self.failed_dir = failed_dir
 
     def check(
-        self, settings: TargetSettings, outcome: FileOutcome, path: Path, *, force: bool = False, keep: bool = False
+        self,
+        settings: TargetSettings,
+        outcome: FileOutcome,
+        path: Path,
+        *,
+        force: bool = False,
+        keep: bool = False,
+        encoding: str = "utf-8",
     ) -> Verdict:
         """The verdict for a file about to be sent from `path`; sets the outcome's notice and key CSV.
 
+        `encoding`: the route's, for files without a byte-order mark (keys are read as Learn reads them).
         `force`: the admin sends it anyway; it is never held (a refresh is still compared). A held
         file's reason ends with the command that sends it from where it will be: failed/, or `path`
         when `keep` leaves it in place."""
         if not isinstance(settings, LearnTargetSettings) or not outcome.object or outcome.file_id is None:
             return SEND
         if outcome.operation in REFRESH_OPERATIONS:
-            verdict = self._refresh(settings, outcome, path, force)
+            with keysets.utf8_text(path, encoding, self.state_dir / "pending") as text:
+                verdict = self._refresh(settings, outcome, text, force, encoding)
         elif outcome.operation == "delete" and not force:
-            verdict = self._delete(settings, outcome, path)
+            with keysets.utf8_text(path, encoding, self.state_dir / "pending") as text:
+                verdict = self._delete(settings, outcome, text)
         elif outcome.operation == "store":
             verdict = Verdict(notice=self._store_notice(settings, outcome))
         else:
@@ -121,7 +131,10 @@ class Guards:
 
     # -- refresh -----------------------------------------------------------------------------------
 
-    def _refresh(self, settings: LearnTargetSettings, outcome: FileOutcome, path: Path, force: bool) -> Verdict:
+    def _refresh(
+        self, settings: LearnTargetSettings, outcome: FileOutcome, path: Path, force: bool, encoding: str
+    ) -> Verdict:
+        """`path`: the file as UTF-8 (`keysets.utf8_text`)."""
         assert outcome.file_id is not None and outcome.object and outcome.operation
         layout = keysets.layout_of(path, outcome.object)
         sources = ""
@@ -142,7 +155,7 @@ class Guards:
         keysets.write_key_set(keysets.iter_key_blocks(path, layout), pending)
         held_csv = self.state_dir / "held" / f"{outcome.file_id}-{outcome.name}.disabled.csv"
         held_csv.parent.mkdir(parents=True, exist_ok=True)
-        with self._baseline_set(settings, outcome, baseline, sources) as old:
+        with self._baseline_set(settings, outcome, baseline, sources, encoding) as old:
             if old is None:  # the first delivery of this feed: nothing to compare
                 return SEND
             difference = keysets.compare(old, pending, held_csv, layout.columns)
@@ -173,7 +186,12 @@ class Guards:
 
     @contextmanager
     def _baseline_set(
-        self, settings: LearnTargetSettings, outcome: FileOutcome, baseline: FileRecord | None, sources: str
+        self,
+        settings: LearnTargetSettings,
+        outcome: FileOutcome,
+        baseline: FileRecord | None,
+        sources: str,
+        encoding: str,
     ) -> Iterator[Path | None]:
         """The key set of the last delivered file: the one kept when it was delivered, else built from
         archive/ (removed after use), else the feed's newest kept one (archive pruned, kept set lost)."""
@@ -185,15 +203,17 @@ class Guards:
             yield feed / str(baseline.id)
             return
         archived = Path(baseline.current_path) if baseline.current_path else None
-        layout = keysets.layout_of(archived, outcome.object or "") if archived and archived.is_file() else None
-        if archived is not None and layout is not None:
-            built = self.state_dir / "pending" / f"baseline-{baseline.id}"
-            try:
-                keysets.write_key_set(keysets.iter_key_blocks(archived, layout), built)
-                yield built
-            finally:
-                shutil.rmtree(built, ignore_errors=True)
-            return
+        if archived is not None and archived.is_file():
+            with keysets.utf8_text(archived, encoding, self.state_dir / "pending") as text:
+                layout = keysets.layout_of(text, outcome.object or "")
+                built = self.state_dir / "pending" / f"baseline-{baseline.id}"
+                try:
+                    if layout is not None:
+                        keysets.write_key_set(keysets.iter_key_blocks(text, layout), built)
+                        yield built
+                        return
+                finally:
+                    shutil.rmtree(built, ignore_errors=True)
         kept = sorted((d for d in feed.glob("*") if keysets.is_key_set(d)), key=lambda d: int(d.name))
         yield kept[-1] if kept else None
 

@@ -18,14 +18,17 @@ from __future__ import annotations
 import csv
 import heapq
 import itertools
+import os
 import re
 import shutil
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.decoding import open_decoded
 from agent.feeds import BOM, FEED_TYPES, choose_delimiter
 
 BLOCK_SIZE = 4 * 1024 * 1024
@@ -63,6 +66,35 @@ class KeyLayout:
             parts.append(b"([^" + sep + (b"\\r\\n]*)" if index == self.width - 1 else b"\\n]*)"))
             position = index
         return re.compile(b"".join(parts))
+
+
+@contextmanager
+def utf8_text(path: Path, declared: str, scratch: Path) -> Iterator[Path]:
+    """The file as UTF-8 bytes: the file itself, or a UTF-8 copy of a UTF-16 or Latin-1 one in `scratch`.
+
+    Why a copy: the keys are read by byte patterns and compared as UTF-8 bytes, so a UTF-16 file
+    (two bytes a character) yields no key layout at all and a Latin-1 "é" (one byte) would show as
+    "\ufffd" in the CSV and the email, and never match the same key written as UTF-8. Decoding as
+    Learn reads the bytes (`agent.decoding`: the byte-order mark first, then the route's encoding)
+    and writing it out once keeps the fast byte path for every encoding. The copy is removed after
+    use; UTF-8 files (nearly all) are read in place."""
+    with path.open("rb") as handle:
+        decoded = open_decoded(handle.read(BLOCK_SIZE), handle, declared)
+        if decoded is None:
+            yield path
+            return
+        scratch.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="utf8-", suffix=".txt", dir=scratch)
+        copy = Path(name)
+        try:
+            with open(fd, "wb") as out:
+                out.write(decoded.first)
+                size = os.fstat(handle.fileno()).st_size
+                while (piece := decoded.read(BLOCK_SIZE)) or (handle.tell() < size and decoded.problem is None):
+                    out.write(piece)  # empty when a read ended inside a character: the next one completes it
+            yield copy
+        finally:
+            copy.unlink(missing_ok=True)
 
 
 def layout_of(path: Path, slug: str) -> KeyLayout | None:

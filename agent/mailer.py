@@ -62,7 +62,10 @@ def build_message(rendered: RenderedEmail, settings: EmailSettings) -> EmailMess
     message.add_alternative(rendered.html, subtype="html", charset="utf-8")
     for attachment in rendered.attachments:
         maintype, _, subtype = attachment.mimetype.partition("/")
-        message.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename)
+        params = {"charset": "utf-8"} if maintype == "text" else None  # our CSVs: a reader must not guess ASCII
+        message.add_attachment(
+            attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename, params=params
+        )
     return message
 
 

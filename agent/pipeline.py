@@ -212,7 +212,7 @@ class Pipeline:
             blocker = next((b for b in blockers if depends_on(item.outcome.object, b.outcome.object)), None)
             if blocker is not None:
                 self._hold_for(item, blocker)
-            elif not self._guarded(item, context):
+            elif not self._guarded(route, item, context):
                 self._deliver(route, item, context)
 
     def _item(
@@ -315,12 +315,14 @@ class Pipeline:
         self.narrate(f"  {item.outcome.name}: HELD (waits for {waited.name})")
         self._end_unsent(item, Status.HELD, reason, AUTOMATIC)
 
-    def _guarded(self, item: BatchItem, context: BatchContext) -> bool:
+    def _guarded(self, route: RouteSettings, item: BatchItem, context: BatchContext) -> bool:
         """The guards (`agent.guard`): True when the file was held (and ended) instead of sent."""
         if item.receipt is not None:
             return False
         settings = self.config.targets[item.outcome.target]
-        verdict = self.guards.check(settings, item.outcome, item.path, force=context.force, keep=context.keep)
+        verdict = self.guards.check(
+            settings, item.outcome, item.path, force=context.force, keep=context.keep, encoding=route.encoding
+        )
         if verdict.held is None:
             return False
         self.narrate(f"  {item.outcome.name}: HELD by the {item.outcome.operation} guard")

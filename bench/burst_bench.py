@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.simulator import LearnSimulator  # noqa: E402
+from bench.benchconfig import write_learn_config  # noqa: E402
 
 HEADER = "external_person_key|data_source_key|firstname|lastname|user_id"
 
@@ -60,39 +61,6 @@ def timed_child(argv: list[str]) -> tuple[float, float, int, float]:
     return elapsed, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime
 
 
-def write_config(root: Path, url: str, email: str = "transport = file") -> Path:
-    (root / ".env").write_text("LEARN_PASSWORD=sis-password\n", encoding="utf-8")
-    ini = root / "agent.ini"
-    ini.write_text(
-        textwrap.dedent(
-            f"""
-            [agent]
-            work_dir = var
-            env_file = .env
-            settle_seconds = 0.2
-            batch_window_seconds = 0
-            observer = native
-            [route:sis]
-            watch = drop
-            target = learn
-            [target:learn]
-            type = learn
-            url = {url}
-            integration = BBLEARN
-            username = sis-integration
-            password = ${{LEARN_PASSWORD}}
-            poll_initial_seconds = 0.01
-            poll_max_seconds = 1
-            [email]
-            {email}
-            to = admins@example.edu
-            """
-        ),
-        encoding="utf-8",
-    )
-    return ini
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=2000)
@@ -110,7 +78,7 @@ def main() -> int:
             [sys.executable, "-c", BASELINE, sim.url, str(baseline_dir)]
         )
 
-        ini = write_config(root, sim.url, f"transport = {args.email}")
+        ini = write_learn_config(root, sim.url, email=args.email)
         make_files(root / "drop", args.files)
         uploads_before = len(sim.uploads_snapshot())
         agent_wall, agent_rss, agent_rc, agent_cpu = timed_child([str(agent_cli), "-c", str(ini), "run"])

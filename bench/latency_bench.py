@@ -27,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.simulator import LearnSimulator  # noqa: E402
 from agent.watcher import FolderWatcher  # noqa: E402
+from bench.benchconfig import write_learn_config  # noqa: E402
 
 HEADER = "external_person_key|data_source_key|firstname|lastname|user_id"
 KINDS = ("native", "polling")
@@ -103,40 +103,6 @@ def watcher_runs(kind: str, runs: int, settle: float, rng: random.Random) -> lis
 # End to end: feed-agent watch + Learn simulator
 
 
-def write_config(root: Path, url: str, kind: str, settle: float, window: float) -> Path:
-    (root / ".env").write_text("LEARN_PASSWORD=sis-password\n", encoding="utf-8")
-    (root / "drop").mkdir()
-    ini = root / "agent.ini"
-    ini.write_text(
-        textwrap.dedent(
-            f"""
-            [agent]
-            work_dir = var
-            env_file = .env
-            settle_seconds = {settle}
-            batch_window_seconds = {window}
-            observer = {kind}
-            [route:sis]
-            watch = drop
-            target = learn
-            [target:learn]
-            type = learn
-            url = {url}
-            integration = BBLEARN
-            username = sis-integration
-            password = ${{LEARN_PASSWORD}}
-            poll_initial_seconds = 0.01
-            poll_max_seconds = 1
-            [email]
-            transport = file
-            to = admins@example.edu
-            """
-        ),
-        encoding="utf-8",
-    )
-    return ini
-
-
 def agent_runs(kind: str, runs: int, settle: float, rng: random.Random, window: float = 0.0) -> list[float]:
     feed_agent = ROOT / ".venv" / "bin" / "feed-agent"
     posted: list[float] = []
@@ -159,7 +125,7 @@ def agent_runs(kind: str, runs: int, settle: float, rng: random.Random, window: 
     ):
         sim.on_event = on_event
         root = Path(tmp)
-        ini = write_config(root, sim.url, kind, settle, window)
+        ini = write_learn_config(root, sim.url, settle=settle, window=window, observer=kind)
         with (root / "agent.log").open("wb") as log:
             agent = subprocess.Popen([str(feed_agent), "-c", str(ini), "watch"], stdout=log, stderr=log)
             try:

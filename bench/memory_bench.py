@@ -15,7 +15,6 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.simulator import LearnSimulator  # noqa: E402
+from bench.benchconfig import write_learn_config  # noqa: E402
 
 HEADER = "external_person_key|data_source_key|firstname|lastname|user_id"
 WAIT_SECONDS = 600.0
@@ -33,40 +33,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
-
-
-def write_config(root: Path, url: str, email: str) -> Path:
-    (root / ".env").write_text("LEARN_PASSWORD=sis-password\n", encoding="utf-8")
-    (root / "drop").mkdir()
-    ini = root / "agent.ini"
-    ini.write_text(
-        textwrap.dedent(
-            f"""
-            [agent]
-            work_dir = var
-            env_file = .env
-            settle_seconds = 0.2
-            batch_window_seconds = 0.5
-            observer = native
-            [route:sis]
-            watch = drop
-            target = learn
-            [target:learn]
-            type = learn
-            url = {url}
-            integration = BBLEARN
-            username = sis-integration
-            password = ${{LEARN_PASSWORD}}
-            poll_initial_seconds = 0.01
-            poll_max_seconds = 1
-            [email]
-            transport = {email}
-            to = admins@example.edu
-            """
-        ),
-        encoding="utf-8",
-    )
-    return ini
 
 
 def drop_batch(drop: Path, first: int, count: int) -> None:
@@ -95,7 +61,7 @@ def main() -> int:
         LearnSimulator(rows_per_second=1e9, start_delay=0) as sim,
     ):
         root = Path(tmp)
-        ini = write_config(root, sim.url, args.email)
+        ini = write_learn_config(root, sim.url, window=0.5, email=args.email)
         with (root / "agent.log").open("wb") as log:
             agent = subprocess.Popen([str(feed_agent), "-c", str(ini), "watch"], stdout=log, stderr=log)
             try:

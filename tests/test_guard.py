@@ -106,6 +106,53 @@ def test_a_refresh_with_5_percent_swapped_passes_and_the_history_keeps_what_it_d
     assert first.disabled_keys is None  # the first of its feed: nothing to compare with
 
 
+def people_bytes(rows: list[tuple[str, ...]], encoding: str) -> bytes:
+    """A person file as the SIS writes it in `encoding` ("utf-16" puts the byte-order mark first)."""
+    return "".join("|".join(row) + "\r\n" for row in [PEOPLE_HEADER, *rows]).encode(encoding)
+
+
+def test_a_utf16_refresh_with_15_percent_swapped_is_held_naming_the_keys(
+    tmp_path: Path, learn_sim: LearnSimulator
+) -> None:
+    """Compared key by key as Learn reads it (decoded from UTF-16), not only by its row count."""
+    agent = Agent(tmp_path, learn_sim, "refresh")
+    drop = tmp_path / "drop" / "users.txt"
+    drop.write_bytes(people_bytes(people(keys("P", 1, 200)), "utf-16"))
+    assert main(["-c", str(agent.ini), "run"]) == 0
+    drop.write_bytes(people_bytes(people(keys("P", 31, 170) + keys("N", 1, 30)), "utf-16"))
+    assert main(["-c", str(agent.ini), "run"]) == 1
+
+    assert agent.uploads() == [("person", "refresh", 200)]
+    [held] = agent.emails("HELD users.txt")
+    flat = " ".join(body(held, "plain").split())
+    assert "would disable 30 of the 200 records" in flat and "adds 30" in flat
+    assert f"The first 30: {', '.join(keys('P', 1, 30))}." in flat
+    assert attached_csv(held) == [["external_person_key"], *([key] for key in keys("P", 1, 30))]
+    assert not list((tmp_path / "var" / "keysets" / "pending").glob("utf8-*"))  # the UTF-8 copies are gone
+
+
+def test_a_latin1_key_with_an_accent_is_named_right_in_the_email_and_csv(
+    tmp_path: Path, learn_sim: LearnSimulator
+) -> None:
+    agent = Agent(tmp_path, learn_sim, "refresh")
+    agent.ini.write_text(
+        agent.ini.read_text().replace("operation = refresh", "operation = refresh\nencoding = latin-1")
+    )
+    accented = ["JOSÉ-01", "ÇA-02", *keys("P", 1, 78)]
+    drop = tmp_path / "drop" / "users.txt"
+    drop.write_bytes(people_bytes(people(accented), "latin-1"))
+    assert main(["-c", str(agent.ini), "run"]) == 0
+    drop.write_bytes(people_bytes(people(accented[10:] + keys("N", 1, 10)), "latin-1"))
+    assert main(["-c", str(agent.ini), "run"]) == 1
+
+    [held] = agent.emails("HELD users.txt")
+    flat = " ".join(body(held, "plain").split())
+    assert "would disable 10 of the 80 records" in flat
+    named = ["JOSÉ-01", *keys("P", 1, 8), "ÇA-02"]  # sorted by their UTF-8 bytes
+    assert f"The first 10: {', '.join(named)}." in flat and "JOSÉ-01" in body(held, "html")
+    assert attached_csv(held) == [["external_person_key"], *([key] for key in named)]
+
+
 def test_membership_keys_are_the_course_and_person_pair(tmp_path: Path, learn_sim: LearnSimulator) -> None:
     agent = Agent(tmp_path, learn_sim, "refresh")
     agent.run(("enrol.txt", MEMBERSHIP_HEADER, membership_rows(100, courses=2)))  # ERRORS: no such people yet

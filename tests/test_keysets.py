@@ -114,3 +114,23 @@ def test_a_key_set_spreads_keys_the_same_way_in_every_process(tmp_path: Path) ->
         assert bucket.read_bytes() == (tmp_path / "there" / bucket.name).read_bytes()
     keys = b"".join(b.read_bytes() for b in (tmp_path / "here").iterdir()).split()
     assert sorted(keys) == all_keys(path, "person")
+
+
+@pytest.mark.parametrize("block_size", [7, 4 * 1024 * 1024])  # 7: pieces end inside a UTF-16 character
+@pytest.mark.parametrize(
+    ("encoding", "declared"), [("utf-16", "utf-8"), ("utf-16-be", "utf-8"), ("latin-1", "latin-1")]
+)
+def test_utf16_and_latin1_files_give_their_keys_as_utf8(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_size: int, encoding: str, declared: str
+) -> None:
+    monkeypatch.setattr(keysets, "BLOCK_SIZE", block_size)
+    rows = [("JOSÉ-01", "SIS", "José", "Núñez", "jose", "j@example.edu"), *person_rows(20)]
+    text = "\r\n".join("|".join(row) for row in [PEOPLE_HEADER, *rows]) + "\r\n"
+    path = tmp_path / "p.txt"
+    path.write_bytes((b"\xfe\xff" if encoding == "utf-16-be" else b"") + text.encode(encoding))
+    with keysets.utf8_text(path, declared, tmp_path / "scratch") as utf8:
+        assert all_keys(utf8, "person") == ["JOSÉ-01".encode(), *(f"P{i:05d}".encode() for i in range(1, 21))]
+    assert list((tmp_path / "scratch").iterdir()) == []  # the copy is gone
+    plain = write_flatfile(tmp_path / "u.txt", PEOPLE_HEADER, rows)
+    with keysets.utf8_text(plain, "utf-8", tmp_path / "scratch") as same:
+        assert same == plain  # a UTF-8 route's file is read in place: no copy
