@@ -221,6 +221,19 @@ def test_version_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert exited.value.code == 2
 
 
+@pytest.mark.parametrize(("command", "loaded"), [("inspect", False), ("simulate", True)])
+def test_only_simulate_loads_the_simulator(command: str, loaded: bool) -> None:
+    """Importing the simulator costs every command start-up time; `simulate` still gets all its options."""
+    probe = (
+        "import sys\nfrom agent.cli import main\ntry:\n    main([sys.argv[1], '--help'])\n"
+        "except SystemExit:\n    pass\nprint('simulator loaded:', 'agent.simulator' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", probe, command], capture_output=True, text=True, cwd=root, timeout=60)
+    assert f"simulator loaded: {loaded}" in done.stdout, done.stderr
+    assert ("--rows-per-second" in done.stdout) is loaded
+
+
 def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--dir", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
