@@ -8,7 +8,8 @@ in another process (hash and discard), so the server's work never competes with 
     .venv/bin/python bench/upload_bench.py --size-mb 256
     .venv/bin/python bench/upload_bench.py            # 1 GiB
 
-Targets: agent/curl -T wall time <= 1.2; agent peak RSS <= 80 MB and flat in file size.
+Targets (issue 15): agent <= 2x `curl -T` and <= 1.0x `curl --data-binary @` wall time; agent peak
+RSS <= 80 MB and flat in file size (curl --data-binary holds the whole file in memory).
 """
 
 from __future__ import annotations
