@@ -20,7 +20,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from agent import archive, interrupts, unmoved
+from agent import archive, guard, interrupts, unmoved
 from agent.batching import batch_due
 from agent.claims import Found, Taken
 from agent.clock import SYSTEM_CLOCK, Clock
@@ -366,15 +366,12 @@ class Agent:
             self.email.deliver_waiting(force=force)
 
     def _prune_archive(self) -> None:
-        removed = archive.prune_archive(
-            self.config.agent.archive_dir, self.config.agent.archive_retention_days, self.clock.now()
-        )
+        """Archived files and held key lists age out together (each prune logs what it deleted)."""
+        days, now = self.config.agent.archive_retention_days, self.clock.now()
+        archive.prune_archive(self.config.agent.archive_dir, days, now)
+        removed = guard.prune_held_lists(self.config.agent.keysets_dir, days, now)
         if removed:
-            log.info(
-                "retention: removed %d archived files older than %g days",
-                len(removed),
-                self.config.agent.archive_retention_days,
-            )
+            log.info("retention: deleted %d held key list(s) older than %g days", len(removed), days)
 
     def _missing_alerts(self) -> None:
         """The SIS export silently stopped: no file on a route for `expect_every_hours`.

@@ -26,6 +26,7 @@ import statistics
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from agent import archive, keysets
@@ -47,6 +48,7 @@ from agent.wording_guards import (
 log = logging.getLogger(__name__)
 
 STORE_HISTORY = 7  # deliveries the store notice takes the median of
+HELD_LISTS = "held"  # under the key-set folder: the CSV of every key a held file would disable or delete
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ class Guards:
         pending = self._pending_path(outcome.file_id)
         shutil.rmtree(pending, ignore_errors=True)  # a run cut short by a crash
         keysets.write_key_set(keysets.iter_key_blocks(path, layout), pending)
-        held_csv = self.state_dir / "held" / f"{outcome.file_id}-{outcome.name}.disabled.csv"
+        held_csv = self.state_dir / HELD_LISTS / f"{outcome.file_id}-{outcome.name}.disabled.csv"
         held_csv.parent.mkdir(parents=True, exist_ok=True)
         with self._baseline_set(settings, outcome, baseline, sources, encoding) as old:
             if old is None:  # the first delivery of this feed: nothing to compare
@@ -251,7 +253,7 @@ class Guards:
         sample: list[bytes] = []
         csv_path = None
         if layout is not None:
-            csv_path = self.state_dir / "held" / f"{outcome.file_id}-{outcome.name}.deleted.csv"
+            csv_path = self.state_dir / HELD_LISTS / f"{outcome.file_id}-{outcome.name}.deleted.csv"
             csv_path.parent.mkdir(parents=True, exist_ok=True)
             _, sample = keysets.keys_csv(path, layout, csv_path)
         why = delete_guard_reason(
@@ -287,3 +289,24 @@ def _shrunk(settings: LearnTargetSettings, outcome: FileOutcome, baseline: FileR
         return ""
     feed = feed_words(operation, outcome.object or "", sources)
     return refresh_shrunk_reason(rows, previous, feed, settings.refresh_guard_percent, operation)
+
+
+def prune_held_lists(keysets_dir: Path, retention_days: float, now: datetime) -> list[Path]:
+    """Delete the held files' key lists older than `retention_days` (0 keeps them); returns what went.
+
+    Why: each HELD refresh or delete leaves its CSV (attached to its email, named in its reason), and
+    a feed held night after night would fill the state folder; they age out with the archive.
+    """
+    folder = keysets_dir / HELD_LISTS
+    if retention_days <= 0 or not folder.is_dir():
+        return []
+    cutoff = (now - timedelta(days=retention_days)).timestamp()
+    removed: list[Path] = []
+    for entry in sorted(folder.glob("*.csv")):
+        try:
+            if entry.is_file() and not entry.is_symlink() and entry.stat().st_mtime < cutoff:
+                entry.unlink()
+                removed.append(entry)
+        except OSError as exc:
+            log.warning("held key lists: could not delete %s (%s); check its permissions", entry, exc)
+    return removed

@@ -442,8 +442,15 @@ def test_run_applies_archive_retention(tmp_path: Path, learn_sim: LearnSimulator
     old.write_text("old\n", encoding="utf-8")
     recent = config.agent.archive_dir / f"users.{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.txt"
     recent.write_text("new\n", encoding="utf-8")
+    held = config.agent.keysets_dir / "held"
+    held.mkdir(parents=True)
+    old_list, recent_list = held / "3-people.txt.disabled.csv", held / "9-people.txt.disabled.csv"
+    for key_list in (old_list, recent_list):
+        key_list.write_text("external_person_key\nP1\n", encoding="utf-8")
+    os.utime(old_list, (datetime(2020, 1, 1).timestamp(),) * 2)
     assert run_once(config).ok is True
     assert not old.exists() and recent.exists()
+    assert not old_list.exists() and recent_list.exists()  # held key lists age out with the archive
 
 
 class FlakyReporter(RecordingReporter):
