@@ -54,15 +54,23 @@ _REFERENCE = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32}(?![0-9A-Fa-f])")
 
 
 _HTML_START = re.compile(r"\s*(<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>])", re.IGNORECASE)
+_ANY_TAG = re.compile(r"<[A-Za-z!/][^<>]*>")
+
+
+def _web_page(body: str, content_type: str) -> bool:
+    """HTML by its first tag, or labelled HTML *and* marked up: a servlet may label Learn's plain sentence
+    text/html, and refusing a real receipt would end an accepted upload as FAILED (and re-sent).
+    """
+    return bool(_HTML_START.match(body)) or ("html" in content_type.lower() and bool(_ANY_TAG.search(body)))
 
 
 def extract_reference(body: str, content_type: str = "") -> str | None:
     """The reference code (uid) of a receipt, in any language; lowercase, or None when `body` is no receipt.
 
-    A receipt is not HTML (by its Content-Type or its first tag) and holds exactly one 32-hex token:
-    a sign-in page's nonce or a page listing several ids must never be taken for an accepted upload.
+    A receipt is not a web page (see `_web_page`) and holds exactly one 32-hex token: a sign-in
+    page's nonce or a page listing several ids must never be taken for an accepted upload.
     """
-    if "html" in content_type.lower() or _HTML_START.match(body):
+    if _web_page(body, content_type):
         return None
     tokens = {token.lower() for token in _REFERENCE.findall(body)}
     return tokens.pop() if len(tokens) == 1 else None
@@ -70,7 +78,7 @@ def extract_reference(body: str, content_type: str = "") -> str | None:
 
 def not_a_receipt(body: str, content_type: str = "") -> str:
     """Why a 200 answer is not a receipt, for the admin: what it was, and its first line."""
-    if "html" in content_type.lower() or _HTML_START.match(body):
+    if _web_page(body, content_type):
         what = "a web page (HTML), not an upload receipt (a sign-in page or a proxy in front of Learn?)"
     else:
         count = len({token.lower() for token in _REFERENCE.findall(body)})

@@ -441,7 +441,12 @@ def test_reference_extraction_ignores_the_wording():
     assert extract_reference("Success: Feed File Uploaded.  Use the reference code to track") is None
     assert extract_reference("0123456789abcdef0123456789abcdef0") is None  # 33 hex digits is not a code
     assert extract_reference(f"{upper} again {upper.lower()}") == upper.lower()  # one code, said twice
-    assert extract_reference(f"ok {upper}", "text/html; charset=UTF-8") is None
+    assert extract_reference(f"<p>ok {upper}</p>", "text/html; charset=UTF-8") is None
+    assert extract_reference(f"<!-- sso -->\n<div>nonce {upper}</div>", "text/html") is None
+    # Learn's plain sentence labelled text/html by a servlet is still a receipt: refusing it would end
+    # an accepted upload as FAILED, and an admin moving it back would send it twice.
+    sentence = f"Success: Feed File Uploaded.  Use the reference code {upper} to track these records in the logs."
+    assert extract_reference(sentence, "text/html;charset=UTF-8") == upper.lower()
 
 
 # ------------------------------------------------------------------------------------------------
