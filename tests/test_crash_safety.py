@@ -38,6 +38,7 @@ from agent.journal_schema import FileState
 from agent.settings import Config
 from agent.simulator import LearnSimulator
 from tests.support.agentconf import write_config
+from tests.support.cli import spawn
 from tests.support.learn import (
     COURSE_HEADER,
     MEMBERSHIP_HEADER,
@@ -171,14 +172,6 @@ def _round_files(drop: Path, number: int) -> list[Path]:
     ]
 
 
-def _start_watch(ini: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEED_AGENT")}
-    with log.open("ab") as sink:
-        return subprocess.Popen(
-            [sys.executable, "-m", "agent", "-c", str(ini), "watch"], stdout=sink, stderr=subprocess.STDOUT, env=env
-        )
-
-
 def _settled(config: Config) -> bool:
     if any(config.route().watch.iterdir()) or any(config.agent.processing_dir.iterdir()):
         return False
@@ -201,7 +194,7 @@ def test_random_kills_during_watch_lose_nothing_and_send_nothing_twice(
         for number in range(KILL_TRIAL_ROUNDS):
             dropped += _round_files(config.route().watch, number)
             kill_at = (len(log.read_bytes().splitlines()) if log.exists() else 0) + chance.randint(1, 40)
-            process = _start_watch(ini, log)
+            process = spawn(ini, "watch", log_path=log)
             try:
                 wait_for(
                     lambda at=kill_at: len(log.read_bytes().splitlines()) >= at or _settled(config),  # type: ignore[misc]
@@ -212,7 +205,7 @@ def test_random_kills_during_watch_lose_nothing_and_send_nothing_twice(
             finally:
                 if process.poll() is None:
                     process.kill()
-        final = _start_watch(ini, log)
+        final = spawn(ini, "watch", log_path=log)
         try:
             wait_for(lambda: _settled(config), what="every batch finished after the last kill", timeout=120)
             final.send_signal(signal.SIGTERM)

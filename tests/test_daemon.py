@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from agent.journal import Journal
 from agent.settings import Config
 from agent.simulator import LearnSimulator
 from tests.support.agentconf import load, write_config
+from tests.support.cli import spawn
 from tests.support.clock import FakeClock
 from tests.support.faults import ReadOnlyFolder, fill_up, tiny_disk_prefix
 from tests.support.learn import (
@@ -184,21 +184,13 @@ def test_run_sends_missing_alerts_once_per_silence_across_runs(tmp_path: Path, l
 # Real processes: SIGKILL mid-poll, then restart; SIGTERM stops cleanly
 
 
-def start_watch(ini: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEED_AGENT")}
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "agent", "-c", str(ini), "watch"], stdout=log, stderr=subprocess.STDOUT, env=env
-        )
-
-
 def test_sigkill_after_upload_then_restart_never_uploads_twice(tmp_path: Path) -> None:
     with LearnSimulator(rows_per_second=20.0) as sim:  # 40 rows: about two seconds of processing
         ini = write_config(tmp_path, sim.url, settle=0.2, window=0.2)
         config = load_config(ini, environ={})
         write_flatfile(tmp_path / "drop" / "users.txt", PEOPLE_HEADER, person_rows(40))
         log_path = tmp_path / "agent.log"
-        first = start_watch(ini, log_path)
+        first = spawn(ini, "watch", log_path=log_path)
         try:
             wait_for(lambda: len(sim.uploads_snapshot()) == 1, what="the upload")
             with Journal(config.agent.journal_path) as journal:
@@ -210,7 +202,7 @@ def test_sigkill_after_upload_then_restart_never_uploads_twice(tmp_path: Path) -
             if first.poll() is None:
                 first.kill()
         assert list(config.agent.processing_dir.iterdir())  # the file waits in processing/
-        second = start_watch(ini, log_path)
+        second = spawn(ini, "watch", log_path=log_path)
         try:
             wait_for(lambda: len(archived_files(config)) == 1, what="the archived file after restart")
             second.send_signal(signal.SIGTERM)
@@ -226,7 +218,7 @@ def test_sigkill_after_upload_then_restart_never_uploads_twice(tmp_path: Path) -
 def test_sigterm_stops_watch_cleanly(tmp_path: Path, learn_sim: LearnSimulator) -> None:
     ini = write_config(tmp_path, learn_sim.url)
     log_path = tmp_path / "agent.log"
-    process = start_watch(ini, log_path)
+    process = spawn(ini, "watch", log_path=log_path)
     try:
         wait_for(lambda: "watching" in log_path.read_text(encoding="utf-8", errors="replace"), what="start-up")
         process.send_signal(signal.SIGTERM)
@@ -634,20 +626,6 @@ def test_watch_keeps_only_the_latest_outcomes_in_memory(tmp_path: Path, learn_si
 # Failure episodes in a real `watch` (issue 14.3-14.5): alive, back-off as announced, one email each
 
 
-def watch_process(
-    ini: Path, stderr: Path, env: dict[str, str] | None = None, prefix: list[str] | None = None
-) -> subprocess.Popen[bytes]:
-    """`feed-agent watch` as a service runs it; its stderr (the log) goes to `stderr`."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("FEED_AGENT")}
-    with stderr.open("ab") as err:
-        return subprocess.Popen(
-            [*(prefix or []), sys.executable, "-m", "agent", "-c", str(ini), "watch"],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            env={**clean, **(env or {})},
-        )
-
-
 def smtp_email(port: int, extra: str = "") -> str:
     return (
         f"transport = smtp\nhost = 127.0.0.1\nport = {port}\nsecurity = none\n"
@@ -685,12 +663,13 @@ def test_an_unwritable_archive_at_start_keeps_watch_alive_and_sends_one_email(
         )
         config = load_config(ini, environ={})
         write_flatfile(tmp_path / "drop" / "users.txt", PEOPLE_HEADER, person_rows(20))
-        crashed = watch_process(ini, tmp_path / "first.log", env={"FEED_AGENT_FAILPOINT": "receipt-journaled"})
+        killed_at = {"FEED_AGENT_FAILPOINT": "receipt-journaled"}
+        crashed = spawn(ini, "watch", log_path=tmp_path / "first.log", env=killed_at)
         assert crashed.wait(WAIT) == -signal.SIGKILL  # killed mid-delivery: the receipt is journaled
         archive_fault = refuse_writes(config.agent.archive_dir)
 
         log_path = tmp_path / "watch.log"
-        process = watch_process(ini, log_path)
+        process = spawn(ini, "watch", log_path=log_path)
         try:
             wait_for(lambda: len(server.messages) == 1, what="the file's report")
             retries = "Delivered files cannot be moved to archive/ (attempt"
@@ -741,7 +720,7 @@ def test_thirty_seconds_of_an_unwritable_drop_folder_log_fewer_than_twenty_lines
     write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(3))
     drop_fault = refuse_writes(drop)
     log_path = tmp_path / "watch.log"
-    process = watch_process(ini, log_path)
+    process = spawn(ini, "watch", log_path=log_path)
     try:
         attempt = f"Files cannot be taken from {drop} (attempt"
         wait_for(lambda: any(attempt in line for line in lines_of(log_path)), what="the first failed claim")
@@ -815,7 +794,7 @@ def test_thirty_seconds_of_a_full_disk_log_fewer_than_twenty_lines(
     config = load_config(ini, environ={})
     work = config.agent.work_dir  # journal, processing/, archive/, the mail spool: all on one tiny disk
     log_path = tmp_path / "watch.log"
-    process = watch_process(ini, log_path, prefix=tiny_disk_prefix(work, 4096))
+    process = spawn(ini, "watch", log_path=log_path, prefix=tiny_disk_prefix(work, 4096))
     try:
         wait_for(lambda: any("uses the native observer" in line for line in lines_of(log_path)), what="start-up")
         seen_by_agent = Path(f"/proc/{process.pid}/root") / work.relative_to(work.anchor)
@@ -851,13 +830,14 @@ def test_a_file_that_vanished_from_processing_before_a_restart_keeps_watch_alive
         ini = write_config(tmp_path, sim.url, email=smtp_email(server.port))
         config = load_config(ini, environ={})
         write_flatfile(tmp_path / "drop" / "users.txt", PEOPLE_HEADER, person_rows(20))
-        crashed = watch_process(ini, tmp_path / "first.log", env={"FEED_AGENT_FAILPOINT": "receipt-journaled"})
+        killed_at = {"FEED_AGENT_FAILPOINT": "receipt-journaled"}
+        crashed = spawn(ini, "watch", log_path=tmp_path / "first.log", env=killed_at)
         assert crashed.wait(WAIT) == -signal.SIGKILL
         (left,) = config.agent.processing_dir.iterdir()
         left.unlink()  # someone cleaned processing/ while the service was down
 
         log_path = tmp_path / "watch.log"
-        process = watch_process(ini, log_path)
+        process = spawn(ini, "watch", log_path=log_path)
         try:
             wait_for(lambda: len(server.messages) == 1, what="the file's one report")
             wait_for(lambda: any("not found in" in line for line in lines_of(log_path)), what="the vanished file")
