@@ -28,6 +28,27 @@ def test_counts_rows_bad_rows_and_empty_keys_with_line_numbers() -> None:
     assert (empty.count, empty.lines) == (1, [3])
 
 
+def test_every_shape_of_empty_key_is_found_even_in_a_block_that_is_otherwise_clean() -> None:
+    """The substring signs that let a clean block skip the per-line pattern must never hide a match:
+    each body holds exactly one empty key, of one shape, and nothing else that looks empty."""
+    first = ("external_person_key", 0)
+    last = ("user_id", 3)
+    cases = [
+        (b"P1|A|B|a\n|A|B|b\n", first),  # empty first field
+        (b"P1|A|B|a\n  |A|B|b\n", first),  # only spaces
+        (b"P1|A|B|a\nP2|A|B|\n", last),  # empty last field
+        (b"P1|A|B|a\nP2|A|B|\r\n", last),  # empty last field, CRLF
+        (b"P1|A|B|a\nP2|A|B| \n", last),  # a space only
+        (b"P1|A|B|a\nP2|A||b\n", ("lastname", 2)),  # empty middle field
+    ]
+    for body, (column, index) in cases:
+        counter = scan_rows(io.BytesIO(body), b"", COLUMNS, "|", [index])
+        [empty] = counter.empty_keys
+        assert (empty.column, empty.count, empty.lines) == (column, 1, [3]), body
+    clean = scan_rows(io.BytesIO(b"P1|A|B|a\nP2| A|B C|b\n"), b"", COLUMNS, "|", [0, 1, 3])
+    assert [key.count for key in clean.empty_keys] == [0, 0, 0]
+
+
 def test_exact_across_tiny_blocks() -> None:
     rows = b"".join(b"P%d|A|B|u\n" % i if i % 7 else b"P%d|A|B\n" % i for i in range(1, 200))
     counter = scan(rows, block=64)
