@@ -25,6 +25,7 @@ from agent.journal_episodes import EpisodeJournal
 from agent.journal_jobs import JobJournal
 from agent.journal_schema import (
     ACCEPTED_STATUSES,
+    DELIVERED_AT,
     FILE_COLUMNS,
     IN_FLIGHT_STATES,
     UNSENT_STATES,
@@ -354,9 +355,7 @@ class Journal(JobJournal, EpisodeJournal):
         if before is not None:
             sql += " AND id < ?"
             params.append(before)
-        row = self._fetchone(
-            sql + " ORDER BY COALESCE(finished_at, submitted_at, updated_at) DESC, id DESC LIMIT 1", params
-        )
+        row = self._fetchone(sql + f" ORDER BY {DELIVERED_AT} DESC, id DESC LIMIT 1", params)
         return None if row is None else file_record(row)
 
     def deliveries(
@@ -383,7 +382,7 @@ class Journal(JobJournal, EpisodeJournal):
         if before is not None:
             sql += " AND id < ?"
             params.append(before)
-        sql += " ORDER BY COALESCE(finished_at, submitted_at, updated_at) DESC, id DESC"
+        sql += f" ORDER BY {DELIVERED_AT} DESC, id DESC"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)

@@ -375,6 +375,26 @@ def test_deliveries_lists_accepted_files_newest_first_with_filters(journal: Jour
     assert [r.rows for r in journal.deliveries(since=T0 + timedelta(minutes=2))] == [40, 30]
 
 
+def test_a_feeds_recent_deliveries_are_read_from_the_index_in_order_not_sorted(journal: Journal) -> None:
+    """The store notice asks for a feed's last 7 deliveries before every store, and the refresh guard
+    for the last one: both must walk index 7 in its order and stop, not sort the feed's whole history
+    (a burst of 2,000 stores of one feed sorted up to 2,000 rows per file)."""
+    for minute in range(1, 30):
+        refresh(journal, minute, Status.SUCCESS, operation="store", minutes=minute)
+    asked: list[str] = []
+    journal._conn.set_trace_callback(asked.append)
+    recent = journal.deliveries(target="learn", slug="person", operation="store", before=20, limit=7)
+    last = journal.last_delivery("learn", "person", "store")
+    journal._conn.set_trace_callback(None)
+    assert [r.rows for r in recent] == [19, 18, 17, 16, 15, 14, 13]
+    assert last is not None and last.rows == 29
+    feed_queries = [q for q in asked if q.startswith("SELECT * FROM files")]
+    assert len(feed_queries) == 2, asked
+    for sql in feed_queries:
+        plan = " ".join(str(row[-1]) for row in journal._conn.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "files_feed_recent" in plan and "TEMP B-TREE" not in plan, (sql, plan)
+
+
 def test_last_arrival_uses_arrival_then_claim_time(journal: Journal) -> None:
     assert journal.last_arrival("sis") is None
     add(journal, "a.txt", arrived_at=T0)
