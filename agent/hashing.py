@@ -4,7 +4,8 @@ Why: the journal keeps each file's digest (and S3 is sent it as the upload's int
 reading a 1 GiB export once to check it and once more to hash it doubles the disk work before the
 first byte goes out. So the inspection opens the file through a `ContentHash`: every block it reads
 is handed to a hashing thread as it is (no copy), and hashlib releases the GIL while it hashes, so
-the digest is computed on the other core while the scan goes on. What the inspection did not read
+the digest is computed on the other core while the scan goes on (a file of one block or less is
+hashed as it is read: there is nothing to overlap). What the inspection did not read
 (it stopped at a fatal problem) is read to the end when the file is closed, so the digest is always
 that of the whole file. Memory stays bounded: at most `QUEUED_BLOCKS` blocks wait for the hasher.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 import queue
 import threading
 from pathlib import Path
@@ -21,19 +23,30 @@ from typing import BinaryIO, cast
 
 QUEUED_BLOCKS = 2  # blocks read but not yet hashed (4 MiB each); the reader waits beyond this
 DRAIN_SIZE = 4 * 1024 * 1024
+# A file of at most one block is hashed as it is read, on the reading thread: there is nothing to
+# overlap, and starting and joining a thread per file was a tenth of the CPU of a burst of small files.
+INLINE_MAX_BYTES = DRAIN_SIZE
 
 
 class HashingReader(io.RawIOBase):
     """A read-only binary file whose every byte read also goes into a SHA-256, on a thread of its own."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, *, threaded: bool = True) -> None:
         super().__init__()
         self.raw = raw
         self.digest = hashlib.sha256()
         self.blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_BLOCKS)
-        self.hasher = threading.Thread(target=self._hash, name="sha256", daemon=True)
-        self.hasher.start()
+        self.hasher: threading.Thread | None = None
+        if threaded:
+            self.hasher = threading.Thread(target=self._hash, name="sha256", daemon=True)
+            self.hasher.start()
         self.result: str | None = None
+
+    def _take(self, block: bytes) -> None:
+        if self.hasher is None:
+            self.digest.update(block)
+        else:
+            self.blocks.put(block)  # bytes are immutable: the hasher may read them while we go on
 
     def _hash(self) -> None:
         while (block := self.blocks.get()) is not None:
@@ -48,14 +61,14 @@ class HashingReader(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         block = self.raw.read(-1 if size is None else size)
         if block:
-            self.blocks.put(block)  # bytes are immutable: the hasher may read them while we go on
+            self._take(block)
         return block
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         """For io.BufferedReader (the CSV check reads text through one): one copy for the hasher."""
         count = self.raw.readinto(buffer)  # type: ignore[attr-defined]
         if count:
-            self.blocks.put(bytes(memoryview(buffer)[:count]))
+            self._take(bytes(memoryview(buffer)[:count]))
         return int(count or 0)
 
     def close(self) -> None:
@@ -67,8 +80,9 @@ class HashingReader(io.RawIOBase):
                     pass
                 whole = True
             finally:
-                self.blocks.put(None)
-                self.hasher.join()
+                if self.hasher is not None:
+                    self.blocks.put(None)
+                    self.hasher.join()
                 self.raw.close()
                 # A read that failed part way leaves no digest: half a file's hash must never pass for it.
                 self.result = self.digest.hexdigest() if whole else None
@@ -85,7 +99,12 @@ class ContentHash:
         """The inspection's opener (agent.inspection.Opener): a binary file that reads and hashes."""
         if self.reader is not None:
             raise RuntimeError("a ContentHash hashes one file, opened once")
-        self.reader = HashingReader(path.open("rb"))
+        raw = path.open("rb")
+        try:
+            small = os.fstat(raw.fileno()).st_size <= INLINE_MAX_BYTES
+        except OSError:
+            small = False
+        self.reader = HashingReader(raw, threaded=not small)
         return cast(BinaryIO, self.reader)  # the read side of BinaryIO, which is all a check uses
 
     def hexdigest(self) -> str | None:

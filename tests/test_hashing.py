@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,23 @@ def test_a_check_that_stops_early_still_yields_the_whole_files_digest(tmp_path: 
 
     assert any("NUL bytes" in problem for problem in result.problems)
     assert content.hexdigest() == sha256(path)
+
+
+def test_a_small_file_is_hashed_on_the_reading_thread_with_the_same_digest(tmp_path: Path) -> None:
+    """One block or less: no hashing thread (a burst of small files paid one per file), same digest,
+    and a check that stops early still yields the whole file's digest."""
+    clean = write_flatfile(tmp_path / "users.txt", PEOPLE_HEADER, person_rows(50))
+    broken = write_flatfile(tmp_path / "broken.txt", PEOPLE_HEADER, person_rows(50))
+    with broken.open("r+b") as handle:
+        handle.seek(120)
+        handle.write(b"\x00")
+    for path in (clean, broken):
+        content = ContentHash()
+        threads_before = threading.active_count()
+        inspect_file(path, opener=content.open)
+        assert content.reader is not None and content.reader.hasher is None
+        assert threading.active_count() == threads_before
+        assert content.hexdigest() == sha256(path)
 
 
 def test_a_csv_upload_is_hashed_by_its_check_too(tmp_path: Path) -> None:
