@@ -265,10 +265,15 @@ class Guards:
 
     def _store_notice(self, settings: LearnTargetSettings, outcome: FileOutcome) -> str:
         """'3,120 rows; usually about 24,000' when a store is far below its feed's median size."""
-        recent = self.journal.deliveries(
-            target=settings.name, slug=outcome.object, operation="store", before=outcome.file_id, limit=STORE_HISTORY
+        if outcome.file_id is None:
+            return ""
+        sizes = self.journal.delivered_rows(
+            target=settings.name,
+            slug=outcome.object or "",
+            operation="store",
+            before=outcome.file_id,
+            limit=STORE_HISTORY,
         )
-        sizes = [r.rows for r in recent if r.rows is not None]
         if len(sizes) < 2:
             return ""
         usual = statistics.median(sizes)

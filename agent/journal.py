@@ -369,24 +369,16 @@ class Journal(JobJournal, EpisodeJournal):
         before: int | None = None,
         limit: int | None = None,
     ) -> list[FileRecord]:
-        """Accepted deliveries, newest first: the feed history (`history`, the store notice, the summary chart)."""
-        sql = f"SELECT * FROM files WHERE status IN ({_placeholders(len(ACCEPTED_STATUSES))})"
-        params: list[object] = [*ACCEPTED_STATUSES]
-        for column, value in (("route", route), ("object", slug), ("target", target), ("operation", operation)):
-            if value is not None:
-                sql += f" AND {column} = ?"  # column names from the fixed tuple above
-                params.append(value)
-        if since is not None:
-            sql += " AND finished_at >= ?"
-            params.append(to_db_time(since))
-        if before is not None:
-            sql += " AND id < ?"
-            params.append(before)
-        sql += f" ORDER BY {DELIVERED_AT} DESC, id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
+        """Accepted deliveries, newest first: the feed history (`history`, the summary chart)."""
+        sql, params = _deliveries_query("*", route, slug, target, operation, since, before, limit)
         return [file_record(row) for row in self._fetchall(sql, params)]
+
+    def delivered_rows(self, *, target: str, slug: str, operation: str, before: int, limit: int) -> list[int]:
+        """The row counts of a feed's last `limit` deliveries before file `before`, newest first: all
+        the store notice needs, asked before every store (a whole record per row cost more than the
+        query)."""
+        sql, params = _deliveries_query("rows", None, slug, target, operation, None, before, limit)
+        return [int(row[0]) for row in self._fetchall(sql, params) if row[0] is not None]
 
     def last_arrival(self, route: str) -> datetime | None:
         """When a file last arrived on the route (for the MISSING alert)."""
@@ -450,3 +442,33 @@ def _counts(progress: Progress | None) -> dict[str, int]:
         "warnings": progress.warnings,
         "errors": progress.errors,
     }
+
+
+def _deliveries_query(
+    columns: str,
+    route: str | None,
+    slug: str | None,
+    target: str | None,
+    operation: str | None,
+    since: datetime | None,
+    before: int | None,
+    limit: int | None,
+) -> tuple[str, list[object]]:
+    """The feed history's one query (accepted files, newest first), for `deliveries` and `delivered_rows`."""
+    sql = f"SELECT {columns} FROM files WHERE status IN ({_placeholders(len(ACCEPTED_STATUSES))})"
+    params: list[object] = [*ACCEPTED_STATUSES]
+    for column, value in (("route", route), ("object", slug), ("target", target), ("operation", operation)):
+        if value is not None:
+            sql += f" AND {column} = ?"  # column names from the fixed tuple above
+            params.append(value)
+    if since is not None:
+        sql += " AND finished_at >= ?"
+        params.append(to_db_time(since))
+    if before is not None:
+        sql += " AND id < ?"
+        params.append(before)
+    sql += f" ORDER BY {DELIVERED_AT} DESC, id DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return sql, params
