@@ -272,6 +272,15 @@ def print_table(runs: list[Run], size: int) -> None:
             f"{ratio_rss:>11}{status}"
         )
     print("\n(MB = MiB; peak RSS is ru_maxrss of each child process alone, via os.wait4)")
+    agent = next((r for r in runs if r.name.startswith("feed-agent post")), None)
+    whole = next((r for r in runs if "data-binary" in r.name), None)
+    if agent is not None and whole is not None and whole.ok:
+        print(f"feed-agent post / curl --data-binary = {agent.seconds / whole.seconds:.2f} (target <= 1.0)")
+    elif whole is not None:
+        print(
+            "curl --data-binary could not send this file: it reads the whole file into memory first and "
+            "refuses at 1 GiB; compare with it at --size-mb 512"
+        )
 
 
 if __name__ == "__main__":
