@@ -56,9 +56,12 @@ UNSENT_STATES = {
     Status.UNCONFIRMED: FileState.UNCONFIRMED,
 }
 STATUS_VALUES = tuple(status.value for status in Status)
-# When a file was delivered, as the feed history orders it; index 7 is built on this very expression
-# (SQLite uses an expression index only for the same expression).
-DELIVERED_AT = "COALESCE(finished_at, submitted_at, updated_at)"
+# When a file was delivered, as the feed history orders it. An accepted file always has it (its status
+# and finished_at are written in the same update), and index files_feed_history ends with it (then the
+# rowid): a feed's newest deliveries are read in index order and the read stops at its limit, with no
+# sort of the feed's whole history (the store notice asks before every store) and no index that every
+# update of a file in flight would have to maintain.
+DELIVERED_AT = "finished_at"
 ACCEPTED_STATUSES = (Status.SUCCESS.value, Status.WARNINGS.value, Status.ERRORS.value)
 REFRESH_OPERATIONS = ("refresh", "refreshlegacy")
 
@@ -203,10 +206,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "UPDATE batches SET finished_at = started_at, reported_at = started_at "
         "WHERE finished_at IS NULL AND reported_at IS NULL",
     ),
-    # 7: a feed's recent deliveries (the store notice asks before every store) read in the index's
-    # own order and stopped at the limit, instead of sorting the feed's whole history each time: a
-    # burst of 2,000 stores of one feed paid a sort of up to 2,000 rows per file.
-    (f"CREATE INDEX files_feed_recent ON files(target, object, operation, {DELIVERED_AT}, id)",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

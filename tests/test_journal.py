@@ -377,8 +377,8 @@ def test_deliveries_lists_accepted_files_newest_first_with_filters(journal: Jour
 
 def test_a_feeds_recent_deliveries_are_read_from_the_index_in_order_not_sorted(journal: Journal) -> None:
     """The store notice asks for a feed's last 7 deliveries before every store, and the refresh guard
-    for the last one: both must walk index 7 in its order and stop, not sort the feed's whole history
-    (a burst of 2,000 stores of one feed sorted up to 2,000 rows per file)."""
+    for the last one: both must walk files_feed_history in its order and stop, not sort the feed's
+    whole history (a burst of 2,000 stores of one feed sorted up to 2,000 rows per file)."""
     for minute in range(1, 30):
         refresh(journal, minute, Status.SUCCESS, operation="store", minutes=minute)
     asked: list[str] = []
@@ -393,7 +393,7 @@ def test_a_feeds_recent_deliveries_are_read_from_the_index_in_order_not_sorted(j
     assert len(feed_queries) == 3, asked
     for sql in feed_queries:
         plan = " ".join(str(row[-1]) for row in journal._conn.execute("EXPLAIN QUERY PLAN " + sql))
-        assert "files_feed_recent" in plan and "TEMP B-TREE" not in plan, (sql, plan)
+        assert "files_feed_history" in plan and "TEMP B-TREE" not in plan, (sql, plan)
 
 
 def test_last_arrival_uses_arrival_then_claim_time(journal: Journal) -> None:
