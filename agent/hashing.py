@@ -1,13 +1,17 @@
-"""The file's SHA-256, computed from the very blocks the inspection reads: one pass per file.
+"""The file's SHA-256, computed from the very blocks the inspection reads, for uploads that need it first.
 
-Why: the journal keeps each file's digest (and S3 is sent it as the upload's integrity checksum), and
-reading a 1 GiB export once to check it and once more to hash it doubles the disk work before the
-first byte goes out. So the inspection opens the file through a `ContentHash`: every block it reads
+Why: an S3 upload is sent the digest as its integrity checksum, before its first byte, and reading
+a 1 GiB export once to check it and once more to hash it doubles the disk work before that byte
+goes out. So the check of such a file (a profile's `checksum_first`) opens it through a
+`ContentHash`: every block it reads
 is handed to a hashing thread as it is (no copy), and hashlib releases the GIL while it hashes, so
 the digest is computed on the other core while the scan goes on (a file of one block or less is
 hashed as it is read: there is nothing to overlap). What the inspection did not read
 (it stopped at a fatal problem) is read to the end when the file is closed, so the digest is always
 that of the whole file. Memory stays bounded: at most `QUEUED_BLOCKS` blocks wait for the hasher.
+
+A Learn upload needs no digest first: it hashes what it sends (agent.targets.http.StreamedBody) and
+the journal keeps that digest with SENT, which leaves its check free to split across the cores.
 """
 
 from __future__ import annotations

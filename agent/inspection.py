@@ -158,7 +158,7 @@ def inspect_file(
             _check_delimiter(result, header)
             _check_columns(result, slug, columns)
         rest = b"" if header_end < 0 else body[header_end + 1 :]
-        # Only the plain `inspect` may split the scan across processes: the pipeline hashes as it reads.
+        # A check that hashes what it reads (an S3 file's) scans in one pass; any other may split.
         split = decoded is None and opener is _open_binary and header_end >= 0
         rows_start = (len(BOM) if result.bom else 0) + header_end + 1 if split else None
         _scan(result, handle if decoded is None else cast(BinaryIO, decoded), rest, slug, rows_start)  # it has read()

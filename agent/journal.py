@@ -187,10 +187,12 @@ class Journal(JobJournal, EpisodeJournal):
         """The upload starts: a crash from here on may have reached the destination."""
         self._update(file_id, state=FileState.SUBMITTING)
 
-    def sent(self, file_id: int, at: datetime | None = None) -> None:
+    def sent(self, file_id: int, at: datetime | None = None, sha256: str | None = None) -> None:
         """The body's last byte is going out: from here on the destination may have the file, so a
-        crash or a lost answer makes it UNCONFIRMED, never a second upload."""
-        self._update(file_id, state=FileState.SENT, sent_at=at or utcnow())
+        crash or a lost answer makes it UNCONFIRMED, never a second upload. `sha256`: the digest of
+        what was sent, when the upload computed it (Learn)."""
+        digest = {"sha256": sha256} if sha256 is not None else {}
+        self._update(file_id, state=FileState.SENT, sent_at=at or utcnow(), **digest)
 
     def upload_abandoned(self, file_id: int, reason: str) -> bool:
         """A stop cut the upload short before its last byte went out: nothing reached the destination,

@@ -10,13 +10,18 @@ would give. Memory stays one block per process. A range that hit a fatal problem
 UTF-8, an endless line) is not merged: the caller scans sequentially, so the wording of that problem
 and its line number come from the one place that writes them.
 
-Used only where nothing else must see the bytes (the `inspect` command): the pipeline's inspection
-reads the file once to check and hash it (agent.hashing), which a split scan cannot do.
+Used where nothing else must see the check's bytes: the `inspect` command, and the pipeline's check
+of a Learn file (its digest comes from the upload's own reads). An S3 file's check hashes what it
+reads (agent.hashing), which a split scan cannot do. Only a process with one thread forks: a fork
+copies no other thread, and a lock another thread held at that moment (logging's, the import
+lock) would stay locked for ever in the child; `watch` has its observer threads, so it scans in
+one process, while `post`, `run` and `inspect` split.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from itertools import pairwise
@@ -88,10 +93,13 @@ def scan_parallel(
     min_bytes: int | None = None,
 ) -> LineCounter | None:
     """The scan of the rows from byte `start` to the end, split across processes; None when it is not
-    worth it (a small file, one core) or a range met a fatal problem (then scan sequentially)."""
+    worth it (a small file, one core), not safe (other threads) or a range met a fatal problem (then
+    scan sequentially)."""
     size = path.stat().st_size
     count = workers or len(os.sched_getaffinity(0))
     if count < 2 or size - start < (PARALLEL_MIN_BYTES if min_bytes is None else min_bytes):
+        return None
+    if threading.active_count() > 1:  # see the module docstring: never fork beside other threads
         return None
     cuts = boundaries(path, start, size, count)
     ranges = [(path, low, high, columns, delimiter, keys) for low, high in pairwise(cuts)]

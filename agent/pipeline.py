@@ -271,13 +271,17 @@ class Pipeline:
         if item.receipt is not None:  # recovered after upload: inspected before the crash
             return
         target = self.config.target_for(route)
-        content = ContentHash()  # the digest comes from the inspection's own reads: one pass per file
+        # An S3 upload needs the digest before its first byte: the check hashes its own reads. Any
+        # other upload hashes what it sends (journaled with SENT), which leaves the check free to
+        # split a big file's scan across the cores.
+        content = ContentHash() if profile.checksum_first else None
         forced = context.object_override or route.object
-        result = profile.inspect(item.path, forced, target, route.encoding, opener=content.open)
+        opener = content.open if content is not None else None
+        result = profile.inspect(item.path, forced, target, route.encoding, opener=opener)
         item.inspection = result
         outcome.rows, outcome.size = result.rows, result.size
         outcome.object = profile.sent_object(result)
-        if result.size and not outcome.sha256:
+        if content is not None and result.size and not outcome.sha256:
             outcome.sha256 = content.digest_of(item.path)
         self.journal.inspected(
             item.file_id,
@@ -390,9 +394,9 @@ class Pipeline:
         self.journal.submitting(item.file_id)
         failpoints.hit("submit-journaled")
 
-        def before_last_byte() -> None:
-            outcome.sent_at = utcnow()
-            self.journal.sent(item.file_id, outcome.sent_at)
+        def before_last_byte(sha256: str) -> None:
+            outcome.sent_at, outcome.sha256 = utcnow(), sha256
+            self.journal.sent(item.file_id, outcome.sent_at, sha256)
 
         def refused() -> None:  # an answer that proves nothing was queued: it may go again
             outcome.sent_at = None

@@ -46,6 +46,9 @@ class TargetProfile:
     name_warning: Callable[[str], str | None] = field(default=lambda _name: None)
     record_logs: bool = False  # can say why each record failed (Learn, given a REST application)
     ends_later: bool = False  # the receipt is a queued job; its end comes as a notification ([webhook])
+    # The upload needs the file's digest before its first byte (S3 sends it as the object's checksum),
+    # so the check hashes what it reads; otherwise the upload hashes what it sends (see the pipeline).
+    checksum_first: bool = False
 
     def inspect(
         self,
@@ -59,8 +62,9 @@ class TargetProfile:
         """The pre-flight check for this kind of destination (no network).
 
         With the target's `settings`, a Learn file must also use the integration's delimiter;
-        `encoding` is the route's declaration for Learn files without a byte-order mark. The
-        pipeline passes an `opener` that hashes what the check reads (agent.hashing)."""
+        `encoding` is the route's declaration for Learn files without a byte-order mark. For a
+        `checksum_first` target the pipeline passes an `opener` that hashes what the check reads
+        (agent.hashing); without one, a big Learn file's scan may be split across the cores."""
         how = {"opener": opener} if opener is not None else {}
         if self.learn_feeds:
             return inspect_file(path, forced_object, self.expected_delimiter(settings), encoding, **how)
@@ -144,6 +148,7 @@ S3 = TargetProfile(
     where_to_look="s3 key {ref} in the S3 console",
     recent_uploads="the S3 console (the objects' Last modified)",
     name_warning=handshake_name_warning,
+    checksum_first=True,
 )
 JOB = TargetProfile(
     kind="job",
@@ -154,6 +159,7 @@ JOB = TargetProfile(
     where_to_look="job id {ref} in the job service's log",
     recent_uploads="the job service's log",
     ends_later=True,
+    checksum_first=True,
 )
 PROFILES = {profile.kind: profile for profile in (LEARN, S3, JOB)}
 

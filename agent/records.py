@@ -80,12 +80,14 @@ class Submission:
     non_ascii: bool = False  # decides add_bom = auto
     has_bom: bool = False
     encoding: str = "utf-8"  # as inspected: utf-8, utf-16-le/-be (with its BOM) or latin-1 (never a BOM)
-    before_last_byte: Callable[[], None] | None = None  # called before the body's last piece is sent
+    # Called before the body's last piece is sent, with the SHA-256 (hex) of the file's bytes as sent
+    # (the digest of a Learn file comes from its upload's own reads: agent.targets.http.StreamedBody).
+    before_last_byte: Callable[[str], None] | None = None
     refused: Callable[[], None] | None = None  # an answer proved it was not taken; it may go again
     stop: threading.Event | None = None  # a stop request ends a pause between attempts
     notify_url: str | None = None  # this job's own notification URL (secret: never logged or reported)
     on_sent: UploadProgress | None = field(default=None, compare=False, repr=False)
-    sha256: str | None = None  # the whole file's digest from the inspection (S3 sends it as its checksum)
+    sha256: str | None = None  # the whole file's digest, when known before sending (S3 sends it as its checksum)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from agent.parallelscan import boundaries, scan_parallel
 HEADER = "external_person_key|data_source_key|firstname|lastname|user_id"
 COLUMNS = HEADER.split("|")
 KEYS = [0, 4]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def messy_file(path: Path, rows: int = 30_000) -> Path:
@@ -55,16 +60,45 @@ def facts(counter: LineCounter) -> tuple[object, ...]:
     )
 
 
+def split_facts(path: str, workers: int, min_bytes: int | None = 0) -> object:
+    """The split scan's facts, as JSON, or None when it did not split."""
+    split = scan_parallel(Path(path), len(HEADER) + 1, COLUMNS, "|", KEYS, workers=workers, min_bytes=min_bytes)
+    return None if split is None else json.loads(json.dumps(facts(split)))
+
+
+def split_inspection(path: str) -> object:
+    """What `inspect_file` says when it may split however small the file is."""
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr("agent.parallelscan.PARALLEL_MIN_BYTES", 0)
+    return inspect_file(Path(path)).to_json()
+
+
+def in_fresh_process(function: str, *arguments: object) -> object:
+    """Call one of this module's functions in a new interpreter and return its JSON answer.
+
+    Why: a split scan forks only in a process with no other thread (agent.parallelscan), as `post`,
+    `run` and `inspect` are; the test process has the threads of its shared servers."""
+    code = (
+        "import json, sys; import tests.test_parallelscan as m; "
+        f"print(json.dumps(m.{function}(*json.loads(sys.argv[1]))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(arguments)], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return json.loads(done.stdout)
+
+
 @pytest.mark.parametrize("workers", [2, 3, 7])
 def test_a_split_scan_equals_one_pass(tmp_path: Path, workers: int) -> None:
     path = messy_file(tmp_path / "users.txt")
     start = len(HEADER) + 1
 
-    split = scan_parallel(path, start, COLUMNS, "|", KEYS, workers=workers, min_bytes=0)
+    split = in_fresh_process("split_facts", str(path), workers)
 
     assert split is not None
-    assert facts(split) == facts(sequential(path, start))
-    assert split.bad_rows > 1 and split.empty_keys[0].count > 1 and split.quoted.count > 1
+    assert split == json.loads(json.dumps(facts(sequential(path, start))))
+    _, bad_rows, _, _, _, _, _, empty_keys, quoted = split  # type: ignore[misc]
+    assert bad_rows > 1 and empty_keys[0][0] > 1 and quoted[0] > 1
 
 
 def test_ranges_start_just_after_a_line_end(tmp_path: Path) -> None:
@@ -77,21 +111,35 @@ def test_ranges_start_just_after_a_line_end(tmp_path: Path) -> None:
 
 def test_a_fatal_problem_in_any_range_leaves_the_scan_to_one_pass(tmp_path: Path) -> None:
     path = messy_file(tmp_path / "users.txt")
+    assert in_fresh_process("split_facts", str(path), 3) is not None  # it would split...
     data = bytearray(path.read_bytes())
-    data[-40] = 0  # a NUL byte in the last range
+    data[-40] = 0  # ...but a NUL byte in the last range
     path.write_bytes(bytes(data))
-    assert scan_parallel(path, len(HEADER) + 1, COLUMNS, "|", KEYS, workers=3, min_bytes=0) is None
+    assert in_fresh_process("split_facts", str(path), 3) is None
 
 
 def test_small_files_are_scanned_in_one_pass(tmp_path: Path) -> None:
     path = messy_file(tmp_path / "users.txt", rows=100)
-    assert scan_parallel(path, len(HEADER) + 1, COLUMNS, "|", KEYS, workers=3) is None
+    assert in_fresh_process("split_facts", str(path), 3, None) is None
 
 
-def test_inspect_words_the_same_problems_either_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_process_with_other_threads_never_forks_to_split(tmp_path: Path) -> None:
+    """A fork copies only the calling thread; a lock another thread held at that moment would stay
+    locked in the child. `watch` has its observer threads: it scans in one process."""
     path = messy_file(tmp_path / "users.txt")
-    monkeypatch.setattr("agent.parallelscan.PARALLEL_MIN_BYTES", 0)
-    split = inspect_file(path)  # the `inspect` command's way: split across processes
-    one_pass = inspect_file(path, opener=ContentHash().open)  # the pipeline's way: one hashed pass
-    assert split == one_pass
-    assert len(split.problems) >= 3 and split.bad_row_lines
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, name="other")
+    other.start()
+    try:
+        assert scan_parallel(path, len(HEADER) + 1, COLUMNS, "|", KEYS, workers=3, min_bytes=0) is None
+    finally:
+        release.set()
+        other.join()
+
+
+def test_inspect_words_the_same_problems_either_way(tmp_path: Path) -> None:
+    path = messy_file(tmp_path / "users.txt")
+    split = in_fresh_process("split_inspection", str(path))  # `inspect`'s way: split across processes
+    one_pass = inspect_file(path, opener=ContentHash().open)  # an S3 check's way: one hashed pass
+    assert split == json.loads(json.dumps(one_pass.to_json()))
+    assert len(one_pass.problems) >= 3 and one_pass.bad_row_lines

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,8 +51,14 @@ class StreamedBody:
     at the length announced at the start (a file that grows meanwhile cannot overrun the header).
 
     `before_last` runs before the piece that completes the body is handed out (`complete` is then
-    True); `after_last` runs when the sender asks for more after it, i.e. once every byte was handed
-    to the socket (urllib3 reads until an empty piece).
+    True), with the SHA-256 of the file's bytes (the prefix is not the file's); `after_last` runs
+    when the sender asks for more after it, i.e. once every byte was handed to the socket (urllib3
+    reads until an empty piece).
+
+    Why hash here: the upload reads every byte anyway, and while it waits for the server the
+    client's core is idle; the check before sending is then free to split its scan across the
+    cores (agent.parallelscan) instead of sharing one with a hashing thread. The digest is of what
+    was sent, which is what the journal must know.
     """
 
     def __init__(
@@ -60,7 +67,7 @@ class StreamedBody:
         prefix: bytes = b"",
         on_sent: UploadProgress | None = None,
         *,
-        before_last: Callable[[], None] | None = None,
+        before_last: Callable[[str], None] | None = None,
         after_last: Callable[[], None] | None = None,
     ) -> None:
         self._prefix = prefix
@@ -71,6 +78,7 @@ class StreamedBody:
         self._after_last = after_last
         self.sent = 0
         self.complete = False
+        self._digest = hashlib.sha256()
 
     def __len__(self) -> int:
         return self._length
@@ -85,13 +93,15 @@ class StreamedBody:
         wanted = min(left, size if size and size > 0 else PIECE)
         if self._prefix:
             head, self._prefix = self._prefix[:wanted], self._prefix[wanted:]
-            data = head + (self._file.read(wanted - len(head)) if wanted > len(head) else b"")
+            own = self._file.read(wanted - len(head)) if wanted > len(head) else b""
+            data = head + own
         else:
-            data = self._file.read(wanted)
+            data = own = self._file.read(wanted)
+        self._digest.update(own)
         if self.sent + len(data) >= self._length and data:
             self.complete = True
             if self._before_last is not None:
-                self._before_last()
+                self._before_last(self._digest.hexdigest())
         self.sent += len(data)
         if self._on_sent is not None:
             self._on_sent(self.sent, self._length)

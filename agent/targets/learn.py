@@ -221,10 +221,10 @@ class LearnTarget:
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         before_last = submission.before_last_byte
 
-        def last_piece() -> None:
+        def last_piece(sha256: str) -> None:
             if before_last is not None:
                 with interrupts.deferred():  # the journal write that decides what a crash means
-                    before_last()
+                    before_last(sha256)
 
         with StreamedBody(
             submission.path,

@@ -258,9 +258,11 @@ class Hooks:
     def __init__(self) -> None:
         self.last_byte = 0
         self.refused = 0
+        self.digests: list[str] = []
 
-    def on_last_byte(self) -> None:
+    def on_last_byte(self, sha256: str) -> None:
         self.last_byte += 1
+        self.digests.append(sha256)
 
     def on_refused(self) -> None:
         self.refused += 1
@@ -280,6 +282,8 @@ def test_a_connection_dropped_after_the_whole_body_is_never_sent_again(sim, targ
     assert "may have accepted it, so it was not sent again" in caught.value.message
     assert sim.upload_attempts == 1
     assert (hooks.last_byte, hooks.refused) == (1, 0)
+    # the hook is told the digest of the file's bytes as they went out (the journal keeps it with SENT)
+    assert hooks.digests == [hashlib.sha256(people_file(tmp_path).read_bytes()).hexdigest()]
 
 
 def test_a_read_timeout_after_the_whole_body_is_never_sent_again(sim, tmp_path):
