@@ -287,6 +287,18 @@ class Journal(JobJournal, EpisodeJournal):
         if cursor.rowcount == 0:
             raise KeyError(f"no file with id {file_id} in the journal")
 
+    def planned_batch(self, file_ids: list[int]) -> int | None:
+        """The one batch all these files were planned in, or None (several, or a file in none).
+
+        One query per 500 files (old SQLite allows 999 parameters), not a whole record per file."""
+        batches: set[int | None] = set()
+        for start in range(0, len(file_ids), 500):
+            chunk: list[object] = [*file_ids[start : start + 500]]
+            sql = f"SELECT DISTINCT batch_id FROM files WHERE id IN ({_placeholders(len(chunk))})"
+            batches.update(row[0] for row in self._fetchall(sql, chunk))
+        only = batches.pop() if len(batches) == 1 else None
+        return None if only is None else int(only)
+
     def file(self, file_id: int) -> FileRecord:
         row = self._fetchone("SELECT * FROM files WHERE id = ?", (file_id,))
         if row is None:

@@ -9,6 +9,7 @@ one block (4 MiB) at a time.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from collections.abc import Sequence
 from itertools import repeat
@@ -46,7 +47,7 @@ class LineCounter:
         self.non_ascii = False
         # Deleting every byte except the delimiter and "\n" leaves, for a clean block, exactly
         # `row_pattern` once per line: one bytes comparison checks every line's column count.
-        self.keep_only_structure = bytes(b for b in _EVERY_BYTE if b not in (self.sep[0], 0x0A))
+        self.keep_only_structure = _all_bytes_but(self.sep[0], 0x0A)
         self.row_pattern = self.sep * self.expected + b"\n"
         self.empty_keys = [_EmptyKey(columns[i], self._empty_field_pattern(i)) for i in key_indexes]
         self.quoted = _Occurrences(
@@ -136,6 +137,13 @@ class LineCounter:
                 self.bad_rows_trailing += 1
             if len(self.bad_row_lines) < MAX_REPORTED_LINES:
                 self.bad_row_lines.append(self.line_no + offset)
+
+
+@functools.lru_cache(maxsize=16)
+def _all_bytes_but(*kept: int) -> bytes:
+    """The deletion table that keeps only `kept` (built once per delimiter, not once per file: a burst
+    of small files paid 255 generator steps each)."""
+    return bytes(b for b in _EVERY_BYTE if b not in kept)
 
 
 class _Occurrences:

@@ -157,11 +157,10 @@ class Pipeline:
 
     def _batch_of(self, route: RouteSettings, file_ids: list[int]) -> int:
         """The batch the files were planned in, or a new one (a file adopted by `post --keep`)."""
-        records = [self.journal.file(file_id) for file_id in file_ids]
-        planned = {record.batch_id for record in records}
-        if len(planned) == 1 and None not in planned:
-            return int(planned.pop() or 0)
-        return self.journal.start_batch(route.name, records[0].owner if records else Owner.SERVICE)
+        planned = self.journal.planned_batch(file_ids)
+        if planned is not None:
+            return planned
+        return self.journal.start_batch(route.name, self.journal.file(file_ids[0]).owner if file_ids else Owner.SERVICE)
 
     def _summarize(self, batch: BatchOutcome) -> None:
         """The summary, once: journaled as sent the moment the mailer took it (or when none is due)."""

@@ -15,7 +15,7 @@ import pytest
 
 from agent.errors import JournalError
 from agent.journal import FileRecord, Journal
-from agent.journal_schema import MIGRATIONS, SCHEMA_VERSION, FileState, JobState
+from agent.journal_schema import MIGRATIONS, SCHEMA_VERSION, FileState, JobState, Owner
 from agent.records import Receipt, Status
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -394,6 +394,16 @@ def test_a_feeds_recent_deliveries_are_read_from_the_index_in_order_not_sorted(j
     for sql in feed_queries:
         plan = " ".join(str(row[-1]) for row in journal._conn.execute("EXPLAIN QUERY PLAN " + sql))
         assert "files_feed_history" in plan and "TEMP B-TREE" not in plan, (sql, plan)
+
+
+def test_the_planned_batch_is_the_one_batch_of_all_the_files(journal: Journal) -> None:
+    first = journal.start_batch("sis", Owner.SERVICE)
+    ids = [add(journal, f"f{i}.txt", batch_id=first) for i in range(1203)]  # more than one query's worth
+    assert journal.planned_batch(ids) == first
+    other = journal.start_batch("sis", Owner.SERVICE)
+    assert journal.planned_batch([*ids, add(journal, "late.txt", batch_id=other)]) is None  # two batches
+    assert journal.planned_batch([*ids, add(journal, "loose.txt")]) is None  # one file in no batch
+    assert journal.planned_batch([]) is None
 
 
 def test_last_arrival_uses_arrival_then_claim_time(journal: Journal) -> None:
