@@ -132,7 +132,7 @@ class WriteCheck:
             log.error("%s kept changing for %s after it was claimed; holding it", outcome.name, waited)
             return BeforeSend(changed=True, held=still_changing(waited))
         self.journal.claim_resettled(item.file_id, size=settled[0], mtime_ns=settled[1])  # what is sent
-        outcome.sha256 = None  # of the part seen at the claim: the inspection computes it again
+        outcome.sha256 = None  # of the part seen at the claim: the check (S3) or the upload (Learn) hashes it again
         return BeforeSend(changed=True)
 
     def ready_to_send(self, item: BatchItem, reinspect: Callable[[], None], hold: Callable[[str], None]) -> bool:
