@@ -28,6 +28,7 @@ from itertools import pairwise
 from multiprocessing import get_context
 from pathlib import Path
 
+from agent.heap import keep_freed_blocks
 from agent.linescan import MAX_REPORTED_LINES, LineCounter, scan_rows
 
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # below this, starting processes costs more than it saves
@@ -101,6 +102,7 @@ def scan_parallel(
         return None
     if threading.active_count() > 1:  # see the module docstring: never fork beside other threads
         return None
+    keep_freed_blocks()  # before the fork: every process of the scan reuses its blocks (agent.heap)
     cuts = boundaries(path, start, size, count)
     ranges = [(path, low, high, columns, delimiter, keys) for low, high in pairwise(cuts)]
     with ProcessPoolExecutor(max_workers=count - 1, mp_context=get_context("fork")) as pool:

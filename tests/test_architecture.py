@@ -29,6 +29,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.interrupts",
         "agent.printable",
         "agent.processes",
+        "agent.heap",
     ),
     1: (
         "agent.retry",
