@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import hashlib
 import logging
 import os
 import re
@@ -29,6 +28,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from agent.hashing import sha256_of
 from agent.printable import printable
 from agent.settings import AgentSettings
 
@@ -149,18 +149,10 @@ def find_moved(folder: Path, names: Iterator[str], *, size: int | None, sha256: 
             break
         if size is not None and path.stat().st_size != size:
             continue
-        if sha256 is not None and _sha256(path) != sha256:
+        if sha256 is not None and sha256_of(path) != sha256:
             continue
         found = path
     return found
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while piece := handle.read(1024 * 1024):
-            digest.update(piece)
-    return digest.hexdigest()
 
 
 def _stamped(name: str, when: datetime) -> Iterator[str]:

@@ -15,7 +15,6 @@ RSS <= 80 MB and flat in file size (curl --data-binary holds the whole file in m
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,8 @@ import textwrap
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from agent.hashing import sha256_of
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = REPO / ".venv" / "bin" / "python"
@@ -90,14 +91,6 @@ def generate(path: Path, size_mb: int) -> int:
             written += len(block)
             rows += 100_000
     return rows
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while piece := handle.read(1024 * 1024):
-            digest.update(piece)
-    return digest.hexdigest()
 
 
 def measure(name: str, command: list[str], env: dict[str, str] | None, work: Path) -> Run:
