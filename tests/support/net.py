@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -29,3 +29,23 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=20)
+
+
+def reply(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    payload: bytes,
+    headers: Iterable[tuple[str, str]] = (),
+    *,
+    body: bool = True,
+) -> None:
+    """Answer with `headers` and `payload` under its own Content-Length (any other one is dropped);
+    `body=False` for HEAD. Only the status line is added: a proxy passes on the upstream's Date."""
+    handler.send_response_only(status)
+    for name, value in headers:
+        if name.lower() != "content-length":
+            handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    if body:
+        handler.wfile.write(payload)

@@ -32,7 +32,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from agent.settings import JobTargetSettings, S3TargetSettings, Secret
-from tests.support.net import free_port, serving
+from tests.support.net import free_port, reply, serving
 
 MOTO_REGION = "eu-central-1"
 
@@ -316,13 +316,12 @@ def _job_handler(stand_in: JobApiStandIn) -> type[BaseHTTPRequestHandler]:
             )
             status, answer, headers = stand_in.answer(call)
             payload = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            reply(
+                self,
+                status,
+                payload,
+                [("Date", self.date_time_string()), ("Content-Type", "application/json"), *headers.items()],
+            )
 
         def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
             return

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.support.net import serving
+from tests.support.net import reply, serving
 from tests.support.s3 import WriteOnlyBucket
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection", "te", "upgrade"}
@@ -126,14 +126,7 @@ def _handler(proxy: S3FaultProxy) -> type[BaseHTTPRequestHandler]:
             finally:
                 connection.close()
             proxy.note(operation, status)
-            self.send_response_only(status)
-            for name, value in kept:
-                if name.lower() != "content-length":
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
+            reply(self, status, payload, kept, body=self.command != "HEAD")
 
         def _answer_fault(self, fault: Fault, operation: str) -> None:
             proxy.note(operation, fault.status)
@@ -141,13 +134,7 @@ def _handler(proxy: S3FaultProxy) -> type[BaseHTTPRequestHandler]:
                 f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{fault.code}</Code>'
                 f"<Message>injected by the test proxy</Message></Error>"
             ).encode()
-            self.send_response_only(fault.status)
-            self.send_header("Content-Type", "application/xml")
-            for name, value in fault.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            reply(self, fault.status, payload, [("Content-Type", "application/xml"), *fault.headers.items()])
 
         def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
             return
