@@ -48,6 +48,7 @@ from tests.support.learn import (
     person_rows,
     write_flatfile,
 )
+from tests.support.pipeline import drop_standard_files
 from tests.support.smtp import SmtpServer
 from tests.support.waiting import wait_for
 
@@ -59,11 +60,7 @@ IN_ORDER = ["person", "course", "membership"]
 
 def _drop_batch(drop: Path) -> None:
     """Memberships first, people last (mtimes too), so only the agent's ordering can get it right."""
-    written = [
-        write_flatfile(drop / "enrol.txt", MEMBERSHIP_HEADER, membership_rows(4, courses=2)),
-        write_flatfile(drop / "courses.txt", COURSE_HEADER, course_rows(2)),
-        write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(4)),
-    ]
+    written = list(drop_standard_files(drop).values())  # memberships, courses, people
     start = time.time() - 60
     for offset, path in enumerate(written):
         os.utime(path, (start + offset, start + offset))

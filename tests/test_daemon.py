@@ -700,21 +700,27 @@ def test_an_unwritable_archive_at_start_keeps_watch_alive_and_sends_one_email(
             assert journal.troubles() == [] and journal.in_flight() == []
 
 
+RETRY_SCALE = 10  # the back-off's defaults (5 s doubling to 300 s) 10 times shorter: 3 s stand for 30 s
+
+
+def short_retries_config(tmp_path: Path, learn_sim: LearnSimulator, server: SmtpServer) -> Path:
+    """A config whose failure back-off runs RETRY_SCALE times faster, mailing only problems."""
+    return write_config(
+        tmp_path,
+        learn_sim.url,
+        agent_extra=f"retry_first_seconds = {5 / RETRY_SCALE}\nretry_max_seconds = {300 / RETRY_SCALE}",
+        email=smtp_email(server.port, "per_file = problems\n"),
+    )
+
+
 def test_thirty_seconds_of_an_unwritable_drop_folder_log_fewer_than_twenty_lines(
     tmp_path: Path,
     learn_sim: LearnSimulator,
     smtp_server: Callable[..., SmtpServer],
     refuse_writes: Callable[[Path], ReadOnlyFolder],
 ) -> None:
-    # The defaults are 5 s doubling to 300 s; here both are 10 times shorter, so 3 s stand for 30 s.
-    scale = 10
     server = smtp_server()
-    ini = write_config(
-        tmp_path,
-        learn_sim.url,
-        agent_extra=f"retry_first_seconds = {5 / scale}\nretry_max_seconds = {300 / scale}",
-        email=smtp_email(server.port, "per_file = problems\n"),
-    )
+    ini = short_retries_config(tmp_path, learn_sim, server)
     config = load_config(ini, environ={})
     drop = config.route().watch
     write_flatfile(drop / "users.txt", PEOPLE_HEADER, person_rows(3))
@@ -724,7 +730,7 @@ def test_thirty_seconds_of_an_unwritable_drop_folder_log_fewer_than_twenty_lines
     try:
         attempt = f"Files cannot be taken from {drop} (attempt"
         wait_for(lambda: any(attempt in line for line in lines_of(log_path)), what="the first failed claim")
-        time.sleep(30 / scale)  # the window under test (not an assertion on time: lines are counted)
+        time.sleep(30 / RETRY_SCALE)  # the window under test (not an assertion on time: lines are counted)
         lines = lines_of(log_path)
         assert process.poll() is None
         assert len(lines) < 20, "\n".join(lines)
@@ -783,14 +789,8 @@ def test_run_with_an_unwritable_archive_says_so_in_plain_words_and_the_next_run_
 def test_thirty_seconds_of_a_full_disk_log_fewer_than_twenty_lines(
     tmp_path: Path, learn_sim: LearnSimulator, smtp_server: Callable[..., SmtpServer]
 ) -> None:
-    scale = 10  # 5 s doubling to 300 s by default; 10 times shorter here, so 3 s stand for 30 s
     server = smtp_server()
-    ini = write_config(
-        tmp_path,
-        learn_sim.url,
-        agent_extra=f"retry_first_seconds = {5 / scale}\nretry_max_seconds = {300 / scale}",
-        email=smtp_email(server.port, "per_file = problems\n"),
-    )
+    ini = short_retries_config(tmp_path, learn_sim, server)
     config = load_config(ini, environ={})
     work = config.agent.work_dir  # journal, processing/, archive/, the mail spool: all on one tiny disk
     log_path = tmp_path / "watch.log"
@@ -801,7 +801,7 @@ def test_thirty_seconds_of_a_full_disk_log_fewer_than_twenty_lines(
         filler = fill_up(seen_by_agent)
         write_flatfile(config.route().watch / "users.txt", PEOPLE_HEADER, person_rows(3))
         wait_for(lambda: any("(attempt 1, failing since" in line for line in lines_of(log_path)), what="a failure")
-        time.sleep(30 / scale)  # the window under test (lines are counted, not seconds)
+        time.sleep(30 / RETRY_SCALE)  # the window under test (lines are counted, not seconds)
         lines = lines_of(log_path)
         assert process.poll() is None  # still watching
         assert len(lines) < 20, "\n".join(lines)
