@@ -127,6 +127,7 @@ def test_a_process_with_other_threads_never_forks_to_split(tmp_path: Path) -> No
     """A fork copies only the calling thread; a lock another thread held at that moment would stay
     locked in the child. `watch` has its observer threads: it scans in one process."""
     path = messy_file(tmp_path / "users.txt")
+    assert in_fresh_process("split_facts", str(path), 3) is not None  # alone, this process would split
     release = threading.Event()
     other = threading.Thread(target=release.wait, name="other")
     other.start()
