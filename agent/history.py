@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from agent.journal import Journal
-from agent.journal_schema import FileRecord
+from agent.journal_schema import ACCEPTED_STATUSES, FileRecord
 from agent.printable import printable
 from agent.records import BatchOutcome, FeedHistory, FeedPoint
 from agent.wording import format_count
@@ -50,11 +50,15 @@ def batch_history(journal: Journal, batch: BatchOutcome, limit: int = CHART_DELI
     for slug, operation in feeds:
         delivered = journal.deliveries(route=batch.route, slug=slug, operation=operation, limit=limit)
         points = [_point(record, record.id in ours) for record in reversed(delivered)]
-        seen = {point.file_id for point in points}
-        for outcome in batch.files:
-            same = (outcome.object, outcome.operation) == (slug, operation)
-            if same and outcome.file_id is not None and outcome.file_id not in seen:
-                points.append(_point(journal.file(outcome.file_id), True))  # held or failed: not delivered
+        refused = [  # held or failed: not among the deliveries, charted after them
+            outcome.file_id
+            for outcome in batch.files
+            if (outcome.object, outcome.operation) == (slug, operation)
+            and outcome.file_id is not None
+            and outcome.status.value not in ACCEPTED_STATUSES
+        ]
+        # Only the last `limit` points are charted: a burst of thousands reads `limit` records, not all.
+        points += [_point(journal.file(file_id), True) for file_id in refused[-limit:]]
         histories.append(FeedHistory(batch.route, slug, operation, tuple(points[-limit:])))
     return histories
 

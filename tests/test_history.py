@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.history import BAR_MAX_PX, BAR_MIN_PX, PAST_COLOUR, chart, sparkline
-from agent.records import FeedHistory, FeedPoint
+from agent.history import BAR_MAX_PX, BAR_MIN_PX, PAST_COLOUR, batch_history, chart, sparkline
+from agent.journal import Journal
+from agent.journal_schema import FileRecord
+from agent.records import BatchOutcome, FeedHistory, FeedPoint, Progress, Result, Status
 from agent.simulator import LearnSimulator
 from tests.support.agentconf import write_config
 from tests.support.learn import COURSE_HEADER, PEOPLE_HEADER, course_rows, person_rows, write_flatfile
-from tests.support.outcomes import body, outbox_messages
+from tests.support.outcomes import body, outbox_messages, outcome
 
 NOW = datetime(2026, 12, 6, 2, 10, tzinfo=timezone.utc)
 
@@ -86,3 +88,32 @@ def test_history_shows_each_feeds_last_deliveries_and_the_summary_charts_them(
     text = body(summary, "plain")
     assert "Feed history" in text and re.search(r"person/store\s+███▂", text)
     assert "today 100 (marked)" in " ".join(text.split())
+
+
+class _CountingJournal(Journal):
+    """A real journal that counts the whole-record reads the chart makes."""
+
+    reads = 0
+
+    def file(self, file_id: int) -> FileRecord:
+        self.reads += 1
+        return super().file(file_id)
+
+
+def test_a_burst_charts_the_feeds_last_deliveries_in_order_and_reads_only_the_refused_files(tmp_path: Path) -> None:
+    """A batch of 12 people files, one held: the chart is the last deliveries, oldest first, then the
+    held one; the journal is asked for that one record, not for every file of the burst."""
+    with _CountingJournal(tmp_path / "journal.sqlite3") as journal:
+        batch = BatchOutcome(route="sis", started_at=NOW)
+        for n in range(12):
+            file_id = journal.add_file(route="sis", target="learn", name=f"u{n}.txt", source_path=tmp_path / f"u{n}")
+            journal.inspected(file_id, rows=100 + n, size=10, object="person", operation="store", sha256=None)
+            status = Status.HELD if n == 5 else Status.SUCCESS
+            journal.finished(file_id, Result(status, Progress(completed=100 + n), finished_at=NOW))
+            batch.files.append(outcome(status, f"u{n}.txt", object="person", operation="store", file_id=file_id))
+
+        (history,) = batch_history(journal, batch, limit=7)
+
+    assert [point.rows for point in history.points] == [106, 107, 108, 109, 110, 111, 105]
+    assert history.points[-1].status == "HELD" and all(point.current for point in history.points)
+    assert journal.reads == 1
