@@ -132,6 +132,7 @@ class WriteCheck:
             log.error("%s kept changing for %s after it was claimed; holding it", outcome.name, waited)
             return BeforeSend(changed=True, held=still_changing(waited))
         self.journal.claim_resettled(item.file_id, size=settled[0], mtime_ns=settled[1])  # what is sent
+        item.record = replace(item.record, size=settled[0], claimed_size=settled[0], claimed_mtime_ns=settled[1])
         outcome.sha256 = None  # of the part seen at the claim: the check (S3) or the upload (Learn) hashes it again
         return BeforeSend(changed=True)
 
@@ -149,7 +150,7 @@ class WriteCheck:
         """The destination's result, or FAILED "changed while it was sent" when the file is no longer
         what was sent (size or mtime changed since the check before sending)."""
         outcome = item.outcome
-        sent = _at_claim(self.journal.file(item.file_id))  # as claimed, or as it was once still again
+        sent = _at_claim(item.record)  # as claimed, or as it was once still again (journaled and kept alike)
         now = signature(item.path)
         if sent is None or now is None or now == sent:
             return result
