@@ -220,8 +220,9 @@ def _copy_across(source: Path, destination: Path) -> None:
         raise
 
 
-def _move(source: Path, destination: Path) -> None:
-    """Move without ever overwriting; FileExistsError when `destination` is taken."""
+def _move(source: Path, destination: Path, *, durable: bool = True) -> None:
+    """Move without ever overwriting; FileExistsError when `destination` is taken. `durable` False:
+    the caller syncs the folder itself (`make_durable`) before it journals the move."""
     try:
         _rename_noreplace(source, destination)
     except OSError as exc:
@@ -229,31 +230,39 @@ def _move(source: Path, destination: Path) -> None:
             raise
         _copy_across(source, destination)
         return
-    _fsync_dir(destination.parent)
+    if durable:
+        _fsync_dir(destination.parent)
 
 
-def _move_to_first_free(source: Path, folder: Path, candidates: Iterator[str]) -> Path:
+def _move_to_first_free(source: Path, folder: Path, candidates: Iterator[str], *, durable: bool = True) -> Path:
     if not source.exists() and not source.is_symlink():
         raise FileNotFoundError(errno.ENOENT, "the file is no longer there", str(source))
     folder.mkdir(parents=True, exist_ok=True)
     for candidate in candidates:
         destination = folder / candidate
         try:
-            _move(source, destination)
+            _move(source, destination, durable=durable)
         except FileExistsError:
             continue
         return destination
     raise FileExistsError(errno.EEXIST, f"no free name left for {source.name}", str(folder))
 
 
-def claim(source: Path, processing_dir: Path) -> Path:
+def claim(source: Path, processing_dir: Path, *, durable: bool = True) -> Path:
     """Take a file out of the drop folder into processing/ (atomic rename); returns its new path.
 
-    Raises FileNotFoundError when the file vanished (the SIS or an admin removed it).
+    Raises FileNotFoundError when the file vanished (the SIS or an admin removed it). `durable`
+    False: a batch's claims are synced together (`make_durable`), one fsync instead of one per file.
     """
-    destination = _move_to_first_free(source, processing_dir, _numbered(source.name))
+    destination = _move_to_first_free(source, processing_dir, _numbered(source.name), durable=durable)
     log.debug("claimed %s -> %s", source, destination)
     return destination
+
+
+def make_durable(folder: Path) -> None:
+    """The renames into `folder` so far reach the disk: called before any of them is journaled, so
+    after a power loss the journal never names a file where its rename was lost."""
+    _fsync_dir(folder)
 
 
 def put_back(path: Path, destination: Path) -> Path:

@@ -2,11 +2,13 @@
 
 Why in two steps: "the dependency order holds across a crash" needs the restart to know the whole
 batch, not just the files that happened to be moved already. So the batch and every file in it are
-journaled first (state claiming, with the drop-folder path); only then is each file renamed into
-processing/ and journaled as claimed. A crash anywhere in between leaves every file of the batch
-either in the drop folder or in processing/ under a name derived from its own (`archive.claim`),
-and `settle_claim` finds it in either place and finishes the claim, so recovery sends the batch
-whole and in order instead of sending the one file that was already moved.
+journaled first (state claiming, with the drop-folder path); only then is every file renamed into
+processing/, the folder synced once, and each file journaled as claimed. A crash anywhere in between
+leaves every file of the batch either in the drop folder or in processing/ under a name derived from
+its own (`archive.claim`), and `settle_claim` finds it in either place and finishes the claim, so
+recovery sends the batch whole and in order instead of sending the files that were already moved.
+One sync for the batch, not one per file: what matters is that every rename is on disk before the
+journal names any file's new place, and a burst of 2,000 files then pays one fsync, not 2,000.
 """
 
 from __future__ import annotations
@@ -67,16 +69,19 @@ def take(
             )
             planned.append((file_id, item.path))
     failpoints.hit("batch-planned")
-    claimed: list[int] = []
-    for file_id, path in planned:
-        try:
-            if _claim(journal, processing_dir, file_id, path):
-                claimed.append(file_id)
-        except OSError:  # the drop folder refuses (permissions, a full disk): the files wait there
-            if not claimed:
-                journal.unplanned(batch_id)  # nothing moved: the attempt leaves no trace
-            raise  # some moved: the batch stays planned and recovery finishes it, in order
-    return Taken(batch_id, claimed)
+    moved: list[tuple[int, Path]] = []
+    try:
+        for file_id, path in planned:
+            destination = _move_in(journal, processing_dir, file_id, path, durable=False)
+            if destination is not None:
+                moved.append((file_id, destination))
+    except OSError:  # the drop folder refuses (permissions, a full disk): the files wait there
+        if not moved:
+            journal.unplanned(batch_id)  # nothing moved: the attempt leaves no trace
+        _journal_claims(journal, processing_dir, moved)
+        raise  # some moved: the batch stays planned and recovery finishes it, in order
+    _journal_claims(journal, processing_dir, moved)
+    return Taken(batch_id, [file_id for file_id, _ in moved])
 
 
 def settle_claim(journal: Journal, processing_dir: Path, record: FileRecord) -> Path | None:
@@ -88,22 +93,31 @@ def settle_claim(journal: Journal, processing_dir: Path, record: FileRecord) -> 
     """
     moved = _already_moved(journal, processing_dir, record)
     if moved is None:
-        return _claim(journal, processing_dir, record.id, Path(record.source_path or ""))
-    _journal_claim(journal, record.id, moved)
+        moved = _move_in(journal, processing_dir, record.id, Path(record.source_path or ""), durable=True)
+    if moved is not None:
+        _journal_claim(journal, record.id, moved)
     return moved
 
 
-def _claim(journal: Journal, processing_dir: Path, file_id: int, source: Path) -> Path | None:
+def _move_in(journal: Journal, processing_dir: Path, file_id: int, source: Path, *, durable: bool) -> Path | None:
+    """Rename one planned file into processing/; None (journaled as abandoned) when it vanished."""
     try:
-        moved = archive.claim(source, processing_dir)
+        moved = archive.claim(source, processing_dir, durable=durable)
     except FileNotFoundError:
         journal.abandoned(file_id, "the file vanished before it was claimed")
         journal.file_reported(file_id)  # never taken: nothing to report
         log.warning("vanished: %s was no longer in %s when it was to be claimed", source.name, source.parent)
         return None
     failpoints.hit("claim-renamed")
-    _journal_claim(journal, file_id, moved)
     return moved
+
+
+def _journal_claims(journal: Journal, processing_dir: Path, moved: list[tuple[int, Path]]) -> None:
+    """Sync processing/ once, then journal each moved file as claimed."""
+    if moved:
+        archive.make_durable(processing_dir)
+    for file_id, destination in moved:
+        _journal_claim(journal, file_id, destination)
 
 
 def _journal_claim(journal: Journal, file_id: int, moved: Path) -> None:
@@ -115,7 +129,9 @@ def _journal_claim(journal: Journal, file_id: int, moved: Path) -> None:
 
 def _already_moved(journal: Journal, processing_dir: Path, record: FileRecord) -> Path | None:
     taken: set[str] | None = None
-    for candidate in archive.claim_names(record.name):
+    # The claim kept the name the file had in the drop folder (a file moved back from archive/ keeps
+    # its stamp): look for that name, not the original name the journal shows.
+    for candidate in archive.claim_names(Path(record.source_path or record.name).name):
         path = processing_dir / candidate
         if not path.exists():
             return None  # claims take the first free name: nothing further along is ours

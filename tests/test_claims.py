@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from agent import archive
 from agent.claims import Found, settle_claim, take
 from agent.journal import Journal
 from agent.journal_schema import FileState
@@ -82,3 +83,42 @@ def test_a_drop_folder_that_refuses_every_claim_leaves_no_row_behind(
             take(journal, config.agent.processing_dir, config.route(), [Found(path) for path in paths])
     assert journal.recent_files() == [] and journal.recent_batches() == []
     assert all(path.exists() for path in paths) and not any(config.agent.processing_dir.iterdir())
+
+
+def test_a_reprocessed_files_claim_renamed_but_not_journaled_is_found_under_its_stamped_name(
+    setup: tuple[Config, Journal],
+) -> None:
+    """An admin moved an archived file back (it keeps its stamp); the crash came after its rename."""
+    config, journal = setup
+    processing = config.agent.processing_dir
+    processing.mkdir(parents=True, exist_ok=True)
+    (source,) = _drop(config, "users.20261205T101500Z.txt")
+    batch = journal.start_batch("sis")
+    ours = journal.add_file(route="sis", target="learn", name="users.txt", source_path=source, batch_id=batch)
+    os.rename(source, processing / source.name)  # what the claim does: it keeps the drop folder's name
+
+    found = settle_claim(journal, processing, journal.file(ours))
+
+    assert found == processing / source.name
+    assert journal.file(ours).state is FileState.CLAIMED and journal.file(ours).current_path == str(found)
+
+
+def test_every_file_is_renamed_and_synced_before_any_claim_is_journaled(
+    setup: tuple[Config, Journal], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One sync of processing/ for the whole batch, between the renames and the journal's claims."""
+    config, journal = setup
+    paths = _drop(config, "users.txt", "courses.txt", "enrol.txt")
+    syncs: list[tuple[list[str], list[FileState]]] = []
+    real_sync = archive.make_durable
+
+    def observed_sync(folder: Path) -> None:
+        states = [record.state for record in journal.recent_files()]
+        syncs.append((sorted(p.name for p in folder.iterdir()), states))
+        real_sync(folder)
+
+    monkeypatch.setattr(archive, "make_durable", observed_sync)
+    taken = take(journal, config.agent.processing_dir, config.route(), [Found(p) for p in paths])
+
+    assert syncs == [(["courses.txt", "enrol.txt", "users.txt"], [FileState.CLAIMING] * 3)]
+    assert [journal.file(file_id).state for file_id in taken.file_ids] == [FileState.CLAIMED] * 3
