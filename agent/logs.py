@@ -14,8 +14,10 @@ systemd documents), so a command run by hand from a service's shell does not get
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -31,9 +33,20 @@ QUIET = logging.CRITICAL + 10  # a console level that lets nothing through (`run
 
 
 def utc_stamp(created: float) -> str:
-    """`2026-11-22T07:00:05.123Z`: a record's time in UTC, to the millisecond."""
-    moment = datetime.fromtimestamp(created, timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """`2026-11-22T07:00:05.123Z`: a record's time in UTC, to the millisecond.
+
+    The date and time to the second are formatted once per second (`_utc_second`): a burst logs
+    thousands of lines a second, and formatting a datetime was a tenth of the cost of each line."""
+    second = math.floor(created)
+    micro = round((created - second) * 1_000_000)
+    if micro == 1_000_000:  # rounds up into the next second, as datetime.fromtimestamp does
+        second, micro = second + 1, 0
+    return f"{_utc_second(second)}.{micro // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=8)
+def _utc_second(second: int) -> str:
+    return datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def syslog_priority(levelno: int) -> int:

@@ -20,7 +20,15 @@ from uuid import uuid4
 
 import pytest
 
-from agent.logs import QUIET, JsonFormatter, RedactingFilter, register_secrets, setup_logging, stderr_is_journal
+from agent.logs import (
+    QUIET,
+    JsonFormatter,
+    RedactingFilter,
+    register_secrets,
+    setup_logging,
+    stderr_is_journal,
+    utc_stamp,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -225,3 +233,19 @@ def test_json_formatter_without_filter_formats_exc_info() -> None:
     payload = json.loads(JsonFormatter().format(record))
     assert payload["message"] == "failed"
     assert "KeyError" in payload["exception"]
+
+
+@pytest.mark.parametrize(
+    ("created", "stamp"),
+    [
+        (1795000000.0, "2026-11-18T11:06:40.000Z"),
+        (1795000000.1234, "2026-11-18T11:06:40.123Z"),
+        (1795000000.9999996, "2026-11-18T11:06:41.000Z"),  # rounds into the next second, as datetime does
+        (1795000001.0005, "2026-11-18T11:06:41.000Z"),
+    ],
+)
+def test_a_log_time_is_utc_to_the_millisecond_even_when_its_second_was_formatted_before(
+    created: float, stamp: str
+) -> None:
+    assert utc_stamp(created - 1) != stamp  # the cache holds the second before, too
+    assert utc_stamp(created) == stamp
