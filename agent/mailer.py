@@ -26,11 +26,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.errors import MailError, MailUnconfirmed
+from agent.mailpolicy import MESSAGE_POLICY, SMTP_POLICY
 from agent.records import CheckResult
 from agent.render import RenderedEmail
 from agent.retry import RetryPolicy, retrying
@@ -43,13 +43,14 @@ STAMP_FORMAT = "%Y%m%dT%H%M%S.%f"  # the first 22 characters of an outbox name (
 PRUNE_EVERY_SECONDS = 3600.0  # outbox retention runs at most this often (a listing of a big folder)
 MAIL_RETRY = RetryPolicy(attempts=3, first_delay=2.0, factor=5.0, cap=10.0)  # pauses of 2 s, then 10 s
 _sequence = itertools.count(1)
+
 _sequence_lock = threading.Lock()
 
 
 def build_message(rendered: RenderedEmail, settings: EmailSettings) -> EmailMessage:
     """A multipart/alternative UTF-8 message (text first, HTML preferred by clients that can), with any
     attachments after it (then the whole message is multipart/mixed)."""
-    message = EmailMessage()
+    message = EmailMessage(policy=MESSAGE_POLICY)
     message["Subject"] = rendered.subject
     message["From"] = settings.from_addr
     message["To"] = ", ".join(settings.to) if settings.to else "undisclosed-recipients:;"

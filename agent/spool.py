@@ -25,14 +25,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
-from email.policy import SMTP as SMTP_POLICY
-from email.policy import default as DEFAULT_POLICY
 from pathlib import Path
 
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.errors import MailError, MailUnconfirmed
 from agent.mailer import Mailer, outbox_name, write_atomically
 from agent.mailer import written_at as written_at_name
+from agent.mailpolicy import MESSAGE_POLICY, SMTP_POLICY
 from agent.records import REPORT_KEY_HEADER
 from agent.settings import Config
 
@@ -260,7 +259,7 @@ def _subject(path: Path) -> str:
 def _header(path: Path, name: str) -> str | None:
     try:
         with path.open("rb") as handle:
-            value = BytesHeaderParser(policy=DEFAULT_POLICY).parse(handle)[name]
+            value = BytesHeaderParser(policy=MESSAGE_POLICY).parse(handle)[name]
     except OSError:
         return None
     return str(value) if value else None

@@ -30,6 +30,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "agent.printable",
         "agent.processes",
         "agent.heap",
+        "agent.mailpolicy",
     ),
     1: (
         "agent.retry",
