@@ -43,7 +43,6 @@ STAMP_FORMAT = "%Y%m%dT%H%M%S.%f"  # the first 22 characters of an outbox name (
 PRUNE_EVERY_SECONDS = 3600.0  # outbox retention runs at most this often (a listing of a big folder)
 MAIL_RETRY = RetryPolicy(attempts=3, first_delay=2.0, factor=5.0, cap=10.0)  # pauses of 2 s, then 10 s
 _sequence = itertools.count(1)
-
 _sequence_lock = threading.Lock()
 
 
