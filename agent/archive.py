@@ -181,8 +181,10 @@ def _rename_noreplace(source: Path, destination: Path) -> None:
     os.rename(source, destination)
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (best effort: some filesystems refuse to open folders)."""
+def make_durable(folder: Path) -> None:
+    """The renames into `folder` so far reach the disk (best effort: some filesystems refuse to open
+    folders). A move calls it before its caller journals the move; a batch of claims calls it once for
+    all of them, so after a power loss the journal never names a file where its rename was lost."""
     try:
         descriptor = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -212,7 +214,7 @@ def _copy_across(source: Path, destination: Path) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    _fsync_dir(destination.parent)
+    make_durable(destination.parent)
     try:
         source.unlink()
     except OSError:  # the source folder refuses (read-only): one copy only, the original stays
@@ -231,7 +233,7 @@ def _move(source: Path, destination: Path, *, durable: bool = True) -> None:
         _copy_across(source, destination)
         return
     if durable:
-        _fsync_dir(destination.parent)
+        make_durable(destination.parent)
 
 
 def _move_to_first_free(source: Path, folder: Path, candidates: Iterator[str], *, durable: bool = True) -> Path:
@@ -257,12 +259,6 @@ def claim(source: Path, processing_dir: Path, *, durable: bool = True) -> Path:
     destination = _move_to_first_free(source, processing_dir, _numbered(source.name), durable=durable)
     log.debug("claimed %s -> %s", source, destination)
     return destination
-
-
-def make_durable(folder: Path) -> None:
-    """The renames into `folder` so far reach the disk: called before any of them is journaled, so
-    after a power loss the journal never names a file where its rename was lost."""
-    _fsync_dir(folder)
 
 
 def put_back(path: Path, destination: Path) -> Path:
