@@ -23,9 +23,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from itertools import pairwise
-from multiprocessing import get_context
 from pathlib import Path
 
 from agent.heap import keep_freed_blocks
@@ -102,6 +100,11 @@ def scan_parallel(
         return None
     if threading.active_count() > 1:  # see the module docstring: never fork beside other threads
         return None
+    # Imported here, not at the top: the process pool's modules cost ~15 ms at start-up, and every
+    # command would pay it (status, a small post) while only a big file's check ever forks.
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     keep_freed_blocks()  # before the fork: every process of the scan reuses its blocks (agent.heap)
     cuts = boundaries(path, start, size, count)
     ranges = [(path, low, high, columns, delimiter, keys) for low, high in pairwise(cuts)]
