@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,21 +77,30 @@ class Run:
 
 
 def generate(path: Path, size_mb: int) -> int:
-    """A pipe-delimited person file of about size_mb MiB; returns its row count."""
+    """A pipe-delimited person file of at most size_mb MiB (whole lines); returns its row count.
+
+    At most, not about: curl --data-binary refuses a file over 1 GiB, and the issue's 1 GiB row
+    compares with it at that size, so `--size-mb 1024` must not overshoot by the last block."""
     target = size_mb * 1024 * 1024
-    rows, written = 0, 0
+    rows, written = 0, len(HEADER)
     with path.open("w", encoding="utf-8", newline="\n") as out:
         out.write(HEADER)
-        written += len(HEADER)
-        while written < target:
-            block = "".join(
+        while True:
+            lines = [
                 f"P{i:09d}|SIS|First{i}|Last{i}|user{i}|user{i}@example.edu|Y\n"
                 for i in range(rows + 1, rows + 100_001)
-            )
+            ]
+            block = "".join(lines)
+            if written + len(block) > target:
+                for line in lines:  # the last lines that still fit
+                    if written + len(line) > target:
+                        return rows
+                    out.write(line)
+                    written += len(line)
+                    rows += 1
             out.write(block)
             written += len(block)
-            rows += 100_000
-    return rows
+            rows += len(lines)
 
 
 def measure(name: str, command: list[str], env: dict[str, str] | None, work: Path) -> Run:
@@ -212,11 +222,16 @@ def main() -> int:
             )
 
         runs: list[Run] = []
+        rounds: list[dict[str, Run]] = []
         for round_number in range(1, max(1, args.repeat) + 1):
             print(f"round {round_number}:", flush=True)
+            rounds.append({})
             for name, command, job_env in jobs:
-                runs.append(check_run(measure(name, command, job_env, work), server_url, expected_sha, size))
+                run = check_run(measure(name, command, job_env, work), server_url, expected_sha, size)
+                runs.append(run)
+                rounds[-1][name] = run
         print_table(best_of(runs), size)
+        print_paired(rounds)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -268,12 +283,33 @@ def print_table(runs: list[Run], size: int) -> None:
     agent = next((r for r in runs if r.name.startswith("feed-agent post")), None)
     whole = next((r for r in runs if "data-binary" in r.name), None)
     if agent is not None and whole is not None and whole.ok:
-        print(f"feed-agent post / curl --data-binary = {agent.seconds / whole.seconds:.2f} (target <= 1.0)")
+        print(
+            f"feed-agent post / curl --data-binary = {agent.seconds / whole.seconds:.2f} (best rounds; target <= 1.0)"
+        )
     elif whole is not None:
         print(
             "curl --data-binary could not send this file: it reads the whole file into memory first and "
             "refuses at 1 GiB; compare with it at --size-mb 512"
         )
+
+
+def print_paired(rounds: list[dict[str, Run]]) -> None:
+    """The agent's time over each reference's in the same round: the median and range of those ratios.
+
+    Why paired: this VM moves single runs by 15 % either way; a ratio taken within one round, where
+    both clients met the same conditions, is steadier than a ratio of two best-ofs."""
+    agent = "feed-agent post --keep"
+    for reference, target in (("curl -T (streamed)", "<= 2.0"), ("curl --data-binary @FILE", "<= 1.0")):
+        ratios = sorted(
+            one[agent].seconds / one[reference].seconds
+            for one in rounds
+            if agent in one and reference in one and one[agent].ok and one[reference].ok
+        )
+        if ratios:
+            print(
+                f"feed-agent post / {reference}: median {statistics.median(ratios):.2f} of {len(ratios)} rounds "
+                f"(range {ratios[0]:.2f}-{ratios[-1]:.2f}; target {target})"
+            )
 
 
 if __name__ == "__main__":
