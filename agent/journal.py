@@ -192,7 +192,8 @@ class Journal(JobJournal, EpisodeJournal):
         crash or a lost answer makes it UNCONFIRMED, never a second upload. `sha256`: the digest of
         what was sent, when the upload computed it (Learn)."""
         digest = {"sha256": sha256} if sha256 is not None else {}
-        self._update(file_id, state=FileState.SENT, sent_at=at or utcnow(), **digest)
+        with self.durably():  # a power loss must not undo it: recovery would send the file again
+            self._update(file_id, state=FileState.SENT, sent_at=at or utcnow(), **digest)
 
     def upload_abandoned(self, file_id: int, reason: str) -> bool:
         """A stop cut the upload short before its last byte went out: nothing reached the destination,

@@ -7,8 +7,9 @@ and survives the process being killed (SIGKILL, OOM killer, a crash in a library
 process that opens the database replays the WAL. ``synchronous=NORMAL`` only skips the fsync on
 each commit, so what it risks is the last few commits after a *power loss or kernel crash*, never
 corruption (WAL keeps the database consistent). That is the right trade for a ledger written on
-every poll; ``FULL`` would add an fsync per status reading. WAL also lets `feed-agent status` read
-while the daemon writes.
+every poll; ``FULL`` would add an fsync per status reading. The one record whose loss would send a
+file twice, SENT, is written ``durably`` (an fsync before the body's last byte). WAL also lets
+`feed-agent status` read while the daemon writes.
 
 Threads: the daemon loop, watcher callbacks and the mail thread share one connection
 (``check_same_thread=False``) serialised by an RLock; SQLite's own busy timeout covers a second
@@ -82,7 +83,8 @@ class JournalBase:
 
     def _configure(self) -> None:
         mode = str(self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
-        if mode == "wal":
+        self._relaxed = mode == "wal"  # commits reach the page cache only (see `durably`)
+        if self._relaxed:
             self._conn.execute("PRAGMA synchronous=NORMAL")
         else:
             # Outside WAL, NORMAL could corrupt the file on power loss; FULL is the safe setting.
@@ -153,6 +155,30 @@ class JournalBase:
                 raise
             with self._plain_errors():
                 self._conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def durably(self) -> Iterator[None]:
+        """Writes that must survive a power loss or a kernel crash, not only a killed process: each
+        is on disk when it returns.
+
+        Why: with `synchronous=NORMAL` a commit reaches the page cache only. One record must not be
+        lost that way: SENT, written just before a body's last byte. Lost after Learn got the file,
+        recovery would find the file `submitting` and send it a second time. `FULL` for these writes
+        costs one fsync of the WAL, which also makes every earlier commit durable. Each write must be
+        its own transaction (SQLite cannot change the setting inside one)."""
+        with self._lock:
+            if not self._relaxed:  # outside WAL every commit is synced already
+                yield
+                return
+            if self._conn.in_transaction:
+                raise RuntimeError("a durable journal write must be its own transaction, not inside atomically()")
+            with self._plain_errors():
+                self._conn.execute("PRAGMA synchronous=FULL")
+            try:
+                yield
+            finally:
+                with self._plain_errors():
+                    self._conn.execute("PRAGMA synchronous=NORMAL")
 
     @contextlib.contextmanager
     def _plain_errors(self) -> Iterator[None]:

@@ -308,6 +308,45 @@ def test_sent_and_decided_unsent_are_states_a_restart_reads(journal: Journal) ->
     assert journal.file(file_id).state is FileState.UNCONFIRMED and not journal.file(file_id).in_flight
 
 
+def test_sent_alone_is_synced_to_disk_before_it_returns(journal: Journal) -> None:
+    """SENT is the record a power loss must not undo (recovery would find the file `submitting` and
+    send it again): its commit runs with synchronous=FULL (an fsync of the WAL). The writes around it
+    stay NORMAL, and so does the connection afterwards."""
+    file_id = add(journal)
+    statements: list[str] = []
+    journal._conn.set_trace_callback(statements.append)
+    journal.submitting(file_id)
+    journal.sent(file_id, T0)
+    journal.submitted(file_id, Receipt(target="learn", kind="learn", reference="abc"))
+    journal._conn.set_trace_callback(None)
+    shapes = [
+        "FULL"
+        if "synchronous=FULL" in s
+        else "NORMAL"
+        if "synchronous=NORMAL" in s
+        else "SENT"
+        if "sent_at" in s
+        else "write"
+        for s in statements
+        if s.startswith(("UPDATE", "PRAGMA"))
+    ]
+    assert shapes == ["write", "FULL", "SENT", "NORMAL", "write"]
+    assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+    assert journal.file(file_id).state is FileState.SUBMITTED
+
+
+def test_a_durable_write_cannot_hide_inside_a_transaction(journal: Journal) -> None:
+    """SQLite cannot change the sync level inside a transaction: such a write would silently be no
+    more durable than the transaction's commit, so it is refused, and the transaction rolls back."""
+    file_id = add(journal)
+    with pytest.raises(RuntimeError, match="its own transaction"), journal.atomically():
+        journal.submitting(file_id)
+        journal.sent(file_id, T0)
+    assert journal.file(file_id).state is not FileState.SUBMITTING
+    journal.sent(file_id, T0)
+    assert journal.file(file_id).state is FileState.SENT
+
+
 def refresh(
     journal: Journal,
     rows: int,
