@@ -22,13 +22,21 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
-from upload_bench import FEED_AGENT, PASSWORD, PYTHON, REPO, USERNAME, feed_agent_config, generate, measure
+from upload_bench import (
+    FEED_AGENT,
+    PASSWORD,
+    PYTHON,
+    USERNAME,
+    feed_agent_config,
+    generate,
+    measure,
+    start_discard_server,
+)
 
 PROBE_CHILD = textwrap.dedent("""
     import os, struct, sys
@@ -95,14 +103,8 @@ def main() -> int:
         print("needs curl (apt-get install -y curl) and ./install.sh", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="stream-probe-", dir=args.dir))
-    server = subprocess.Popen(
-        [str(PYTHON), str(REPO / "bench" / "discard_server.py"), "--username", USERNAME, "--password", PASSWORD],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    server, server_url = start_discard_server()
     try:
-        assert server.stdout is not None
-        server_url = server.stdout.readline().split()[-1]
         upload_url = f"{server_url}/webapps/bb-data-integration-flatfile-BBLEARN/endpoint/person/store"
         path = work / "people.txt"
         rows = generate(path, args.size_mb)

@@ -103,6 +103,18 @@ def generate(path: Path, size_mb: int) -> int:
             rows += len(lines)
 
 
+def start_discard_server() -> tuple[subprocess.Popen[str], str]:
+    """bench/discard_server.py in its own process (its hashing never competes with a client's GIL),
+    and its URL; the caller terminates it."""
+    server = subprocess.Popen(
+        [str(PYTHON), str(REPO / "bench" / "discard_server.py"), "--username", USERNAME, "--password", PASSWORD],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout is not None
+    return server, server.stdout.readline().split()[-1]
+
+
 def measure(name: str, command: list[str], env: dict[str, str] | None, work: Path) -> Run:
     """Runs one child under the lean launcher: wall seconds and peak RSS (os.wait4) of that child alone."""
     report = work / "measure.json"
@@ -172,14 +184,8 @@ def main() -> int:
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="upload-bench-", dir=args.dir))
-    server = subprocess.Popen(
-        [str(PYTHON), str(REPO / "bench" / "discard_server.py"), "--username", USERNAME, "--password", PASSWORD],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    server, server_url = start_discard_server()
     try:
-        assert server.stdout is not None
-        server_url = server.stdout.readline().split()[-1]
         upload_url = f"{server_url}/webapps/bb-data-integration-flatfile-{INTEGRATION}/endpoint/person/store"
         path = work / "people.txt"
         print(f"generating {args.size_mb} MiB person file in {work} ...", flush=True)
