@@ -47,7 +47,6 @@ PROBE_CHILD = textwrap.dedent("""
     from agent.targets.http import StreamedBody, new_session
 
     url, path = sys.argv[1], Path(sys.argv[2])
-    columns = "external_person_key|data_source_key|firstname|lastname|user_id|email|available_ind".split("|")
     keep_freed_blocks()
     reading, writing = os.pipe()
     checker = os.fork()
@@ -55,10 +54,13 @@ PROBE_CHILD = textwrap.dedent("""
         os.close(reading)
         with path.open("rb") as handle:
             header = handle.readline()
+            columns = header.decode().rstrip("\\r\\n").split("|")
             class Reporting:
                 offset = len(header)
                 def read(self, size):
-                    os.write(writing, struct.pack("q", self.offset))  # every block before this one passed
+                    # Every whole line before this offset passed; the line cut at the block's end has not
+                    # yet, which is safe: the last piece waits for the verdict.
+                    os.write(writing, struct.pack("q", self.offset))
                     data = handle.read(size)
                     self.offset += len(data)
                     return data
@@ -103,9 +105,8 @@ def main() -> int:
         print("needs curl (apt-get install -y curl) and ./install.sh", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="stream-probe-", dir=args.dir))
-    server, server_url = start_discard_server()
+    server, server_url, upload_url = start_discard_server()
     try:
-        upload_url = f"{server_url}/webapps/bb-data-integration-flatfile-BBLEARN/endpoint/person/store"
         path = work / "people.txt"
         rows = generate(path, args.size_mb)
         print(f"{path.stat().st_size:,} bytes, {rows:,} rows; server {server_url}", flush=True)

@@ -103,16 +103,17 @@ def generate(path: Path, size_mb: int) -> int:
             rows += len(lines)
 
 
-def start_discard_server() -> tuple[subprocess.Popen[str], str]:
-    """bench/discard_server.py in its own process (its hashing never competes with a client's GIL),
-    and its URL; the caller terminates it."""
+def start_discard_server() -> tuple[subprocess.Popen[str], str, str]:
+    """bench/discard_server.py in its own process (its hashing never competes with a client's GIL):
+    the process (the caller terminates it), its URL and its person/store upload URL."""
     server = subprocess.Popen(
         [str(PYTHON), str(REPO / "bench" / "discard_server.py"), "--username", USERNAME, "--password", PASSWORD],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert server.stdout is not None
-    return server, server.stdout.readline().split()[-1]
+    server_url = server.stdout.readline().split()[-1]
+    return server, server_url, f"{server_url}/webapps/bb-data-integration-flatfile-{INTEGRATION}/endpoint/person/store"
 
 
 def measure(name: str, command: list[str], env: dict[str, str] | None, work: Path) -> Run:
@@ -184,9 +185,8 @@ def main() -> int:
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="upload-bench-", dir=args.dir))
-    server, server_url = start_discard_server()
+    server, server_url, upload_url = start_discard_server()
     try:
-        upload_url = f"{server_url}/webapps/bb-data-integration-flatfile-{INTEGRATION}/endpoint/person/store"
         path = work / "people.txt"
         print(f"generating {args.size_mb} MiB person file in {work} ...", flush=True)
         rows = generate(path, args.size_mb)
