@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 from typing import BinaryIO, cast
 
-QUEUED_BLOCKS = 2  # blocks read but not yet hashed (4 MiB each); the reader waits beyond this
+QUEUED_BLOCKS = 2  # blocks read but not yet hashed (a scan block each); the reader waits beyond this
 DRAIN_SIZE = 4 * 1024 * 1024
 # A file of at most one block is hashed as it is read, on the reading thread: there is nothing to
 # overlap, and starting and joining a thread per file was a tenth of the CPU of a burst of small files.

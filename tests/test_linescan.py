@@ -11,12 +11,13 @@ COLUMNS = ["external_person_key", "firstname", "lastname", "user_id"]
 
 
 def scan(body: bytes, block: int | None = None):  # type: ignore[no-untyped-def]
+    default = linescan.BLOCK_SIZE
     if block is not None:
         linescan.BLOCK_SIZE = block
     try:
         return scan_rows(io.BytesIO(body), b"", COLUMNS, "|", [0])
     finally:
-        linescan.BLOCK_SIZE = 4 * 1024 * 1024
+        linescan.BLOCK_SIZE = default
 
 
 def test_counts_rows_bad_rows_and_empty_keys_with_line_numbers() -> None:
@@ -62,3 +63,33 @@ def test_bad_utf8_and_nul_bytes_stop_the_scan_with_the_line() -> None:
     assert "line 3 has the byte 0xEB" in latin1.problems[0]
     binary = scan(b"P1|A|B|a\nP2|\x00|B|b\n")
     assert not binary.finished and "NUL bytes (line 3)" in binary.problems[0]
+
+
+def test_a_line_longer_than_the_limit_stops_the_scan_with_its_number_and_one_under_it_is_a_row(
+    monkeypatch,
+) -> None:  # type: ignore[no-untyped-def]
+    """A line longer than a block is gathered across blocks (a file with CR-only line ends is one
+    such line); past the limit the scan stops and names it."""
+    monkeypatch.setattr(linescan, "MAX_LINE_BYTES", 4096)
+    under = scan(b"P1|A|B|a\nP2|" + b"x" * 3000 + b"|B|b\nP3|A|B|c\n", block=64)
+    assert under.finished and under.rows == 3 and under.bad_rows == 0
+    over = scan(b"P1|A|B|a\nP2|A|B|b\nP3|" + b"x" * 5000 + b"|B|c\n", block=64)
+    assert not over.finished
+    assert over.problems == ["line 4 is longer than 0 MiB: this is not a flat file (or its line ends are missing)"]
+
+
+def test_quoted_values_are_found_whether_or_not_their_rows_have_the_right_columns() -> None:
+    """Quotes are looked for in the block's structure (its delimiters, line ends, quotes and NULs)
+    and taken out of it before the column counts are compared: a quoted value alone is no bad row."""
+    clean = scan(b'P1|A|B|a\nP2|"A"|B|b\nP3|A|B|c\n')
+    assert clean.finished and clean.rows == 3 and clean.bad_rows == 0
+    assert (clean.quoted.count, clean.quoted.lines) == (1, [3])
+    short = scan(b'P1|A|B|a\nP2|"A"|B\nP3|A|B|c\n')
+    assert short.rows == 3 and short.bad_row_lines == [3] and short.quoted.lines == [3]
+    assert scan(b'P1|A|B|a\nP2|A"s|B|b\n').quoted.count == 0  # a quote inside a value is not a quoted value
+
+
+def test_a_nul_byte_is_named_before_bad_utf8_in_the_same_block() -> None:
+    both = scan("P1|A|B|a\nP2|Zoë|B|b\nP3|\x00|B|c\n".encode("latin-1"))
+    assert not both.finished and not both.encoding_failed
+    assert both.problems == ["the file contains NUL bytes (line 4): it is binary or corrupt, not a text export"]
