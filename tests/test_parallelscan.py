@@ -19,6 +19,7 @@ HEADER = "external_person_key|data_source_key|firstname|lastname|user_id"
 COLUMNS = HEADER.split("|")
 KEYS = [0, 4]
 ROOT = Path(__file__).resolve().parent.parent
+HANG = 120  # seconds: a split scan that waits for a process that never ends fails instead of hanging
 
 
 def messy_file(path: Path, rows: int = 30_000) -> Path:
@@ -66,6 +67,39 @@ def split_facts(path: str, workers: int, min_bytes: int | None = 0) -> object:
     return None if split is None else json.loads(json.dumps(facts(split)))
 
 
+def split_with_a_failing_process(path: str, which: str) -> object:
+    """The split scan when one process's part fails (`which`: "child" dies mid-scan without an
+    answer, "parent" raises while a child still scans), and what it left behind: the answer or the
+    error, whether any child process is left, and how many file descriptors it gained."""
+    import os
+
+    import agent.parallelscan as parallelscan
+
+    parent, real = os.getpid(), parallelscan.scan_range
+
+    def failing(*arguments: object) -> LineCounter:
+        if which == "child" and os.getpid() != parent:
+            os.kill(os.getpid(), 9)  # as the OOM killer would
+        if which == "parent" and os.getpid() == parent:
+            raise OSError("the disk went away")
+        if which == "parent":
+            threading.Event().wait()  # a child still busy when the parent gives up: never ends by itself
+        return real(*arguments)  # type: ignore[arg-type]
+
+    parallelscan.scan_range = failing  # type: ignore[assignment]
+    descriptors = len(os.listdir("/proc/self/fd"))
+    try:
+        answer: object = split_facts(path, 3)
+    except OSError as exc:
+        answer = str(exc)
+    try:
+        os.waitpid(-1, os.WNOHANG)
+        children_left = True
+    except ChildProcessError:
+        children_left = False
+    return [answer, children_left, len(os.listdir("/proc/self/fd")) - descriptors]
+
+
 def split_inspection(path: str) -> object:
     """What `inspect_file` says when it may split however small the file is."""
     monkeypatch = pytest.MonkeyPatch()
@@ -83,7 +117,12 @@ def in_fresh_process(function: str, *arguments: object) -> object:
         f"print(json.dumps(m.{function}(*json.loads(sys.argv[1]))))"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(arguments)], capture_output=True, text=True, check=True, cwd=ROOT
+        [sys.executable, "-c", code, json.dumps(arguments)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        timeout=HANG,
     )
     return json.loads(done.stdout)
 
@@ -116,6 +155,17 @@ def test_a_fatal_problem_in_any_range_leaves_the_scan_to_one_pass(tmp_path: Path
     data[-40] = 0  # ...but a NUL byte in the last range
     path.write_bytes(bytes(data))
     assert in_fresh_process("split_facts", str(path), 3) is None
+
+
+def test_a_scanning_process_that_dies_leaves_the_scan_to_one_pass_and_nothing_behind(tmp_path: Path) -> None:
+    path = messy_file(tmp_path / "users.txt")
+    assert in_fresh_process("split_with_a_failing_process", str(path), "child") == [None, False, 0]
+
+
+def test_when_the_parent_s_part_fails_the_other_processes_are_ended_and_its_error_raised(tmp_path: Path) -> None:
+    path = messy_file(tmp_path / "users.txt")
+    # The children never end by themselves: waiting for them instead of ending them would hang.
+    assert in_fresh_process("split_with_a_failing_process", str(path), "parent") == ["the disk went away", False, 0]
 
 
 def test_small_files_are_scanned_in_one_pass(tmp_path: Path) -> None:
