@@ -101,8 +101,8 @@ def scan_parallel(
     min_bytes: int | None = None,
 ) -> LineCounter | None:
     """The scan of the rows from byte `start` to the end, split across processes; None when it is not
-    worth it (a small file, one core), not safe (other threads) or a range met a fatal problem (then
-    scan sequentially)."""
+    worth it (a small file, one core), not safe (other threads), not possible (the system refused a
+    process, or one died) or a range met a fatal problem: then scan sequentially."""
     size = path.stat().st_size
     count = workers or len(os.sched_getaffinity(0))
     if count < 2 or size - start < (PARALLEL_MIN_BYTES if min_bytes is None else min_bytes):
@@ -115,7 +115,10 @@ def scan_parallel(
     children: list[tuple[int, int]] = []
     theirs: list[LineCounter | None] = []
     try:
-        children.extend(_forked(partial(scan_range, *arguments)) for arguments in ranges[1:])
+        try:
+            children.extend(_forked(partial(scan_range, *arguments)) for arguments in ranges[1:])
+        except OSError:  # no process to spare (EAGAIN, ENOMEM): one pass, once the others are ended
+            return None
         mine = scan_range(*ranges[0])
         while children:
             theirs.append(_collected(children.pop(0)))

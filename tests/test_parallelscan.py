@@ -100,6 +100,33 @@ def split_with_a_failing_process(path: str, which: str) -> object:
     return [answer, children_left, len(os.listdir("/proc/self/fd")) - descriptors]
 
 
+def split_when_a_fork_fails(path: str) -> object:
+    """The split scan when the system refuses the second process (the first one was started), and
+    whether any child process is left."""
+    import errno
+    import os
+
+    real, forks = os.fork, []
+
+    def refusing() -> int:
+        forks.append(1)
+        if len(forks) > 1:
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        return real()
+
+    os.fork = refusing  # type: ignore[assignment]
+    try:
+        answer = split_facts(path, 3)
+    finally:
+        os.fork = real  # type: ignore[assignment]
+    try:
+        os.waitpid(-1, os.WNOHANG)
+        children_left = True
+    except ChildProcessError:
+        children_left = False
+    return [answer, children_left]
+
+
 def split_inspection(path: str) -> object:
     """What `inspect_file` says when it may split however small the file is."""
     monkeypatch = pytest.MonkeyPatch()
@@ -166,6 +193,11 @@ def test_when_the_parent_s_part_fails_the_other_processes_are_ended_and_its_erro
     path = messy_file(tmp_path / "users.txt")
     # The children never end by themselves: waiting for them instead of ending them would hang.
     assert in_fresh_process("split_with_a_failing_process", str(path), "parent") == ["the disk went away", False, 0]
+
+
+def test_a_system_that_refuses_a_process_gets_one_pass_and_no_child_is_left(tmp_path: Path) -> None:
+    path = messy_file(tmp_path / "users.txt")
+    assert in_fresh_process("split_when_a_fork_fails", str(path)) == [None, False]
 
 
 def test_small_files_are_scanned_in_one_pass(tmp_path: Path) -> None:
