@@ -138,7 +138,12 @@ def _forked(work: Callable[[], LineCounter]) -> tuple[int, int]:
     the parent's runs twice. Anything that goes wrong in it (an exception, a signal) ends it without
     an answer."""
     reading, writing = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(reading)
+        os.close(writing)
+        raise
     if pid == 0:  # the child
         code = 1
         try:

@@ -101,8 +101,8 @@ def split_with_a_failing_process(path: str, which: str) -> object:
 
 
 def split_when_a_fork_fails(path: str) -> object:
-    """The split scan when the system refuses the second process (the first one was started), and
-    whether any child process is left."""
+    """The split scan when the system refuses the second process (the first one was started), whether
+    any child process is left, and how many file descriptors it gained."""
     import errno
     import os
 
@@ -115,6 +115,7 @@ def split_when_a_fork_fails(path: str) -> object:
         return real()
 
     os.fork = refusing  # type: ignore[assignment]
+    descriptors = len(os.listdir("/proc/self/fd"))
     try:
         answer = split_facts(path, 3)
     finally:
@@ -124,7 +125,7 @@ def split_when_a_fork_fails(path: str) -> object:
         children_left = True
     except ChildProcessError:
         children_left = False
-    return [answer, children_left]
+    return [answer, children_left, len(os.listdir("/proc/self/fd")) - descriptors]
 
 
 def split_inspection(path: str) -> object:
@@ -197,7 +198,7 @@ def test_when_the_parent_s_part_fails_the_other_processes_are_ended_and_its_erro
 
 def test_a_system_that_refuses_a_process_gets_one_pass_and_no_child_is_left(tmp_path: Path) -> None:
     path = messy_file(tmp_path / "users.txt")
-    assert in_fresh_process("split_when_a_fork_fails", str(path)) == [None, False]
+    assert in_fresh_process("split_when_a_fork_fails", str(path)) == [None, False, 0]
 
 
 def test_small_files_are_scanned_in_one_pass(tmp_path: Path) -> None:
