@@ -70,12 +70,13 @@ def test_a_line_longer_than_the_limit_stops_the_scan_with_its_number_and_one_und
 ) -> None:  # type: ignore[no-untyped-def]
     """A line longer than a block is gathered across blocks (a file with CR-only line ends is one
     such line); past the limit the scan stops and names it."""
-    monkeypatch.setattr(linescan, "MAX_LINE_BYTES", 4096)
-    under = scan(b"P1|A|B|a\nP2|" + b"x" * 3000 + b"|B|b\nP3|A|B|c\n", block=64)
+    monkeypatch.setattr(linescan, "MAX_LINE_BYTES", 1024 * 1024)
+    long_value = b"x" * (900 * 1024)
+    under = scan(b"P1|A|B|a\nP2|" + long_value + b"|B|b\nP3|A|B|c\n", block=4096)
     assert under.finished and under.rows == 3 and under.bad_rows == 0
-    over = scan(b"P1|A|B|a\nP2|A|B|b\nP3|" + b"x" * 5000 + b"|B|c\n", block=64)
+    over = scan(b"P1|A|B|a\nP2|A|B|b\nP3|" + long_value * 2 + b"|B|c\n", block=4096)
     assert not over.finished
-    assert over.problems == ["line 4 is longer than 0 MiB: this is not a flat file (or its line ends are missing)"]
+    assert over.problems == ["line 4 is longer than 1 MiB: this is not a flat file (or its line ends are missing)"]
 
 
 def test_quoted_values_are_found_whether_or_not_their_rows_have_the_right_columns() -> None:
