@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -71,8 +73,6 @@ def split_with_a_failing_process(path: str, which: str) -> object:
     """The split scan when one process's part fails (`which`: "child" dies mid-scan without an
     answer, "parent" raises while a child still scans), and what it left behind: the answer or the
     error, whether any child process is left, and how many file descriptors it gained."""
-    import os
-
     import agent.parallelscan as parallelscan
 
     parent, real = os.getpid(), parallelscan.scan_range
@@ -87,25 +87,17 @@ def split_with_a_failing_process(path: str, which: str) -> object:
         return real(*arguments)  # type: ignore[arg-type]
 
     parallelscan.scan_range = failing  # type: ignore[assignment]
-    descriptors = len(os.listdir("/proc/self/fd"))
+    descriptors = _open_descriptors()
     try:
         answer: object = split_facts(path, 3)
     except OSError as exc:
         answer = str(exc)
-    try:
-        os.waitpid(-1, os.WNOHANG)
-        children_left = True
-    except ChildProcessError:
-        children_left = False
-    return [answer, children_left, len(os.listdir("/proc/self/fd")) - descriptors]
+    return [answer, *_left_behind(descriptors)]
 
 
 def split_when_a_fork_fails(path: str) -> object:
     """The split scan when the system refuses the second process (the first one was started), whether
     any child process is left, and how many file descriptors it gained."""
-    import errno
-    import os
-
     real, forks = os.fork, []
 
     def refusing() -> int:
@@ -115,17 +107,27 @@ def split_when_a_fork_fails(path: str) -> object:
         return real()
 
     os.fork = refusing  # type: ignore[assignment]
-    descriptors = len(os.listdir("/proc/self/fd"))
+    descriptors = _open_descriptors()
     try:
         answer = split_facts(path, 3)
     finally:
         os.fork = real  # type: ignore[assignment]
+    return [answer, *_left_behind(descriptors)]
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _left_behind(descriptors_before: int) -> list[object]:
+    """What a split scan left in this process: whether a child process is still there (running or
+    unreaped), and how many more file descriptors are open than before it."""
     try:
         os.waitpid(-1, os.WNOHANG)
         children_left = True
     except ChildProcessError:
         children_left = False
-    return [answer, children_left, len(os.listdir("/proc/self/fd")) - descriptors]
+    return [children_left, _open_descriptors() - descriptors_before]
 
 
 def split_inspection(path: str) -> object:
